@@ -1,0 +1,102 @@
+// Appliance configuration: one XML file validated against
+// schemas/portcullis-config.xsd by Xerces-C++, then checked for meaning.
+// Any error stops the load with file:line:column and what was expected;
+// nothing falls back silently to a default that the schema does not state.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace portcullis::config {
+
+// A load error, already formatted as "FILE:LINE:COLUMN: message".
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(const std::string& file, int line, int column, const std::string& message);
+  const std::string& file() const { return file_; }
+  int line() const { return line_; }
+  int column() const { return column_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string file_;
+  int line_, column_;
+  std::string message_;
+};
+
+enum class PeerAuth { SaslExternal, Dialback, Any };   // what a peer must use to authenticate
+enum class PeerTls { Required, Optional, Forbidden };  // Optional/Forbidden need allow-plaintext
+
+struct StanzaKinds {
+  bool message = true, presence = true, iq = true;
+};
+
+// One row of a side's peering table: which servers on this side we talk to.
+struct Peer {
+  std::string domain_pattern;    // "a.test" or "*.a.test"
+  std::string host;              // numeric address to dial (no DNS)
+  int port = 5269;
+  PeerAuth auth = PeerAuth::SaslExternal;
+  PeerTls tls = PeerTls::Required;
+  StanzaKinds kinds;
+  int line = 0, column = 0;      // position in the file, for later messages
+};
+
+struct Listen {
+  std::string address;
+  int port = 5269;
+};
+
+struct Side {
+  std::string name;                     // "low" or "high"
+  std::vector<Listen> listen;
+  std::vector<std::string> fronts;      // far-side domains this side presents (exact names)
+  std::string cert_file, key_file, ca_file;
+  std::string dialback_secret_file;     // empty: dialback disabled on this side
+  std::vector<Peer> peers;              // evaluated in order; first match wins
+  // Timeouts (milliseconds).
+  std::uint32_t connect_timeout_ms = 10000;
+  std::uint32_t negotiation_timeout_ms = 15000;   // every negotiation step
+  std::uint32_t keepalive_interval_ms = 60000;    // whitespace keepalive
+  std::uint32_t idle_timeout_ms = 600000;         // close idle streams
+  std::uint32_t queue_timeout_ms = 30000;         // stanzas waiting for a link
+  std::size_t max_queue = 1000;                   // per outbound link
+  // Parser limits for streams on this side.
+  std::size_t max_stanza_bytes = 262144;
+  std::size_t max_depth = 32;
+  std::size_t max_attributes = 64;
+};
+
+// First version of the filter policy (issue 2); the full policy file replaces it.
+struct DomainPairRule {
+  std::string id;
+  std::string from_pattern;   // domain pattern of the sender
+  std::string to_pattern;     // domain pattern of the recipient
+};
+
+struct DirectionPolicy {
+  std::vector<DomainPairRule> allow;          // empty = deny all
+  std::size_t max_stanza_bytes = 65536;
+};
+
+struct Supervision {
+  std::uint32_t restart_backoff_ms = 500;     // first restart delay; doubles to max
+  std::uint32_t restart_backoff_max_ms = 10000;
+};
+
+struct Config {
+  std::string file;                 // path it was loaded from
+  Side low, high;
+  DirectionPolicy low_to_high, high_to_low;
+  Supervision supervision;
+  std::string log_target = "stderr";   // "stderr" or "syslog"
+  std::string log_level = "info";
+};
+
+// Loads, validates against the XSD in `schema_dir`, and checks meaning.
+// Throws ConfigError (first error) on failure.
+Config load_config(const std::string& file, const std::string& schema_dir);
+
+}  // namespace portcullis::config

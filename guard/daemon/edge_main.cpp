@@ -1,0 +1,109 @@
+// edge(low) / edge(high): the S2S server of one side plus its frame channel to
+// the filter. The channel is the only route to the other side.
+#include <signal.h>
+
+#include <memory>
+
+#include "guard/config/config.h"
+#include "guard/daemon/roles.h"
+#include "guard/daemon/signals.h"
+#include "guard/ipc/frame_channel.h"
+#include "guard/log/log.h"
+#include "guard/s2s/edge_server.h"
+#include "guard/supervisor/child_control.h"
+
+namespace portcullis::daemon {
+
+namespace {
+
+std::unique_ptr<Logger> make_logger(const std::string& name, const config::Config& cfg, bool foreground) {
+  LogLevel level = LogLevel::Info;
+  parse_log_level(cfg.log_level, level);
+  const bool syslog = !foreground && cfg.log_target == "syslog";
+  return std::make_unique<Logger>(name, syslog ? Logger::Target::Syslog : Logger::Target::Stderr, level);
+}
+
+}  // namespace
+
+int run_edge(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
+  const bool low = args.role == supervisor::Role::EdgeLow;
+  const std::string name = low ? "edge(low)" : "edge(high)";
+  config::Config cfg;
+  try {
+    cfg = config::load_config(opts.config_file, opts.schema_dir);
+  } catch (const std::exception& e) {
+    Logger fallback(name, Logger::Target::Stderr, LogLevel::Info);
+    fallback.error(std::string("cannot load config: ") + e.what());
+    return 2;
+  }
+  auto log = make_logger(name, cfg, opts.foreground);
+  net::SteadyClock clock;
+  net::EventLoop loop(clock);
+  const config::Side& side = low ? cfg.low : cfg.high;
+  std::unique_ptr<s2s::EdgeServer> server;
+  try {
+    server = std::make_unique<s2s::EdgeServer>(loop, side, low ? ipc::Direction::LowToHigh : ipc::Direction::HighToLow, *log);
+    server->start();
+  } catch (const std::exception& e) {
+    log->error(std::string("cannot start: ") + e.what());
+    return 3;
+  }
+
+  std::unique_ptr<ipc::FrameChannel> channel;
+  auto attach = [&](int fd) {
+    channel = std::make_unique<ipc::FrameChannel>(loop, fd);
+    ipc::FrameChannel::Callbacks cb;
+    cb.on_frame = [&](ipc::Frame&& f) { server->on_filter_frame(f); };
+    cb.on_closed = [&](const std::string& reason) {
+      server->filter_lost(reason);
+      // The channel object is dropped on the next iteration (we are inside it).
+      loop.post([&] {
+        if (channel && !channel->is_open()) channel.reset();
+      });
+    };
+    channel->set_callbacks(std::move(cb));
+    channel->start();
+    ipc::FrameChannel* raw = channel.get();
+    server->set_filter([raw](const ipc::Frame& f) { return raw->send(f); });
+  };
+  attach(args.fds.ipc_fd);
+
+  supervisor::ChildControl::Callbacks ccb;
+  ccb.on_fd = [&](std::string_view tag, ipc::UniqueFd fd) {
+    if (tag != "filter") {
+      LogLine(*log, LogLevel::Error) << "control: ignoring fd tagged '" << tag << "'";
+      return;
+    }
+    LogLine(*log, LogLevel::Info) << "control: new link to the filter";
+    if (channel) {
+      channel->close();
+      server->filter_lost("replaced by a new link");
+    }
+    attach(fd.release());
+  };
+  ccb.on_supervisor_gone = [&](const std::string& reason) {
+    LogLine(*log, LogLevel::Error) << "supervisor gone (" << reason << "): exiting";
+    server->shutdown();
+    loop.stop();
+  };
+  ccb.on_bad_message = [&](const std::string& err) { LogLine(*log, LogLevel::Error) << "control: " << err; };
+  supervisor::ChildControl control(loop, args.fds.control_fd, std::move(ccb));
+  control.start();
+
+  bool stopping = false;
+  TerminationSignals signals(loop, [&](int sig) {
+    if (sig == SIGHUP) return;   // edges have nothing to reload yet
+    if (stopping) return;
+    stopping = true;
+    log->info("terminating: closing streams");
+    server->shutdown();
+    // Give the closing stream errors a moment to flush, then stop.
+    loop.add_timer(net::Duration(300), [&] { loop.stop(); });
+  });
+
+  log->info("started for side " + side.name);
+  loop.run();
+  return 0;
+}
+
+}  // namespace portcullis::daemon

@@ -1,0 +1,46 @@
+// portcullisd: the supervisor. It holds no stanza and no peer connection; it
+// creates the filter<->edge socketpairs, starts the children and restarts them.
+#include <memory>
+
+#include "guard/config/config.h"
+#include "guard/daemon/roles.h"
+#include "guard/log/log.h"
+
+namespace portcullis::daemon {
+
+int run_supervisor(const DaemonOptions& opts) {
+  config::Config cfg;
+  try {
+    cfg = config::load_config(opts.config_file, opts.schema_dir);
+  } catch (const std::exception& e) {
+    Logger fallback("portcullisd", Logger::Target::Stderr, LogLevel::Info);
+    fallback.error(e.what());
+    return 2;
+  }
+  LogLevel level = LogLevel::Info;
+  parse_log_level(cfg.log_level, level);
+  Logger log("portcullisd", !opts.foreground && cfg.log_target == "syslog" ? Logger::Target::Syslog : Logger::Target::Stderr,
+             level);
+  net::SteadyClock clock;
+  net::EventLoop loop(clock);
+  supervisor::SupervisorOptions so;
+  so.common_args = {"--config", opts.config_file, "--schema-dir", opts.schema_dir};
+  if (opts.foreground) so.common_args.push_back("--foreground");
+  so.initial_backoff = net::Duration(cfg.supervision.restart_backoff_ms);
+  so.max_backoff = net::Duration(cfg.supervision.restart_backoff_max_ms);
+  so.log = [&log](std::string_view line) { log.info(line); };
+  supervisor::Supervisor sup(loop, so);
+  sup.set_on_stopped([&loop] { loop.stop(); });
+  try {
+    sup.start();
+  } catch (const std::exception& e) {
+    log.error(std::string("cannot start: ") + e.what());
+    return 3;
+  }
+  log.info("started: edge(low), filter, edge(high) running; config " + opts.config_file);
+  loop.run();
+  log.info("stopped");
+  return 0;
+}
+
+}  // namespace portcullis::daemon

@@ -1,0 +1,269 @@
+#include "guard/s2s/edge_server.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "guard/xmpp/jid.h"
+#include "guard/xmpp/stream_parser.h"
+
+namespace portcullis::s2s {
+
+using xmpp::StanzaErrorCondition;
+using xmpp::StanzaErrorType;
+
+std::string read_secret_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot read dialback secret");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  if (s.size() < 16) throw std::runtime_error(path + ": dialback secret shorter than 16 bytes");
+  return s;
+}
+
+EdgeServer::EdgeServer(net::EventLoop& loop, const config::Side& side, ipc::Direction outgoing, Logger& log)
+    : loop_(loop), side_(side), outgoing_(outgoing), log_(log), peering_(side.peers) {
+  net::TlsConfig tc;
+  tc.cert_file = side.cert_file;
+  tc.key_file = side.key_file;
+  tc.ca_file = side.ca_file;
+  tls_ = std::make_unique<net::TlsContext>(tc);
+  if (!side.dialback_secret_file.empty()) dialback_secret_ = read_secret_file(side.dialback_secret_file);
+}
+
+EdgeServer::~EdgeServer() = default;
+
+void EdgeServer::start() {
+  for (const auto& l : side_.listen) {
+    listeners_.push_back(std::make_unique<net::Listener>(
+        loop_, net::Endpoint{l.address, l.port}, [this](int fd, net::Endpoint peer) { on_accept(fd, std::move(peer)); }));
+    LogLine(log_, LogLevel::Info) << "listening on " << l.address << ":" << l.port << " for side " << side_.name;
+  }
+}
+
+void EdgeServer::shutdown() {
+  for (auto& [p, s] : inbound_) s->close_with(xmpp::StreamErrorCondition::SystemShutdown, "Portcullis is shutting down");
+  for (auto& [k, l] : links_) l->close();
+  listeners_.clear();
+}
+
+bool EdgeServer::fronts(std::string_view domain) const {
+  for (const auto& d : side_.fronts) {
+    if (d == domain) return true;
+  }
+  return false;
+}
+
+void EdgeServer::on_accept(int fd, net::Endpoint peer) {
+  auto conn = std::make_unique<net::Connection>(loop_, fd, peer);
+  auto session = std::make_unique<InboundSession>(*this, std::move(conn));
+  InboundSession* raw = session.get();
+  inbound_.emplace(raw, std::move(session));
+  LogLine(log_, LogLevel::Debug) << "accepted connection from " << peer.to_string();
+  raw->start();
+}
+
+void EdgeServer::inbound_closed(InboundSession* session) {
+  // Destroyed on the next iteration: we are inside the session's own callback.
+  loop_.post([this, session] { inbound_.erase(session); });
+}
+
+void EdgeServer::link_closed(OutboundLink* link) {
+  loop_.post([this, link] {
+    for (auto it = links_.begin(); it != links_.end(); ++it) {
+      if (it->second.get() == link) {
+        links_.erase(it);
+        return;
+      }
+    }
+    for (auto it = dying_.begin(); it != dying_.end(); ++it) {
+      if (it->get() == link) {
+        dying_.erase(it);
+        return;
+      }
+    }
+  });
+}
+
+void EdgeServer::connection_event(std::string_view what) {
+  // The audit archive (issue 4) takes these; until then the log keeps them.
+  LogLine(log_, LogLevel::Info) << "connection event: " << what;
+}
+
+OutboundLink* EdgeServer::link_for(const std::string& local, const std::string& remote, const config::Peer& peer) {
+  auto key = std::make_pair(local, remote);
+  auto it = links_.find(key);
+  if (it != links_.end()) {
+    if (!it->second->closed()) return it->second.get();
+    dying_.push_back(std::move(it->second));
+    links_.erase(it);
+  }
+  auto link = std::make_unique<OutboundLink>(*this, local, remote, peer);
+  OutboundLink* raw = link.get();
+  links_.emplace(key, std::move(link));
+  return raw;
+}
+
+void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta) {
+  if (!to_filter_) {
+    bounce_locally(stanza, StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
+                   "boundary filter unavailable");
+    return;
+  }
+  ipc::Frame f;
+  f.header.kind = ipc::FrameKind::Stanza;
+  f.header.direction = outgoing_;
+  f.header.auth = meta.auth;
+  f.header.flags = meta.tls ? ipc::kFlagTls : 0;
+  f.header.seq = next_seq_++;
+  f.header.arrival_unix_us = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  f.header.peer_domain = meta.peer_domain;
+  f.header.cert_identity = meta.cert_identity;
+  f.header.stream_id = meta.stream_id;
+  f.body = stanza.serialize();
+  if (!to_filter_(f)) {
+    bounce_locally(stanza, StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait,
+                   "boundary filter busy");
+    return;
+  }
+  ++counters_.inbound_stanzas;
+  in_flight_.emplace(f.header.seq, std::move(stanza));
+}
+
+void EdgeServer::set_filter(std::function<bool(const ipc::Frame&)> send) {
+  to_filter_ = std::move(send);
+  LogLine(log_, LogLevel::Info) << "filter channel up";
+}
+
+void EdgeServer::filter_lost(const std::string& reason) {
+  to_filter_ = nullptr;
+  LogLine(log_, LogLevel::Warning) << "filter channel lost (" << reason << "); " << in_flight_.size()
+                                   << " stanza(s) in flight bounced; nothing crosses until it is back";
+  auto in_flight = std::move(in_flight_);
+  in_flight_.clear();
+  for (auto& [seq, stanza] : in_flight) {
+    bounce_locally(stanza, StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
+                   "boundary filter unavailable");
+  }
+}
+
+void EdgeServer::on_filter_frame(const ipc::Frame& frame) {
+  switch (frame.header.kind) {
+    case ipc::FrameKind::Ack:
+      in_flight_.erase(frame.header.seq);
+      return;
+    case ipc::FrameKind::Stanza:
+      break;
+    default:
+      return;
+  }
+  // Released traffic comes in the direction opposite to ours; error replies to
+  // our own senders come as Local.
+  const bool inbound_dir = frame.header.direction != outgoing_;
+  if (!inbound_dir) {
+    ++counters_.rejected_frames;
+    LogLine(log_, LogLevel::Error) << "refusing frame from the filter with this side's own direction";
+    return;
+  }
+  std::string err;
+  xmpp::ParserLimits limits;
+  limits.max_stanza_bytes = side_.max_stanza_bytes;
+  auto stanza = xmpp::parse_element(frame.body, limits, &err);
+  if (!stanza) {
+    ++counters_.rejected_frames;
+    LogLine(log_, LogLevel::Error) << "unparseable stanza from the filter: " << err;
+    return;
+  }
+  deliver(std::move(*stanza));
+}
+
+void EdgeServer::deliver(xmpp::Element stanza) {
+  auto from = xmpp::parse_jid(stanza.attr_or("from"));
+  auto to = xmpp::parse_jid(stanza.attr_or("to"));
+  if (!from || !to || !fronts(from->domain)) {
+    // We may only speak for the domains we front; anything else is refused here.
+    ++counters_.rejected_frames;
+    LogLine(log_, LogLevel::Error) << "cannot deliver: sender domain '" << (from ? from->domain : "?")
+                                   << "' is not fronted by side " << side_.name;
+    undeliverable(std::move(stanza), {StanzaErrorCondition::ServiceUnavailable, StanzaErrorType::Cancel,
+                                      "sender domain not served by this boundary", {}, {}});
+    return;
+  }
+  const config::Peer* peer = peering_.find(to->domain);
+  if (peer == nullptr) {
+    LogLine(log_, LogLevel::Warning) << "no route to " << to->domain << " on side " << side_.name;
+    undeliverable(std::move(stanza), {StanzaErrorCondition::RemoteServerNotFound, StanzaErrorType::Cancel,
+                                      "no route to " + to->domain, {}, {}});
+    return;
+  }
+  const auto& k = peer->kinds;
+  const std::string& n = stanza.name();
+  if (!((n == "message" && k.message) || (n == "presence" && k.presence) || (n == "iq" && k.iq))) {
+    undeliverable(std::move(stanza), {StanzaErrorCondition::PolicyViolation, StanzaErrorType::Cancel,
+                                      "stanza kind not permitted to " + to->domain, {}, {}});
+    return;
+  }
+  ++counters_.released_delivered;
+  link_for(from->domain, to->domain, *peer)->send(std::move(stanza));
+}
+
+void EdgeServer::send_local(xmpp::Element stanza) { deliver(std::move(stanza)); }
+
+void EdgeServer::undeliverable(xmpp::Element stanza, xmpp::StanzaError error) {
+  if (!xmpp::may_bounce(stanza)) {
+    ++counters_.dropped_errors;
+    LogLine(log_, LogLevel::Info) << "undeliverable " << stanza.name() << " (" << error.text
+                                  << ") not answered: " << (stanza.attr_or("type") == "error" ? "it is an error" : "no reply allowed");
+    return;
+  }
+  // The sender is on the other side: the error crosses back through the filter.
+  auto reply = xmpp::make_error_reply(stanza, error);
+  auto from = xmpp::parse_jid(reply.attr_or("from"));
+  if (!to_filter_) {
+    ++counters_.dropped_errors;
+    LogLine(log_, LogLevel::Warning) << "undeliverable " << stanza.name() << " (" << error.text
+                                     << "): error reply lost, filter unavailable";
+    return;
+  }
+  ipc::Frame f;
+  f.header.kind = ipc::FrameKind::Stanza;
+  f.header.direction = outgoing_;
+  f.header.auth = ipc::AuthMethod::Internal;
+  f.header.seq = next_seq_++;
+  f.header.arrival_unix_us = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  f.header.peer_domain = from ? from->domain : std::string{};
+  f.body = reply.serialize();
+  if (to_filter_(f)) {
+    ++counters_.bounced_via_filter;
+  } else {
+    ++counters_.dropped_errors;
+    LogLine(log_, LogLevel::Warning) << "error reply lost: filter channel full";
+  }
+}
+
+void EdgeServer::bounce_locally(const xmpp::Element& stanza, StanzaErrorCondition c, StanzaErrorType t,
+                                const std::string& text) {
+  if (!xmpp::may_bounce(stanza)) return;
+  ++counters_.bounced_local;
+  deliver(xmpp::make_error_reply(stanza, {c, t, text, {}, {}}));
+}
+
+void EdgeServer::request_verify(const std::string& local, const std::string& originating,
+                                const std::string& stream_id, const std::string& key,
+                                std::function<void(VerifyResult)> done) {
+  const config::Peer* peer = peering_.find(originating);
+  if (peer == nullptr || !fronts(local)) {
+    done(VerifyResult::Error);
+    return;
+  }
+  link_for(local, originating, *peer)->request_verify(stream_id, key, std::move(done));
+}
+
+}  // namespace portcullis::s2s

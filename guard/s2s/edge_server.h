@@ -1,0 +1,107 @@
+// The S2S server of one side of the sandwich (the network half of an edge
+// process). It terminates the streams of the servers on its side, hands every
+// authenticated stanza to the filter, and delivers what the filter releases.
+//
+// It has no way to reach the other side except `to_filter`: the edge process
+// wires that to the socketpair to the filter, and nothing else.
+//
+// Error duties:
+//  - filter unavailable (no channel, or it died with stanzas in flight):
+//    the sender gets remote-server-timeout (wait), generated here;
+//  - a released stanza that cannot be delivered on this side (no route, link
+//    failure, queue full): its error reply goes back through the filter, like
+//    any other stanza that crosses;
+//  - never an error in reply to an error (xmpp::may_bounce).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "guard/net/connection.h"
+#include "guard/s2s/inbound_session.h"
+#include "guard/s2s/outbound_link.h"
+#include "guard/s2s/session_host.h"
+
+namespace portcullis::s2s {
+
+struct EdgeCounters {
+  std::uint64_t inbound_stanzas = 0;     // authenticated stanzas handed to the filter
+  std::uint64_t released_delivered = 0;  // stanzas from the filter written or queued to a link
+  std::uint64_t bounced_local = 0;       // error replies generated here (filter unavailable etc.)
+  std::uint64_t bounced_via_filter = 0;  // undeliverable -> error reply sent into the filter
+  std::uint64_t dropped_errors = 0;      // undeliverable errors (never answered, RFC 6120 §8.3.1)
+  std::uint64_t rejected_frames = 0;     // frames from the filter this edge refused
+};
+
+class EdgeServer final : public SessionHost {
+ public:
+  // `outgoing` is the direction of traffic this side sends into the filter.
+  EdgeServer(net::EventLoop& loop, const config::Side& side, ipc::Direction outgoing, Logger& log);
+  ~EdgeServer() override;
+
+  // Binds the listeners (throws on failure: control plane).
+  void start();
+  // Closes every stream (system-shutdown) and link.
+  void shutdown();
+
+  // Filter channel: `send` returns false when the frame could not be queued.
+  void set_filter(std::function<bool(const ipc::Frame&)> send);
+  // The filter channel died: stanzas in flight are bounced to their senders.
+  void filter_lost(const std::string& reason);
+  bool filter_available() const { return static_cast<bool>(to_filter_); }
+  void on_filter_frame(const ipc::Frame& frame);
+
+  const EdgeCounters& counters() const { return counters_; }
+  std::size_t in_flight() const { return in_flight_.size(); }
+
+  // SessionHost
+  const config::Side& side() const override { return side_; }
+  const PeeringTable& peering() const override { return peering_; }
+  bool fronts(std::string_view domain) const override;
+  const std::string& dialback_secret() const override { return dialback_secret_; }
+  net::TlsContext& tls() override { return *tls_; }
+  net::EventLoop& loop() override { return loop_; }
+  Logger& log() override { return log_; }
+  void on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta) override;
+  void request_verify(const std::string& local, const std::string& originating, const std::string& stream_id,
+                      const std::string& key, std::function<void(VerifyResult)> done) override;
+  void send_local(xmpp::Element stanza) override;
+  void undeliverable(xmpp::Element stanza, xmpp::StanzaError error) override;
+  void inbound_closed(InboundSession* session) override;
+  void link_closed(OutboundLink* link) override;
+  void connection_event(std::string_view what) override;
+
+ private:
+  OutboundLink* link_for(const std::string& local, const std::string& remote, const config::Peer& peer);
+  void deliver(xmpp::Element stanza);
+  void bounce_locally(const xmpp::Element& stanza, xmpp::StanzaErrorCondition c, xmpp::StanzaErrorType t,
+                      const std::string& text);
+  void on_accept(int fd, net::Endpoint peer);
+
+  net::EventLoop& loop_;
+  const config::Side& side_;
+  ipc::Direction outgoing_;
+  Logger& log_;
+  PeeringTable peering_;
+  std::unique_ptr<net::TlsContext> tls_;
+  std::string dialback_secret_;
+  std::vector<std::unique_ptr<net::Listener>> listeners_;
+  std::unordered_map<InboundSession*, std::unique_ptr<InboundSession>> inbound_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<OutboundLink>> links_;
+  std::vector<std::unique_ptr<OutboundLink>> dying_;   // closed links waiting for their connection to end
+  std::function<bool(const ipc::Frame&)> to_filter_;
+  std::uint64_t next_seq_ = 1;
+  std::map<std::uint64_t, xmpp::Element> in_flight_;   // sent to the filter, not yet acknowledged
+  EdgeCounters counters_;
+};
+
+// Reads a dialback secret file (control plane; throws std::runtime_error).
+std::string read_secret_file(const std::string& path);
+
+}  // namespace portcullis::s2s

@@ -1,0 +1,512 @@
+#include "guard/s2s/inbound_session.h"
+
+#include "guard/s2s/dialback.h"
+#include "guard/xmpp/jid.h"
+
+namespace portcullis::s2s {
+
+using xmpp::StreamErrorCondition;
+
+namespace {
+
+std::string cert_identity_of(const net::TlsSessionInfo& info) {
+  if (!info.peer_cert_present) return {};
+  return info.peer.subject + " sha256:" + info.peer.sha256_fingerprint;
+}
+
+xmpp::ParserLimits limits_of(const config::Side& s) {
+  xmpp::ParserLimits l;
+  l.max_stanza_bytes = s.max_stanza_bytes;
+  l.max_depth = s.max_depth;
+  l.max_attributes = s.max_attributes;
+  return l;
+}
+
+std::string db_error(std::string_view name, std::string_view from, std::string_view to,
+                     std::string_view id, std::string_view condition, std::string_view type) {
+  std::string out = "<db:";
+  out.append(name).append(" from='").append(xmpp::escape_attr(from)).append("' to='")
+      .append(xmpp::escape_attr(to)).append("'");
+  if (!id.empty()) out.append(" id='").append(xmpp::escape_attr(id)).append("'");
+  out.append(" type='error'><error type='").append(type).append("'><").append(condition)
+      .append(" xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:").append(name).append(">");
+  return out;
+}
+
+}  // namespace
+
+InboundSession::InboundSession(SessionHost& host, std::unique_ptr<net::Connection> conn)
+    : host_(host), conn_(std::move(conn)), alive_(std::make_shared<bool>(true)) {
+  parser_ = std::make_unique<xmpp::StreamParser>(static_cast<xmpp::StreamHandler&>(*this), limits_of(host_.side()));
+}
+
+InboundSession::~InboundSession() {
+  *alive_ = false;
+  if (deadline_) host_.loop().cancel_timer(deadline_);
+  if (idle_timer_) host_.loop().cancel_timer(idle_timer_);
+}
+
+std::string InboundSession::describe() const {
+  std::string d = "inbound ";
+  d += from_.empty() ? "?" : from_;
+  d += "->";
+  d += to_.empty() ? "?" : to_;
+  d += " from ";
+  d += conn_->peer().to_string();
+  return d;
+}
+
+void InboundSession::start() {
+  net::Connection::Callbacks cb;
+  cb.on_data = [this](std::string_view b) { on_data(b); };
+  cb.on_tls_established = [this](const net::TlsSessionInfo& i) { on_tls(i); };
+  cb.on_closed = [this](const std::string& r) { on_closed(r); };
+  conn_->set_callbacks(std::move(cb));
+  conn_->start();
+  stream_id_ = random_stream_id();
+  last_activity_ = host_.loop().now();
+  arm_deadline();
+  arm_idle();
+}
+
+void InboundSession::arm_deadline() {
+  if (deadline_) host_.loop().cancel_timer(deadline_);
+  deadline_ = 0;
+  if (state_ == State::Authenticated || state_ == State::Closed) return;
+  auto alive = alive_;
+  deadline_ = host_.loop().add_timer(net::Duration(host_.side().negotiation_timeout_ms), [this, alive] {
+    if (!*alive) return;
+    deadline_ = 0;
+    // Dialback streams may idle in Negotiating with verified pairs: they are usable.
+    if (!verified_.empty()) return;
+    fail(StreamErrorCondition::ConnectionTimeout, "negotiation step timed out");
+  });
+}
+
+void InboundSession::touch() { last_activity_ = host_.loop().now(); }
+
+void InboundSession::arm_idle() {
+  auto alive = alive_;
+  const auto idle = net::Duration(host_.side().idle_timeout_ms);
+  idle_timer_ = host_.loop().add_timer(idle, [this, alive, idle] {
+    if (!*alive) return;
+    idle_timer_ = 0;
+    if (state_ == State::Closed) return;
+    if (host_.loop().now() - last_activity_ >= idle) {
+      LogLine(host_.log(), LogLevel::Info) << describe() << ": idle, closing";
+      conn_->send("</stream:stream>");
+      conn_->close_after_flush();
+      state_ = State::Closed;
+      return;
+    }
+    arm_idle();
+  });
+}
+
+void InboundSession::on_data(std::string_view bytes) {
+  if (state_ == State::Closed) return;
+  touch();
+  parser_->feed(bytes);
+  if (restart_pending_ && state_ != State::Closed) {
+    // Stream restart after SASL success: the old parser context must not be
+    // destroyed from inside its own callback, so it is replaced here.
+    restart_pending_ = false;
+    parser_->reset();
+  }
+}
+
+void InboundSession::fail(StreamErrorCondition c, std::string text) {
+  if (state_ == State::Closed) return;
+  LogLine(host_.log(), LogLevel::Warning) << describe() << ": stream error " << xmpp::to_string(c)
+                                          << ": " << text;
+  host_.connection_event(describe() + ": stream error " + std::string(xmpp::to_string(c)) + ": " + text);
+  if (!header_sent_) {
+    // RFC 6120 §4.9.1.3: a stream error before our header still needs the header.
+    conn_->send(s2s_stream_header(to_.empty() ? std::string_view{} : std::string_view(to_), from_, stream_id_));
+    header_sent_ = true;
+  }
+  conn_->send(xmpp::stream_error_bytes(c, text));
+  conn_->send("</stream:stream>");
+  conn_->close_after_flush();
+  state_ = State::Closed;
+}
+
+void InboundSession::close_with(StreamErrorCondition c, std::string_view text) {
+  fail(c, std::string(text));
+}
+
+void InboundSession::on_stream_error(StreamErrorCondition condition, std::string text) {
+  fail(condition, std::move(text));
+}
+
+void InboundSession::on_stream_close() {
+  if (state_ == State::Closed) return;
+  LogLine(host_.log(), LogLevel::Debug) << describe() << ": peer closed the stream";
+  conn_->send("</stream:stream>");
+  conn_->close_after_flush();
+  state_ = State::Closed;
+}
+
+void InboundSession::on_closed(const std::string& reason) {
+  if (state_ != State::Closed) {
+    LogLine(host_.log(), LogLevel::Debug) << describe() << ": connection closed: " << reason;
+  }
+  state_ = State::Closed;
+  *alive_ = false;
+  host_.inbound_closed(this);
+}
+
+void InboundSession::on_stream_open(const xmpp::StreamHeader& header) {
+  if (state_ == State::Closed) return;
+  if (state_ != State::AwaitHeader) {
+    fail(StreamErrorCondition::NotWellFormed, "unexpected stream header");
+    return;
+  }
+  const bool restart = !to_.empty();
+  auto to = xmpp::normalize_domain(header.to);
+  auto from = xmpp::normalize_domain(header.from);
+  if (restart) {
+    // A restart must keep the addresses of the first header (Prosody does the same).
+    if ((!header.to.empty() && (!to || *to != to_)) || (!header.from.empty() && (!from || *from != from_))) {
+      fail(StreamErrorCondition::ImproperAddressing, "stream addresses changed across a restart");
+      return;
+    }
+  } else {
+    if (!to || !host_.fronts(*to)) {
+      fail(StreamErrorCondition::HostUnknown, "this service does not serve '" + header.to + "'");
+      return;
+    }
+    to_ = *to;
+    if (!from) {
+      // Without a 'from' we cannot pick the peering row (deny by default).
+      fail(StreamErrorCondition::PolicyViolation, "a stream 'from' naming the sending domain is required");
+      return;
+    }
+    from_ = *from;
+    peer_ = host_.peering().find(from_);
+    if (peer_ == nullptr) {
+      fail(StreamErrorCondition::PolicyViolation, "no peering for domain '" + from_ + "'");
+      return;
+    }
+  }
+  if (header.version != "1.0") {
+    fail(StreamErrorCondition::UnsupportedVersion, "version='1.0' is required");
+    return;
+  }
+  if (restart) stream_id_ = random_stream_id();
+  conn_->send(s2s_stream_header(to_, from_, stream_id_));
+  header_sent_ = true;
+  state_ = State::Negotiating;
+  if (!sasl_domain_.empty()) {
+    // After SASL success: no further features for S2S; the stream is open.
+    conn_->send("<stream:features/>");
+    state_ = State::Authenticated;
+    arm_deadline();
+    return;
+  }
+  send_features();
+  arm_deadline();
+}
+
+bool InboundSession::tls_satisfied() const {
+  if (conn_->is_tls()) return true;
+  return peer_ != nullptr && peer_->tls != config::PeerTls::Required;
+}
+
+bool InboundSession::sasl_possible(std::string* why) const {
+  if (peer_->auth == config::PeerAuth::Dialback) { if (why) *why = "peer is configured for dialback only"; return false; }
+  if (!tls_) { if (why) *why = "SASL EXTERNAL needs TLS"; return false; }
+  if (!tls_->peer_cert_present) { if (why) *why = "no client certificate presented"; return false; }
+  if (!tls_->peer_cert_trusted) {
+    if (why) *why = "certificate for " + from_ + " is not trusted (" + tls_->verify_error + ")";
+    return false;
+  }
+  if (!net::certificate_matches_domain(tls_->peer, from_)) {
+    if (why) *why = "certificate does not name " + from_;
+    return false;
+  }
+  return true;
+}
+
+bool InboundSession::dialback_possible(std::string* why) const {
+  if (peer_->auth == config::PeerAuth::SaslExternal) { if (why) *why = "peer requires SASL EXTERNAL"; return false; }
+  if (host_.dialback_secret().empty()) { if (why) *why = "dialback is not enabled on this side"; return false; }
+  if (!tls_satisfied()) { if (why) *why = "TLS is required first"; return false; }
+  return true;
+}
+
+void InboundSession::send_features() {
+  std::string f = "<stream:features>";
+  if (!conn_->is_tls()) {
+    if (peer_->tls != config::PeerTls::Forbidden) {
+      f += "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>";
+      if (peer_->tls == config::PeerTls::Required) f += "<required/>";
+      f += "</starttls>";
+    }
+    if (peer_->tls == config::PeerTls::Required) {
+      conn_->send(f + "</stream:features>");
+      return;
+    }
+  }
+  std::string why_sasl, why_db;
+  const bool sasl = sasl_possible(&why_sasl);
+  const bool db = dialback_possible(&why_db);
+  if (sasl) f += "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms>";
+  if (db) f += "<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>";
+  if (!sasl && !db && conn_->is_tls()) {
+    // Nothing this peer could authenticate with: refuse now, and say why.
+    LogLine(host_.log(), LogLevel::Warning) << "refusing " << from_ << ": " << why_sasl
+                                            << (why_db.empty() ? "" : "; dialback: " + why_db);
+    conn_->send(f + "</stream:features>");
+    fail(StreamErrorCondition::NotAuthorized, why_sasl);
+    return;
+  }
+  conn_->send(f + "</stream:features>");
+}
+
+void InboundSession::on_tls(const net::TlsSessionInfo& info) {
+  if (state_ == State::Closed) return;
+  tls_ = info;
+  LogLine(host_.log(), LogLevel::Info) << describe() << ": TLS " << info.protocol << " " << info.cipher
+                                       << (info.peer_cert_present ? (info.peer_cert_trusted ? ", client certificate trusted" : ", client certificate NOT trusted: " + info.verify_error) : ", no client certificate");
+  state_ = State::AwaitHeader;
+  arm_deadline();
+}
+
+void InboundSession::handle_starttls() {
+  if (conn_->is_tls() || peer_->tls == config::PeerTls::Forbidden) {
+    fail(StreamErrorCondition::PolicyViolation, "STARTTLS not offered");
+    return;
+  }
+  conn_->send("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+  state_ = State::TlsHandshake;
+  // Anything the peer pipelined after <starttls/> in plaintext is discarded with
+  // the old parser (no STARTTLS command injection).
+  restart_pending_ = true;
+  conn_->start_tls_server(host_.tls());
+  arm_deadline();
+}
+
+void InboundSession::handle_sasl_auth(const xmpp::Element& auth) {
+  const std::string mech = auth.attr_or("mechanism");
+  std::string why;
+  if (!sasl_domain_.empty()) {
+    fail(StreamErrorCondition::PolicyViolation, "already authenticated");
+    return;
+  }
+  if (mech != "EXTERNAL" || !sasl_possible(&why)) {
+    const std::string cond = mech != "EXTERNAL" ? "invalid-mechanism" : "not-authorized";
+    LogLine(host_.log(), LogLevel::Warning) << describe() << ": SASL " << mech << " refused: "
+                                            << (why.empty() ? "mechanism not offered" : why);
+    host_.connection_event(describe() + ": SASL failure: " + (why.empty() ? cond : why));
+    conn_->send("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><" + cond + "/></failure>");
+    conn_->send("</stream:stream>");
+    conn_->close_after_flush();
+    state_ = State::Closed;
+    return;
+  }
+  std::string text = auth.text();
+  if (!text.empty() && text != "=") {
+    std::string authzid;
+    if (!base64_decode(text, authzid)) {
+      conn_->send("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><incorrect-encoding/></failure>");
+      conn_->send("</stream:stream>");
+      conn_->close_after_flush();
+      state_ = State::Closed;
+      return;
+    }
+    auto z = xmpp::normalize_domain(authzid);
+    if (!z || *z != from_) {
+      host_.connection_event(describe() + ": SASL failure: authzid does not match stream from");
+      conn_->send("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><invalid-authzid/></failure>");
+      conn_->send("</stream:stream>");
+      conn_->close_after_flush();
+      state_ = State::Closed;
+      return;
+    }
+  }
+  conn_->send("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+  sasl_domain_ = from_;
+  LogLine(host_.log(), LogLevel::Info) << describe() << ": authenticated " << from_ << " by SASL EXTERNAL";
+  host_.connection_event(describe() + ": authenticated by SASL EXTERNAL (" + cert_identity_of(*tls_) + ")");
+  state_ = State::AwaitHeader;
+  restart_pending_ = true;
+  arm_deadline();
+}
+
+void InboundSession::handle_db_result(const xmpp::Element& e) {
+  if (e.attr("type") != nullptr) {
+    // Unsolicited dialback result on a stream we did not initiate (the 2012
+    // dialback attacks): never act on it.
+    fail(StreamErrorCondition::NotAuthorized, "unsolicited dialback result");
+    return;
+  }
+  const auto from = xmpp::normalize_domain(e.attr_or("from"));
+  const auto to = xmpp::normalize_domain(e.attr_or("to"));
+  if (!from || !to) {
+    fail(StreamErrorCondition::ImproperAddressing, "db:result needs valid 'from' and 'to'");
+    return;
+  }
+  std::string why;
+  const config::Peer* row = host_.peering().find(*from);
+  if (!host_.fronts(*to)) {
+    conn_->send(db_error("result", *to, *from, {}, "item-not-found", "cancel"));
+    return;
+  }
+  if (row == nullptr || row->auth == config::PeerAuth::SaslExternal || host_.dialback_secret().empty()) {
+    host_.connection_event(describe() + ": dialback refused for " + *from + ": not permitted by peering");
+    conn_->send(db_error("result", *to, *from, {}, "not-authorized", "auth"));
+    return;
+  }
+  if (!conn_->is_tls() && row->tls == config::PeerTls::Required) {
+    conn_->send(db_error("result", *to, *from, {}, "policy-violation", "modify"));
+    return;
+  }
+  const auto pair = std::make_pair(*from, *to);
+  if (verified_.count(pair) || pending_.count(pair)) return;   // duplicate request: nothing new
+  pending_.insert(pair);
+  auto alive = alive_;
+  const std::string key = e.text();
+  LogLine(host_.log(), LogLevel::Debug) << describe() << ": verifying dialback key for " << *from << "->" << *to;
+  host_.request_verify(*to, *from, stream_id_, key, [this, alive, pair](VerifyResult r) {
+    if (!*alive || state_ == State::Closed) return;
+    pending_.erase(pair);
+    const auto& [f, t] = pair;
+    switch (r) {
+      case VerifyResult::Valid:
+        verified_.insert(pair);
+        conn_->send("<db:result from='" + xmpp::escape_attr(t) + "' to='" + xmpp::escape_attr(f) + "' type='valid'/>");
+        LogLine(host_.log(), LogLevel::Info) << describe() << ": authenticated " << f << "->" << t << " by dialback";
+        host_.connection_event(describe() + ": authenticated " + f + "->" + t + " by dialback");
+        if (state_ == State::Negotiating) state_ = State::Authenticated;
+        arm_deadline();
+        break;
+      case VerifyResult::Invalid:
+        host_.connection_event(describe() + ": dialback key invalid for " + f + "->" + t);
+        conn_->send("<db:result from='" + xmpp::escape_attr(t) + "' to='" + xmpp::escape_attr(f) + "' type='invalid'/>");
+        if (verified_.empty()) fail(StreamErrorCondition::NotAuthorized, "dialback key invalid");
+        break;
+      case VerifyResult::Error:
+        host_.connection_event(describe() + ": dialback verification failed for " + f + "->" + t);
+        conn_->send(db_error("result", t, f, {}, "remote-server-not-found", "cancel"));
+        break;
+    }
+  });
+}
+
+void InboundSession::handle_db_verify(const xmpp::Element& e) {
+  if (e.attr("type") != nullptr) {
+    fail(StreamErrorCondition::NotAuthorized, "unsolicited dialback verification result");
+    return;
+  }
+  const auto from = xmpp::normalize_domain(e.attr_or("from"));   // the receiving server asking
+  const auto to = xmpp::normalize_domain(e.attr_or("to"));       // us, the authoritative server
+  const std::string id = e.attr_or("id");
+  if (!from || !to || id.empty()) {
+    fail(StreamErrorCondition::ImproperAddressing, "db:verify needs 'from', 'to' and 'id'");
+    return;
+  }
+  if (!host_.fronts(*to) || host_.dialback_secret().empty()) {
+    conn_->send(db_error("verify", *to, *from, id, "item-not-found", "cancel"));
+    return;
+  }
+  if (!tls_satisfied()) {
+    conn_->send(db_error("verify", *to, *from, id, "policy-violation", "modify"));
+    return;
+  }
+  const std::string expected = dialback_key(host_.dialback_secret(), *from, *to, id);
+  const bool ok = keys_equal(expected, e.text());
+  conn_->send("<db:verify from='" + xmpp::escape_attr(*to) + "' to='" + xmpp::escape_attr(*from) +
+              "' id='" + xmpp::escape_attr(id) + "' type='" + (ok ? "valid" : "invalid") + "'/>");
+  LogLine(host_.log(), ok ? LogLevel::Debug : LogLevel::Warning)
+      << describe() << ": authoritative verify for " << *to << " asked by " << *from << ": " << (ok ? "valid" : "invalid");
+}
+
+void InboundSession::handle_stanza(xmpp::Element e, std::size_t wire_bytes) {
+  const std::string* from_attr = e.attr("from");
+  const std::string* to_attr = e.attr("to");
+  if (from_attr == nullptr || to_attr == nullptr) {
+    fail(StreamErrorCondition::ImproperAddressing, "stanza without 'from' or 'to'");
+    return;
+  }
+  auto from = xmpp::parse_jid(*from_attr);
+  auto to = xmpp::parse_jid(*to_attr);
+  if (!from) {
+    fail(StreamErrorCondition::InvalidFrom, "malformed 'from'");
+    return;
+  }
+  InboundMeta meta;
+  if (!sasl_domain_.empty()) {
+    if (from->domain != sasl_domain_) {
+      fail(StreamErrorCondition::InvalidFrom, "'from' domain " + from->domain + " is not the authenticated " + sasl_domain_);
+      return;
+    }
+    meta.auth = ipc::AuthMethod::SaslExternal;
+  } else {
+    if (!to || !verified_.count({from->domain, to->domain})) {
+      fail(StreamErrorCondition::InvalidFrom, "'from'/'to' pair not authenticated on this stream");
+      return;
+    }
+    meta.auth = ipc::AuthMethod::Dialback;
+  }
+  if (!to) {
+    if (xmpp::may_bounce(e)) {
+      host_.send_local(xmpp::make_error_reply(e, {xmpp::StanzaErrorCondition::JidMalformed,
+                                                  xmpp::StanzaErrorType::Modify, "malformed 'to'", {}, {}}));
+    }
+    return;
+  }
+  if (!host_.fronts(to->domain)) {
+    fail(StreamErrorCondition::HostUnknown, "this service does not serve '" + to->domain + "'");
+    return;
+  }
+  const config::StanzaKinds& kinds = peer_->kinds;
+  const bool allowed = (e.name() == "message" && kinds.message) || (e.name() == "presence" && kinds.presence) ||
+                       (e.name() == "iq" && kinds.iq);
+  if (!allowed) {
+    if (xmpp::may_bounce(e)) {
+      host_.send_local(xmpp::make_error_reply(e, {xmpp::StanzaErrorCondition::PolicyViolation,
+                                                  xmpp::StanzaErrorType::Cancel,
+                                                  "stanza kind not permitted for this peer", {}, {}}));
+    }
+    return;
+  }
+  meta.peer_domain = from->domain;
+  meta.tls = conn_->is_tls();
+  meta.cert_identity = tls_ ? cert_identity_of(*tls_) : std::string{};
+  meta.stream_id = stream_id_;
+  meta.wire_bytes = wire_bytes;
+  host_.on_inbound_stanza(std::move(e), meta);
+}
+
+void InboundSession::on_element(xmpp::Element element, std::size_t wire_bytes) {
+  if (state_ == State::Closed || restart_pending_) return;
+  const std::string& ns = element.ns();
+  const std::string& name = element.name();
+  if (ns == xmpp::kNsServer && (name == "message" || name == "presence" || name == "iq")) {
+    if (state_ == State::Authenticated || (state_ == State::Negotiating && !verified_.empty())) {
+      handle_stanza(std::move(element), wire_bytes);
+    } else {
+      fail(StreamErrorCondition::NotAuthorized, "stanza before authentication");
+    }
+    return;
+  }
+  if (state_ != State::Negotiating && !(state_ == State::Authenticated && ns == xmpp::kNsDialback)) {
+    fail(StreamErrorCondition::UnsupportedStanzaType, "unexpected <" + name + "/>");
+    return;
+  }
+  if (ns == xmpp::kNsTls && name == "starttls") {
+    handle_starttls();
+  } else if (ns == xmpp::kNsSasl && name == "auth") {
+    if (!tls_satisfied()) { fail(StreamErrorCondition::PolicyViolation, "TLS is required first"); return; }
+    handle_sasl_auth(element);
+  } else if (ns == xmpp::kNsDialback && name == "result") {
+    handle_db_result(element);
+  } else if (ns == xmpp::kNsDialback && name == "verify") {
+    handle_db_verify(element);
+  } else {
+    fail(StreamErrorCondition::UnsupportedStanzaType, "unexpected <" + name + "/> in " + ns);
+  }
+}
+
+}  // namespace portcullis::s2s

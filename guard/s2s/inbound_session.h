@@ -1,0 +1,85 @@
+// One inbound S2S stream: a server on this side connected to Portcullis
+// (we are the receiving server, and the authoritative server for the domains we
+// front when a peer verifies a dialback key with us).
+//
+// States (every wait has the side's negotiation deadline):
+//   AwaitHeader  -> header checked, our header + features sent
+//   Negotiating  -> STARTTLS, SASL EXTERNAL, dialback db:result / db:verify
+//   TlsHandshake -> in-place TLS, then AwaitHeader again (stream restart)
+//   Authenticated-> stanzas flow to the host (SASL identity, or verified
+//                   dialback pairs; a stream may carry both db:* and stanzas)
+// Any protocol violation ends the stream with the matching stream error.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "guard/net/connection.h"
+#include "guard/s2s/session_host.h"
+#include "guard/xmpp/stream_parser.h"
+
+namespace portcullis::s2s {
+
+class InboundSession : private xmpp::StreamHandler {
+ public:
+  InboundSession(SessionHost& host, std::unique_ptr<net::Connection> conn);
+  ~InboundSession() override;
+  InboundSession(const InboundSession&) = delete;
+  InboundSession& operator=(const InboundSession&) = delete;
+
+  void start();
+  // Closes with a stream error (used by the host on shutdown: system-shutdown).
+  void close_with(xmpp::StreamErrorCondition c, std::string_view text);
+  std::string describe() const;   // "inbound a.test->b.test from 127.0.0.2:40000"
+
+ private:
+  enum class State { AwaitHeader, Negotiating, TlsHandshake, Authenticated, Closed };
+
+  // StreamHandler
+  void on_stream_open(const xmpp::StreamHeader& header) override;
+  void on_element(xmpp::Element element, std::size_t wire_bytes) override;
+  void on_stream_close() override;
+  void on_stream_error(xmpp::StreamErrorCondition condition, std::string text) override;
+
+  void on_data(std::string_view bytes);
+  void on_tls(const net::TlsSessionInfo& info);
+  void on_closed(const std::string& reason);
+
+  void send_features();
+  void handle_starttls();
+  void handle_sasl_auth(const xmpp::Element& auth);
+  void handle_db_result(const xmpp::Element& e);
+  void handle_db_verify(const xmpp::Element& e);
+  void handle_stanza(xmpp::Element e, std::size_t wire_bytes);
+
+  bool sasl_possible(std::string* why) const;
+  bool dialback_possible(std::string* why) const;
+  bool tls_satisfied() const;
+  void fail(xmpp::StreamErrorCondition c, std::string text);
+  void arm_deadline();
+  void arm_idle();
+  void touch();
+
+  SessionHost& host_;
+  std::unique_ptr<net::Connection> conn_;
+  std::unique_ptr<xmpp::StreamParser> parser_;
+  State state_ = State::AwaitHeader;
+  bool restart_pending_ = false;      // parser reset deferred until feed() returns
+  bool header_sent_ = false;
+  std::string stream_id_;
+  std::string from_, to_;             // from the first header; restarts must keep them
+  const config::Peer* peer_ = nullptr;
+  std::optional<net::TlsSessionInfo> tls_;
+  std::string sasl_domain_;           // set after SASL EXTERNAL success
+  std::set<std::pair<std::string, std::string>> verified_;   // (from, to) dialback pairs
+  std::set<std::pair<std::string, std::string>> pending_;    // pairs being verified
+  net::TimerId deadline_ = 0;
+  net::TimerId idle_timer_ = 0;
+  net::TimePoint last_activity_;
+  std::shared_ptr<bool> alive_;       // lets async verify callbacks notice we are gone
+};
+
+}  // namespace portcullis::s2s

@@ -1,0 +1,430 @@
+#include "guard/s2s/outbound_link.h"
+
+#include "guard/s2s/dialback.h"
+
+#include <unistd.h>
+
+namespace portcullis::s2s {
+
+using xmpp::StanzaErrorCondition;
+using xmpp::StanzaErrorType;
+using xmpp::StreamErrorCondition;
+
+OutboundLink::OutboundLink(SessionHost& host, std::string local, std::string remote, const config::Peer& peer)
+    : host_(host), local_(std::move(local)), remote_(std::move(remote)), peer_(peer),
+      alive_(std::make_shared<bool>(true)) {
+  xmpp::ParserLimits l;
+  l.max_stanza_bytes = host_.side().max_stanza_bytes;
+  l.max_depth = host_.side().max_depth;
+  l.max_attributes = host_.side().max_attributes;
+  parser_ = std::make_unique<xmpp::StreamParser>(static_cast<xmpp::StreamHandler&>(*this), l);
+  start_connect();
+}
+
+OutboundLink::~OutboundLink() {
+  *alive_ = false;
+  if (deadline_) host_.loop().cancel_timer(deadline_);
+  if (keepalive_) host_.loop().cancel_timer(keepalive_);
+}
+
+std::string OutboundLink::describe() const {
+  return "outbound " + local_ + "->" + remote_ + " (" + peer_.host + ":" + std::to_string(peer_.port) + ")";
+}
+
+void OutboundLink::arm_deadline() {
+  if (deadline_) host_.loop().cancel_timer(deadline_);
+  deadline_ = 0;
+  if (state_ == State::Ready || state_ == State::Closed) return;
+  auto alive = alive_;
+  deadline_ = host_.loop().add_timer(net::Duration(host_.side().negotiation_timeout_ms), [this, alive] {
+    if (!*alive) return;
+    deadline_ = 0;
+    fail("negotiation step timed out", stream_opened_, StreamErrorCondition::ConnectionTimeout);
+  });
+}
+
+void OutboundLink::arm_keepalive() {
+  auto alive = alive_;
+  const auto every = net::Duration(host_.side().keepalive_interval_ms);
+  keepalive_ = host_.loop().add_timer(every, [this, alive, every] {
+    if (!*alive) return;
+    keepalive_ = 0;
+    if (state_ != State::Ready) return;
+    const auto now = host_.loop().now();
+    if (now - last_activity_ >= net::Duration(host_.side().idle_timeout_ms)) {
+      LogLine(host_.log(), LogLevel::Info) << describe() << ": idle, closing";
+      close();
+      return;
+    }
+    // Whitespace keepalive (RFC 6120 §4.6.1) keeps NAT and peers' idle checks quiet.
+    if (now - last_write_ >= every) {
+      conn_->send(" ");
+      last_write_ = now;
+    }
+    arm_keepalive();
+  });
+}
+
+void OutboundLink::start_connect() {
+  state_ = State::Connecting;
+  net::Endpoint ep{peer_.host, peer_.port};
+  auto alive = alive_;
+  LogLine(host_.log(), LogLevel::Debug) << describe() << ": connecting";
+  net::connect_tcp(host_.loop(), ep, net::Duration(host_.side().connect_timeout_ms),
+                   [this, alive](int fd, std::string error) {
+                     if (!*alive) {
+                       if (fd >= 0) ::close(fd);
+                       return;
+                     }
+                     on_connected(fd, error);
+                   });
+}
+
+void OutboundLink::on_connected(int fd, const std::string& error) {
+  if (state_ == State::Closed) {
+    if (fd >= 0) ::close(fd);
+    return;
+  }
+  if (fd < 0) {
+    fail("connect failed: " + error);
+    return;
+  }
+  conn_ = std::make_unique<net::Connection>(host_.loop(), fd, net::Endpoint{peer_.host, peer_.port});
+  net::Connection::Callbacks cb;
+  cb.on_data = [this](std::string_view b) { on_data(b); };
+  cb.on_tls_established = [this](const net::TlsSessionInfo& i) { on_tls(i); };
+  cb.on_closed = [this](const std::string& r) { on_closed(r); };
+  conn_->set_callbacks(std::move(cb));
+  conn_->start();
+  last_activity_ = last_write_ = host_.loop().now();
+  send_header();
+}
+
+void OutboundLink::send_header() {
+  conn_->send(s2s_stream_header(local_, remote_, {}));
+  state_ = State::AwaitHeader;
+  arm_deadline();
+}
+
+void OutboundLink::on_data(std::string_view bytes) {
+  if (state_ == State::Closed) return;
+  last_activity_ = host_.loop().now();
+  parser_->feed(bytes);
+  if (restart_pending_ && state_ != State::Closed) {
+    restart_pending_ = false;
+    parser_->reset();
+    // After SASL success the restart is ours to send; after STARTTLS, on_tls sends it.
+    if (header_after_reset_) {
+      header_after_reset_ = false;
+      send_header();
+    }
+  }
+}
+
+void OutboundLink::on_tls(const net::TlsSessionInfo& info) {
+  if (state_ == State::Closed) return;
+  tls_ = info;
+  tls_done_ = true;
+  LogLine(host_.log(), LogLevel::Info) << describe() << ": TLS " << info.protocol << " " << info.cipher
+                                       << (info.peer_cert_trusted ? ", server certificate trusted"
+                                                                  : ", server certificate NOT trusted: " + info.verify_error);
+  send_header();
+}
+
+void OutboundLink::on_closed(const std::string& reason) {
+  if (state_ != State::Closed) {
+    const bool was_ready = state_ == State::Ready;
+    state_ = State::Closed;
+    if (!was_ready || !queue_.empty() || !verifies_.empty()) {
+      bounce_all("connection closed: " + reason);
+    }
+    LogLine(host_.log(), was_ready ? LogLevel::Info : LogLevel::Warning) << describe() << ": closed: " << reason;
+  }
+  *alive_ = false;
+  host_.link_closed(this);
+}
+
+void OutboundLink::on_stream_open(const xmpp::StreamHeader& header) {
+  if (state_ != State::AwaitHeader) {
+    fail("unexpected stream header", true, StreamErrorCondition::NotWellFormed);
+    return;
+  }
+  stream_opened_ = true;
+  if (header.id.empty()) {
+    fail("peer stream header has no id", true, StreamErrorCondition::InvalidXml);
+    return;
+  }
+  stream_id_ = header.id;
+  state_ = State::AwaitFeatures;
+  arm_deadline();
+}
+
+void OutboundLink::on_stream_close() {
+  if (state_ == State::Closed) return;
+  LogLine(host_.log(), LogLevel::Debug) << describe() << ": peer closed the stream";
+  if (conn_) {
+    conn_->send("</stream:stream>");
+    conn_->close_after_flush();
+  }
+  const bool was_ready = state_ == State::Ready;
+  state_ = State::Closed;
+  if (!was_ready || !queue_.empty() || !verifies_.empty()) bounce_all("peer closed the stream");
+}
+
+void OutboundLink::on_stream_error(StreamErrorCondition condition, std::string text) {
+  fail("bad XML from peer: " + text, true, condition);
+}
+
+void OutboundLink::fail(const std::string& reason, bool stream_error, StreamErrorCondition c) {
+  if (state_ == State::Closed) return;
+  LogLine(host_.log(), LogLevel::Warning) << describe() << ": failed: " << reason;
+  host_.connection_event(describe() + ": failed: " + reason);
+  state_ = State::Closed;
+  if (conn_) {
+    if (stream_error) conn_->send(xmpp::stream_error_bytes(c, reason));
+    conn_->send("</stream:stream>");
+    conn_->close_after_flush();
+  } else {
+    // Never connected: nothing will call on_closed, so tell the host here (later).
+    auto alive = alive_;
+    host_.loop().post([this, alive] {
+      if (*alive) {
+        *alive_ = false;
+        host_.link_closed(this);
+      }
+    });
+  }
+  bounce_all(reason);
+}
+
+void OutboundLink::bounce_all(const std::string& reason) {
+  // RFC 6120 §10.4.3 / Prosody: not-found when no stream ever opened, timeout otherwise.
+  const StanzaErrorCondition cond = stream_opened_ ? StanzaErrorCondition::RemoteServerTimeout
+                                                   : StanzaErrorCondition::RemoteServerNotFound;
+  const StanzaErrorType type = stream_opened_ ? StanzaErrorType::Wait : StanzaErrorType::Cancel;
+  auto queue = std::move(queue_);
+  queue_.clear();
+  for (auto& s : queue) {
+    host_.undeliverable(std::move(s), {cond, type, "Server-to-server connection failed: " + reason, {}, {}});
+  }
+  auto verifies = std::move(verifies_);
+  verifies_.clear();
+  for (auto& v : verifies) v.done(VerifyResult::Error);
+}
+
+void OutboundLink::on_features(const xmpp::Element& f) {
+  const bool starttls_offered = f.find_child("starttls", xmpp::kNsTls) != nullptr;
+  if (!conn_->is_tls()) {
+    if (peer_.tls != config::PeerTls::Forbidden && starttls_offered) {
+      conn_->send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+      state_ = State::AwaitProceed;
+      arm_deadline();
+      return;
+    }
+    if (peer_.tls == config::PeerTls::Required) {
+      fail("peer does not offer STARTTLS and TLS is required", true, StreamErrorCondition::PolicyViolation);
+      return;
+    }
+  }
+  if (sasl_done_) {
+    become_ready();
+    return;
+  }
+  verify_allowed_ = true;
+  flush_verifies();
+  if (state_ == State::Closed) return;
+
+  bool cert_ok = false;
+  std::string cert_why = "no TLS";
+  if (tls_) {
+    if (!tls_->peer_cert_trusted) cert_why = "server certificate not trusted (" + tls_->verify_error + ")";
+    else if (!net::certificate_matches_domain(tls_->peer, remote_)) cert_why = "server certificate does not name " + remote_;
+    else cert_ok = true;
+  }
+  bool external_offered = false;
+  if (const auto* mechs = f.find_child("mechanisms", xmpp::kNsSasl)) {
+    for (const auto* m : mechs->child_elements()) {
+      if (m->name() == "mechanism" && m->text() == "EXTERNAL") external_offered = true;
+    }
+  }
+  const bool dialback_offered = f.find_child("dialback", xmpp::kNsDialbackFeature) != nullptr;
+  const bool want_sasl = peer_.auth != config::PeerAuth::Dialback;
+  const bool want_db = peer_.auth != config::PeerAuth::SaslExternal && !host_.dialback_secret().empty();
+
+  if (want_sasl && cert_ok && external_offered) {
+    conn_->send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>" + base64_encode(local_) + "</auth>");
+    state_ = State::AwaitSaslResult;
+    arm_deadline();
+    return;
+  }
+  if (want_db && dialback_offered) {
+    if (peer_.auth == config::PeerAuth::SaslExternal) return;  // unreachable: want_db false
+    const std::string key = dialback_key(host_.dialback_secret(), remote_, local_, stream_id_);
+    conn_->send("<db:result from='" + xmpp::escape_attr(local_) + "' to='" + xmpp::escape_attr(remote_) + "'>" + key + "</db:result>");
+    state_ = State::AwaitDialbackResult;
+    arm_deadline();
+    return;
+  }
+  std::string why = "no usable authentication:";
+  if (want_sasl) why += cert_ok ? (external_offered ? "" : " SASL EXTERNAL not offered;") : " " + cert_why + ";";
+  if (want_db) why += dialback_offered ? "" : " dialback not offered;";
+  if (!want_db && peer_.auth != config::PeerAuth::SaslExternal) why += " dialback not enabled on this side;";
+  fail(why, true, StreamErrorCondition::NotAuthorized);
+}
+
+void OutboundLink::flush_verifies() {
+  if (!verify_allowed_ || !conn_) return;
+  for (auto& v : verifies_) {
+    if (v.sent) continue;
+    conn_->send("<db:verify from='" + xmpp::escape_attr(local_) + "' to='" + xmpp::escape_attr(remote_) +
+                "' id='" + xmpp::escape_attr(v.stream_id) + "'>" + xmpp::escape_text(v.key) + "</db:verify>");
+    v.sent = true;
+  }
+}
+
+void OutboundLink::on_db_verify_reply(const xmpp::Element& e) {
+  const std::string id = e.attr_or("id");
+  const std::string type = e.attr_or("type");
+  for (auto it = verifies_.begin(); it != verifies_.end(); ++it) {
+    if (it->sent && it->stream_id == id) {
+      auto done = std::move(it->done);
+      verifies_.erase(it);
+      done(type == "valid" ? VerifyResult::Valid : type == "invalid" ? VerifyResult::Invalid : VerifyResult::Error);
+      return;
+    }
+  }
+  // A verification answer nobody asked for on this stream is ignored (XEP-0220 §2.4).
+  LogLine(host_.log(), LogLevel::Warning) << describe() << ": ignoring unsolicited db:verify answer";
+}
+
+void OutboundLink::become_ready() {
+  state_ = State::Ready;
+  arm_deadline();   // cancels
+  LogLine(host_.log(), LogLevel::Info) << describe() << ": ready (" << (sasl_done_ ? "SASL EXTERNAL" : "dialback") << ")";
+  host_.connection_event(describe() + ": authenticated (" + (sasl_done_ ? "SASL EXTERNAL" : "dialback") + ")");
+  auto queue = std::move(queue_);
+  queue_.clear();
+  for (auto& s : queue) conn_->send(s.serialize());
+  last_write_ = host_.loop().now();
+  arm_keepalive();
+}
+
+void OutboundLink::on_element(xmpp::Element e, std::size_t) {
+  if (state_ == State::Closed || restart_pending_) return;
+  const std::string& ns = e.ns();
+  const std::string& name = e.name();
+  if (ns == xmpp::kNsDialback && name == "verify") {
+    on_db_verify_reply(e);
+    return;
+  }
+  switch (state_) {
+    case State::AwaitFeatures:
+      if (ns == xmpp::kNsStream && name == "features") { on_features(e); return; }
+      break;
+    case State::AwaitProceed:
+      if (ns == xmpp::kNsTls && name == "proceed") {
+        // Plaintext the peer pipelined after <proceed/> dies with the old parser.
+        state_ = State::TlsHandshake;
+        restart_pending_ = true;
+        conn_->start_tls_client(host_.tls(), remote_);
+        arm_deadline();
+        return;
+      }
+      if (ns == xmpp::kNsTls && name == "failure") { fail("peer refused STARTTLS"); return; }
+      break;
+    case State::AwaitSaslResult:
+      if (ns == xmpp::kNsSasl && name == "success") {
+        sasl_done_ = true;
+        restart_pending_ = true;
+        header_after_reset_ = true;
+        state_ = State::AwaitHeader;
+        arm_deadline();
+        return;
+      }
+      if (ns == xmpp::kNsSasl && name == "failure") { fail("SASL EXTERNAL refused by peer"); return; }
+      break;
+    case State::AwaitDialbackResult:
+      if (ns == xmpp::kNsDialback && name == "result") {
+        const std::string type = e.attr_or("type");
+        if (e.attr_or("from") != remote_ || e.attr_or("to") != local_) break;
+        if (type == "valid") { become_ready(); return; }
+        if (type == "invalid") {
+          // XEP-0220: queued stanzas bounce with internal-server-error.
+          auto queue = std::move(queue_);
+          queue_.clear();
+          for (auto& s : queue)
+            host_.undeliverable(std::move(s), {StanzaErrorCondition::InternalServerError, StanzaErrorType::Cancel,
+                                               "dialback refused by " + remote_, {}, {}});
+          fail("dialback key refused by peer");
+          return;
+        }
+        fail("dialback error from peer");
+        return;
+      }
+      break;
+    case State::Ready:
+      // Without bidi (XEP-0288) the responder must not send stanzas on our stream.
+      break;
+    default:
+      break;
+  }
+  if (ns == xmpp::kNsStream && name == "error") {
+    std::string cond = "unknown";
+    for (const auto* c : e.child_elements()) {
+      if (c->ns() == xmpp::kNsStreams && c->name() != "text") cond = c->name();
+    }
+    fail("stream error from peer: " + cond);
+    return;
+  }
+  fail("unexpected <" + name + "/> from peer", true, StreamErrorCondition::UnsupportedStanzaType);
+}
+
+void OutboundLink::send(xmpp::Element stanza) {
+  if (state_ == State::Ready) {
+    conn_->send(stanza.serialize());
+    last_write_ = last_activity_ = host_.loop().now();
+    return;
+  }
+  if (state_ == State::Closed) {
+    host_.undeliverable(std::move(stanza), {StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
+                                            "Server-to-server connection closed", {}, {}});
+    return;
+  }
+  if (queue_.size() >= host_.side().max_queue) {
+    host_.undeliverable(std::move(stanza), {StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait,
+                                            "too many stanzas queued for " + remote_, {}, {}});
+    return;
+  }
+  queue_.push_back(std::move(stanza));
+}
+
+void OutboundLink::request_verify(const std::string& stream_id, const std::string& key,
+                                  std::function<void(VerifyResult)> done) {
+  if (state_ == State::Closed) {
+    done(VerifyResult::Error);
+    return;
+  }
+  verifies_.push_back({stream_id, key, std::move(done), false});
+  flush_verifies();
+}
+
+void OutboundLink::close() {
+  if (state_ == State::Closed) return;
+  const bool was_ready = state_ == State::Ready;
+  state_ = State::Closed;
+  if (!was_ready) bounce_all("link closed");
+  if (conn_) {
+    conn_->send("</stream:stream>");
+    conn_->close_after_flush();
+  } else {
+    auto alive = alive_;
+    host_.loop().post([this, alive] {
+      if (*alive) {
+        *alive_ = false;
+        host_.link_closed(this);
+      }
+    });
+  }
+}
+
+}  // namespace portcullis::s2s

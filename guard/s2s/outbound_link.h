@@ -1,0 +1,109 @@
+// One outbound S2S link from a domain Portcullis fronts (local) to a server on
+// this side (remote): we are the initiating server. Created on demand when a
+// stanza must be delivered; queues stanzas until authenticated.
+//
+// Negotiation: connect (deadline) -> header -> features -> STARTTLS -> TLS
+// (server certificate checked against the side's CA and the remote domain)
+// -> restart -> features -> SASL EXTERNAL (-> restart -> features) or
+// dialback db:result -> Ready: queued stanzas are written.
+// Every step has the side's negotiation deadline. When the link fails, queued
+// stanzas go back to the host as undeliverable with remote-server-not-found
+// (never connected / no stream) or remote-server-timeout (stream had opened),
+// and pending dialback verifications answer Error.
+//
+// The link also carries db:verify requests for the receiving-server role; they
+// are sent once TLS (if required) is up, before the link itself authenticates.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "guard/net/connection.h"
+#include "guard/s2s/session_host.h"
+#include "guard/xmpp/stream_parser.h"
+
+namespace portcullis::s2s {
+
+class OutboundLink : private xmpp::StreamHandler {
+ public:
+  OutboundLink(SessionHost& host, std::string local, std::string remote, const config::Peer& peer);
+  ~OutboundLink() override;
+  OutboundLink(const OutboundLink&) = delete;
+  OutboundLink& operator=(const OutboundLink&) = delete;
+
+  const std::string& local() const { return local_; }
+  const std::string& remote() const { return remote_; }
+
+  // Queues or writes a stanza. Over the queue limit the stanza goes back as
+  // undeliverable (resource-constraint, wait).
+  void send(xmpp::Element stanza);
+  void request_verify(const std::string& stream_id, const std::string& key,
+                      std::function<void(VerifyResult)> done);
+  // Graceful close (</stream:stream>), e.g. at shutdown.
+  void close();
+  bool ready() const { return state_ == State::Ready; }
+  bool closed() const { return state_ == State::Closed; }
+  std::string describe() const;
+
+ private:
+  enum class State {
+    Connecting, AwaitHeader, AwaitFeatures, AwaitProceed, TlsHandshake,
+    AwaitSaslResult, AwaitDialbackResult, Ready, Closed,
+  };
+
+  void start_connect();
+  void on_connected(int fd, const std::string& error);
+  void on_data(std::string_view bytes);
+  void on_tls(const net::TlsSessionInfo& info);
+  void on_closed(const std::string& reason);
+
+  // StreamHandler
+  void on_stream_open(const xmpp::StreamHeader& header) override;
+  void on_element(xmpp::Element element, std::size_t wire_bytes) override;
+  void on_stream_close() override;
+  void on_stream_error(xmpp::StreamErrorCondition condition, std::string text) override;
+
+  void on_features(const xmpp::Element& features);
+  void on_db_verify_reply(const xmpp::Element& e);
+  void send_header();
+  void become_ready();
+  void flush_verifies();
+  void fail(const std::string& reason, bool stream_error = false,
+            xmpp::StreamErrorCondition c = xmpp::StreamErrorCondition::UndefinedCondition);
+  void bounce_all(const std::string& reason);
+  void arm_deadline();
+  void arm_keepalive();
+
+  SessionHost& host_;
+  std::string local_, remote_;
+  const config::Peer& peer_;
+  std::unique_ptr<net::Connection> conn_;
+  std::unique_ptr<xmpp::StreamParser> parser_;
+  State state_ = State::Connecting;
+  bool stream_opened_ = false;        // a peer header was seen: failures are timeouts, not not-found
+  bool restart_pending_ = false;
+  bool header_after_reset_ = false;   // SASL success: we send the restart header
+  bool tls_done_ = false;
+  bool sasl_done_ = false;
+  bool verify_allowed_ = false;       // TLS satisfied and post-TLS features seen
+  std::string stream_id_;             // id the remote gave our current stream
+  std::optional<net::TlsSessionInfo> tls_;
+  std::deque<xmpp::Element> queue_;
+  struct PendingVerify {
+    std::string stream_id, key;
+    std::function<void(VerifyResult)> done;
+    bool sent = false;
+  };
+  std::deque<PendingVerify> verifies_;
+  net::TimerId deadline_ = 0;
+  net::TimerId keepalive_ = 0;
+  net::TimePoint last_write_;
+  net::TimePoint last_activity_;
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace portcullis::s2s

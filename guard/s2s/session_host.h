@@ -1,0 +1,73 @@
+// What an S2S session (inbound stream or outbound link) needs from the edge
+// server that owns it. Sessions never reach around this interface: the server
+// decides routing, verification and what goes to the filter.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "guard/config/config.h"
+#include "guard/ipc/frame.h"
+#include "guard/log/log.h"
+#include "guard/net/event_loop.h"
+#include "guard/net/tls.h"
+#include "guard/s2s/peering.h"
+#include "guard/xmpp/element.h"
+#include "guard/xmpp/stream_error.h"
+
+namespace portcullis::s2s {
+
+class InboundSession;
+class OutboundLink;
+
+// Where an inbound stanza came from, as far as authentication proved it.
+struct InboundMeta {
+  std::string peer_domain;          // authenticated domain (SASL identity or verified dialback pair)
+  ipc::AuthMethod auth = ipc::AuthMethod::None;
+  bool tls = false;
+  std::string cert_identity;        // subject + fingerprint of the peer certificate, if any
+  std::string stream_id;
+  std::size_t wire_bytes = 0;
+};
+
+enum class VerifyResult { Valid, Invalid, Error };
+
+class SessionHost {
+ public:
+  virtual ~SessionHost() = default;
+  virtual const config::Side& side() const = 0;
+  virtual const PeeringTable& peering() const = 0;
+  virtual bool fronts(std::string_view domain) const = 0;
+  // Empty when dialback is disabled on this side.
+  virtual const std::string& dialback_secret() const = 0;
+  virtual net::TlsContext& tls() = 0;
+  virtual net::EventLoop& loop() = 0;
+  virtual Logger& log() = 0;
+
+  // An inbound stream delivered a stanza from an authenticated peer.
+  virtual void on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta) = 0;
+  // Receiving-server role: ask the authoritative server for `originating`
+  // whether `key` is valid for (receiving=local, originating, stream_id).
+  virtual void request_verify(const std::string& local, const std::string& originating,
+                              const std::string& stream_id, const std::string& key,
+                              std::function<void(VerifyResult)> done) = 0;
+  // Sends a stanza to a server on this side (error replies generated here).
+  virtual void send_local(xmpp::Element stanza) = 0;
+  // An outbound link could not deliver `stanza` (it was never written).
+  virtual void undeliverable(xmpp::Element stanza, xmpp::StanzaError error) = 0;
+  // Lifecycle: the session's connection is gone; the host destroys it later.
+  virtual void inbound_closed(InboundSession* session) = 0;
+  virtual void link_closed(OutboundLink* link) = 0;
+  // Connection-level events worth an audit/log record (auth success/failure, stream errors).
+  virtual void connection_event(std::string_view what) = 0;
+};
+
+// Our stream header for S2S (jabber:server, with the dialback prefix bound).
+std::string s2s_stream_header(std::string_view from, std::string_view to, std::string_view id);
+
+std::string base64_encode(std::string_view in);
+// Returns false on malformed input.
+bool base64_decode(std::string_view in, std::string& out);
+
+}  // namespace portcullis::s2s

@@ -1,0 +1,75 @@
+#include "guard/supervisor/child_control.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "guard/ipc/fd_passing.h"
+
+namespace portcullis::supervisor {
+
+ChildControl::ChildControl(net::EventLoop& loop, int control_fd, Callbacks cb)
+    : loop_(loop), fd_(control_fd), cb_(std::move(cb)) {
+  const int fl = ::fcntl(control_fd, F_GETFL);
+  if (fl >= 0) ::fcntl(control_fd, F_SETFL, fl | O_NONBLOCK);
+  const int fdfl = ::fcntl(control_fd, F_GETFD);
+  if (fdfl >= 0) ::fcntl(control_fd, F_SETFD, fdfl | FD_CLOEXEC);
+}
+
+ChildControl::~ChildControl() {
+  if (watching_) loop_.unwatch(fd_.get());
+}
+
+void ChildControl::start() {
+  if (watching_ || !fd_) return;
+  watching_ = true;
+  loop_.watch(fd_.get(), net::kReadable, [this](std::uint32_t) { on_readable(); });
+}
+
+void ChildControl::gone(const std::string& reason) {
+  if (watching_) loop_.unwatch(fd_.get());
+  watching_ = false;
+  fd_.reset();
+  if (cb_.on_supervisor_gone) {
+    auto cb = cb_.on_supervisor_gone;
+    cb(reason);
+    return;
+  }
+  // No owner policy: an orphaned child must not keep running on its own.
+  std::fprintf(stderr, "portcullis child: %s; exiting\n", reason.c_str());
+  std::_Exit(1);
+}
+
+void ChildControl::on_readable() {
+  std::weak_ptr<bool> token = alive_;
+  // Bounded: a flood of messages cannot starve the rest of the loop.
+  for (int i = 0; i < 16 && fd_; ++i) {
+    ipc::FdReceiveResult r = ipc::receive_fd(fd_.get());
+    switch (r.status) {
+      case ipc::FdPassStatus::WouldBlock:
+        return;
+      case ipc::FdPassStatus::Closed:
+        return gone("supervisor closed the control socket");
+      case ipc::FdPassStatus::Error:
+        return gone("control socket failed: " + r.error);
+      case ipc::FdPassStatus::Invalid:
+        if (cb_.on_bad_message) {
+          auto cb = cb_.on_bad_message;
+          cb(r.error);
+          if (token.expired()) return;
+        }
+        break;
+      case ipc::FdPassStatus::Ok:
+        if (cb_.on_fd) {
+          auto cb = cb_.on_fd;
+          cb(r.tag, std::move(r.fd));
+          if (token.expired()) return;
+        }
+        break;
+    }
+  }
+}
+
+}  // namespace portcullis::supervisor

@@ -1,0 +1,59 @@
+// The child's side of the supervisor's control socket.
+//
+// An edge or the filter reads its control socket (--control-fd) with this. When
+// the supervisor restarts a neighbour it sends the fresh socketpair end here,
+// tagged with what it connects to:
+//   in an edge:      tag "filter"                 -> the new link to the filter
+//   in the filter:   tag "edge:low" / "edge:high" -> the new link to that edge
+// on_fd then gets (tag, fd); the child replaces its FrameChannel for that link
+// with one on the new fd (the old one has seen, or will see, EOF).
+//
+// EOF on the control socket means the supervisor is gone; the child must not
+// linger as an orphan. on_supervisor_gone is called once; if it is not set, the
+// process exits at once (status 1).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "guard/ipc/unique_fd.h"
+#include "guard/net/event_loop.h"
+
+namespace portcullis::supervisor {
+
+class ChildControl {
+ public:
+  struct Callbacks {
+    // A new fd from the supervisor; the callee owns it (close-on-exec).
+    std::function<void(std::string_view tag, ipc::UniqueFd fd)> on_fd;
+    // The control socket reached EOF or failed: the supervisor is gone.
+    std::function<void(const std::string& reason)> on_supervisor_gone;
+    // A message that is not a valid tagged fd (logged by the owner; the
+    // channel stays open and nothing is handed over).
+    std::function<void(const std::string& error)> on_bad_message;
+  };
+
+  // Takes ownership of the control socket (SOCK_SEQPACKET, as the supervisor
+  // creates it); makes it non-blocking and close-on-exec.
+  ChildControl(net::EventLoop& loop, int control_fd, Callbacks cb);
+  ~ChildControl();
+  ChildControl(const ChildControl&) = delete;
+  ChildControl& operator=(const ChildControl&) = delete;
+
+  void start();
+  bool is_open() const { return fd_.valid(); }
+
+ private:
+  void on_readable();
+  void gone(const std::string& reason);
+
+  net::EventLoop& loop_;
+  ipc::UniqueFd fd_;
+  Callbacks cb_;
+  bool watching_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace portcullis::supervisor

@@ -1,0 +1,538 @@
+#include "guard/supervisor/supervisor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+#include "guard/ipc/fd_passing.h"
+
+#if __has_include(<linux/close_range.h>)
+#include <linux/close_range.h>
+#endif
+
+namespace portcullis::supervisor {
+
+namespace {
+
+std::string signal_name(int sig) {
+  const char* abbrev = ::sigabbrev_np(sig);
+  return abbrev != nullptr ? std::string("SIG") + abbrev : "unknown signal";
+}
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    std::string s = "killed by signal " + std::to_string(sig) + " (" + signal_name(sig) + ")";
+    if (WCOREDUMP(status)) s += ", core dumped";
+    return s;
+  }
+  return "ended with wait status " + std::to_string(status);
+}
+
+std::string ms(net::Duration d) { return std::to_string(d.count()) + " ms"; }
+
+bool parse_fd(const std::string& s, int& out) {
+  if (s.empty() || s.size() > 9) return false;
+  int v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  out = v;
+  return true;
+}
+
+constexpr Role kEdges[] = {Role::EdgeLow, Role::EdgeHigh};
+
+}  // namespace
+
+std::string_view to_string(Role r) {
+  switch (r) {
+    case Role::EdgeLow: return "edge(low)";
+    case Role::Filter: return "filter";
+    case Role::EdgeHigh: return "edge(high)";
+  }
+  return "unknown";
+}
+
+std::string_view link_tag(Role r) {
+  switch (r) {
+    case Role::EdgeLow: return "edge:low";
+    case Role::Filter: return "filter";
+    case Role::EdgeHigh: return "edge:high";
+  }
+  return "unknown";
+}
+
+std::vector<std::string> child_command_line(const std::string& executable, Role role,
+                                            const ChildFds& fds,
+                                            const std::vector<std::string>& common_args) {
+  std::vector<std::string> argv{executable};
+  if (role == Role::Filter) {
+    argv.insert(argv.end(), {"--role", "filter", "--low-fd", std::to_string(fds.low_fd),
+                             "--high-fd", std::to_string(fds.high_fd), "--control-fd",
+                             std::to_string(fds.control_fd)});
+  } else {
+    argv.insert(argv.end(), {"--role", "edge", "--side", role == Role::EdgeLow ? "low" : "high",
+                             "--ipc-fd", std::to_string(fds.ipc_fd), "--control-fd",
+                             std::to_string(fds.control_fd)});
+  }
+  argv.insert(argv.end(), common_args.begin(), common_args.end());
+  return argv;
+}
+
+std::optional<ChildArgs> parse_child_args(const std::vector<std::string>& args,
+                                          std::string& error) {
+  error.clear();
+  std::optional<std::string> role, side;
+  std::optional<int> ipc, control, low, high;
+  ChildArgs out;
+  auto take_fd = [&](std::size_t& i, const std::string& name, std::optional<int>& slot) {
+    int v = -1;
+    if (i + 1 >= args.size() || !parse_fd(args[i + 1], v) || v < 3) {
+      error = name + " needs a file descriptor number >= 3";
+      return false;
+    }
+    if (slot) {
+      error = name + " given twice";
+      return false;
+    }
+    slot = v;
+    ++i;
+    return true;
+  };
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--role" || a == "--side") {
+      auto& slot = a == "--role" ? role : side;
+      if (i + 1 >= args.size()) {
+        error = a + " needs a value";
+        return std::nullopt;
+      }
+      if (slot) {
+        error = a + " given twice";
+        return std::nullopt;
+      }
+      slot = args[++i];
+    } else if (a == "--ipc-fd") {
+      if (!take_fd(i, a, ipc)) return std::nullopt;
+    } else if (a == "--control-fd") {
+      if (!take_fd(i, a, control)) return std::nullopt;
+    } else if (a == "--low-fd") {
+      if (!take_fd(i, a, low)) return std::nullopt;
+    } else if (a == "--high-fd") {
+      if (!take_fd(i, a, high)) return std::nullopt;
+    } else {
+      out.rest.push_back(a);
+    }
+  }
+  if (!role) {
+    if (side || ipc || control || low || high) error = "role arguments given without --role";
+    return std::nullopt;
+  }
+  if (!control) {
+    error = "--control-fd is required for a child";
+    return std::nullopt;
+  }
+  out.fds.control_fd = *control;
+  if (*role == "edge") {
+    if (!side || (*side != "low" && *side != "high")) {
+      error = "--role edge needs --side low or --side high";
+      return std::nullopt;
+    }
+    if (!ipc) {
+      error = "--role edge needs --ipc-fd";
+      return std::nullopt;
+    }
+    if (low || high) {
+      error = "--low-fd/--high-fd are filter arguments, not edge arguments";
+      return std::nullopt;
+    }
+    out.role = *side == "low" ? Role::EdgeLow : Role::EdgeHigh;
+    out.fds.ipc_fd = *ipc;
+    if (*ipc == *control) {
+      error = "--ipc-fd and --control-fd must differ";
+      return std::nullopt;
+    }
+  } else if (*role == "filter") {
+    if (!low || !high) {
+      error = "--role filter needs --low-fd and --high-fd";
+      return std::nullopt;
+    }
+    if (side || ipc) {
+      error = "--side/--ipc-fd are edge arguments, not filter arguments";
+      return std::nullopt;
+    }
+    if (*low == *high || *low == *control || *high == *control) {
+      error = "--low-fd, --high-fd and --control-fd must differ";
+      return std::nullopt;
+    }
+    out.role = Role::Filter;
+    out.fds.low_fd = *low;
+    out.fds.high_fd = *high;
+  } else {
+    error = "unknown --role '" + *role + "' (expected edge or filter)";
+    return std::nullopt;
+  }
+  return out;
+}
+
+Supervisor::Supervisor(net::EventLoop& loop, SupervisorOptions options)
+    : loop_(loop), options_(std::move(options)) {
+  for (Role r : {Role::EdgeLow, Role::Filter, Role::EdgeHigh}) child(r).role = r;
+  if (!options_.log) {
+    options_.log = [](std::string_view line) {
+      std::fprintf(stderr, "portcullisd: %.*s\n", static_cast<int>(line.size()), line.data());
+    };
+  }
+}
+
+Supervisor::~Supervisor() {
+  for (Child& c : children_) {
+    if (c.restart_pending) loop_.cancel_timer(c.restart_timer);
+    c.restart_pending = false;
+  }
+  if (kill_timer_armed_) loop_.cancel_timer(kill_timer_);
+  // Nothing may outlive the supervisor object: kill and reap synchronously.
+  for (Child& c : children_) {
+    if (c.pid <= 0) continue;
+    ::kill(c.pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    c.pid = -1;
+  }
+  if (signal_fd_) {
+    loop_.unwatch(signal_fd_.get());
+    // Consume what is pending (the SIGCHLDs just caused, a late SIGTERM) so
+    // unblocking does not deliver it with its default action.
+    signalfd_siginfo si;
+    while (::read(signal_fd_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+    }
+    signal_fd_.reset();
+  }
+  if (signals_blocked_) ::sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
+}
+
+void Supervisor::log(const std::string& line) { options_.log(line); }
+
+Supervisor::FilterLink Supervisor::make_link() {
+  FilterLink link;
+  int fds[2];
+  // Stream pair: frames are a byte stream with their own delimiting.
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) == 0) {
+    link.filter_end.reset(fds[0]);
+    link.edge_end.reset(fds[1]);
+  }
+  return link;
+}
+
+bool Supervisor::spawn(Role r, const ChildFds& fds, ipc::UniqueFd child_control,
+                       std::string& error) {
+  ChildFds with_control = fds;
+  with_control.control_fd = child_control.get();
+  // Everything the child needs is prepared before fork: after it, only
+  // async-signal-safe calls.
+  const std::vector<std::string> args =
+      child_command_line(options_.executable, r, with_control, options_.common_args);
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const int keep[] = {with_control.control_fd, with_control.ipc_fd, with_control.low_fd,
+                      with_control.high_fd};
+  const pid_t parent = ::getpid();
+  const char* exe = options_.executable.c_str();
+
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    error = std::string("fork: ") + std::strerror(errno);
+    return false;
+  }
+  if (pid == 0) {
+    // Die with the supervisor; and if it already died before prctl, go now.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(1);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE}) ::signal(sig, SIG_DFL);
+#ifdef CLOSE_RANGE_CLOEXEC
+    // Belt and braces: whatever fd a library opened without CLOEXEC stays behind.
+    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+#endif
+    for (int fd : keep) {
+      if (fd < 0) continue;
+      const int fl = ::fcntl(fd, F_GETFD);
+      if (fl < 0 || ::fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC) < 0) ::_exit(126);
+    }
+    ::execv(exe, argv.data());
+    static constexpr char kMsg[] = "portcullisd: execv of child failed\n";
+    [[maybe_unused]] const ssize_t ignored = ::write(2, kMsg, sizeof kMsg - 1);
+    ::_exit(127);
+  }
+  Child& c = child(r);
+  c.pid = pid;
+  c.control = ipc::UniqueFd();  // set by the caller (the supervisor's end)
+  c.started = loop_.now();
+  return true;
+}
+
+void Supervisor::hand_link(Role to, Role other_end, ipc::UniqueFd fd) {
+  Child& c = child(to);
+  if (c.pid <= 0 || !c.control) return;  // down: it gets a fresh link when it restarts
+  const ipc::FdSendResult sent = ipc::send_fd(c.control.get(), fd.get(), link_tag(other_end));
+  if (sent.status == ipc::FdPassStatus::Ok) {
+    log("handed new " + std::string(to_string(other_end)) + " link to " + std::string(to_string(to)));
+    return;
+  }
+  if (sent.status == ipc::FdPassStatus::Closed) {
+    // It is dying; its exit will be reaped and it restarts with a fresh link.
+    log("could not hand new " + std::string(to_string(other_end)) + " link to " +
+        std::string(to_string(to)) + ": " + sent.error);
+    return;
+  }
+  // A child that does not read its control socket would stay cut off: restart it
+  // rather than leave it half connected.
+  log("could not hand new " + std::string(to_string(other_end)) + " link to " +
+      std::string(to_string(to)) + " (" +
+      (sent.status == ipc::FdPassStatus::WouldBlock ? std::string("control socket full")
+                                                    : sent.error) +
+      "); killing it to restart it");
+  ::kill(c.pid, SIGKILL);
+}
+
+bool Supervisor::launch(Role r, const ChildFds& fds, bool initial) {
+  ipc::UniqueFd sup_end, child_end;
+  std::string error;
+  if (!ipc::make_control_pair(sup_end, child_end)) {
+    error = std::string("control socketpair: ") + std::strerror(errno);
+  } else if (spawn(r, fds, std::move(child_end), error)) {
+    Child& c = child(r);
+    c.control = std::move(sup_end);
+    if (!initial) ++c.restarts;
+    log(std::string(initial ? "started " : "restarted ") + std::string(to_string(r)) + " (pid " +
+        std::to_string(c.pid) + (initial ? "" : ", restart #" + std::to_string(c.restarts)) + ")");
+    return true;
+  }
+  if (initial) throw std::runtime_error("cannot start " + std::string(to_string(r)) + ": " + error);
+  log("cannot restart " + std::string(to_string(r)) + ": " + error);
+  return false;
+}
+
+void Supervisor::start() {
+  if (started_) return;
+  started_ = true;
+  if (options_.handle_signals) {
+    sigset_t set;
+    ::sigemptyset(&set);
+    for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) ::sigaddset(&set, sig);
+    if (::sigprocmask(SIG_BLOCK, &set, &old_mask_) != 0) {
+      throw std::runtime_error(std::string("sigprocmask: ") + std::strerror(errno));
+    }
+    signals_blocked_ = true;
+    signal_fd_.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+    if (!signal_fd_) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
+    loop_.watch(signal_fd_.get(), net::kReadable, [this](std::uint32_t) { on_signal_readable(); });
+  }
+  FilterLink low = make_link();
+  FilterLink high = make_link();
+  if (!low.edge_end || !high.edge_end) {
+    throw std::runtime_error(std::string("socketpair: ") + std::strerror(errno));
+  }
+  ChildFds filter_fds;
+  filter_fds.low_fd = low.filter_end.get();
+  filter_fds.high_fd = high.filter_end.get();
+  launch(Role::Filter, filter_fds, true);
+  ChildFds low_fds;
+  low_fds.ipc_fd = low.edge_end.get();
+  launch(Role::EdgeLow, low_fds, true);
+  ChildFds high_fds;
+  high_fds.ipc_fd = high.edge_end.get();
+  launch(Role::EdgeHigh, high_fds, true);
+  // Our copies of the link ends close here: each end now lives only in its child.
+}
+
+void Supervisor::restart(Role r) {
+  child(r).restart_pending = false;
+  if (stopping_) return;
+  if (r == Role::Filter) {
+    FilterLink low = make_link();
+    FilterLink high = make_link();
+    bool ok = low.edge_end && high.edge_end;
+    if (ok) {
+      ChildFds fds;
+      fds.low_fd = low.filter_end.get();
+      fds.high_fd = high.filter_end.get();
+      ok = launch(Role::Filter, fds, false);
+    } else {
+      log(std::string("cannot restart filter: socketpair: ") + std::strerror(errno));
+    }
+    if (!ok) return schedule_restart(r);
+    hand_link(Role::EdgeLow, Role::Filter, std::move(low.edge_end));
+    hand_link(Role::EdgeHigh, Role::Filter, std::move(high.edge_end));
+    return;
+  }
+  FilterLink link = make_link();
+  bool ok = static_cast<bool>(link.edge_end);
+  if (ok) {
+    ChildFds fds;
+    fds.ipc_fd = link.edge_end.get();
+    ok = launch(r, fds, false);
+  } else {
+    log("cannot restart " + std::string(to_string(r)) + ": socketpair: " + std::strerror(errno));
+  }
+  if (!ok) return schedule_restart(r);
+  hand_link(Role::Filter, r, std::move(link.filter_end));
+}
+
+void Supervisor::schedule_restart(Role r) {
+  Child& c = child(r);
+  if (stopping_ || c.restart_pending) return;
+  if (c.backoff.count() <= 0) c.backoff = options_.initial_backoff;
+  const net::Duration delay = c.backoff;
+  c.backoff = std::min(c.backoff * 2, options_.max_backoff);
+  c.restart_pending = true;
+  c.restart_timer = loop_.add_timer(delay, [this, r] { restart(r); });
+  log("restarting " + std::string(to_string(r)) + " in " + ms(delay));
+}
+
+void Supervisor::on_child_exit(Role r, int status) {
+  Child& c = child(r);
+  const auto up = std::chrono::duration_cast<net::Duration>(loop_.now() - c.started);
+  c.pid = -1;
+  c.control.reset();
+  log(std::string(to_string(r)) + " " + describe_status(status) + " after " + ms(up));
+  if (stopping_) return check_stop_progress();
+  // A child that ran well for a while starts over with the shortest backoff; one
+  // that keeps dying right after start backs off further each time.
+  if (up >= options_.stable_after) c.backoff = options_.initial_backoff;
+  schedule_restart(r);
+}
+
+void Supervisor::reap() {
+  for (Child& c : children_) {
+    if (c.pid <= 0) continue;
+    int status = 0;
+    pid_t got;
+    do {
+      got = ::waitpid(c.pid, &status, WNOHANG);
+    } while (got < 0 && errno == EINTR);
+    if (got == c.pid) on_child_exit(c.role, status);
+  }
+}
+
+void Supervisor::reload() {
+  const Child& f = child(Role::Filter);
+  if (f.pid > 0) {
+    log("forwarding SIGHUP to filter (pid " + std::to_string(f.pid) + ")");
+    ::kill(f.pid, SIGHUP);
+  } else {
+    log("SIGHUP received while the filter is down; nothing to reload");
+  }
+}
+
+void Supervisor::on_signal_readable() {
+  bool child_exited = false;
+  signalfd_siginfo si;
+  for (;;) {
+    const ssize_t n = ::read(signal_fd_.get(), &si, sizeof si);
+    if (n != static_cast<ssize_t>(sizeof si)) break;
+    switch (si.ssi_signo) {
+      case SIGCHLD:
+        child_exited = true;
+        break;
+      case SIGTERM:
+      case SIGINT:
+        log("received " + signal_name(static_cast<int>(si.ssi_signo)) + "; stopping children");
+        stop();
+        break;
+      case SIGHUP:
+        reload();
+        break;
+      default:
+        break;
+    }
+  }
+  // SIGCHLDs coalesce: one read may stand for several exits, so check every child.
+  if (child_exited) reap();
+}
+
+void Supervisor::set_on_stopped(std::function<void()> cb) { on_stopped_ = std::move(cb); }
+
+void Supervisor::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  for (Child& c : children_) {
+    if (c.restart_pending) loop_.cancel_timer(c.restart_timer);
+    c.restart_pending = false;
+  }
+  // Edges first: they stop taking traffic from the sides; then the filter.
+  stop_stage(true);
+  check_stop_progress();
+}
+
+void Supervisor::stop_stage(bool edges) {
+  stopping_edges_ = edges;
+  std::vector<Role> roles;
+  if (edges) {
+    roles.assign(std::begin(kEdges), std::end(kEdges));
+  } else {
+    roles.push_back(Role::Filter);
+  }
+  bool any = false;
+  for (Role r : roles) {
+    if (!running(r)) continue;
+    any = true;
+    log("stopping " + std::string(to_string(r)) + " (pid " + std::to_string(child(r).pid) + ")");
+    ::kill(child(r).pid, SIGTERM);
+  }
+  if (!any) return;
+  if (kill_timer_armed_) loop_.cancel_timer(kill_timer_);
+  kill_timer_armed_ = true;
+  kill_timer_ = loop_.add_timer(options_.stop_grace, [this, roles] {
+    kill_timer_armed_ = false;
+    for (Role r : roles) {
+      if (!running(r)) continue;
+      log(std::string(to_string(r)) + " did not stop within " + ms(options_.stop_grace) +
+          "; sending SIGKILL");
+      ::kill(child(r).pid, SIGKILL);
+    }
+  });
+}
+
+void Supervisor::check_stop_progress() {
+  if (!stopping_ || stopped_) return;
+  if (stopping_edges_) {
+    if (running(Role::EdgeLow) || running(Role::EdgeHigh)) return;
+    if (kill_timer_armed_) loop_.cancel_timer(kill_timer_);
+    kill_timer_armed_ = false;
+    stop_stage(false);
+  }
+  if (running(Role::Filter)) return;
+  if (kill_timer_armed_) loop_.cancel_timer(kill_timer_);
+  kill_timer_armed_ = false;
+  stopped_ = true;
+  log("all children stopped");
+  if (on_stopped_) {
+    std::weak_ptr<bool> token = alive_;
+    loop_.post([this, token] {
+      if (!token.expired() && on_stopped_) on_stopped_();
+    });
+  }
+}
+
+pid_t Supervisor::pid(Role r) const { return child(r).pid; }
+unsigned Supervisor::restarts(Role r) const { return child(r).restarts; }
+
+}  // namespace portcullis::supervisor

@@ -1,0 +1,176 @@
+// portcullisd's supervisor: starts the three children of the sandwich,
+// edge(low), filter and edge(high), watches them and restarts a dead one.
+//
+// The children share nothing but socketpairs carrying frames:
+//   edge(low) <-> filter   and   filter <-> edge(high).
+// The only link the supervisor can make is a FilterLink (filter <-> one edge);
+// there is no way to express an edge <-> edge pair, so none can exist.
+//
+// Each child is the same executable re-executed (execv) with role arguments
+// (child_command_line), so it starts from a fresh address space and inherits
+// only the fds meant for it (its link ends and its control socket; every other
+// fd is close-on-exec). The supervisor keeps a control socketpair with each
+// child. When it restarts a child it creates fresh links to the neighbours:
+// the new child gets its ends at exec, the surviving neighbours get theirs over
+// their control socket (SCM_RIGHTS) tagged with what the fd connects to:
+//   restarted filter  -> edge(low) and edge(high) receive tag "filter"
+//   restarted edge(x) -> filter receives tag "edge:low" / "edge:high"
+// A neighbour that is itself down gets nothing; it receives a fresh link at its
+// own restart.
+//
+// Signals (when handle_signals): SIGCHLD -> reap and schedule a restart;
+// SIGTERM/SIGINT -> stop(); SIGHUP -> forwarded to the filter. They are read
+// through a signalfd on the event loop, so the process must be single-threaded
+// (the signals are blocked with sigprocmask while the Supervisor lives).
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "guard/ipc/unique_fd.h"
+#include "guard/net/event_loop.h"
+
+namespace portcullis::supervisor {
+
+enum class Role { EdgeLow = 0, Filter = 1, EdgeHigh = 2 };
+
+// "edge(low)", "filter", "edge(high)": the names used in logs.
+std::string_view to_string(Role r);
+// Tag sent with a fresh fd to a neighbour: "edge:low", "filter", "edge:high".
+std::string_view link_tag(Role r);
+
+// The fds a child inherits at exec (numbers as seen by the child).
+struct ChildFds {
+  int control_fd = -1;
+  int ipc_fd = -1;   // edge: its link to the filter
+  int low_fd = -1;   // filter: its link to edge(low)
+  int high_fd = -1;  // filter: its link to edge(high)
+};
+
+// argv of a child, argv[0] = `executable`:
+//   <exe> --role edge --side low|high --ipc-fd N --control-fd M [common args]
+//   <exe> --role filter --low-fd N --high-fd M --control-fd C [common args]
+std::vector<std::string> child_command_line(const std::string& executable, Role role,
+                                            const ChildFds& fds,
+                                            const std::vector<std::string>& common_args);
+
+// What a child finds on its command line.
+struct ChildArgs {
+  Role role = Role::Filter;
+  ChildFds fds;
+  std::vector<std::string> rest;  // every argument that is not a role argument, in order
+};
+
+// Parses a child command line (argv[1..]); returns nullopt and sets `error` if
+// there is no --role, or the role's fds are missing, invalid or duplicated.
+// Arguments that are not role arguments are returned in `rest` untouched.
+// Without --role it returns nullopt and leaves `error` empty (the supervisor
+// itself is running).
+std::optional<ChildArgs> parse_child_args(const std::vector<std::string>& args,
+                                          std::string& error);
+
+struct SupervisorOptions {
+  std::string executable = "/proc/self/exe";  // what each child execs
+  std::vector<std::string> common_args;       // appended to every child's argv
+  net::Duration initial_backoff{250};
+  net::Duration max_backoff{30000};
+  // A child that stayed up this long gets its backoff reset on its next death.
+  net::Duration stable_after{60000};
+  // stop(): how long each stage waits after SIGTERM before SIGKILL.
+  net::Duration stop_grace{5000};
+  // Own SIGCHLD/SIGTERM/SIGINT/SIGHUP through a signalfd on the loop.
+  bool handle_signals = true;
+  // One line per event (no trailing newline). Default: stderr.
+  std::function<void(std::string_view)> log;
+};
+
+class Supervisor {
+ public:
+  Supervisor(net::EventLoop& loop, SupervisorOptions options);
+  // Kills (SIGKILL) and reaps any child still running, restores the signal mask.
+  ~Supervisor();
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Starts the three children. Throws std::runtime_error if the links, control
+  // sockets or signalfd cannot be created or fork fails (control plane).
+  void start();
+
+  // Orderly stop: SIGTERM to both edges, wait for them (SIGKILL after
+  // stop_grace), then the same for the filter; no more restarts. When all are
+  // gone, on_stopped is called (from the loop). Idempotent.
+  void stop();
+  void set_on_stopped(std::function<void()> cb);
+
+  // Reaps children now (what SIGCHLD does); for owners that set
+  // handle_signals = false and watch children themselves.
+  void reap();
+  // Forwards SIGHUP to the filter (what SIGHUP does).
+  void reload();
+
+  pid_t pid(Role r) const;          // -1 while not running
+  unsigned restarts(Role r) const;  // restarts so far
+  bool stopping() const { return stopping_; }
+  bool stopped() const { return stopped_; }
+
+ private:
+  struct Child {
+    Role role = Role::Filter;
+    pid_t pid = -1;
+    ipc::UniqueFd control;              // supervisor's end
+    net::TimePoint started{};
+    net::Duration backoff{0};
+    bool restart_pending = false;
+    net::TimerId restart_timer = 0;
+    unsigned restarts = 0;
+  };
+
+  // The only kind of link there is: filter <-> one edge.
+  struct FilterLink {
+    ipc::UniqueFd filter_end;
+    ipc::UniqueFd edge_end;
+  };
+  static FilterLink make_link();
+
+  Child& child(Role r) { return children_[static_cast<std::size_t>(r)]; }
+  const Child& child(Role r) const { return children_[static_cast<std::size_t>(r)]; }
+  void log(const std::string& line);
+  bool spawn(Role r, const ChildFds& fds, ipc::UniqueFd child_control, std::string& error);
+  // Creates the control pair and spawns `r` with `fds`. Initial start: throws on
+  // failure; restart: logs and returns false.
+  bool launch(Role r, const ChildFds& fds, bool initial);
+  void hand_link(Role to, Role other_end, ipc::UniqueFd fd);
+  void on_child_exit(Role r, int status);
+  void schedule_restart(Role r);
+  void restart(Role r);
+  void on_signal_readable();
+  void stop_stage(bool edges);
+  void check_stop_progress();
+  bool running(Role r) const { return child(r).pid > 0; }
+
+  net::EventLoop& loop_;
+  SupervisorOptions options_;
+  std::array<Child, 3> children_;
+  ipc::UniqueFd signal_fd_;
+  bool signals_blocked_ = false;
+  sigset_t old_mask_{};
+  bool started_ = false;
+  bool stopping_ = false;
+  bool stopped_ = false;
+  bool stopping_edges_ = false;
+  net::TimerId kill_timer_ = 0;
+  bool kill_timer_armed_ = false;
+  std::function<void()> on_stopped_;
+  // Posted callbacks check this: the owner may destroy us before they run.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace portcullis::supervisor

@@ -1,0 +1,130 @@
+#!/bin/bash
+# make-test-pki.sh OUTDIR
+#
+# Creates the test PKI of the loopback test setup (EC P-256, 10 years) with the
+# openssl CLI. Idempotent: does nothing when OUTDIR/.done exists. Safe to run
+# concurrently (flock on OUTDIR.lock). Every file is world-readable (Prosody
+# may run as another user). Cert files hold the leaf only; peers get the CA files.
+#
+#   ca-low      CA of the low side        ca-high   CA of the high side
+#   ca-rogue    untrusted CA
+#   a.test      by ca-low:   a.test, conference.a.test     (low side's Prosody)
+#   b.test      by ca-high:  b.test, conference.b.test     (high side's Prosody)
+#   guard-low   by ca-low:   b.test, conference.b.test     (guard, facing low)
+#   guard-high  by ca-high:  a.test, conference.a.test     (guard, facing high)
+#   rogue-a.test by ca-rogue: a.test, conference.a.test    (impostor)
+#   wildcard    by ca-low:   DNS *.w.test, SRVName _xmpp-server.srv.test,
+#                            xmppAddr x.test               (identity tests)
+#
+# On failure: exit 1 with one line "make-test-pki: <what> failed: <reason>".
+set -u
+umask 022
+
+fail() {
+  echo "make-test-pki: $*" >&2
+  exit 1
+}
+
+[ $# -eq 1 ] || fail "usage: make-test-pki.sh OUTDIR"
+OUT=$1
+[ -f "$OUT/.done" ] && exit 0
+command -v openssl >/dev/null 2>&1 || fail "openssl CLI not found"
+mkdir -p "$OUT" 2>/dev/null || fail "cannot create $OUT"
+OUT=$(cd "$OUT" 2>/dev/null && pwd) || fail "cannot enter $OUT"
+
+exec 9>"$OUT.lock" || fail "cannot create lock file $OUT.lock"
+flock 9 || fail "cannot lock $OUT.lock"
+[ -f "$OUT/.done" ] && exit 0   # another run finished while we waited
+
+WORK=$(mktemp -d "$OUT/.work.XXXXXX") || fail "cannot create a work directory in $OUT"
+trap 'rm -rf "$WORK"' EXIT
+
+# run WHAT CMD...: runs CMD quietly; on failure prints its last error line.
+run() {
+  local what=$1
+  shift
+  local log
+  if ! log=$("$@" 2>&1); then
+    local last
+    last=$(printf '%s\n' "$log" | grep -v '^\s*$' | tail -n 1)
+    fail "$what failed: ${last:-exit status $?}"
+  fi
+}
+
+DAYS=3650
+
+new_key() {  # name
+  run "key $1" openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/$1.key"
+}
+
+make_ca() {  # name CN
+  new_key "$1"
+  cat >"$WORK/$1.cnf" <<EOF
+[req]
+distinguished_name = dn
+prompt = no
+x509_extensions = v3_ca
+[dn]
+O = Portcullis test PKI
+CN = $2
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+EOF
+  run "CA $1" openssl req -new -x509 -sha256 -days "$DAYS" -key "$WORK/$1.key" \
+    -config "$WORK/$1.cnf" -set_serial "0x$(openssl rand -hex 16)" -out "$WORK/$1.pem"
+}
+
+make_leaf() {  # name ca CN san-lines...
+  local name=$1 ca=$2 cn=$3
+  shift 3
+  new_key "$name"
+  {
+    cat <<EOF
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+O = Portcullis test PKI
+CN = $cn
+[v3_leaf]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth, clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid, issuer
+subjectAltName = @san
+[san]
+EOF
+    printf '%s\n' "$@"
+  } >"$WORK/$name.cnf"
+  run "CSR $name" openssl req -new -sha256 -key "$WORK/$name.key" -config "$WORK/$name.cnf" \
+    -out "$WORK/$name.csr"
+  run "certificate $name" openssl x509 -req -sha256 -days "$DAYS" -in "$WORK/$name.csr" \
+    -CA "$WORK/$ca.pem" -CAkey "$WORK/$ca.key" -set_serial "0x$(openssl rand -hex 16)" \
+    -extfile "$WORK/$name.cnf" -extensions v3_leaf -out "$WORK/$name.pem"
+  run "verify $name" openssl verify -CAfile "$WORK/$ca.pem" "$WORK/$name.pem"
+}
+
+make_ca ca-low "Portcullis test CA low"
+make_ca ca-high "Portcullis test CA high"
+make_ca ca-rogue "Rogue CA"
+
+make_leaf a.test ca-low a.test "DNS.1 = a.test" "DNS.2 = conference.a.test"
+make_leaf b.test ca-high b.test "DNS.1 = b.test" "DNS.2 = conference.b.test"
+make_leaf guard-low ca-low b.test "DNS.1 = b.test" "DNS.2 = conference.b.test"
+make_leaf guard-high ca-high a.test "DNS.1 = a.test" "DNS.2 = conference.a.test"
+make_leaf rogue-a.test ca-rogue a.test "DNS.1 = a.test" "DNS.2 = conference.a.test"
+make_leaf wildcard ca-low wildcard.test "DNS.1 = *.w.test" \
+  "otherName.1 = 1.3.6.1.5.5.7.8.7;IA5STRING:_xmpp-server.srv.test" \
+  "otherName.2 = 1.3.6.1.5.5.7.8.5;UTF8:x.test"
+
+for n in ca-low ca-high ca-rogue a.test b.test guard-low guard-high rogue-a.test wildcard; do
+  chmod 0644 "$WORK/$n.pem" "$WORK/$n.key" || fail "chmod $n failed"
+  mv -f "$WORK/$n.pem" "$WORK/$n.key" "$OUT/" || fail "cannot move $n into $OUT"
+done
+chmod 0755 "$OUT" || fail "chmod $OUT failed"
+touch "$OUT/.done" || fail "cannot write $OUT/.done"
+exit 0

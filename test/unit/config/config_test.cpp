@@ -1,0 +1,385 @@
+// Tests for guard/config: the demo config loads, schema defaults agree with
+// config.h, and every bad config in test/corpus/config/ fails at the exact
+// line:column with a readable message.
+//
+// Each test works in its own temporary directory: the config file is copied
+// there next to dummy pki/ files (the loader only checks that they exist and are
+// readable) so relative paths resolve as they would on the appliance.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "guard/config/config.h"
+
+namespace fs = std::filesystem;
+using portcullis::config::Config;
+using portcullis::config::ConfigError;
+using portcullis::config::load_config;
+using portcullis::config::PeerAuth;
+using portcullis::config::PeerTls;
+using portcullis::config::Side;
+
+namespace {
+
+const std::string kSchemaDir = PORTCULLIS_SOURCE_DIR "/schemas";
+const std::string kCorpus = PORTCULLIS_SOURCE_DIR "/test/corpus/config/";
+const std::string kDemo = PORTCULLIS_SOURCE_DIR "/deploy/config/demo.xml";
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write(const fs::path& path, const std::string& text, fs::perms perms = fs::perms(0644)) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+  fs::permissions(path, perms);
+}
+
+// A temporary runtime directory with the demo's pki/ files.
+class ConfigDir {
+ public:
+  ConfigDir() {
+    std::random_device rd;
+    dir_ = fs::temp_directory_path() / ("portcullis-config-test-" + std::to_string(::getpid()) +
+                                        "-" + std::to_string(rd()));
+    fs::create_directories(dir_ / "pki");
+    for (const char* f : {"guard-low.pem", "guard-low.key", "ca-low.pem", "guard-high.pem",
+                          "guard-high.key", "ca-high.pem"}) {
+      write(dir_ / "pki" / f, "dummy\n");
+    }
+  }
+  ~ConfigDir() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  ConfigDir(const ConfigDir&) = delete;
+  ConfigDir& operator=(const ConfigDir&) = delete;
+
+  const fs::path& dir() const { return dir_; }
+
+  // Writes `text` as config.xml in the directory; returns its path.
+  std::string config(const std::string& text, const std::string& name = "config.xml") const {
+    write(dir_ / name, text);
+    return (dir_ / name).string();
+  }
+  std::string copy_of(const std::string& source) const {
+    return config(slurp(source), fs::path(source).filename().string());
+  }
+
+ private:
+  fs::path dir_;
+};
+
+std::string replace_once(std::string s, const std::string& from, const std::string& to) {
+  auto pos = s.find(from);
+  REQUIRE(pos != std::string::npos);
+  return s.replace(pos, from.size(), to);
+}
+
+// Loads `path`, requires a ConfigError, returns it.
+ConfigError load_error(const std::string& path) {
+  try {
+    load_config(path, kSchemaDir);
+  } catch (const ConfigError& e) {
+    return e;
+  }
+  FAIL("expected a ConfigError from " << path);
+  throw std::logic_error("unreachable");
+}
+
+}  // namespace
+
+TEST_CASE("the demo config loads with every value as written", "[config]") {
+  ConfigDir d;
+  const std::string path = d.copy_of(kDemo);
+  const Config c = load_config(path, kSchemaDir);
+
+  CHECK(c.file == path);
+  CHECK(c.log_target == "stderr");
+  CHECK(c.log_level == "info");
+  CHECK(c.supervision.restart_backoff_ms == 500);
+  CHECK(c.supervision.restart_backoff_max_ms == 10000);
+
+  CHECK(c.low.name == "low");
+  REQUIRE(c.low.listen.size() == 1);
+  CHECK(c.low.listen[0].address == "127.0.0.4");
+  CHECK(c.low.listen[0].port == 5269);
+  CHECK(c.low.fronts == std::vector<std::string>{"b.test", "conference.b.test"});
+  CHECK(c.low.cert_file == (d.dir() / "pki/guard-low.pem").string());
+  CHECK(c.low.key_file == (d.dir() / "pki/guard-low.key").string());
+  CHECK(c.low.ca_file == (d.dir() / "pki/ca-low.pem").string());
+  CHECK(c.low.dialback_secret_file.empty());
+  REQUIRE(c.low.peers.size() == 2);
+  CHECK(c.low.peers[0].domain_pattern == "a.test");
+  CHECK(c.low.peers[0].host == "127.0.0.2");
+  CHECK(c.low.peers[0].port == 5269);
+  CHECK(c.low.peers[0].auth == PeerAuth::SaslExternal);
+  CHECK(c.low.peers[0].tls == PeerTls::Required);
+  CHECK(c.low.peers[0].kinds.message);
+  CHECK(c.low.peers[0].kinds.presence);
+  CHECK(c.low.peers[0].kinds.iq);
+  CHECK(c.low.peers[1].domain_pattern == "conference.a.test");
+
+  CHECK(c.high.name == "high");
+  REQUIRE(c.high.listen.size() == 1);
+  CHECK(c.high.listen[0].address == "127.0.0.6");
+  CHECK(c.high.fronts == std::vector<std::string>{"a.test", "conference.a.test"});
+  CHECK(c.high.cert_file == (d.dir() / "pki/guard-high.pem").string());
+  REQUIRE(c.high.peers.size() == 2);
+  CHECK(c.high.peers[0].domain_pattern == "b.test");
+  CHECK(c.high.peers[0].host == "127.0.0.3");
+  CHECK(c.high.peers[1].domain_pattern == "conference.b.test");
+
+  REQUIRE(c.low_to_high.allow.size() == 4);
+  CHECK(c.low_to_high.allow[0].id == "low-high-1");
+  CHECK(c.low_to_high.allow[0].from_pattern == "a.test");
+  CHECK(c.low_to_high.allow[0].to_pattern == "b.test");
+  CHECK(c.low_to_high.allow[1].to_pattern == "*.b.test");
+  CHECK(c.low_to_high.max_stanza_bytes == 65536);
+  REQUIRE(c.high_to_low.allow.size() == 4);
+  CHECK(c.high_to_low.allow[0].from_pattern == "b.test");
+  CHECK(c.high_to_low.allow[0].to_pattern == "a.test");
+}
+
+TEST_CASE("schema defaults agree with the defaults in config.h", "[config]") {
+  // Every optional element present but empty: the XSD fills in its defaults.
+  ConfigDir d;
+  std::string text = slurp(kCorpus + "valid-minimal.xml");
+  text = replace_once(text, "<portcullis xmlns=\"urn:portcullis:config:1\">",
+                      "<portcullis xmlns=\"urn:portcullis:config:1\">\n<logging/><supervision/>");
+  text = replace_once(text, "ca=\"pki/ca-low.pem\"/>", "ca=\"pki/ca-low.pem\"/><timeouts/><limits/>");
+  text = replace_once(text, "<listen address=\"127.0.0.6\" port=\"5269\"/>",
+                      "<listen address=\"127.0.0.6\"/>");
+  const Config with_empty = load_config(d.config(text), kSchemaDir);
+  // The same file with the optional elements left out: config.h's defaults.
+  const Config without = load_config(d.copy_of(kCorpus + "valid-minimal.xml"), kSchemaDir);
+  const Config defaults;
+  const Side side_defaults;
+  const portcullis::config::Peer peer_defaults;
+  const portcullis::config::Listen listen_defaults;
+  const portcullis::config::DirectionPolicy direction_defaults;
+
+  for (const Config* c : {&with_empty, &without}) {
+    CHECK(c->log_target == defaults.log_target);
+    CHECK(c->log_level == defaults.log_level);
+    CHECK(c->supervision.restart_backoff_ms == defaults.supervision.restart_backoff_ms);
+    CHECK(c->supervision.restart_backoff_max_ms == defaults.supervision.restart_backoff_max_ms);
+    const Side& s = c->low;
+    CHECK(s.connect_timeout_ms == side_defaults.connect_timeout_ms);
+    CHECK(s.negotiation_timeout_ms == side_defaults.negotiation_timeout_ms);
+    CHECK(s.keepalive_interval_ms == side_defaults.keepalive_interval_ms);
+    CHECK(s.idle_timeout_ms == side_defaults.idle_timeout_ms);
+    CHECK(s.queue_timeout_ms == side_defaults.queue_timeout_ms);
+    CHECK(s.max_queue == side_defaults.max_queue);
+    CHECK(s.max_stanza_bytes == side_defaults.max_stanza_bytes);
+    CHECK(s.max_depth == side_defaults.max_depth);
+    CHECK(s.max_attributes == side_defaults.max_attributes);
+    REQUIRE(s.peers.size() == 1);
+    CHECK(s.peers[0].port == peer_defaults.port);
+    CHECK(s.peers[0].auth == peer_defaults.auth);
+    CHECK(s.peers[0].tls == peer_defaults.tls);
+    CHECK(s.peers[0].kinds.message == peer_defaults.kinds.message);
+    CHECK(s.peers[0].kinds.presence == peer_defaults.kinds.presence);
+    CHECK(s.peers[0].kinds.iq == peer_defaults.kinds.iq);
+    CHECK(c->high.listen.at(0).port == listen_defaults.port);
+    CHECK(c->low_to_high.max_stanza_bytes == direction_defaults.max_stanza_bytes);
+  }
+}
+
+TEST_CASE("peer options: dialback with a secret, plaintext when allowed, kinds", "[config]") {
+  ConfigDir d;
+  write(d.dir() / "dialback.secret", "0123456789abcdef0123\n", fs::perms(0600));
+  std::string text = slurp(kCorpus + "valid-minimal.xml");
+  text = replace_once(text, "ca=\"pki/ca-high.pem\"/>",
+                      "ca=\"pki/ca-high.pem\"/>\n    <dialback secret-file=\"dialback.secret\"/>");
+  text = replace_once(text, "<peer domain=\"b.test\" host=\"127.0.0.3\"/>",
+                      "<peer domain=\"*.B.Test\" host=\"::1\" port=\"5270\" auth=\"any\" "
+                      "tls=\"optional\" allow-plaintext=\"true\" kinds=\"message iq\"/>\n"
+                      "    <peer domain=\"b.test\" host=\"127.0.0.3\" auth=\"dialback\"/>");
+  const Config c = load_config(d.config(text), kSchemaDir);
+  CHECK(c.high.dialback_secret_file == (d.dir() / "dialback.secret").string());
+  REQUIRE(c.high.peers.size() == 2);
+  const auto& p = c.high.peers[0];
+  CHECK(p.domain_pattern == "*.b.test");   // normalized to lower case
+  CHECK(p.host == "::1");
+  CHECK(p.port == 5270);
+  CHECK(p.auth == PeerAuth::Any);
+  CHECK(p.tls == PeerTls::Optional);
+  CHECK(p.kinds.message);
+  CHECK_FALSE(p.kinds.presence);
+  CHECK(p.kinds.iq);
+  CHECK(p.line == 15);
+  CHECK(p.column == 5);
+  CHECK(c.high.peers[1].auth == PeerAuth::Dialback);
+}
+
+TEST_CASE("schema location hints are ignored: nothing is fetched", "[config][hostile]") {
+  ConfigDir d;
+  const Config c = load_config(d.copy_of(kCorpus + "ignored-schema-hint.xml"), kSchemaDir);
+  CHECK(c.low_to_high.allow.size() == 1);
+}
+
+TEST_CASE("ConfigError formats file:line:column: message", "[config]") {
+  ConfigError e("/etc/portcullis.xml", 12, 5, "expected x, got y");
+  CHECK(std::string(e.what()) == "/etc/portcullis.xml:12:5: expected x, got y");
+  CHECK(e.file() == "/etc/portcullis.xml");
+  CHECK(e.line() == 12);
+  CHECK(e.column() == 5);
+  CHECK(e.message() == "expected x, got y");
+}
+
+namespace {
+
+struct BadConfig {
+  const char* file;
+  int line, column;
+  const char* message_part;
+};
+
+// Schema/well-formedness errors carry Xerces's position (the offending
+// character, or the end of the offending start tag); semantic errors point at
+// the '<' of the element concerned.
+const BadConfig kBadConfigs[] = {
+    {"not-well-formed.xml", 9, 9, "unterminated end tag 'side'"},
+    {"unknown-element.xml", 9, 30, "<proxy>: no declaration found for element 'proxy'"},
+    {"missing-attribute.xml", 14, 40, "<peer>: missing required attribute 'host'"},
+    {"bad-enum.xml", 8, 61, "<peer> auth: value 'password' not in enumeration"},
+    {"bad-port.xml", 11, 47,
+     "<listen> port: value '70000' must be less than or equal to maxInclusive facet value "
+     "'65535'"},
+    {"hostname-peer.xml", 14, 5,
+     "<peer> host: expected a numeric IPv4 or IPv6 address (no DNS names), got 'xmpp.b.test'"},
+    {"duplicate-side.xml", 10, 3,
+     "<side> name: expected one side 'low' and one side 'high', got a second side 'low' (first "
+     "at line 4)"},
+    {"fronts-not-routable.xml", 7, 5,
+     "<fronts domain='c.test'>: expected a <peer> on side 'high' whose domain matches 'c.test', "
+     "got none"},
+    {"fronts-not-routable-utf8.xml", 6, 42,
+     "<fronts domain='c.test'>: expected a <peer> on side 'high' whose domain matches 'c.test'"},
+    {"duplicate-listen.xml", 11, 5,
+     "<listen>: expected each address and port once, got 127.0.0.4 port 5269 again (first at "
+     "line 5)"},
+    {"fronts-loops-back.xml", 13, 5, "<fronts domain='b.test'>: expected a domain of the other side, got one that side 'high' "
+     "routes to its own <peer domain='b.test'> (line 15)"},
+    {"plaintext-without-allow.xml", 8, 5,
+     "<peer domain='a.test'> tls: expected 'required', got 'optional' (plaintext needs "
+     "allow-plaintext='true' on this peer)"},
+    {"dialback-without-secret.xml", 14, 5,
+     "<peer> auth: expected 'sasl-external', got 'dialback' but side 'high' has no <dialback"},
+    {"doctype.xml", 3, 1, "got a DOCTYPE declaration (DTDs are not allowed)"},
+    {"duplicate-rule-id.xml", 21, 7,
+     "<allow> id: expected a rule id unique in this file, got 'r1' a second time"},
+    {"wrong-namespace.xml", 3, 45, "grammar not found for namespace 'urn:portcullis:config:2'"},
+    {"bad-domain-pattern.xml", 21, 7,
+     "<allow> to: expected a domain pattern ('example.org' or '*.example.org'), got 'a..test'"},
+    {"same-direction-twice.xml", 20, 5,
+     "<direction>: expected each direction once, got 'low' -> 'high' a second time (first at "
+     "line 17)"},
+};
+
+}  // namespace
+
+TEST_CASE("every bad config fails at its exact position", "[config][corpus]") {
+  for (const BadConfig& bad : kBadConfigs) {
+    SECTION(bad.file) {
+      ConfigDir d;
+      const std::string path = d.copy_of(kCorpus + bad.file);
+      const ConfigError e = load_error(path);
+      INFO(e.what());
+      CHECK(e.file() == path);
+      CHECK(e.line() == bad.line);
+      CHECK(e.column() == bad.column);
+      CHECK_THAT(e.message(), Catch::Contains(bad.message_part));
+      CHECK(std::string(e.what()).rfind(path + ":" + std::to_string(bad.line) + ":" +
+                                            std::to_string(bad.column) + ": ",
+                                        0) == 0);
+    }
+  }
+}
+
+TEST_CASE("the corpus has an expectation for every bad config", "[config][corpus]") {
+  for (const auto& entry : fs::directory_iterator(kCorpus)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("valid-", 0) == 0 || name.rfind("ignored-", 0) == 0) continue;
+    bool listed = false;
+    for (const BadConfig& bad : kBadConfigs) listed = listed || name == bad.file;
+    INFO(name);
+    CHECK(listed);
+  }
+}
+
+TEST_CASE("TLS files must exist and be readable", "[config][files]") {
+  ConfigDir d;
+  fs::remove(d.dir() / "pki" / "ca-high.pem");
+  const ConfigError e = load_error(d.copy_of(kCorpus + "valid-minimal.xml"));
+  CHECK(e.line() == 13);
+  CHECK(e.column() == 5);
+  CHECK_THAT(e.message(), Catch::StartsWith("<tls> ca: expected a readable file, got '" +
+                                            (d.dir() / "pki" / "ca-high.pem").string() + "'"));
+}
+
+TEST_CASE("dialback secret: not world-readable, at least 16 bytes", "[config][files]") {
+  ConfigDir d;
+  std::string text = slurp(kCorpus + "valid-minimal.xml");
+  text = replace_once(text, "ca=\"pki/ca-low.pem\"/>",
+                      "ca=\"pki/ca-low.pem\"/>\n    <dialback secret-file=\"db.secret\"/>");
+  const fs::path secret = d.dir() / "db.secret";
+
+  SECTION("world-readable") {
+    write(secret, "0123456789abcdef", fs::perms(0644));
+    const ConfigError e = load_error(d.config(text));
+    CHECK(e.line() == 8);
+    CHECK(e.column() == 5);
+    CHECK_THAT(e.message(), Catch::Contains("expected a file that is not world-readable"));
+    CHECK_THAT(e.message(), Catch::Contains("mode 0644"));
+  }
+  SECTION("too short") {
+    write(secret, "0123456789abcde", fs::perms(0600));
+    const ConfigError e = load_error(d.config(text));
+    CHECK(e.line() == 8);
+    CHECK_THAT(e.message(), Catch::Contains("expected a secret of at least 16 bytes, got 15 bytes"));
+  }
+  SECTION("missing") {
+    const ConfigError e = load_error(d.config(text));
+    CHECK(e.line() == 8);
+    CHECK_THAT(e.message(), Catch::Contains("secret-file: expected a readable file"));
+  }
+  SECTION("good") {
+    write(secret, "0123456789abcdef", fs::perms(0600));
+    CHECK(load_config(d.config(text), kSchemaDir).low.dialback_secret_file == secret.string());
+  }
+}
+
+TEST_CASE("environment errors: missing file, missing schema, empty file", "[config]") {
+  ConfigDir d;
+  SECTION("missing config file") {
+    const std::string path = (d.dir() / "nope.xml").string();
+    const ConfigError e = load_error(path);
+    CHECK(e.file() == path);
+    CHECK_THAT(e.message(), Catch::Contains("cannot read config file"));
+  }
+  SECTION("schema dir without the schema") {
+    try {
+      load_config(d.copy_of(kCorpus + "valid-minimal.xml"), d.dir().string());
+      FAIL("expected ConfigError");
+    } catch (const ConfigError& e) {
+      CHECK(e.file() == (d.dir() / "portcullis-config.xsd").string());
+      CHECK_THAT(e.message(), Catch::Contains("schema file is missing"));
+    }
+  }
+  SECTION("empty file") {
+    const ConfigError e = load_error(d.config(""));
+    CHECK(e.line() >= 1);
+    CHECK_FALSE(e.message().empty());
+  }
+}
