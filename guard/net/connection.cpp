@@ -129,6 +129,8 @@ struct Connection::Impl {
   bool fin_sent = false;              // shutdown(SHUT_WR) done, lingering for the peer's close
   TimerId linger_timer = 0;
   bool doomed = false;  // a close is already posted; ignore I/O until then
+  bool peer_eof = false;  // the peer closed its side; stop reading
+  std::string eof_reason;  // set when we flush our last bytes after the peer's EOF
 
   Impl(EventLoop& l, int f, Endpoint p) : loop(l), fd(f), peer(std::move(p)) {}
 
@@ -161,7 +163,7 @@ struct Connection::Impl {
     std::uint32_t want = 0;
     switch (tls) {
       case Tls::None:
-        want = kReadable | (out_pending() ? kWritable : 0u);
+        want = (peer_eof ? 0u : kReadable) | (out_pending() ? kWritable : 0u);
         break;
       case Tls::Pending:
         // Stop reading: what the peer sends next is its TLS handshake.
@@ -171,7 +173,7 @@ struct Connection::Impl {
         want = hs_wants_write ? kWritable : kReadable;
         break;
       case Tls::Established:
-        want = kReadable;
+        want = peer_eof ? 0u : kReadable;
         // Ask for writability only when a write can make progress, never just
         // because the socket is writable (that would spin on EPOLLOUT).
         if ((app_pending() && !write_wants_read) || read_wants_write || tls_shutdown_pending) want |= kWritable;
@@ -204,7 +206,7 @@ struct Connection::Impl {
     switch (tls) {
       case Tls::None:
         if (ev & kWritable) flush_plain();
-        if (!closed() && (ev & (kReadable | kHangup))) read_plain();
+        if (!closed() && !peer_eof && (ev & (kReadable | kHangup))) read_plain();
         break;
       case Tls::Pending:
         flush_plain();
@@ -223,7 +225,7 @@ struct Connection::Impl {
       case Tls::Established:
         // Try both directions: either may be unblocked by the other
         // (WANT_READ in a write, WANT_WRITE in a read).
-        tls_read();
+        if (!peer_eof) tls_read();
         if (!closed()) tls_write();
         break;
     }
@@ -271,14 +273,46 @@ struct Connection::Impl {
     }
   }
 
+  // The peer finished sending. If we still owe it bytes (say the reply to its
+  // closing tag), deliver them first, bounded by the linger timer.
   void on_eof(const std::string& reason) {
-    close_now(state == State::Closing ? std::string("closed by us") : reason);
+    if (peer_eof) return;
+    peer_eof = true;
+    if (state == State::Closing) {
+      close_now("closed by us");
+      return;
+    }
+    if (!out_pending() && !app_pending()) {
+      send_close_notify();
+      close_now(reason);
+      return;
+    }
+    state = State::Closing;
+    eof_reason = reason;
+    linger_timer = loop.add_timer(kCloseLinger, [this] {
+      linger_timer = 0;
+      close_now(eof_reason);
+    });
+  }
+
+  // Answers the peer's close with ours, best effort (non-blocking, once), so
+  // the peer sees a clean TLS end rather than a truncation.
+  void send_close_notify() {
+    if (tls != Tls::Established || !ssl) return;
+    ERR_clear_error();
+    SSL_shutdown(ssl.get());
+    ERR_clear_error();
   }
 
   // Sends FIN once everything is out, then waits (bounded) for the peer's
   // close so that our last bytes are not destroyed by an RST.
   void finish_close() {
     if (fin_sent || closed()) return;
+    if (!eof_reason.empty()) {
+      send_close_notify();
+      close_now(eof_reason);  // the peer is gone already; nothing to wait for
+      return;
+    }
     if (tls == Tls::Established && tls_shutdown_pending) {
       ERR_clear_error();
       int r = SSL_shutdown(ssl.get());
@@ -422,7 +456,10 @@ struct Connection::Impl {
         on_eof("peer closed");
         return;
       }
-      if (err == SSL_ERROR_SYSCALL && saved_errno == 0 && ERR_peek_error() == 0) {
+      // OpenSSL 3 reports a TCP close without close_notify as an SSL error.
+      if ((err == SSL_ERROR_SYSCALL && saved_errno == 0 && ERR_peek_error() == 0) ||
+          (err == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+        ERR_clear_error();
         on_eof("peer closed without TLS close_notify");
         return;
       }

@@ -48,8 +48,10 @@ struct StanzaError {
 };
 
 // True when RFC 6120 / 6121 bounce rules allow an error reply to `stanza`:
-// never to type='error', never to iq result, never to presence other than
-// subscribe-class requests that expect an answer, never to headline messages.
+// iq of type get/set; message of any type but headline and error. Never to
+// type='error', never to iq result, never to presence (a subscribe request is
+// answered, if at all, with 'unsubscribed' by the router, not with an error),
+// never to non-stanza elements.
 bool may_bounce(const Element& stanza);
 
 // Builds the error reply to `stanza`: same kind, from/to swapped, same id,

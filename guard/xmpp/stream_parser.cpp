@@ -309,7 +309,7 @@ struct ParserCore {
       return;
     }
     if (level == 1 && !element_mode() && !sv(prefix).empty() &&
-        sv(uri) == expected_content_ns) {
+        ns_name(uri) == expected_content_ns) {
       fail(StreamErrorCondition::BadNamespacePrefix,
            "the content namespace must not be used with a prefix");
       return;
@@ -317,20 +317,20 @@ struct ParserCore {
 
     Element* e = nullptr;
     if (level == 1) {
-      top = std::make_unique<Element>(str(uri), str(localname));
+      top = std::make_unique<Element>(ns_name(uri), str(localname));
       stack.clear();
       e = top.get();
     } else {
-      e = &stack.back()->add_child(str(uri), str(localname));
+      e = &stack.back()->add_child(ns_name(uri), str(localname));
     }
     e->set_prefix(str(prefix));
     for (std::size_t i = 0; i < n_ns; ++i) {
-      e->namespace_decls().push_back({str(namespaces[2 * i]), str(namespaces[2 * i + 1])});
+      e->namespace_decls().push_back({str(namespaces[2 * i]), ns_name(namespaces[2 * i + 1])});
     }
     for (std::size_t i = 0; i < n_attr; ++i) {
       const xmlChar** a = attributes + 5 * i;
       e->attributes().push_back(
-          Attribute{str(a[1]), str(a[0]), str(a[2]), attribute_value(a[3], a[4])});
+          Attribute{str(a[1]), str(a[0]), ns_name(a[2]), attribute_value(a[3], a[4])});
     }
     stack.push_back(e);
     ++depth;
@@ -339,9 +339,14 @@ struct ParserCore {
   // Without entity substitution libxml2 hands '&' in attribute values over as
   // the character reference "&#38;" (for a later tree builder to re-parse).
   // A literal '&' cannot otherwise appear there, so every "&#38;" is one '&'.
+  // Namespace names are attribute values too and arrive encoded the same way.
   std::string attribute_value(const xmlChar* begin, const xmlChar* end) const {
-    std::string_view raw(reinterpret_cast<const char*>(begin),
-                         static_cast<std::size_t>(end - begin));
+    return decode_amp(std::string_view(reinterpret_cast<const char*>(begin),
+                                       static_cast<std::size_t>(end - begin)));
+  }
+  std::string ns_name(const xmlChar* uri) const { return decode_amp(sv(uri)); }
+
+  std::string decode_amp(std::string_view raw) const {
     if (ctxt->replaceEntities != 0 || raw.find('&') == std::string_view::npos) {
       return std::string(raw);
     }
@@ -361,7 +366,7 @@ struct ParserCore {
   void open_stream(const xmlChar* localname, const xmlChar* prefix, const xmlChar* uri,
                    std::size_t n_ns, const xmlChar** namespaces, std::size_t n_attr,
                    const xmlChar** attributes) {
-    if (sv(uri) != kNsStream || sv(localname) != "stream") {
+    if (ns_name(uri) != kNsStream || sv(localname) != "stream") {
       fail(StreamErrorCondition::InvalidNamespace,
            "the root element must be <stream> in namespace http://etherx.jabber.org/streams");
       return;
@@ -376,7 +381,7 @@ struct ParserCore {
     StreamHeader h;
     bool content_prefixed = false;
     for (std::size_t i = 0; i < n_ns; ++i) {
-      NamespaceDecl d{str(namespaces[2 * i]), str(namespaces[2 * i + 1])};
+      NamespaceDecl d{str(namespaces[2 * i]), ns_name(namespaces[2 * i + 1])};
       if (d.prefix.empty()) h.content_ns = d.uri;
       if (!d.prefix.empty() && d.uri == expected_content_ns) content_prefixed = true;
       if (d.uri == kNsDialback) h.has_dialback_ns = true;
@@ -395,7 +400,7 @@ struct ParserCore {
     for (std::size_t i = 0; i < n_attr; ++i) {
       const xmlChar** a = attributes + 5 * i;
       const std::string_view local = sv(a[0]);
-      const std::string_view ans = sv(a[2]);
+      const std::string ans = ns_name(a[2]);
       std::string value = attribute_value(a[3], a[4]);
       if (ans.empty()) {
         if (local == "from") h.from = std::move(value);

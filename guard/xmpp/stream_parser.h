@@ -8,8 +8,39 @@
 // a StreamErrorCondition; so do limit violations, invalid UTF-8, unbound
 // prefixes, a wrong stream namespace and text at stream level.
 //
+// Conditions reported (first problem wins, reported exactly once):
+//   restricted-xml       DOCTYPE (internal or external subset; so billion laughs
+//                        and XXE stop at the DOCTYPE before any declaration is
+//                        read), entity/notation/element/attlist declarations,
+//                        any entity reference but the five predefined ones (in
+//                        text or attribute values), comments, processing
+//                        instructions (anywhere, including before the header)
+//   unsupported-encoding an XML declaration naming an encoding other than UTF-8
+//   not-well-formed      libxml2 errors (syntax, tag mismatch, unbound element or
+//                        attribute prefix, a second XML declaration), invalid
+//                        UTF-8 (overlongs, surrogates, stray bytes), C0 control
+//                        characters (so NUL, and UTF-16/UCS-4 without a
+//                        declaration), non-whitespace text at stream level
+//   invalid-namespace    root not {http://etherx.jabber.org/streams}stream (any
+//                        other name or namespace, including a stream: prefix
+//                        bound to another URI); header default namespace missing
+//                        or not the expected content namespace
+//   bad-namespace-prefix stream element unprefixed (streams namespace as the
+//                        default); content namespace declared only with a
+//                        prefix; a top-level element using a prefix for it
+//   policy-violation     limits: stanza bytes (also a stanza that never ends:
+//                        bytes fed since the last top-level boundary are
+//                        counted, libxml2 never gets more than limit + 1 of
+//                        them), depth, attributes (namespace declarations
+//                        count), name length, header size, distinct names.
+//                        The text names the limit; adding <stanza-too-big
+//                        xmlns='urn:xmpp:errors'/> is the caller's business.
+//
 // After an error the parser is dead: feed() returns false and does nothing.
 // reset() starts a new stream (after STARTTLS or SASL success).
+//
+// Text at stream level is seen when the next '<' arrives (libxml2 holds short
+// character runs back); the stanza byte limit bounds what can pile up first.
 #pragma once
 
 #include <cstddef>

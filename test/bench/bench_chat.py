@@ -9,7 +9,8 @@ a.test and b.test (cert mode, log level info), warms the s2s route up, then repe
     receipt - first send); latency = receipt - send per message;
   * one in flight: M messages, the next sent only when the previous arrived.
 It prints the median of the runs per topology and the ratio portcullis/direct, and
-writes the raw figures as JSON to <build>/bench-runs/bench_chat.json.
+writes the raw figures as JSON to <run dir>/bench_chat.json (default run dir
+<build>/bench-runs; --run-dir to keep a shared build dir clean).
 
 Timestamps: both clients run on one asyncio loop in this process; each body carries
 its monotonic send time in ns. The client is CPU-bound Python on the same 2 cores as
@@ -114,19 +115,40 @@ def summarize(n, elapsed_ns, latencies_ns):
             "p99_ms": percentile(lat, 99)}
 
 
+def _proc_stat(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid):
-    """utime+stime of a process in seconds (0 if gone)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
+    """utime+stime of a process and its live descendants, in seconds (0 if gone)."""
+    total = 0.0
+    ppid = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid[int(entry)] = int(_proc_stat(int(entry))[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    family, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, par in ppid.items():
+            if par == parent and child not in family:
+                family.add(child)
+                frontier.append(child)
+    for p in family:
+        try:
+            fields = _proc_stat(p)
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 class CpuMeter:
-    """CPU used by each process of the topology (and this client) over a phase, as a
-    share of one core: tells which one is the bottleneck."""
+    """CPU used by each process of the topology (portcullisd with its edge and filter
+    children) and by this client over a phase, in % of one core: shows the bottleneck."""
 
     def __init__(self, fed):
         self.pids = {"a.test": fed.a.proc.pid, "b.test": fed.b.proc.pid}
@@ -185,9 +207,9 @@ async def bench_topology(fed, args):
 
 
 def run_topology(name, args):
-    run_dir = os.path.join(args.build_dir, "bench-runs", name)
+    run_dir = os.path.join(args.run_dir, name)
     with Federation(run_dir, topology=name, mode=args.mode, build_dir=args.build_dir,
-                    pki_dir=os.path.join(args.build_dir, "bench-runs", "pki"),
+                    pki_dir=os.path.join(args.run_dir, "pki"),
                     log_level="info") as fed:
         print("  %s (%s mode): servers up" % (name, args.mode), flush=True)
         return asyncio.run(bench_topology(fed, args))
@@ -228,6 +250,8 @@ def print_table(results):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build-dir", default=os.environ.get("PORTCULLIS_BUILD_DIR", os.getcwd()))
+    ap.add_argument("--run-dir", default=None,
+                    help="where servers keep config/logs (default <build>/bench-runs)")
     ap.add_argument("--messages", type=int, default=20000, help="flood size")
     ap.add_argument("--pingpong", type=int, default=2000, help="one-in-flight count")
     ap.add_argument("--runs", type=int, default=3)
@@ -238,6 +262,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=120, help="per-phase bound, seconds")
     args = ap.parse_args()
     args.build_dir = os.path.abspath(args.build_dir)
+    args.run_dir = os.path.abspath(args.run_dir or os.path.join(args.build_dir, "bench-runs"))
+    os.makedirs(args.run_dir, exist_ok=True)
 
     if args.topology == "auto":
         topologies = ["direct"] + (["portcullis"] if portcullis_available(args.build_dir) else [])
@@ -255,7 +281,7 @@ def main():
     finally:
         procs.stop_all()
     print_table(results)
-    out = os.path.join(args.build_dir, "bench-runs", "bench_chat.json")
+    out = os.path.join(args.run_dir, "bench_chat.json")
     with open(out, "w") as f:
         json.dump({"args": vars(args), "results": results}, f, indent=1)
     print("\nraw figures: %s" % out)

@@ -4,16 +4,22 @@ Every listener gets its own 127.x address because Prosody always dials port 5269
 (the port cannot be set through the hosts file, real-peers.md pitfall 3).
 """
 
+import os
+
+# The /24 on loopback that one run uses. Several runs (developers, CI) can share a
+# machine by choosing different nets, e.g. PORTCULLIS_TEST_NET=127.0.7.
+NET = os.environ.get("PORTCULLIS_TEST_NET", "127.0.0")
+
 A_DOMAIN = "a.test"            # low side XMPP server
 B_DOMAIN = "b.test"            # high side XMPP server
 A_MUC = "conference.a.test"
 B_MUC = "conference.b.test"
 
-A_IP = "127.0.0.2"             # Prosody a.test: c2s 5222, s2s 5269
-B_IP = "127.0.0.3"             # Prosody b.test: c2s 5222, s2s 5269
-EDGE_LOW_IP = "127.0.0.4"      # Portcullis edge(low): fronts b.test toward a.test
-IRC_IP = "127.0.0.5"           # ngIRCd (irc.test), port 6667
-EDGE_HIGH_IP = "127.0.0.6"     # Portcullis edge(high): fronts a.test toward b.test
+A_IP = NET + ".2"             # Prosody a.test: c2s 5222, s2s 5269
+B_IP = NET + ".3"             # Prosody b.test: c2s 5222, s2s 5269
+EDGE_LOW_IP = NET + ".4"      # Portcullis edge(low): fronts b.test toward a.test
+IRC_IP = NET + ".5"           # ngIRCd (irc.test), port 6667
+EDGE_HIGH_IP = NET + ".6"     # Portcullis edge(high): fronts a.test toward b.test
 
 C2S_PORT = 5222
 S2S_PORT = 5269

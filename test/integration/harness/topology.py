@@ -98,10 +98,10 @@ def portcullis_config_text(pki_dir, mode, allowed, run_dir):
     allowed: {(from_side, to_side): [(from_domain, to_domain), ...]};
     run_dir: the run's directory (for anything the daemon writes, e.g. audit).
     """
-    # TODO(lead): this is a draft written from deploy/config/demo.xml while the config
-    # format is still being designed. Check it against schemas/portcullis-config.xsd
-    # (element/attribute names, the dialback auth value, audit/state directories) and
-    # fix it here; this is the only place the harness knows the config format.
+    # TODO(lead): written from deploy/config/demo.xml and schemas/portcullis-config.xsd as
+    # they stood at harness time (both modes pass `portcullisd --check-config`). When the
+    # format grows (audit archive dir, policy file, guard stage...), update it HERE: this
+    # is the only place the harness knows the config format.
     auth = "sasl-external" if mode == "cert" else "dialback"
     pki = os.path.abspath(pki_dir)
 
@@ -111,6 +111,8 @@ def portcullis_config_text(pki_dir, mode, allowed, run_dir):
         lines += ['    <fronts domain="%s"/>' % d for d in fronts]
         lines.append('    <tls certificate="%s/%s.pem" key="%s/%s.key" ca="%s/%s"/>'
                      % (pki, cert, pki, cert, pki, ca))
+        if mode == "dialback":
+            lines.append('    <dialback secret-file="%s"/>' % _dialback_secret(run_dir, name))
         lines += ['    <peer domain="%s" host="%s" port="%d" auth="%s" tls="required"/>'
                   % (d, ip, S2S_PORT, auth) for d, ip in peers]
         lines.append("  </side>")
@@ -133,6 +135,16 @@ def portcullis_config_text(pki_dir, mode, allowed, run_dir):
     out.append("  </filter>")
     out.append("</portcullis>")
     return "\n".join(out) + "\n"
+
+
+def _dialback_secret(run_dir, side):
+    """A fresh dialback secret file (32 random bytes as hex, mode 0600) for `side`."""
+    path = os.path.join(os.path.abspath(run_dir), "dialback-%s.secret" % side)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    os.chmod(path, 0o600)
+    return path
 
 
 def write_portcullis_config(path, pki_dir, mode="cert", allowed=None, run_dir=None):

@@ -94,6 +94,8 @@ TEST_CASE("element: round-trip property on a corpus of stanzas", "[xmpp][element
       "<m>&#13;&#x0D;\r\n</m>",
       "<?xml version='1.0'?><m a='&#9;&#10;&#13;'/>",
       "<m><![CDATA[a]]>b<![CDATA[<c>]]></m>",
+      // '&' in a namespace name (found by mutation fuzzing).
+      "<p:m xmlns:p='urn:a&amp;b' xmlns='urn:&#38;' p:x='&amp;'><n/></p:m>",
   };
   for (const auto& input : corpus) {
     INFO(input);
@@ -108,6 +110,15 @@ TEST_CASE("element: round-trip property on a corpus of stanzas", "[xmpp][element
     Element copy = *e2;
     CHECK(copy.serialize() == once);
   }
+}
+
+TEST_CASE("element: '&' in namespace names is resolved like in attribute values",
+          "[xmpp][element]") {
+  auto e = parse_element("<p:m xmlns:p='urn:a&amp;b' p:x='1'/>");
+  REQUIRE(e.has_value());
+  CHECK(e->ns() == "urn:a&b");
+  CHECK(e->attributes()[0].ns == "urn:a&b");
+  CHECK(e->serialize() == "<p:m xmlns:p='urn:a&amp;b' p:x='1'/>");
 }
 
 TEST_CASE("element: accessors and mutation", "[xmpp][element]") {

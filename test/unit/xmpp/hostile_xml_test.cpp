@@ -220,3 +220,20 @@ TEST_CASE("hostile XML: inputs refused by parse_element() too", "[xmpp][hostile]
   CHECK_FALSE(parse_element("<a><b><c/></b></a>", l, &error).has_value());
   CHECK(parse_element("<a><b/></a>", l, &error).has_value());
 }
+
+TEST_CASE("hostile XML: a peer inventing new names forever is stopped", "[xmpp][hostile]") {
+  ParserLimits l;
+  l.max_distinct_names = 200;
+  Recorder r;
+  StreamParser p(r, l);
+  REQUIRE(p.feed(portcullis::xmpp::test::kHeader));
+  bool alive = true;
+  int i = 0;
+  for (; i < 1000 && alive; ++i) {
+    alive = p.feed("<message to='v@b.example'><n" + std::to_string(i) + "/></message>");
+  }
+  CHECK_FALSE(alive);
+  CHECK(i < 300);
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].first == C::PolicyViolation);
+}

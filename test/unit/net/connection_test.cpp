@@ -1,0 +1,533 @@
+// Connection, Listener and connect_tcp over loopback: plain echo, STARTTLS
+// in place with certificate verdicts, TLS version floor, TLS 1.3 KeyUpdate,
+// large transfers, connect errors. Loops run with run_once until a condition
+// holds or 5 s of real time pass; no sleeping.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "guard/net/connection.h"
+#include "test_pki.h"
+
+using namespace portcullis::net;
+using namespace std::chrono_literals;
+using portcullis::net::test::pki;
+
+namespace {
+
+template <class Pred>
+bool run_until(EventLoop& loop, Pred pred, std::chrono::seconds limit = 5s) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    loop.run_once(20ms);
+  }
+  return true;
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+TlsConfig tls_config(const std::string& name, const std::string& ca, bool allow_tls12 = true) {
+  TlsConfig c;
+  if (!name.empty()) {
+    c.cert_file = pki(name + ".pem");
+    c.key_file = pki(name + ".key");
+  }
+  c.ca_file = pki(ca + ".pem");
+  c.allow_tls12 = allow_tls12;
+  return c;
+}
+
+// One end of a test connection: what it received and how it ended.
+struct End {
+  std::unique_ptr<Connection> conn;
+  std::string data;
+  std::optional<TlsSessionInfo> tls;
+  std::optional<std::string> closed;
+  int closed_calls = 0;
+  std::function<void(End&, std::string_view)> on_data;
+};
+
+// A listener on 127.0.0.1:0 and one client connected to it through connect_tcp.
+struct Pair {
+  SteadyClock clock;
+  EventLoop loop{clock};
+  std::unique_ptr<Listener> listener;
+  End server;
+  End client;
+
+  Pair() {
+    ::signal(SIGPIPE, SIG_IGN);  // OpenSSL writes with write(2); the daemon ignores SIGPIPE too
+    listener = std::make_unique<Listener>(loop, Endpoint{"127.0.0.1", 0}, [this](int fd, Endpoint peer) {
+      server.conn = std::make_unique<Connection>(loop, fd, peer);
+      wire(server);
+      server.conn->start();
+    });
+  }
+
+  void wire(End& e) {
+    Connection::Callbacks cb;
+    cb.on_data = [&e](std::string_view d) {
+      e.data.append(d);
+      if (e.on_data) e.on_data(e, d);
+    };
+    cb.on_tls_established = [&e](const TlsSessionInfo& info) { e.tls = info; };
+    cb.on_closed = [&e](const std::string& reason) {
+      e.closed = reason;
+      ++e.closed_calls;
+    };
+    e.conn->set_callbacks(std::move(cb));
+  }
+
+  void connect() {
+    std::string error = "pending";
+    Endpoint to = listener->local();
+    connect_tcp(loop, to, 2000ms, [&, to](int fd, std::string err) {
+      error = err;
+      if (fd >= 0) {
+        client.conn = std::make_unique<Connection>(loop, fd, to);
+        wire(client);
+        client.conn->start();
+      }
+    });
+    REQUIRE(run_until(loop, [&] { return client.conn && server.conn; }));
+    REQUIRE(error.empty());
+  }
+};
+
+// Runs the XMPP-like STARTTLS exchange in plain text, then upgrades both ends.
+void starttls(Pair& p, TlsContext& server_ctx, TlsContext& client_ctx, const std::string& sni) {
+  p.server.on_data = [&](End& e, std::string_view) {
+    if (contains(e.data, "<starttls/>") && !e.conn->is_tls()) {
+      e.conn->send("<proceed/>");
+      e.conn->start_tls_server(server_ctx);
+    }
+  };
+  p.client.on_data = [&](End& e, std::string_view) {
+    if (contains(e.data, "<proceed/>") && !e.conn->is_tls()) e.conn->start_tls_client(client_ctx, sni);
+  };
+  p.client.conn->send("<stream><starttls/>");
+  REQUIRE(run_until(p.loop, [&] {
+    return (p.server.tls && p.client.tls) || p.server.closed || p.client.closed;
+  }));
+  p.server.on_data = nullptr;
+  p.client.on_data = nullptr;
+  p.server.data.clear();
+  p.client.data.clear();
+}
+
+}  // namespace
+
+TEST_CASE("plaintext echo over loopback, graceful close on both ends", "[connection]") {
+  Pair p;
+  Endpoint local = p.listener->local();
+  CHECK(local.host == "127.0.0.1");
+  CHECK(local.port > 0);
+  p.connect();
+  p.server.on_data = [](End& e, std::string_view d) { e.conn->send(d); };
+  p.client.conn->send("hello ");
+  p.client.conn->send("world");
+  REQUIRE(run_until(p.loop, [&] { return p.client.data == "hello world"; }));
+  CHECK(p.server.data == "hello world");
+  CHECK_FALSE(p.client.conn->is_tls());
+  CHECK(p.client.conn->pending_output() == 0);
+
+  p.client.conn->send("bye");
+  p.client.conn->close_after_flush();
+  p.client.conn->send("ignored after close_after_flush");
+  REQUIRE(run_until(p.loop, [&] { return p.server.closed && p.client.closed; }));
+  CHECK(p.server.data == "hello worldbye");
+  CHECK(*p.server.closed == "peer closed");
+  CHECK(*p.client.closed == "closed by us");
+  CHECK(p.client.data == "hello worldbye");  // the echo of "bye" arrived before the close
+  CHECK(p.server.closed_calls == 1);
+  CHECK(p.client.closed_calls == 1);
+  CHECK_FALSE(p.client.conn->is_open());
+}
+
+TEST_CASE("close_now from inside on_data ends the connection once; the owner is destroyed from a post", "[connection]") {
+  Pair p;
+  p.connect();
+  bool destroyed = false;
+  p.server.on_data = [&](End& e, std::string_view) {
+    e.conn->close_now("policy says no");
+    e.conn->close_now("twice");  // no second on_closed
+    p.loop.post([&] {
+      p.server.conn.reset();
+      destroyed = true;
+    });
+  };
+  p.client.conn->send("anything");
+  REQUIRE(run_until(p.loop, [&] { return destroyed && p.client.closed.has_value(); }));
+  CHECK(*p.server.closed == "policy says no");
+  CHECK(p.server.closed_calls == 1);
+  CHECK(*p.client.closed == "peer closed");
+}
+
+TEST_CASE("STARTTLS in place: trusted client and server certificates", "[connection][tls]") {
+  TlsContext server_ctx(tls_config("guard-low", "ca-low"));
+  TlsContext client_ctx(tls_config("a.test", "ca-low"));
+  Pair p;
+  p.connect();
+  starttls(p, server_ctx, client_ctx, "b.test");
+  REQUIRE(p.server.tls);
+  REQUIRE(p.client.tls);
+  REQUIRE_FALSE(p.server.closed);
+
+  const TlsSessionInfo& s = *p.server.tls;
+  CHECK((s.protocol == "TLSv1.3" || s.protocol == "TLSv1.2"));
+  CHECK_FALSE(s.cipher.empty());
+  CHECK(s.sni == "b.test");
+  CHECK(s.peer_cert_present);
+  CHECK(s.peer_cert_trusted);
+  CHECK(s.verify_error.empty());
+  CHECK(certificate_matches_domain(s.peer, "a.test"));
+  CHECK(certificate_matches_domain(s.peer, "conference.a.test"));
+  CHECK_FALSE(certificate_matches_domain(s.peer, "b.test"));
+  CHECK(s.peer.sha256_fingerprint.size() == 64);
+
+  const TlsSessionInfo& c = *p.client.tls;
+  CHECK(c.protocol == s.protocol);
+  CHECK(c.peer_cert_present);
+  CHECK(c.peer_cert_trusted);
+  CHECK(certificate_matches_domain(c.peer, "b.test"));
+  CHECK_FALSE(certificate_matches_domain(c.peer, "a.test"));
+
+  REQUIRE(p.server.conn->tls_info() != nullptr);
+  CHECK(p.server.conn->tls_info()->peer_cert_trusted);
+  CHECK(p.server.conn->is_tls_established());
+
+  // Application data now flows through TLS, both ways.
+  p.server.on_data = [](End& e, std::string_view d) { e.conn->send(d); };
+  p.client.conn->send("<stream restart/>");
+  REQUIRE(run_until(p.loop, [&] { return p.client.data == "<stream restart/>"; }));
+  CHECK(p.server.data == "<stream restart/>");
+
+  p.client.conn->close_after_flush();
+  REQUIRE(run_until(p.loop, [&] { return p.server.closed && p.client.closed; }));
+  CHECK(*p.server.closed == "peer closed");  // close_notify received
+  CHECK(*p.client.closed == "closed by us");
+}
+
+TEST_CASE("STARTTLS: an impostor's certificate is accepted at TLS level but recorded untrusted", "[connection][tls]") {
+  TlsContext server_ctx(tls_config("guard-low", "ca-low"));
+  TlsContext rogue_ctx(tls_config("rogue-a.test", "ca-low"));
+  Pair p;
+  p.connect();
+  starttls(p, server_ctx, rogue_ctx, "b.test");
+  REQUIRE(p.server.tls);
+  const TlsSessionInfo& s = *p.server.tls;
+  CHECK(s.peer_cert_present);
+  CHECK_FALSE(s.peer_cert_trusted);
+  CHECK_FALSE(s.verify_error.empty());
+  CHECK(contains(s.verify_error, "issuer"));
+  // The names still match: only the chain verdict tells the impostor apart.
+  CHECK(certificate_matches_domain(s.peer, "a.test"));
+  REQUIRE(p.client.tls);
+  CHECK(p.client.tls->peer_cert_trusted);  // the guard's cert is fine for the rogue
+}
+
+TEST_CASE("STARTTLS: client verifies the server chain and records a wrong CA", "[connection][tls]") {
+  TlsContext server_ctx(tls_config("guard-low", "ca-low"));
+  TlsContext client_ctx(tls_config("a.test", "ca-high"));  // trusts the wrong CA
+  Pair p;
+  p.connect();
+  starttls(p, server_ctx, client_ctx, "b.test");
+  REQUIRE(p.client.tls);
+  CHECK(p.client.tls->peer_cert_present);
+  CHECK_FALSE(p.client.tls->peer_cert_trusted);
+  CHECK_FALSE(p.client.tls->verify_error.empty());
+}
+
+TEST_CASE("STARTTLS: a client without certificate is recorded as such; TLS 1.3 only", "[connection][tls]") {
+  TlsContext server_ctx(tls_config("guard-low", "ca-low", /*allow_tls12=*/false));
+  TlsContext client_ctx(tls_config("", "ca-low"));
+  Pair p;
+  p.connect();
+  starttls(p, server_ctx, client_ctx, "b.test");
+  REQUIRE(p.server.tls);
+  CHECK(p.server.tls->protocol == "TLSv1.3");
+  CHECK_FALSE(p.server.tls->peer_cert_present);
+  CHECK_FALSE(p.server.tls->peer_cert_trusted);
+  CHECK(p.server.tls->peer.dns_names.empty());
+}
+
+TEST_CASE("a large transfer through TLS arrives intact in both directions", "[connection][tls]") {
+  TlsContext server_ctx(tls_config("guard-low", "ca-low"));
+  TlsContext client_ctx(tls_config("a.test", "ca-low"));
+  Pair p;
+  p.connect();
+  starttls(p, server_ctx, client_ctx, "b.test");
+  REQUIRE(p.server.tls);
+
+  auto pattern = [](std::size_t n, unsigned seed) {
+    std::string s(n, '\0');
+    unsigned x = seed;
+    for (auto& c : s) {
+      x = x * 1103515245u + 12345u;
+      c = static_cast<char>(x >> 16);
+    }
+    return s;
+  };
+  const std::string down = pattern(6 * 1024 * 1024 + 17, 1);
+  const std::string up = pattern(5 * 1024 * 1024 + 3, 2);
+  // Several sends, so the buffer grows while SSL_write is mid-record.
+  for (std::size_t off = 0; off < down.size(); off += 1000003) p.server.conn->send(std::string_view(down).substr(off, 1000003));
+  p.client.conn->send(up);
+  CHECK(p.server.conn->pending_output() > 0);
+  REQUIRE(run_until(p.loop, [&] {
+    return (p.client.data.size() >= down.size() && p.server.data.size() >= up.size()) || p.client.closed ||
+           p.server.closed;
+  }, 20s));
+  CHECK_FALSE(p.client.closed);
+  CHECK_FALSE(p.server.closed);
+  CHECK(p.client.data.size() == down.size());
+  CHECK(p.client.data == down);
+  CHECK(p.server.data.size() == up.size());
+  CHECK(p.server.data == up);
+  CHECK(p.server.conn->pending_output() == 0);
+}
+
+namespace {
+
+// A blocking OpenSSL client in a thread (the test's foreign peer).
+struct RawClient {
+  std::thread thread;
+  std::string result;
+
+  static int connect_blocking(int port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<std::uint16_t>(port));
+    ::inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a TLS 1.1 client is refused", "[connection][tls]") {
+  TlsContext server_ctx(tls_config("guard-low", "ca-low"));
+  Pair p;
+  p.server.on_data = nullptr;
+  // Direct TLS on accept (no STARTTLS exchange needed for this check).
+  p.listener = std::make_unique<Listener>(p.loop, Endpoint{"127.0.0.1", 0}, [&](int fd, Endpoint peer) {
+    p.server.conn = std::make_unique<Connection>(p.loop, fd, peer);
+    p.wire(p.server);
+    p.server.conn->start();
+    p.server.conn->start_tls_server(server_ctx);
+  });
+  int port = p.listener->local().port;
+  int client_rc = 99;
+  std::thread client([&] {
+    int fd = RawClient::connect_blocking(port);
+    if (fd < 0) return;
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_security_level(ctx, 0);
+    SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, TLS1_1_VERSION);
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    client_rc = SSL_connect(ssl);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    ::close(fd);
+  });
+  bool done = run_until(p.loop, [&] { return p.server.closed.has_value(); });
+  client.join();
+  REQUIRE(done);
+  CHECK(client_rc != 1);
+  CHECK_FALSE(p.server.tls);
+  CHECK(contains(*p.server.closed, "TLS handshake failed"));
+  CHECK(contains(*p.server.closed, "unsupported protocol"));
+}
+
+TEST_CASE("TLS 1.3 KeyUpdate (post-handshake message) from the peer is handled", "[connection][tls]") {
+  TlsContext server_ctx(tls_config("guard-low", "ca-low"));
+  Pair p;
+  p.listener = std::make_unique<Listener>(p.loop, Endpoint{"127.0.0.1", 0}, [&](int fd, Endpoint peer) {
+    p.server.conn = std::make_unique<Connection>(p.loop, fd, peer);
+    p.wire(p.server);
+    p.server.on_data = [](End& e, std::string_view d) { e.conn->send(d); };
+    p.server.conn->start();
+    p.server.conn->start_tls_server(server_ctx);
+  });
+  int port = p.listener->local().port;
+  std::string echoed;
+  bool client_done = false;
+  std::thread client([&] {
+    int fd = RawClient::connect_blocking(port);
+    if (fd < 0) return;
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    auto read_n = [&](std::size_t n) {
+      char buf[256];
+      while (echoed.size() < n) {
+        int r = SSL_read(ssl, buf, sizeof buf);
+        if (r <= 0) return;
+        echoed.append(buf, static_cast<std::size_t>(r));
+      }
+    };
+    if (SSL_connect(ssl) == 1) {
+      SSL_write(ssl, "one;", 4);
+      read_n(4);
+      SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED);  // server must answer with its own
+      SSL_write(ssl, "two;", 4);
+      read_n(8);
+      SSL_key_update(ssl, SSL_KEY_UPDATE_NOT_REQUESTED);
+      SSL_write(ssl, "three;", 6);
+      read_n(14);
+      SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    ::close(fd);
+    client_done = true;
+  });
+  bool done = run_until(p.loop, [&] { return p.server.closed.has_value(); });
+  client.join();
+  REQUIRE(done);
+  CHECK(client_done);
+  CHECK(echoed == "one;two;three;");
+  CHECK(p.server.data == "one;two;three;");
+  REQUIRE(p.server.tls);
+  CHECK(p.server.tls->protocol == "TLSv1.3");
+  CHECK(*p.server.closed == "peer closed");
+}
+
+TEST_CASE("a peer that drops the connection mid-handshake gives a readable reason", "[connection][tls]") {
+  TlsContext server_ctx(tls_config("guard-low", "ca-low"));
+  Pair p;
+  p.connect();
+  p.server.conn->start_tls_server(server_ctx);
+  p.client.conn->send("this is not a ClientHello\r\n");
+  REQUIRE(run_until(p.loop, [&] { return p.server.closed.has_value(); }));
+  CHECK(contains(*p.server.closed, "TLS handshake failed: "));
+  CHECK(p.server.closed_calls == 1);
+}
+
+TEST_CASE("connect_tcp to a closed port reports the error", "[connect]") {
+  SteadyClock clock;
+  EventLoop loop(clock);
+  // Find a free port: bind without listening, note the port, close.
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  ::inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  REQUIRE(::bind(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  socklen_t len = sizeof sa;
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&sa), &len);
+  int port = ntohs(sa.sin_port);
+  ::close(s);
+
+  std::optional<std::pair<int, std::string>> result;
+  connect_tcp(loop, Endpoint{"127.0.0.1", port}, 2000ms, [&](int fd, std::string err) { result.emplace(fd, err); });
+  CHECK_FALSE(result);  // never completes synchronously
+  REQUIRE(run_until(loop, [&] { return result.has_value(); }));
+  CHECK(result->first == -1);
+  CHECK(contains(result->second, "ECONNREFUSED"));
+  CHECK(contains(result->second, "127.0.0.1:" + std::to_string(port)));
+}
+
+TEST_CASE("connect_tcp and Listener refuse host names without resolving them", "[connect]") {
+  SteadyClock clock;
+  EventLoop loop(clock);
+  std::optional<std::pair<int, std::string>> result;
+  connect_tcp(loop, Endpoint{"localhost", 5269}, 2000ms, [&](int fd, std::string err) { result.emplace(fd, err); });
+  CHECK_FALSE(result);
+  loop.run_once(0ms);
+  REQUIRE(result);
+  CHECK(result->first == -1);
+  CHECK(contains(result->second, "not a numeric IP address"));
+  CHECK(contains(result->second, "localhost"));
+
+  CHECK_THROWS_WITH(Listener(loop, Endpoint{"localhost", 0}, [](int, Endpoint) {}),
+                    Catch::Contains("not a numeric IP address"));
+}
+
+TEST_CASE("IPv6 loopback works too", "[connection]") {
+  SteadyClock clock;
+  EventLoop loop(clock);
+  std::unique_ptr<Listener> listener;
+  try {
+    listener = std::make_unique<Listener>(loop, Endpoint{"::1", 0}, [](int fd, Endpoint) { ::close(fd); });
+  } catch (const std::runtime_error& e) {
+    WARN("no IPv6 loopback here: " << e.what());
+    return;
+  }
+  Endpoint at = listener->local();
+  CHECK(at.host == "::1");
+  CHECK(at.to_string() == "[::1]:" + std::to_string(at.port));
+  std::optional<std::pair<int, std::string>> result;
+  connect_tcp(loop, at, 2000ms, [&](int fd, std::string err) { result.emplace(fd, err); });
+  REQUIRE(run_until(loop, [&] { return result.has_value(); }));
+  CHECK(result->second.empty());
+  REQUIRE(result->first >= 0);
+  ::close(result->first);
+}
+
+TEST_CASE("connect_tcp times out per the loop's clock", "[connect]") {
+  // A listener with a full backlog: the kernel drops further SYNs, so a
+  // connect stays pending. Time is a fake clock: no real waiting.
+  struct FakeClock final : ClockSource {
+    TimePoint t{};
+    TimePoint now() const override { return t; }
+  } clock;
+  EventLoop loop(clock);
+  int ls = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  ::inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  REQUIRE(::bind(ls, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  REQUIRE(::listen(ls, 0) == 0);
+  socklen_t len = sizeof sa;
+  ::getsockname(ls, reinterpret_cast<sockaddr*>(&sa), &len);
+  int port = ntohs(sa.sin_port);
+  std::vector<int> fillers;
+  for (int i = 0; i < 3; ++i) {
+    int f = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    [[maybe_unused]] int r = ::connect(f, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    fillers.push_back(f);
+  }
+
+  std::optional<std::pair<int, std::string>> result;
+  connect_tcp(loop, Endpoint{"127.0.0.1", port}, 3000ms, [&](int fd, std::string err) { result.emplace(fd, err); });
+  loop.run_once(0ms);
+  loop.run_once(0ms);
+  CHECK_FALSE(result);
+  clock.t += 2999ms;
+  loop.run_once(0ms);
+  CHECK_FALSE(result);
+  clock.t += 1ms;
+  loop.run_once(0ms);
+  REQUIRE(result);
+  CHECK(result->first == -1);
+  CHECK(contains(result->second, "connect timeout"));
+  for (int f : fillers) ::close(f);
+  ::close(ls);
+}
