@@ -42,6 +42,8 @@ class Connection {
     // inside close_now() / a callback that called close_now(). Reasons are
     // human readable: "peer closed", "closed by us", "TLS handshake failed:
     // <OpenSSL reason>", "read failed: ECONNRESET (...)", ...
+    // When the peer closes its side while we still have output buffered, that
+    // output is flushed first (bounded by 3 s), then on_closed("peer closed").
     // Destroying a Connection that is still open closes it WITHOUT on_closed.
     // Destroy every Connection before its EventLoop.
     std::function<void(const std::string& reason)> on_closed;
@@ -69,6 +71,10 @@ class Connection {
   // Upgrades in place. Bytes already buffered for sending are flushed in plain
   // text first. For the server side, request and verify the client certificate
   // per `ctx`. For the client side, `sni` is the expected server name.
+  // The SSL object is made at once (`ctx` may go away afterwards); the
+  // handshake runs from the loop and ends in on_tls_established or
+  // on_closed("TLS handshake failed: <reason>"). Bytes sent after this call
+  // are queued and go out encrypted. Bound the handshake with your own timer.
   void start_tls_server(TlsContext& ctx);
   void start_tls_client(TlsContext& ctx, const std::string& sni);
 

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Portcullis demo on the shipped default config (deploy/config/demo.xml): two real
+# Prosody servers, a.test (low side) and b.test (high side), with Portcullis
+# between them on loopback. Installs the Debian packages, builds, creates a test
+# PKI, starts everything, shows messages crossing both ways and one being refused,
+# prints the filter's decisions, then keeps running until Ctrl-C.
+#
+# Usage: deploy/demo.sh [--once]      (--once: stop after the demonstration)
+# Env:   BUILD_DIR (default: build), DEMO_DIR (default: run/demo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+deploy/install-deps.sh
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target portcullisd
+exec /usr/bin/python3 deploy/demo.py --build-dir "$BUILD_DIR" --run-dir "${DEMO_DIR:-run/demo}" "$@"
