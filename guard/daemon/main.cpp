@@ -3,6 +3,7 @@
 //   portcullisd --config FILE [--foreground] [--schema-dir DIR]
 //   portcullisd --check-config FILE [--schema-dir DIR]
 //   (internal) portcullisd --role edge|filter ...   (started by the supervisor)
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -29,6 +30,8 @@ int usage(const char* why) {
 
 int main(int argc, char** argv) {
   using namespace portcullis;
+  // OpenSSL writes with write(2): a peer resetting mid-TLS must give EPIPE, not kill us.
+  std::signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> all(argv + 1, argv + argc);
   std::string error;
   auto child = supervisor::parse_child_args(all, error);

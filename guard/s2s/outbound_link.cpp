@@ -25,6 +25,7 @@ OutboundLink::~OutboundLink() {
   *alive_ = false;
   if (deadline_) host_.loop().cancel_timer(deadline_);
   if (keepalive_) host_.loop().cancel_timer(keepalive_);
+  if (queue_timer_) host_.loop().cancel_timer(queue_timer_);
 }
 
 std::string OutboundLink::describe() const {
@@ -204,8 +205,8 @@ void OutboundLink::bounce_all(const std::string& reason) {
   const StanzaErrorType type = stream_opened_ ? StanzaErrorType::Wait : StanzaErrorType::Cancel;
   auto queue = std::move(queue_);
   queue_.clear();
-  for (auto& s : queue) {
-    host_.undeliverable(std::move(s), {cond, type, "Server-to-server connection failed: " + reason, {}, {}});
+  for (auto& q : queue) {
+    host_.undeliverable(std::move(q.stanza), {cond, type, "Server-to-server connection failed: " + reason, {}, {}});
   }
   auto verifies = std::move(verifies_);
   verifies_.clear();
@@ -304,7 +305,7 @@ void OutboundLink::become_ready() {
   host_.connection_event(describe() + ": authenticated (" + (sasl_done_ ? "SASL EXTERNAL" : "dialback") + ")");
   auto queue = std::move(queue_);
   queue_.clear();
-  for (auto& s : queue) conn_->send(s.serialize());
+  for (auto& q : queue) conn_->send(q.stanza.serialize());
   last_write_ = host_.loop().now();
   arm_keepalive();
 }
@@ -352,9 +353,9 @@ void OutboundLink::on_element(xmpp::Element e, std::size_t) {
           // XEP-0220: queued stanzas bounce with internal-server-error.
           auto queue = std::move(queue_);
           queue_.clear();
-          for (auto& s : queue)
-            host_.undeliverable(std::move(s), {StanzaErrorCondition::InternalServerError, StanzaErrorType::Cancel,
-                                               "dialback refused by " + remote_, {}, {}});
+          for (auto& q : queue)
+            host_.undeliverable(std::move(q.stanza), {StanzaErrorCondition::InternalServerError, StanzaErrorType::Cancel,
+                                                      "dialback refused by " + remote_, {}, {}});
           fail("dialback key refused by peer");
           return;
         }
@@ -395,7 +396,35 @@ void OutboundLink::send(xmpp::Element stanza) {
                                             "too many stanzas queued for " + remote_, {}, {}});
     return;
   }
-  queue_.push_back(std::move(stanza));
+  queue_.push_back({host_.loop().now(), std::move(stanza)});
+  arm_queue_timer();
+}
+
+void OutboundLink::arm_queue_timer() {
+  if (queue_timer_ || queue_.empty()) return;
+  const auto limit = net::Duration(host_.side().queue_timeout_ms);
+  const auto now = host_.loop().now();
+  const auto due = queue_.front().since + limit;
+  const auto wait = due > now ? std::chrono::duration_cast<net::Duration>(due - now) : net::Duration(0);
+  auto alive = alive_;
+  queue_timer_ = host_.loop().add_timer(wait, [this, alive] {
+    if (!*alive) return;
+    queue_timer_ = 0;
+    expire_queue();
+  });
+}
+
+void OutboundLink::expire_queue() {
+  // A stanza may wait for the link at most queue-ms, whatever the negotiation is doing.
+  const auto limit = net::Duration(host_.side().queue_timeout_ms);
+  const auto now = host_.loop().now();
+  while (!queue_.empty() && now - queue_.front().since >= limit) {
+    auto q = std::move(queue_.front());
+    queue_.pop_front();
+    host_.undeliverable(std::move(q.stanza), {StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
+                                              "no link to " + remote_ + " within the queue time limit", {}, {}});
+  }
+  arm_queue_timer();
 }
 
 void OutboundLink::request_verify(const std::string& stream_id, const std::string& key,

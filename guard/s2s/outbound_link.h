@@ -92,7 +92,14 @@ class OutboundLink : private xmpp::StreamHandler {
   bool verify_allowed_ = false;       // TLS satisfied and post-TLS features seen
   std::string stream_id_;             // id the remote gave our current stream
   std::optional<net::TlsSessionInfo> tls_;
-  std::deque<xmpp::Element> queue_;
+  struct Queued {
+    net::TimePoint since;
+    xmpp::Element stanza;
+  };
+  std::deque<Queued> queue_;          // waiting for the link to be ready, oldest first
+  net::TimerId queue_timer_ = 0;
+  void arm_queue_timer();
+  void expire_queue();
   struct PendingVerify {
     std::string stream_id, key;
     std::function<void(VerifyResult)> done;
