@@ -1,0 +1,243 @@
+// The filter process over real socketpairs, in one process: what it releases,
+// what it refuses, and that every stanza frame is answered (fail closed).
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "guard/filterproc/filter_process.h"
+#include "guard/ipc/frame_channel.h"
+#include "guard/xmpp/stream_parser.h"
+#include "policy/filters/domain_pair_allow.h"
+#include "policy/filters/size_limit.h"
+
+using namespace portcullis;
+
+namespace {
+
+// A filter whose evaluate() throws: the runner must reject, never release.
+class ThrowingFilter : public policy::Filter {
+ public:
+  policy::Verdict evaluate(xmpp::Element&, const policy::StanzaContext&) const override {
+    throw std::runtime_error("boom");
+  }
+  const std::string& name() const override { return name_; }
+  std::string_view type() const override { return "throwing"; }
+
+ private:
+  std::string name_ = "throwing";
+};
+
+struct Edge {
+  std::unique_ptr<ipc::FrameChannel> channel;
+  std::vector<ipc::Frame> received;
+};
+
+struct Fixture {
+  net::SteadyClock clock;
+  net::EventLoop loop{clock};
+  Logger log{"filter", Logger::Target::Capture, LogLevel::Debug};
+  std::vector<std::string> lines;
+  std::unique_ptr<filterproc::FilterProcess> filter;
+  Edge low, high;
+
+  explicit Fixture(bool throwing_low_to_high = false) {
+    log.set_capture([this](LogLevel, const std::string& l) { lines.push_back(l); });
+    policy::Pipeline l2h, h2l;
+    if (throwing_low_to_high) l2h.add(std::make_shared<ThrowingFilter>());
+    l2h.add(std::make_shared<policy::SizeLimitFilter>("size-limit", 4096));
+    l2h.add(std::make_shared<policy::DomainPairAllowFilter>(
+        "domain-pair-allow", std::vector<config::DomainPairRule>{{"r1", "a.test", "b.test"}}));
+    h2l.add(std::make_shared<policy::DomainPairAllowFilter>(
+        "domain-pair-allow", std::vector<config::DomainPairRule>{{"r2", "b.test", "a.test"}}));
+    filter = std::make_unique<filterproc::FilterProcess>(loop, std::move(l2h), std::move(h2l), 65536, log);
+    connect(true);
+    connect(false);
+  }
+
+  void connect(bool is_low) {
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    Edge& e = is_low ? low : high;
+    e.received.clear();
+    e.channel = std::make_unique<ipc::FrameChannel>(loop, sv[0]);
+    ipc::FrameChannel::Callbacks cb;
+    cb.on_frame = [&e](ipc::Frame&& f) { e.received.push_back(std::move(f)); };
+    cb.on_closed = [](const std::string&) {};
+    e.channel->set_callbacks(std::move(cb));
+    e.channel->start();
+    if (is_low) filter->attach_low(sv[1]);
+    else filter->attach_high(sv[1]);
+  }
+
+  static ipc::Frame stanza_frame(std::string body, ipc::Direction dir = ipc::Direction::LowToHigh,
+                                 std::uint64_t seq = 7, std::string peer = "a.test") {
+    ipc::Frame f;
+    f.header.kind = ipc::FrameKind::Stanza;
+    f.header.direction = dir;
+    f.header.auth = ipc::AuthMethod::SaslExternal;
+    f.header.flags = ipc::kFlagTls;
+    f.header.seq = seq;
+    f.header.peer_domain = std::move(peer);
+    f.body = std::move(body);
+    return f;
+  }
+
+  void pump_until(const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!done() && std::chrono::steady_clock::now() < deadline) loop.run_once(net::Duration(10));
+    REQUIRE(done());
+  }
+  // Runs the loop a little longer to show nothing else arrives.
+  void settle() {
+    for (int i = 0; i < 20; ++i) loop.run_once(net::Duration(5));
+  }
+};
+
+const std::string kChat =
+    "<message xmlns='jabber:server' from='alice@a.test/r' to='bob@b.test' type='chat' id='m1'>"
+    "<body>hello</body></message>";
+
+bool has_ack(const Edge& e, std::uint64_t seq) {
+  for (const auto& f : e.received)
+    if (f.header.kind == ipc::FrameKind::Ack && f.header.seq == seq) return true;
+  return false;
+}
+
+const ipc::Frame* first_stanza(const Edge& e) {
+  for (const auto& f : e.received)
+    if (f.header.kind == ipc::FrameKind::Stanza) return &f;
+  return nullptr;
+}
+
+std::string error_condition(const ipc::Frame& f) {
+  auto el = xmpp::parse_element(f.body);
+  REQUIRE(el);
+  CHECK(el->attr_or("type") == "error");
+  const auto* err = el->find_child("error");
+  REQUIRE(err != nullptr);
+  for (const auto* c : err->child_elements())
+    if (c->ns() == xmpp::kNsStanzas && c->name() != "text") return c->name();
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("an allowed stanza is released byte for byte to the far edge and acknowledged", "[filterproc]") {
+  Fixture fx;
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(kChat)));
+  fx.pump_until([&] { return first_stanza(fx.high) && has_ack(fx.low, 7); });
+  const ipc::Frame* out = first_stanza(fx.high);
+  CHECK(out->body == kChat);   // lossless: exactly the bytes received
+  CHECK(out->header.direction == ipc::Direction::LowToHigh);
+  CHECK(out->header.peer_domain == "a.test");
+  CHECK(out->header.auth == ipc::AuthMethod::SaslExternal);
+  CHECK(first_stanza(fx.low) == nullptr);   // no error back
+  CHECK(fx.filter->counters().released == 1);
+  CHECK(fx.filter->counters().rejected == 0);
+}
+
+TEST_CASE("a refused pair gets an error to its sender, nothing to the far edge", "[filterproc]") {
+  Fixture fx;
+  const std::string body =
+      "<message xmlns='jabber:server' from='alice@a.test/r' to='eve@c.test' type='chat' id='m2'>"
+      "<body>secret words</body></message>";
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(body)));
+  fx.pump_until([&] { return first_stanza(fx.low) && has_ack(fx.low, 7); });
+  fx.settle();
+  CHECK(first_stanza(fx.high) == nullptr);
+  const ipc::Frame* err = first_stanza(fx.low);
+  CHECK(err->header.direction == ipc::Direction::Local);
+  CHECK(error_condition(*err) == "policy-violation");
+  CHECK(err->body.find("secret words") == std::string::npos);   // never echo the content
+  auto reply = xmpp::parse_element(err->body);
+  CHECK(reply->attr_or("to") == "alice@a.test/r");
+  CHECK(reply->attr_or("from") == "eve@c.test");
+  CHECK(reply->attr_or("id") == "m2");
+  CHECK(fx.filter->counters().rejected == 1);
+}
+
+TEST_CASE("an error stanza that is refused is not answered with another error", "[filterproc]") {
+  Fixture fx;
+  const std::string body =
+      "<message xmlns='jabber:server' from='alice@a.test/r' to='eve@c.test' type='error' id='m3'>"
+      "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>";
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(body)));
+  fx.pump_until([&] { return has_ack(fx.low, 7); });
+  fx.settle();
+  CHECK(first_stanza(fx.low) == nullptr);
+  CHECK(first_stanza(fx.high) == nullptr);
+  CHECK(fx.filter->counters().rejected == 1);
+}
+
+TEST_CASE("a filter that throws rejects: fail closed", "[filterproc]") {
+  Fixture fx(/*throwing_low_to_high=*/true);
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(kChat)));
+  fx.pump_until([&] { return first_stanza(fx.low) && has_ack(fx.low, 7); });
+  fx.settle();
+  CHECK(first_stanza(fx.high) == nullptr);
+  CHECK(error_condition(*first_stanza(fx.low)) == "internal-server-error");
+}
+
+TEST_CASE("a far edge that is down means reject with a wait-type error", "[filterproc]") {
+  Fixture fx;
+  fx.high.channel.reset();   // edge(high) gone
+  fx.settle();
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(kChat)));
+  fx.pump_until([&] { return first_stanza(fx.low) && has_ack(fx.low, 7); });
+  const ipc::Frame* err = first_stanza(fx.low);
+  CHECK(error_condition(*err) == "remote-server-timeout");
+  auto reply = xmpp::parse_element(err->body);
+  CHECK(reply->find_child("error")->attr_or("type") == "wait");
+  CHECK(fx.filter->counters().released == 0);
+}
+
+TEST_CASE("frames the filter cannot trust are refused, never released", "[filterproc]") {
+  Fixture fx;
+  SECTION("wrong direction for the channel") {
+    REQUIRE(fx.low.channel->send(Fixture::stanza_frame(kChat, ipc::Direction::HighToLow)));
+  }
+  SECTION("an unauthenticated frame") {
+    auto f = Fixture::stanza_frame(kChat);
+    f.header.auth = ipc::AuthMethod::None;
+    REQUIRE(fx.low.channel->send(f));
+  }
+  SECTION("an unparseable body") {
+    REQUIRE(fx.low.channel->send(Fixture::stanza_frame("<message xmlns='jabber:server'><body>")));
+  }
+  SECTION("restricted XML in the body") {
+    REQUIRE(fx.low.channel->send(Fixture::stanza_frame(
+        "<message xmlns='jabber:server' from='alice@a.test' to='bob@b.test'><!-- c --></message>")));
+  }
+  fx.pump_until([&] { return has_ack(fx.low, 7); });
+  fx.settle();
+  CHECK(first_stanza(fx.high) == nullptr);
+  CHECK(fx.filter->counters().refused_frames == 1);
+  CHECK(fx.filter->counters().released == 0);
+}
+
+TEST_CASE("a new edge channel replaces the old one", "[filterproc]") {
+  Fixture fx;
+  fx.connect(false);   // edge(high) restarted: fresh socketpair
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(kChat, ipc::Direction::LowToHigh, 9)));
+  fx.pump_until([&] { return first_stanza(fx.high) && has_ack(fx.low, 9); });
+  CHECK(first_stanza(fx.high)->body == kChat);
+}
+
+TEST_CASE("decisions are logged with the trail", "[filterproc]") {
+  Fixture fx;
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(kChat)));
+  fx.pump_until([&] { return has_ack(fx.low, 7); });
+  bool found = false;
+  for (const auto& l : fx.lines) {
+    if (l.find("decision seq=7 low-to-high peer=a.test") != std::string::npos &&
+        l.find("released by r1") != std::string::npos &&
+        l.find("size-limit=no-opinion domain-pair-allow=accept(r1)") != std::string::npos)
+      found = true;
+  }
+  CHECK(found);
+}
