@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "guard/ipc/frame.h"
@@ -39,6 +40,10 @@ struct Verdict {
   std::string rule_id;                       // which rule decided; may be empty for NoOpinion
   std::optional<xmpp::StanzaError> error;    // for Reject
   std::string transformation;                // for Modify: its name (audited)
+  // What the filter saw or did that the audit record must show, as (key, value):
+  // e.g. ("label.original", "SECRET"), ("label.mapped", "NATO SECRET"),
+  // ("removed", "urn:xmpp:jingle:1"). Never stanza text the officer did not ask for.
+  std::vector<std::pair<std::string, std::string>> notes;
 
   static Verdict accept(std::string rule);
   static Verdict no_opinion(std::string rule = {});

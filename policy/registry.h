@@ -16,6 +16,7 @@
 
 #include "guard/config/config.h"
 #include "policy/filter.h"
+#include "policy/policy_node.h"
 
 namespace portcullis::policy {
 
@@ -26,6 +27,11 @@ struct FilterSpec {
   std::string name;                  // instance name, recorded in the trail
   bool shadow = false;               // decide and record, do not enforce
   config::DirectionPolicy policy;    // the direction's policy (first version)
+  // The filter's element in the policy file (policy/policy_file): factories of
+  // the policy-file filters read their settings from here. Null for filters
+  // built from the first-version appliance config.
+  const PolicyNode* node = nullptr;
+  ipc::Direction direction = ipc::Direction::LowToHigh;
   std::string file;
   int line = 0, column = 0;
 };

@@ -81,6 +81,39 @@ struct DirectionPolicy {
   std::size_t max_stanza_bytes = 65536;
 };
 
+// The audit archive (guard/audit), written by the filter process.
+struct AuditConfig {
+  bool enabled = false;                    // <audit> present
+  std::string dir;                         // archive directory
+  std::string signing_key_file;            // Ed25519 secret key, readable only by the writer
+  std::string public_key_file;             // its public key (for verifiers and the self-check at start)
+  std::uint32_t checkpoint_every_records = 1000;
+  std::uint32_t checkpoint_every_ms = 5000;
+  std::uint64_t segment_max_bytes = 64ull * 1024 * 1024;
+  std::uint32_t segment_max_age_s = 86400;
+  std::uint32_t retention_days = 0;        // 0: keep forever
+  std::uint32_t warn_free_percent = 20;    // warn when free space on the archive fs drops below
+  std::uint32_t stop_free_percent = 5;     // refuse to write (fail closed) below
+  bool syslog_summary = false;             // one RFC 5424 line per record for the site SIEM
+};
+
+// One XML guard of the guard stage (policy/guard).
+struct GuardSpec {
+  enum class Kind { Schema, External };
+  Kind kind = Kind::Schema;
+  std::string name;
+  std::string profile;                     // Schema: path of the application profile XSD
+  std::string program;                     // External: program to run
+  std::vector<std::string> args;           // External: its arguments
+  std::uint32_t timeout_ms = 2000;         // External: per stanza
+  std::string run_as_user;                 // External: drop to this user (optional)
+  int line = 0, column = 0;
+};
+
+struct GuardsConfig {
+  std::vector<GuardSpec> low_to_high, high_to_low;   // run in order; all must pass
+};
+
 struct Supervision {
   std::uint32_t restart_backoff_ms = 500;     // first restart delay; doubles to max
   std::uint32_t restart_backoff_max_ms = 10000;
@@ -91,6 +124,9 @@ struct Config {
   Side low, high;
   DirectionPolicy low_to_high, high_to_low;
   Supervision supervision;
+  std::string policy_file;          // the security policy (issue 3); empty: first-version <filter>
+  AuditConfig audit;
+  GuardsConfig guards;
   std::string log_target = "stderr";   // "stderr" or "syslog"
   std::string log_level = "info";
 };

@@ -277,6 +277,14 @@ def test(ctx):
             check("restarted " not in log and " killed by signal" not in log,
                   "a child was restarted: %s" % [l for l in log.splitlines()
                                                   if "restarted " in l or "killed" in l])
+            # "Keeps flowing" on the very same streams: neither Prosody had to reconnect.
+            for srv, pat in ((fed.a, r"Outgoing s2s connection a\.test->b\.test complete"),
+                             (fed.b, r"Incoming s2s connection a\.test->b\.test complete"),
+                             (fed.b, r"Outgoing s2s connection b\.test->a\.test complete")):
+                with open(srv.log_path, "rb") as f:
+                    n = len(re.findall(pat, f.read().decode("utf-8", "replace")))
+                check(n == 1, "%s: %d x '%s' (expected 1: the s2s stream was re-established)"
+                      % (srv.domain, n, pat))
             ctx.step("%d hostile cases refused; %d stream error lines; portcullisd (pid %d) and "
                      "its children %r still running" % (len(c.results), n_errors, sup_pid,
                                                         sorted(children_after.values())))
