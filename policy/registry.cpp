@@ -42,16 +42,4 @@ std::shared_ptr<const Filter> FilterRegistry::build(const FilterSpec& spec) cons
   return f;
 }
 
-FilterRegistry builtin_filters() {
-  FilterRegistry r;
-  r.add(std::string(kTypeSizeLimit), [](const FilterSpec& spec) -> std::shared_ptr<const Filter> {
-    return std::make_shared<const SizeLimitFilter>(spec.name, spec.policy.max_stanza_bytes);
-  });
-  r.add(std::string(kTypeDomainPairAllow),
-        [](const FilterSpec& spec) -> std::shared_ptr<const Filter> {
-          return std::make_shared<const DomainPairAllowFilter>(spec.name, spec.policy.allow);
-        });
-  return r;
-}
-
 }  // namespace portcullis::policy

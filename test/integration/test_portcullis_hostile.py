@@ -255,6 +255,39 @@ def test(ctx):
                        b"<body>x</body></message>")
             c.run_case("post-auth 'to' a domain not fronted", "host-unknown", other_domain)
 
+            def restart_changes_to(s):
+                s.open(A, B, timeout=READ_TIMEOUT)
+                s.starttls(a_cert, a_key, ca_low, B, timeout=READ_TIMEOUT)
+                s.send(stream_header(A, "conference.b.test"))
+            c.run_case("restart after TLS with another 'to'", "improper-addressing",
+                       restart_changes_to)
+
+            # STARTTLS command injection: a stanza pipelined in plaintext right after
+            # <starttls/> must be discarded with the plaintext parser (not parsed: it
+            # would be a stanza before authentication; never delivered). The stream
+            # then authenticates and works normally; a clean close gets a clean close.
+            t0 = time.monotonic()
+            offset = c.log_size()
+            with RawStream(EDGE_LOW_IP, S2S_PORT) as s:
+                s.authenticate_external(
+                    A, B, a_cert, a_key, ca_low, timeout=READ_TIMEOUT,
+                    pipelined=b"<message from='inject@a.test' to='bob@b.test' type='chat'>"
+                              b"<body>injected</body></message>")
+                s.send(b"<message from='raw@a.test' to='bob@b.test' type='chat' id='raw-2'>"
+                       b"<body>after injection</body></message>")
+                bob.expect_message("raw@a.test", "after injection", timeout=15)
+                s.send(b"</stream:stream>")
+                data, closed = s.read_until_closed(READ_TIMEOUT)
+                check(b"<stream:error>" not in s.received and
+                      data.rstrip().endswith(b"</stream:stream>") and closed,
+                      "STARTTLS injection: clean close not answered cleanly: %r" % s.received[-300:])
+            check("stream error" not in c.log_since(offset),
+                  "STARTTLS injection: stream error logged: %s" % c.log_since(offset)[-400:])
+            bob.expect_no_message("inject@a.test", wait=0.3)
+            c.traffic_flows("STARTTLS injection")
+            ctx.step("%-40s -> discarded; stream authenticated and closed cleanly [%.2f s]" % (
+                "STARTTLS command injection", time.monotonic() - t0))
+
             # Nothing of the refused stanzas reached bob.
             bob.expect_no_message("mallory@evil.test", wait=0.5)
             check(not [m for m in bob.messages() if m["from"].startswith("raw@")],

@@ -160,10 +160,12 @@ class RawStream:
         self.send(stream_header(frm, to))
         return self.read_until_any([b"</stream:features>", b"<stream:features/>"], timeout)
 
-    def starttls(self, certfile, keyfile, cafile, server_hostname, timeout=5.0):
+    def starttls(self, certfile, keyfile, cafile, server_hostname, timeout=5.0, pipelined=b""):
         """<starttls/>, <proceed/>, then a TLS handshake on this socket presenting
-        certfile/keyfile and verifying the server against cafile for server_hostname."""
-        self.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        certfile/keyfile and verifying the server against cafile for server_hostname.
+        `pipelined` bytes go in the same write right after <starttls/> (a STARTTLS
+        command injection: the server must discard them)."""
+        self.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>" + pipelined)
         self.read_until(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", timeout)
         if self.buf:
             raise HarnessError("raw stream: bytes after <proceed/>: %r" % self.buf)
@@ -179,14 +181,15 @@ class RawStream:
         self.received = b""
 
     def authenticate_external(self, frm, to, certfile, keyfile, cafile, authzid_b64=None,
-                              timeout=5.0):
+                              timeout=5.0, pipelined=b""):
         """The whole dance up to an authenticated stream: header, STARTTLS, header,
-        SASL EXTERNAL, header. `to` is also the name the server certificate must carry.
+        SASL EXTERNAL, header. `to` is also the name the server certificate must carry;
+        `pipelined` is passed to starttls().
         Returns the bytes of the last answer (the empty features)."""
         features = self.open(frm, to, timeout)
         if b"urn:ietf:params:xml:ns:xmpp-tls" not in features:
             raise HarnessError("raw stream: no STARTTLS offered: %r" % features)
-        self.starttls(certfile, keyfile, cafile, to, timeout)
+        self.starttls(certfile, keyfile, cafile, to, timeout, pipelined)
         features = self.open(frm, to, timeout)
         if b"<mechanism>EXTERNAL</mechanism>" not in features:
             raise HarnessError("raw stream: SASL EXTERNAL not offered after TLS: %r" % features)
