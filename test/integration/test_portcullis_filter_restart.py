@@ -14,8 +14,9 @@ Asserted:
     silently; none is delivered twice;
   * every bounce is a wait-type error (remote-server-timeout / resource-constraint:
     what edge_server.cpp generates when the filter is unavailable or busy);
-  * errors did occur; the probe (sent while the filter was down) bounced with
-    remote-server-timeout "boundary filter unavailable" and never reached bob;
+  * errors did occur; the probes (alice -> bob and bob -> alice, sent while the
+    filter was down) bounced with remote-server-timeout "boundary filter
+    unavailable" and never crossed;
   * nothing crossed while the filter was down: every message sent after the kill
     was complete and well before edge(low) logged "filter channel up" again was
     bounced, not delivered; a message both delivered and bounced (released just
@@ -147,6 +148,8 @@ def test(ctx):
                         restart_seen_before_probe = b"restarted filter" in f.read()
                     probe_id = alice.send(bob_jid, "probe while the filter is down")
                     sent[probe_id] = (-1, "probe while the filter is down", time.time())
+                    # The other direction too: edge(high) lost the filter as well.
+                    bob_probe = bob.send(alice_jid, "probe b->a while the filter is down")
                     ctx.step("SIGKILL to filter %d after message %d; gone after %.1f ms; probe sent"
                              % (old_filter, i, (t_dead - t_kill) * 1000))
                 elif not (KILL_AT - BURST <= i < KILL_AT):
@@ -266,6 +269,12 @@ def test(ctx):
                   "'boundary filter unavailable'" % (pe["condition"], pe["error_type"],
                                                      pe["text"]))
             check(sent[probe_id][1] not in delivered, "the probe crossed while the filter was down")
+            be = bob.expect_error(frm=alice_jid, timeout=10)
+            check(be["id"] == bob_probe and be["condition"] == "remote-server-timeout" and
+                  be["error_type"] == "wait" and be["text"] == "boundary filter unavailable",
+                  "bob's probe b->a: unexpected bounce %r" % be)
+            check(not [m for m in alice.messages() if m["body"] and "b->a while" in m["body"]],
+                  "bob's probe crossed b->a while the filter was down")
 
             # Nothing crossed while the filter was down.
             window = [(i, mid) for mid, (i, _, t) in sent.items()
@@ -293,7 +302,7 @@ def test(ctx):
             bob.expect_message(alice_jid, "after the restart a->b", timeout=15)
             bob.send(alice_jid, "after the restart b->a")
             alice.expect_message(bob_jid, "after the restart b->a", timeout=15)
-            check(not bob.errors(), "bob got errors: %r" % bob.errors())
+            check(not bob.errors(), "bob got other errors: %r" % bob.errors())
             fed.portcullis.check_alive()
             ctx.step("fresh chat crosses both ways with the new filter (pid %d)" % new_pid)
 

@@ -27,6 +27,7 @@ import os
 import re
 import sys
 import time
+from xml.etree import ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -114,6 +115,10 @@ PRE_AUTH_CASES = [
      b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>YS50ZXN0</auth>",
      "policy-violation"),
     ("unknown 'to' domain", None, stream_header(A, "nope.test"), "host-unknown"),
+    ("markup in the 'to' (echoed in the error text)", None,
+     stream_header(A, "&lt;/text&gt;&lt;evil/&gt;&amp;"), "host-unknown"),
+    ("markup in the 'from' (echoed in the error text)", None,
+     stream_header("&lt;/text&gt;&lt;evil/&gt;.test", B), "policy-violation"),
     ("no peering for from='evil.test'", None, stream_header("evil.test", B), "policy-violation"),
     ("stream without 'from'", None, stream_header(None, B), "policy-violation"),
     ("wrong version", None, stream_header(A, B, version="0.9"), "unsupported-version"),
@@ -153,6 +158,14 @@ class Checker:
               "%s: no </stream:stream> after the stream error: %r" % (name, shown))
         check(closed, "%s: the guard did not close the connection within %.0f s" % (
             name, READ_TIMEOUT))
+        # What the guard wrote on this stream (since its last header) is one well-formed
+        # document: header, features, the error, the close.
+        last = max(data.rfind(b"<?xml"), 0)
+        try:
+            ET.fromstring(data[last:])
+        except ET.ParseError as e:
+            raise AssertionError("%s: the guard's answer is not well-formed XML (%s): %r" % (
+                name, e, data[last:][-400:])) from None
         # The log line is written before the error is sent: it is there already.
         pat = re.compile(r"edge\(low\) warning: .*: stream error %s: (.*)" % re.escape(condition))
         m = pat.search(self.log_since(log_offset))
@@ -261,6 +274,18 @@ def test(ctx):
                 s.send(stream_header(A, "conference.b.test"))
             c.run_case("restart after TLS with another 'to'", "improper-addressing",
                        restart_changes_to)
+
+            def restart_bad_version(s):
+                s.open(A, B, timeout=READ_TIMEOUT)
+                s.starttls(a_cert, a_key, ca_low, B, timeout=READ_TIMEOUT)
+                s.open(A, B, timeout=READ_TIMEOUT)
+                s.send(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>"
+                       b"YS50ZXN0</auth>")
+                s.read_until(b"<success", READ_TIMEOUT)
+                s.buf = s.received = b""   # what follows is the third stream
+                s.send(stream_header(A, B, version="0.9"))
+            c.run_case("restart after SASL with version='0.9'", "unsupported-version",
+                       restart_bad_version)
 
             # STARTTLS command injection: a stanza pipelined in plaintext right after
             # <starttls/> must be discarded with the plaintext parser (not parsed: it
