@@ -283,6 +283,7 @@ void InboundSession::handle_starttls() {
   // Anything the peer pipelined after <starttls/> in plaintext is discarded with
   // the old parser (no STARTTLS command injection).
   restart_pending_ = true;
+  header_sent_ = false;   // the restarted stream needs our header again (RFC 6120 §4.9.1.3)
   conn_->start_tls_server(host_.tls());
   arm_deadline();
 }
@@ -331,6 +332,7 @@ void InboundSession::handle_sasl_auth(const xmpp::Element& auth) {
   host_.connection_event(describe() + ": authenticated by SASL EXTERNAL (" + cert_identity_of(*tls_) + ")");
   state_ = State::AwaitHeader;
   restart_pending_ = true;
+  header_sent_ = false;   // the restarted stream needs our header again (RFC 6120 §4.9.1.3)
   arm_deadline();
 }
 
