@@ -36,7 +36,7 @@ std::uint64_t get_be(std::string_view in, std::size_t at, int bytes) {
   return v;
 }
 
-bool valid_kind(std::uint8_t v) { return v >= 1 && v <= 5; }
+bool valid_kind(std::uint8_t v) { return v >= 1 && v <= 6; }
 bool valid_direction(std::uint8_t v) { return v >= 1 && v <= 3; }
 bool valid_auth(std::uint8_t v) { return v <= 3; }
 
@@ -49,6 +49,7 @@ std::string_view to_string(FrameKind k) {
     case FrameKind::Ping: return "ping";
     case FrameKind::Pong: return "pong";
     case FrameKind::Ack: return "ack";
+    case FrameKind::Event: return "event";
   }
   return "unknown";
 }

@@ -33,6 +33,10 @@ enum class FrameKind : std::uint8_t {
   // the edge keeps the stanza, so a filter that dies mid-decision leads to a
   // bounce to the sender instead of silent loss. Body empty.
   Ack = 5,
+  // edge -> filter: a connection-level event for the audit archive
+  // (authentication success or failure, TLS parameters, stream errors, bad XML).
+  // Body: one line of text; peer_domain / cert_identity / stream_id as known.
+  Event = 6,
 };
 
 enum class Direction : std::uint8_t { LowToHigh = 1, HighToLow = 2, Local = 3 };
