@@ -91,8 +91,19 @@ void EdgeServer::link_closed(OutboundLink* link) {
 }
 
 void EdgeServer::connection_event(std::string_view what) {
-  // The audit archive (issue 4) takes these; until then the log keeps them.
+  // The audit archive lives with the filter; the event travels there as a frame.
+  // Without a filter the log is the only record.
   LogLine(log_, LogLevel::Info) << "connection event: " << what;
+  if (!to_filter_) return;
+  ipc::Frame f;
+  f.header.kind = ipc::FrameKind::Event;
+  f.header.direction = outgoing_;
+  f.header.auth = ipc::AuthMethod::Internal;
+  f.header.seq = next_seq_++;
+  f.header.arrival_unix_us = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  f.body = std::string(what.substr(0, 4096));
+  to_filter_(f);
 }
 
 OutboundLink* EdgeServer::link_for(const std::string& local, const std::string& remote, const config::Peer& peer) {
