@@ -49,6 +49,8 @@ def main():
     # The shipped default config, next to the PKI it names ("pki/...").
     config = os.path.join(run_dir, "portcullis.xml")
     shutil.copy(os.path.join(HERE, "config", "demo.xml"), config)
+    # ... and the security policy it names (<policy file="demo-policy.xml"/>).
+    shutil.copy(os.path.join(HERE, "config", "demo-policy.xml"), os.path.join(run_dir, "demo-policy.xml"))
 
     fed = Federation(run_dir, topology="portcullis", mode="cert", build_dir=args.build_dir,
                      portcullis_config=config, log_level="info")

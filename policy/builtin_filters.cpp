@@ -9,13 +9,8 @@ namespace portcullis::policy {
 
 FilterRegistry builtin_filters() {
   FilterRegistry r;
-  r.add(std::string(kTypeSizeLimit), [](const FilterSpec& spec) -> std::shared_ptr<const Filter> {
-    return std::make_shared<const SizeLimitFilter>(spec.name, spec.policy.max_stanza_bytes);
-  });
-  r.add(std::string(kTypeDomainPairAllow),
-        [](const FilterSpec& spec) -> std::shared_ptr<const Filter> {
-          return std::make_shared<const DomainPairAllowFilter>(spec.name, spec.policy.allow);
-        });
+  r.add(std::string(kTypeSizeLimit), make_size_limit_filter);
+  r.add(std::string(kTypeDomainPairAllow), make_domain_pair_allow_filter);
   labels::register_label_filters(r);
   content::register_content_filters(r);
   return r;

@@ -1,5 +1,8 @@
-// Builds the two direction pipelines of the first-version policy from the
-// appliance config (guard/config). Each direction gets, in this order:
+// DirectionPipelines (both directions' pipelines, as the policy file loader
+// policy/policy_file.h returns them), and the LEGACY first-version builder:
+// the appliance config no longer has a <filter> section (the policy file
+// replaced it), so build_pipeline(s) below only serve code and tests that fill
+// a config::DirectionPolicy by hand. Each direction gets, in this order:
 //   1. "size-limit"        (size_limit):        the direction's max-stanza-bytes;
 //   2. "domain-pair-allow" (domain_pair_allow): the direction's allow list;
 // and the runner's default deny after them. Control plane: may throw

@@ -69,13 +69,19 @@ struct Side {
   std::size_t max_attributes = 64;
 };
 
-// First version of the filter policy (issue 2); the full policy file replaces it.
+// One rule of the domain-pair allow list (policy/filters/domain_pair_allow),
+// read from the policy file's <domain-pair-allow> element.
 struct DomainPairRule {
   std::string id;
   std::string from_pattern;   // domain pattern of the sender
   std::string to_pattern;     // domain pattern of the recipient
+  bool shadow = false;        // a match is recorded, never accepted
 };
 
+// LEGACY: the first-version per-direction policy, once read from the appliance
+// config's <filter> section (now gone: the policy file replaces it). Only the
+// in-code pipeline builder of policy/policy_from_config.h still reads it (its
+// unit tests); the loader never fills it.
 struct DirectionPolicy {
   std::vector<DomainPairRule> allow;          // empty = deny all
   std::size_t max_stanza_bytes = 65536;
@@ -122,9 +128,9 @@ struct Supervision {
 struct Config {
   std::string file;                 // path it was loaded from
   Side low, high;
-  DirectionPolicy low_to_high, high_to_low;
+  DirectionPolicy low_to_high, high_to_low;   // LEGACY, never filled by load_config (see above)
   Supervision supervision;
-  std::string policy_file;          // the security policy (issue 3); empty: first-version <filter>
+  std::string policy_file;          // the security policy file (<policy file=.../>), absolute
   AuditConfig audit;
   GuardsConfig guards;
   std::string log_target = "stderr";   // "stderr" or "syslog"

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 
 #include "guard/config/config.h"
 #include "guard/daemon/roles.h"
@@ -10,17 +11,30 @@
 #include "guard/filterproc/filter_process.h"
 #include "guard/log/log.h"
 #include "guard/supervisor/child_control.h"
-#include "policy/policy_from_config.h"
+#include "policy/policy_file.h"
 
 namespace portcullis::daemon {
 
+namespace {
+
+// Installs a loaded policy: its pipelines into the filter, its tree kept alive
+// with them (the filters point into it).
+void install(filterproc::FilterProcess& filter, policy::LoadedPolicy&& p) {
+  std::string id = p.id();
+  std::shared_ptr<const policy::PolicyNode> tree = std::move(p.tree);
+  filter.replace_pipelines(std::move(p.pipelines.low_to_high), std::move(p.pipelines.high_to_low), std::move(id),
+                           std::move(tree));
+}
+
+}  // namespace
+
 int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
   config::Config cfg;
-  std::unique_ptr<policy::DirectionPipelines> pipelines;
+  const policy::FilterRegistry registry = policy::builtin_filters();
+  std::optional<policy::LoadedPolicy> loaded;
   try {
     cfg = config::load_config(opts.config_file, opts.schema_dir);
-    auto registry = policy::builtin_filters();
-    pipelines = std::make_unique<policy::DirectionPipelines>(policy::build_pipelines(cfg, registry));
+    loaded.emplace(policy::load_policy(cfg.policy_file, opts.schema_dir, registry));
   } catch (const std::exception& e) {
     Logger fallback("filter", Logger::Target::Stderr, LogLevel::Info);
     fallback.error(std::string("cannot load policy: ") + e.what());
@@ -33,8 +47,13 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
   net::SteadyClock clock;
   net::EventLoop loop(clock);
   const std::size_t max_bytes = std::max(cfg.low.max_stanza_bytes, cfg.high.max_stanza_bytes);
-  filterproc::FilterProcess filter(loop, std::move(pipelines->low_to_high), std::move(pipelines->high_to_low),
-                                   max_bytes, log);
+  // Deny-all until the policy is installed, which happens before any channel is attached.
+  filterproc::FilterProcess filter(loop, policy::Pipeline{}, policy::Pipeline{}, max_bytes, log);
+  std::string running_version = loaded->version;
+  LogLine(log, LogLevel::Info) << "policy " << loaded->version << " sha256 " << loaded->sha256 << " loaded from "
+                               << loaded->file;
+  install(filter, std::move(*loaded));
+  loaded.reset();
   filter.attach_low(args.fds.low_fd);
   filter.attach_high(args.fds.high_fd);
 
@@ -54,8 +73,19 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
 
   TerminationSignals signals(loop, [&](int sig) {
     if (sig == SIGHUP) {
-      // Policy reload arrives with the policy file (issue 3); until then say so.
-      log.warning("SIGHUP: reload is not supported by this version; running policy kept");
+      // All or nothing: the new policy is loaded and every filter built before
+      // anything changes; any error keeps the running policy. The swap runs on
+      // the event loop, so between stanzas.
+      try {
+        policy::LoadedPolicy next = policy::load_policy(cfg.policy_file, opts.schema_dir, registry);
+        LogLine(log, LogLevel::Info) << "policy " << next.version << " sha256 " << next.sha256 << " loaded from "
+                                     << next.file << " (reload, replacing version " << running_version << ")";
+        running_version = next.version;
+        install(filter, std::move(next));
+      } catch (const std::exception& e) {
+        LogLine(log, LogLevel::Error) << "policy reload failed, keeping version " << running_version << ": "
+                                      << e.what();
+      }
       return;
     }
     log.info("terminating");

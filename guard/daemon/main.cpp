@@ -10,6 +10,7 @@
 
 #include "guard/config/config.h"
 #include "guard/daemon/roles.h"
+#include "policy/policy_file.h"
 
 #ifndef PORTCULLIS_SCHEMA_DIR
 #define PORTCULLIS_SCHEMA_DIR "/usr/share/portcullis/schemas"
@@ -58,13 +59,16 @@ int main(int argc, char** argv) {
   }
 
   if (!check_file.empty()) {
+    // The config and the policy file it names: what the daemon would load.
     try {
-      config::load_config(check_file, opts.schema_dir);
+      const config::Config cfg = config::load_config(check_file, opts.schema_dir);
+      const policy::LoadedPolicy p = policy::load_policy(cfg.policy_file, opts.schema_dir, policy::builtin_filters());
+      std::printf("%s: OK (policy %s version %s sha256 %s)\n", check_file.c_str(), p.file.c_str(), p.version.c_str(),
+                  p.sha256.c_str());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "%s\n", e.what());
       return 1;
     }
-    std::printf("%s: OK\n", check_file.c_str());
     return 0;
   }
   if (opts.config_file.empty()) return usage("--config FILE is required");

@@ -11,10 +11,19 @@ using xmpp::StanzaErrorType;
 
 FilterProcess::FilterProcess(net::EventLoop& loop, policy::Pipeline low_to_high, policy::Pipeline high_to_low,
                              std::size_t max_stanza_bytes, Logger& log)
-    : loop_(loop), low_to_high_(std::move(low_to_high)), high_to_low_(std::move(high_to_low)),
+    : loop_(loop), policy_owner_(), low_to_high_(std::move(low_to_high)), high_to_low_(std::move(high_to_low)),
       max_stanza_bytes_(max_stanza_bytes), log_(log) {}
 
 FilterProcess::~FilterProcess() = default;
+
+void FilterProcess::replace_pipelines(policy::Pipeline low_to_high, policy::Pipeline high_to_low,
+                                      std::string policy_id, std::shared_ptr<const void> owner) {
+  // Pipelines first, owner last: the old filters go before the tree they point into.
+  low_to_high_ = std::move(low_to_high);
+  high_to_low_ = std::move(high_to_low);
+  policy_id_ = std::move(policy_id);
+  policy_owner_ = std::move(owner);
+}
 
 void FilterProcess::attach_low(int fd) { attach(true, fd); }
 void FilterProcess::attach_high(int fd) { attach(false, fd); }
@@ -136,7 +145,8 @@ void FilterProcess::on_frame(bool from_low, ipc::Frame&& f) {
         << "decision seq=" << f.header.seq << ' ' << ipc::to_string(f.header.direction) << " peer=" << f.header.peer_domain
         << " auth=" << ipc::to_string(f.header.auth) << ' ' << stanza->name() << " from=" << stanza->attr_or("from")
         << " to=" << stanza->attr_or("to") << " id=" << stanza->attr_or("id") << ": " << outcome
-        << " by " << (d.final_verdict.rule_id.empty() ? "-" : d.final_verdict.rule_id) << "; trail:" << trail.str();
+        << " by " << (d.final_verdict.rule_id.empty() ? "-" : d.final_verdict.rule_id) << " policy=" << policy_id_
+        << "; trail:" << trail.str();
   }
 }
 

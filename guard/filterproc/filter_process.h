@@ -38,6 +38,18 @@ class FilterProcess {
                 std::size_t max_stanza_bytes, Logger& log);
   ~FilterProcess();
 
+  // Replaces both pipelines at once (the policy reload). The process is
+  // single-threaded and this runs from the event loop, so it happens between
+  // stanzas: every stanza is decided entirely by one policy. `policy_id`
+  // ("<version>/<first 12 hex of sha256>") goes into every decision log line
+  // from now on; `owner` is kept alive exactly as long as these pipelines (the
+  // policy tree their filters point into). The old pipelines, and then the old
+  // owner, are destroyed here.
+  void replace_pipelines(policy::Pipeline low_to_high, policy::Pipeline high_to_low,
+                         std::string policy_id, std::shared_ptr<const void> owner = {});
+  // The policy the pipelines came from ("-" until replace_pipelines()).
+  const std::string& policy_id() const { return policy_id_; }
+
   // Installs (or replaces) the channel to an edge. Takes ownership of `fd`.
   void attach_low(int fd);
   void attach_high(int fd);
@@ -51,7 +63,10 @@ class FilterProcess {
   bool send_to(bool low, const ipc::Frame& f);
 
   net::EventLoop& loop_;
+  // Declared before the pipelines so it is destroyed after them.
+  std::shared_ptr<const void> policy_owner_;
   policy::Pipeline low_to_high_, high_to_low_;
+  std::string policy_id_ = "-";
   std::size_t max_stanza_bytes_;
   Logger& log_;
   std::unique_ptr<ipc::FrameChannel> low_, high_;

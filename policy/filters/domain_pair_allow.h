@@ -9,9 +9,11 @@
 //     depth);
 //  3. the rules are tried in order: the first whose from-pattern matches the
 //     sender's domain and whose to-pattern matches the recipient's domain gives
-//     Accept with its id;
-//  4. no rule matches: NoOpinion, so the pipeline's default deny rejects
-//     (an empty rule list therefore denies everything).
+//     Accept with its id. A matching SHADOW rule (DomainPairRule::shadow) does
+//     not accept: it adds the note ("shadow-match", its id) and the search
+//     goes on, so the officer sees what the rule would have done;
+//  4. no rule matches: NoOpinion (with any shadow notes), so the pipeline's
+//     default deny rejects (an empty rule list therefore denies everything).
 #pragma once
 
 #include <string>
@@ -19,11 +21,13 @@
 
 #include "guard/config/config.h"
 #include "policy/filter.h"
+#include "policy/registry.h"
 
 namespace portcullis::policy {
 
 inline constexpr std::string_view kRuleAddressing = "addressing";
 inline constexpr std::string_view kRulePeerMismatch = "peer-mismatch";
+inline constexpr std::string_view kNoteShadowMatch = "shadow-match";
 
 class DomainPairAllowFilter : public Filter {
  public:
@@ -39,5 +43,12 @@ class DomainPairAllowFilter : public Filter {
   std::string name_;
   std::vector<config::DomainPairRule> rules_;
 };
+
+// The factory of kTypeDomainPairAllow. From the policy file (spec.node is
+// <domain-pair-allow> with <allow id from to [shadow]/> children: patterns are
+// normalized here, ids must be unique within the filter) or, without a node,
+// from the legacy spec.policy.allow. Control plane: throws ConfigError at the
+// offending <allow>.
+std::shared_ptr<const Filter> make_domain_pair_allow_filter(const FilterSpec& spec);
 
 }  // namespace portcullis::policy

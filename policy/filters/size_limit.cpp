@@ -22,4 +22,23 @@ Verdict SizeLimitFilter::evaluate(xmpp::Element& stanza, const StanzaContext& ct
   return v;
 }
 
+std::shared_ptr<const Filter> make_size_limit_filter(const FilterSpec& spec) {
+  if (spec.node == nullptr) {
+    return std::make_shared<const SizeLimitFilter>(spec.name, spec.policy.max_stanza_bytes);
+  }
+  // The XSD bounds the number (256 .. 16 MiB); this only converts it.
+  const std::string& v = spec.node->required("max-bytes");
+  std::size_t used = 0;
+  unsigned long long n = 0;
+  try {
+    n = std::stoull(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != v.size() || n == 0) {
+    spec.node->fail("<size-limit> max-bytes: expected a positive number of bytes, got '" + v + "'");
+  }
+  return std::make_shared<const SizeLimitFilter>(spec.name, static_cast<std::size_t>(n));
+}
+
 }  // namespace portcullis::policy

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "policy/filter.h"
+#include "policy/registry.h"
 
 namespace portcullis::policy {
 
@@ -30,5 +31,10 @@ class SizeLimitFilter : public Filter {
   std::string name_;
   std::size_t max_bytes_;
 };
+
+// The factory of kTypeSizeLimit. From the policy file (spec.node is
+// <size-limit max-bytes="N"/>, validated by the XSD) or, without a node, from
+// the legacy spec.policy.max_stanza_bytes. Control plane: throws ConfigError.
+std::shared_ptr<const Filter> make_size_limit_filter(const FilterSpec& spec);
 
 }  // namespace portcullis::policy

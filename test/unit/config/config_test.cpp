@@ -56,6 +56,9 @@ class ConfigDir {
                           "guard-high.key", "ca-high.pem"}) {
       write(dir_ / "pki" / f, "dummy\n");
     }
+    // The config loader only checks that the policy file exists and is readable.
+    write(dir_ / "policy.xml", "dummy\n");
+    write(dir_ / "demo-policy.xml", "dummy\n");
   }
   ~ConfigDir() {
     std::error_code ec;
@@ -139,15 +142,10 @@ TEST_CASE("the demo config loads with every value as written", "[config]") {
   CHECK(c.high.peers[0].host == "127.0.0.3");
   CHECK(c.high.peers[1].domain_pattern == "conference.b.test");
 
-  REQUIRE(c.low_to_high.allow.size() == 4);
-  CHECK(c.low_to_high.allow[0].id == "low-high-1");
-  CHECK(c.low_to_high.allow[0].from_pattern == "a.test");
-  CHECK(c.low_to_high.allow[0].to_pattern == "b.test");
-  CHECK(c.low_to_high.allow[1].to_pattern == "*.b.test");
-  CHECK(c.low_to_high.max_stanza_bytes == 65536);
-  REQUIRE(c.high_to_low.allow.size() == 4);
-  CHECK(c.high_to_low.allow[0].from_pattern == "b.test");
-  CHECK(c.high_to_low.allow[0].to_pattern == "a.test");
+  CHECK(c.policy_file == (d.dir() / "demo-policy.xml").string());
+  // The legacy first-version policy is never filled from the config any more.
+  CHECK(c.low_to_high.allow.empty());
+  CHECK(c.high_to_low.allow.empty());
 }
 
 TEST_CASE("schema defaults agree with the defaults in config.h", "[config]") {
@@ -166,7 +164,6 @@ TEST_CASE("schema defaults agree with the defaults in config.h", "[config]") {
   const Side side_defaults;
   const portcullis::config::Peer peer_defaults;
   const portcullis::config::Listen listen_defaults;
-  const portcullis::config::DirectionPolicy direction_defaults;
 
   for (const Config* c : {&with_empty, &without}) {
     CHECK(c->log_target == defaults.log_target);
@@ -191,7 +188,6 @@ TEST_CASE("schema defaults agree with the defaults in config.h", "[config]") {
     CHECK(s.peers[0].kinds.presence == peer_defaults.kinds.presence);
     CHECK(s.peers[0].kinds.iq == peer_defaults.kinds.iq);
     CHECK(c->high.listen.at(0).port == listen_defaults.port);
-    CHECK(c->low_to_high.max_stanza_bytes == direction_defaults.max_stanza_bytes);
   }
 }
 
@@ -225,7 +221,7 @@ TEST_CASE("peer options: dialback with a secret, plaintext when allowed, kinds",
 TEST_CASE("schema location hints are ignored: nothing is fetched", "[config][hostile]") {
   ConfigDir d;
   const Config c = load_config(d.copy_of(kCorpus + "ignored-schema-hint.xml"), kSchemaDir);
-  CHECK(c.low_to_high.allow.size() == 1);
+  CHECK(c.policy_file == (d.dir() / "policy.xml").string());
 }
 
 TEST_CASE("ConfigError formats file:line:column: message", "[config]") {
@@ -277,14 +273,8 @@ const BadConfig kBadConfigs[] = {
     {"dialback-without-secret.xml", 14, 5,
      "<peer> auth: expected 'sasl-external', got 'dialback' but side 'high' has no <dialback"},
     {"doctype.xml", 3, 1, "got a DOCTYPE declaration (DTDs are not allowed)"},
-    {"duplicate-rule-id.xml", 21, 7,
-     "<allow> id: expected a rule id unique in this file, got 'r1' a second time"},
     {"wrong-namespace.xml", 3, 45, "grammar not found for namespace 'urn:portcullis:config:2'"},
-    {"bad-domain-pattern.xml", 21, 7,
-     "<allow> to: expected a domain pattern ('example.org' or '*.example.org'), got 'a..test'"},
-    {"same-direction-twice.xml", 20, 5,
-     "<direction>: expected each direction once, got 'low' -> 'high' a second time (first at "
-     "line 17)"},
+    {"missing-policy.xml", 16, 14, "missing elements in content model"},
 };
 
 }  // namespace
@@ -316,6 +306,17 @@ TEST_CASE("the corpus has an expectation for every bad config", "[config][corpus
     INFO(name);
     CHECK(listed);
   }
+}
+
+TEST_CASE("the policy file must exist and is resolved against the config's directory",
+          "[config][files]") {
+  ConfigDir d;
+  fs::remove(d.dir() / "policy.xml");
+  const ConfigError e = load_error(d.copy_of(kCorpus + "valid-minimal.xml"));
+  CHECK(e.line() == 16);
+  CHECK(e.column() == 3);
+  CHECK_THAT(e.message(), Catch::StartsWith("<policy> file: expected a readable file, got '" +
+                                            (d.dir() / "policy.xml").string() + "'"));
 }
 
 TEST_CASE("TLS files must exist and be readable", "[config][files]") {

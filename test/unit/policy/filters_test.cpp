@@ -1,5 +1,6 @@
 // Tests for the built-in filters, the registry, and the pipelines built from
 // config (policy/filters/*, policy/registry.h, policy/policy_from_config.h).
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <memory>
 #include <string>
@@ -157,7 +158,10 @@ TEST_CASE("size limit measures the stanza when the wire size is unknown",
 
 TEST_CASE("builtin_filters registers each built-in once", "[registry]") {
   policy::FilterRegistry r = policy::builtin_filters();
-  CHECK(r.types() == std::vector<std::string>{"domain_pair_allow", "size_limit"});
+  const auto types = r.types();
+  for (const char* t : {"domain_pair_allow", "size_limit"}) {
+    CHECK(std::count(types.begin(), types.end(), t) == 1);
+  }
   CHECK_THROWS_AS(r.add("size_limit", [](const policy::FilterSpec&) {
     return std::shared_ptr<const policy::Filter>();
   }), std::logic_error);

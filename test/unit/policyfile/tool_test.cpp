@@ -1,0 +1,144 @@
+// The portcullis-policy tool, run as the built binary: exit codes and the lines
+// an officer reads.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kTool = PORTCULLIS_BINARY_DIR "/tools/portcullis-policy";
+const std::string kCorpus = PORTCULLIS_SOURCE_DIR "/test/corpus/policyfile/";
+const std::string kDemoPolicy = PORTCULLIS_SOURCE_DIR "/deploy/config/demo-policy.xml";
+
+struct Run {
+  int status = -1;
+  std::string out;   // stdout and stderr together
+};
+
+Run run(const std::string& args) {
+  Run r;
+  const std::string cmd = kTool + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string count_lines(const std::string& s) { return std::to_string(std::count(s.begin(), s.end(), '\n')); }
+
+class StanzaFile {
+ public:
+  explicit StanzaFile(const std::string& text) {
+    std::random_device rd;
+    path_ = (fs::temp_directory_path() /
+             ("portcullis-tool-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()) + ".xml"))
+                .string();
+    std::ofstream(path_) << text;
+  }
+  ~StanzaFile() { std::remove(path_.c_str()); }
+  StanzaFile(const StanzaFile&) = delete;
+  StanzaFile& operator=(const StanzaFile&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+TEST_CASE("check: a good policy prints OK with version, hash and filter counts", "[tool]") {
+  const Run r = run("check " + kCorpus + "valid-full.xml");
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Matches(kCorpus + "valid-full\\.xml: OK \\(version test-7, sha256 [0-9a-f]{64}, "
+                                             "low->high: 3 filters, high->low: 1 filters\\)\n"));
+}
+
+TEST_CASE("check: the shipped example policies are good", "[tool]") {
+  for (const std::string& f : {kDemoPolicy, std::string(PORTCULLIS_SOURCE_DIR "/deploy/policies/strict-nato.xml"),
+                              std::string(PORTCULLIS_SOURCE_DIR "/deploy/policies/coalition-permissive.xml")}) {
+    INFO(f);
+    const Run r = run("check " + f);
+    INFO(r.out);
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains(": OK (version "));
+  }
+}
+
+TEST_CASE("check: a bad policy prints its error with the position and exits 1", "[tool]") {
+  const Run r = run("check " + kCorpus + "duplicate-name.xml");
+  CHECK(r.status == 1);
+  CHECK(r.out == kCorpus +
+                     "duplicate-name.xml:6:5: <domain-pair-allow> name: expected a filter name unique in "
+                     "this direction, got 'check' a second time (first at line 5)\n");
+}
+
+TEST_CASE("check: --schema-dir is honoured", "[tool]") {
+  const Run r = run("check " + kCorpus + "valid-full.xml --schema-dir /nonexistent");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.out, Catch::StartsWith("/nonexistent/policy/policy.xsd:0:0: schema file is missing"));
+}
+
+TEST_CASE("explain: a released stanza, each filter's verdict in order", "[tool]") {
+  StanzaFile s("<message from='alice@a.test/r' to='room@conference.b.test' type='groupchat'>"
+               "<body>hi</body></message>\n");
+  const Run r = run("explain " + kDemoPolicy + " " + s.path() + " --direction low-to-high");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("direction low-to-high, peer a.test, auth sasl-external, tls yes, 2 filters\n"));
+  CHECK_THAT(r.out, Catch::Contains("  1. size (size_limit): no-opinion\n"
+                                    "  2. pairs (domain_pair_allow): accept, rule low-high-2\n"
+                                    "outcome: RELEASED by pairs, rule low-high-2\n"));
+  CHECK_THAT(r.out, Catch::Contains("released stanza (unchanged):\n<message xmlns='jabber:server' "
+                                    "from='alice@a.test/r' to='room@conference.b.test' type='groupchat'>"
+                                    "<body>hi</body></message>\n"));
+}
+
+TEST_CASE("explain: a rejected stanza shows the error the sender would get", "[tool]") {
+  StanzaFile s("<message xmlns='jabber:server' from='eve@b.test/r' to='alice@a.test'><body>x</body></message>");
+  const Run r = run("explain " + kDemoPolicy + " " + s.path() + " --direction low-to-high --peer a.test "
+                    "--auth dialback --tls no");
+  INFO(r.out);
+  CHECK(r.status == 3);
+  CHECK_THAT(r.out, Catch::Contains("peer a.test, auth dialback, tls no"));
+  CHECK_THAT(r.out, Catch::Contains("  2. pairs (domain_pair_allow): reject, rule peer-mismatch\n"));
+  CHECK_THAT(r.out, Catch::Contains("outcome: REJECTED by pairs, rule peer-mismatch\n"
+                                    "error to the sender: forbidden (type auth)"));
+}
+
+TEST_CASE("bad usage: one readable line and a non-zero exit", "[tool]") {
+  StanzaFile s("<message from='a@a.test' to='b@b.test'/>");
+  for (const std::string& args :
+       {std::string(""), std::string("frobnicate"), std::string("check"),
+        "check " + kDemoPolicy + " --bogus x", "explain " + kDemoPolicy + " " + s.path(),
+        "explain " + kDemoPolicy + " " + s.path() + " --direction sideways",
+        "explain " + kDemoPolicy + " " + s.path() + " --direction low-to-high --auth password",
+        "explain " + kDemoPolicy + " " + s.path() + " --direction low-to-high --tls maybe"}) {
+    INFO(args);
+    const Run r = run(args);
+    INFO(r.out);
+    CHECK(r.status == 64);
+    CHECK(count_lines(r.out) == "1");
+    CHECK_THAT(r.out, Catch::StartsWith("portcullis-policy: "));
+  }
+}
+
+TEST_CASE("explain: a stanza file that is not a stanza is an error, not a crash", "[tool]") {
+  StanzaFile s("<message from='a@a.test'");
+  const Run r = run("explain " + kDemoPolicy + " " + s.path() + " --direction low-to-high");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.out, Catch::StartsWith(s.path() + ": not a stanza: "));
+  CHECK(count_lines(r.out) == "1");
+}
