@@ -10,6 +10,7 @@
 #include "guard/daemon/signals.h"
 #include "guard/filterproc/filter_process.h"
 #include "guard/log/log.h"
+#include "guard/sandbox/no_network.h"
 #include "guard/supervisor/child_control.h"
 #include "policy/policy_file.h"
 
@@ -91,7 +92,15 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
     log.info("terminating");
     loop.stop();
   });
-  log.info("started");
+  // From here on the kernel refuses this process (and any guard program it
+  // starts) every socket but AF_UNIX: the filter cannot reach a network even if
+  // it is compromised. Failing to install that is failing closed.
+  std::string sandbox_error;
+  if (!sandbox::forbid_network_sockets(sandbox_error)) {
+    log.error("cannot forbid network sockets: " + sandbox_error);
+    return 4;
+  }
+  log.info("started; network sockets forbidden by seccomp");
   loop.run();
   return 0;
 }
