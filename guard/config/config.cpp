@@ -116,6 +116,25 @@ class Checker {
     return s;
   }
 
+  // A path that need not exist yet (a directory the daemon creates).
+  std::string path(const Node& n, const std::string& attr) const {
+    fs::path p(n.at(attr));
+    if (p.is_relative()) p = base_ / p;
+    return p.lexically_normal().string();
+  }
+
+  // A private key: readable by us, by nobody else.
+  std::string private_key_file(const Node& n, const std::string& attr) const {
+    std::string s = readable_file(n, attr);
+    struct stat st {};
+    ::stat(s.c_str(), &st);
+    if ((st.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH)) != 0) {
+      fail(n, "<" + n.name + "> " + attr + ": expected a key readable only by its owner, got '" + s +
+                  "' with mode " + mode_string(st.st_mode));
+    }
+    return s;
+  }
+
   std::string secret_file(const Node& n, const std::string& attr) const {
     std::string s = readable_file(n, attr);
     struct stat st {};
@@ -247,6 +266,71 @@ void check_fronts(const Checker& c, const Side& side, const Node& side_node, con
   }
 }
 
+AuditConfig build_audit(const Checker& c, const Node& n) {
+  AuditConfig a;
+  a.enabled = true;
+  a.dir = c.path(n, "dir");
+  a.signing_key_file = c.private_key_file(n, "signing-key");
+  a.public_key_file = c.readable_file(n, "public-key");
+  a.checkpoint_every_records = c.number<std::uint32_t>(n, "checkpoint-every-records");
+  a.checkpoint_every_ms = c.number<std::uint32_t>(n, "checkpoint-every-ms");
+  a.segment_max_bytes = c.number<std::uint64_t>(n, "segment-max-bytes");
+  a.segment_max_age_s = c.number<std::uint32_t>(n, "segment-max-age-s");
+  a.retention_days = c.number<std::uint32_t>(n, "retention-days");
+  a.warn_free_percent = c.number<std::uint32_t>(n, "warn-free-percent");
+  a.stop_free_percent = c.number<std::uint32_t>(n, "stop-free-percent");
+  a.syslog_summary = c.boolean(n, "syslog-summary");
+  if (a.stop_free_percent >= a.warn_free_percent) {
+    c.fail(n, "<audit>: expected stop-free-percent below warn-free-percent, got " +
+                  std::to_string(a.stop_free_percent) + " >= " + std::to_string(a.warn_free_percent));
+  }
+  return a;
+}
+
+GuardsConfig build_guards(const Checker& c, const Node& n) {
+  GuardsConfig g;
+  const Node* seen[2] = {nullptr, nullptr};
+  for (const Node& dir : n.children) {
+    const bool up = dir.at("from") == "low";
+    if (dir.at("from") == dir.at("to")) {
+      c.fail(dir, "<direction>: expected from and to to differ, got '" + dir.at("from") + "' twice");
+    }
+    if (seen[up ? 0 : 1] != nullptr) {
+      c.fail(dir, "<direction>: expected each direction once, got " + dir.at("from") + " to " + dir.at("to") +
+                      " again (first at line " + std::to_string(seen[up ? 0 : 1]->line) + ")");
+    }
+    seen[up ? 0 : 1] = &dir;
+    std::vector<GuardSpec>& out = up ? g.low_to_high : g.high_to_low;
+    for (const Node& gn : dir.children) {
+      GuardSpec spec;
+      spec.name = gn.at("name");
+      spec.line = gn.line;
+      spec.column = gn.column;
+      for (const GuardSpec& other : out) {
+        if (other.name == spec.name) {
+          c.fail(gn, "<" + gn.name + "> name: expected a name unique in its direction, got '" + spec.name +
+                         "' again (first at line " + std::to_string(other.line) + ")");
+        }
+      }
+      if (gn.name == "schema") {
+        spec.kind = GuardSpec::Kind::Schema;
+        spec.profile = c.readable_file(gn, "profile");
+      } else {
+        spec.kind = GuardSpec::Kind::External;
+        spec.program = c.readable_file(gn, "program");
+        if (::access(spec.program.c_str(), X_OK) != 0) {
+          c.fail(gn, "<external> program: expected an executable file, got '" + spec.program + "'");
+        }
+        spec.timeout_ms = c.number<std::uint32_t>(gn, "timeout-ms");
+        if (const std::string* u = gn.attr("run-as-user")) spec.run_as_user = *u;
+        for (const Node& arg : gn.children) spec.args.push_back(arg.text);
+      }
+      out.push_back(std::move(spec));
+    }
+  }
+  return g;
+}
+
 Config build_config(const std::string& file, const Node& root) {
   Checker c(file);
   Config cfg;
@@ -254,6 +338,8 @@ Config build_config(const std::string& file, const Node& root) {
   const Node* low = nullptr;
   const Node* high = nullptr;
   const Node* policy = nullptr;
+  const Node* audit = nullptr;
+  const Node* guards = nullptr;
   for (const Node& ch : root.children) {
     if (ch.name == "logging") {
       cfg.log_target = ch.at("target");
@@ -275,6 +361,10 @@ Config build_config(const std::string& file, const Node& root) {
       slot = &ch;
     } else if (ch.name == "policy") {
       policy = &ch;
+    } else if (ch.name == "audit") {
+      audit = &ch;
+    } else if (ch.name == "guards") {
+      guards = &ch;
     }
   }
   if (low == nullptr || high == nullptr || policy == nullptr) {
@@ -303,6 +393,8 @@ Config build_config(const std::string& file, const Node& root) {
   // officer); the filter process loads and validates it (policy/policy_file).
   // Here it only has to exist, so a typo in its path stops the config check.
   cfg.policy_file = c.readable_file(*policy, "file");
+  if (audit != nullptr) cfg.audit = build_audit(c, *audit);
+  if (guards != nullptr) cfg.guards = build_guards(c, *guards);
   return cfg;
 }
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 
+#include "guard/audit/archive.h"
 #include "guard/config/config.h"
 #include "guard/daemon/roles.h"
 #include "guard/daemon/signals.h"
@@ -12,6 +13,7 @@
 #include "guard/log/log.h"
 #include "guard/sandbox/no_network.h"
 #include "guard/supervisor/child_control.h"
+#include "policy/guard/guard_factory.h"
 #include "policy/policy_file.h"
 
 namespace portcullis::daemon {
@@ -21,15 +23,32 @@ namespace {
 // Installs a loaded policy: its pipelines into the filter, its tree kept alive
 // with them (the filters point into it).
 void install(filterproc::FilterProcess& filter, policy::LoadedPolicy&& p) {
-  std::string id = p.id();
+  filterproc::PolicyIdentity id{p.version, p.sha256};
   std::shared_ptr<const policy::PolicyNode> tree = std::move(p.tree);
   filter.replace_pipelines(std::move(p.pipelines.low_to_high), std::move(p.pipelines.high_to_low), std::move(id),
                            std::move(tree));
 }
 
+// An administrative record (policy load and reload): the archive keeps the
+// policy's hash next to the decisions it made.
+void record_admin(audit::AuditArchive& archive, std::string kind, std::string text,
+                  std::vector<std::pair<std::string, std::string>> fields) {
+  audit::AdminEvent ev;
+  ev.kind = std::move(kind);
+  ev.text = std::move(text);
+  ev.fields = std::move(fields);
+  audit::Record r;
+  r.body = std::move(ev);
+  archive.append(std::move(r), [](audit::AppendResult) {});
+}
+
 }  // namespace
 
 int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
+  // Block the termination signals before any thread exists (the audit writer
+  // thread inherits the mask), so they reach the signalfd, not a default action
+  // on some thread: a SIGTERM must close the archive with its last checkpoint.
+  block_termination_signals();
   config::Config cfg;
   const policy::FilterRegistry registry = policy::builtin_filters();
   std::optional<policy::LoadedPolicy> loaded;
@@ -48,11 +67,32 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
   net::SteadyClock clock;
   net::EventLoop loop(clock);
   const std::size_t max_bytes = std::max(cfg.low.max_stanza_bytes, cfg.high.max_stanza_bytes);
+  if (!cfg.audit.enabled) {
+    log.error("no <audit> in the config: nothing may be released without an audit archive");
+    return 2;
+  }
+  // The archive and the guard stage are built before the sandbox closes the
+  // door on sockets (an external guard is started here, and inherits it).
+  std::unique_ptr<audit::AuditArchive> archive;
+  policy::GuardChain guards_up, guards_down;
+  try {
+    archive = std::make_unique<audit::AuditArchive>(loop, cfg.audit, log);
+    policy::add_guards(guards_up, cfg.guards.low_to_high, loop, log);
+    policy::add_guards(guards_down, cfg.guards.high_to_low, loop, log);
+  } catch (const std::exception& e) {
+    log.error(std::string("cannot start: ") + e.what());
+    return 2;
+  }
   // Deny-all until the policy is installed, which happens before any channel is attached.
-  filterproc::FilterProcess filter(loop, policy::Pipeline{}, policy::Pipeline{}, max_bytes, log);
+  filterproc::FilterProcess filter(loop, *archive, max_bytes, log);
+  filter.set_guards(std::move(guards_up), std::move(guards_down));
   std::string running_version = loaded->version;
   LogLine(log, LogLevel::Info) << "policy " << loaded->version << " sha256 " << loaded->sha256 << " loaded from "
                                << loaded->file;
+  record_admin(*archive, "policy-load", "policy loaded at start",
+               {{"version", loaded->version}, {"sha256", loaded->sha256}, {"file", loaded->file}});
+  LogLine(log, LogLevel::Info) << "guard stage: " << cfg.guards.low_to_high.size() << " guard(s) low->high, "
+                               << cfg.guards.high_to_low.size() << " high->low; audit archive " << cfg.audit.dir;
   install(filter, std::move(*loaded));
   loaded.reset();
   filter.attach_low(args.fds.low_fd);
@@ -82,10 +122,13 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
         LogLine(log, LogLevel::Info) << "policy " << next.version << " sha256 " << next.sha256 << " loaded from "
                                      << next.file << " (reload, replacing version " << running_version << ")";
         running_version = next.version;
+        record_admin(*archive, "policy-reload", "policy reloaded on SIGHUP",
+                     {{"version", next.version}, {"sha256", next.sha256}, {"file", next.file}});
         install(filter, std::move(next));
       } catch (const std::exception& e) {
         LogLine(log, LogLevel::Error) << "policy reload failed, keeping version " << running_version << ": "
                                       << e.what();
+        record_admin(*archive, "policy-reload-failed", e.what(), {{"kept-version", running_version}});
       }
       return;
     }

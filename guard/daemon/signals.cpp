@@ -1,5 +1,6 @@
 #include "guard/daemon/signals.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -7,6 +8,15 @@
 #include <stdexcept>
 
 namespace portcullis::daemon {
+
+void block_termination_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
 
 TerminationSignals::TerminationSignals(net::EventLoop& loop, std::function<void(int)> on_signal)
     : loop_(loop), on_signal_(std::move(on_signal)) {

@@ -8,6 +8,10 @@
 
 namespace portcullis::daemon {
 
+// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread; call it before
+// starting threads so every thread inherits the mask.
+void block_termination_signals();
+
 class TerminationSignals {
  public:
   // Blocks SIGTERM, SIGINT and SIGHUP and watches them; `on_signal` gets the number.

@@ -9,20 +9,75 @@ namespace portcullis::filterproc {
 using xmpp::StanzaErrorCondition;
 using xmpp::StanzaErrorType;
 
-FilterProcess::FilterProcess(net::EventLoop& loop, policy::Pipeline low_to_high, policy::Pipeline high_to_low,
-                             std::size_t max_stanza_bytes, Logger& log)
-    : loop_(loop), policy_owner_(), low_to_high_(std::move(low_to_high)), high_to_low_(std::move(high_to_low)),
-      max_stanza_bytes_(max_stanza_bytes), log_(log) {}
+std::string PolicyIdentity::short_id() const { return version + "/" + sha256.substr(0, 12); }
 
-FilterProcess::~FilterProcess() = default;
+// One stanza between its decision and its action. Shared by the async steps
+// (guards, audit) so nothing depends on the order callbacks run in.
+struct FilterProcess::InFlight {
+  bool from_low = true;
+  ipc::FrameHeader header;
+  std::string original;                 // exact bytes received
+  std::optional<xmpp::Element> stanza;  // parsed (absent: refused frame)
+  policy::Decision decision;
+  std::vector<policy::GuardResult> guards;
+  bool release = false;                 // what we intend to do once durable
+  xmpp::StanzaError error;              // for a rejection
+  std::string refused;                  // why a frame was refused (no decision ran)
+  std::string released_bytes;           // what would cross
+  PolicyIdentity policy;
+};
 
-void FilterProcess::replace_pipelines(policy::Pipeline low_to_high, policy::Pipeline high_to_low,
-                                      std::string policy_id, std::shared_ptr<const void> owner) {
+namespace {
+
+audit::Direction audit_direction(ipc::Direction d) {
+  switch (d) {
+    case ipc::Direction::LowToHigh: return audit::Direction::LowToHigh;
+    case ipc::Direction::HighToLow: return audit::Direction::HighToLow;
+    case ipc::Direction::Local: return audit::Direction::Local;
+  }
+  return audit::Direction::None;
+}
+
+audit::PeerInfo peer_info(const ipc::FrameHeader& h) {
+  audit::PeerInfo p;
+  p.domain = h.peer_domain;
+  p.auth = std::string(ipc::to_string(h.auth));
+  p.tls = (h.flags & ipc::kFlagTls) != 0;
+  p.cert_identity = h.cert_identity;
+  return p;
+}
+
+// Connection event text from an edge -> a record kind, by what the edge says.
+std::string event_kind(const std::string& text) {
+  if (text.find("SASL failure") != std::string::npos || text.find("refused") != std::string::npos ||
+      text.find("invalid") != std::string::npos)
+    return "auth-failure";
+  if (text.find("authenticated") != std::string::npos) return "auth-success";
+  if (text.find("stream error") != std::string::npos) return "stream-error";
+  if (text.find("failed") != std::string::npos) return "link-failure";
+  return "event";
+}
+
+}  // namespace
+
+FilterProcess::FilterProcess(net::EventLoop& loop, audit::AuditArchive& archive, std::size_t max_stanza_bytes,
+                             Logger& log)
+    : loop_(loop), archive_(archive), max_stanza_bytes_(max_stanza_bytes), log_(log) {}
+
+FilterProcess::~FilterProcess() { *alive_ = false; }
+
+void FilterProcess::replace_pipelines(policy::Pipeline low_to_high, policy::Pipeline high_to_low, PolicyIdentity id,
+                                      std::shared_ptr<const void> owner) {
   // Pipelines first, owner last: the old filters go before the tree they point into.
   low_to_high_ = std::move(low_to_high);
   high_to_low_ = std::move(high_to_low);
-  policy_id_ = std::move(policy_id);
+  policy_ = std::move(id);
   policy_owner_ = std::move(owner);
+}
+
+void FilterProcess::set_guards(policy::GuardChain low_to_high, policy::GuardChain high_to_low) {
+  guards_low_to_high_ = std::move(low_to_high);
+  guards_high_to_low_ = std::move(high_to_low);
 }
 
 void FilterProcess::attach_low(int fd) { attach(true, fd); }
@@ -35,7 +90,9 @@ void FilterProcess::attach(bool low, int fd) {
   cb.on_closed = [this, low](const std::string& reason) {
     LogLine(log_, LogLevel::Warning) << "channel to edge(" << (low ? "low" : "high") << ") closed: " << reason;
     // Destroy later: we are inside the channel's callback.
-    loop_.post([this, low] {
+    auto alive = alive_;
+    loop_.post([this, alive, low] {
+      if (!*alive) return;
       auto& slot = low ? low_ : high_;
       if (slot && !slot->is_open()) slot.reset();
     });
@@ -44,6 +101,11 @@ void FilterProcess::attach(bool low, int fd) {
   ch->start();
   (low ? low_ : high_) = std::move(ch);
   LogLine(log_, LogLevel::Info) << "channel to edge(" << (low ? "low" : "high") << ") attached";
+}
+
+bool FilterProcess::channel_up(bool low) const {
+  const auto& ch = low ? low_ : high_;
+  return ch && ch->is_open();
 }
 
 bool FilterProcess::send_to(bool low, const ipc::Frame& f) {
@@ -62,6 +124,17 @@ void FilterProcess::send_error(bool to_low, const xmpp::Element& stanza, const x
   if (send_to(to_low, e)) ++counters_.errors_sent;
 }
 
+void FilterProcess::on_event(bool from_low, const ipc::Frame& f) {
+  audit::ConnectionEvent ev;
+  ev.kind = event_kind(f.body);
+  ev.text = f.body;
+  ev.side = from_low ? "low" : "high";
+  ev.peer = peer_info(f.header);
+  audit::Record r;
+  r.body = std::move(ev);
+  archive_.append(std::move(r), [](audit::AppendResult) {});
+}
+
 void FilterProcess::on_frame(bool from_low, ipc::Frame&& f) {
   using ipc::FrameKind;
   if (f.header.kind == FrameKind::Ping) {
@@ -71,83 +144,197 @@ void FilterProcess::on_frame(bool from_low, ipc::Frame&& f) {
     send_to(from_low, pong);
     return;
   }
+  if (f.header.kind == FrameKind::Event) {
+    on_event(from_low, f);
+    return;
+  }
   if (f.header.kind != FrameKind::Stanza) return;
 
-  ipc::Frame ack;
-  ack.header.kind = FrameKind::Ack;
-  ack.header.seq = f.header.seq;
-  const char* side = from_low ? "low" : "high";
-  const ipc::Direction expected = from_low ? ipc::Direction::LowToHigh : ipc::Direction::HighToLow;
+  auto s = std::make_shared<InFlight>();
+  s->from_low = from_low;
+  s->header = f.header;
+  s->original = std::move(f.body);
+  s->policy = policy_;
+  ++pending_;
 
+  const ipc::Direction expected = from_low ? ipc::Direction::LowToHigh : ipc::Direction::HighToLow;
   xmpp::ParserLimits limits;
-  limits.max_stanza_bytes = max_stanza_bytes_ > f.body.size() ? max_stanza_bytes_ : f.body.size() + 1;
+  limits.max_stanza_bytes = max_stanza_bytes_ > s->original.size() ? max_stanza_bytes_ : s->original.size() + 1;
   std::string perr;
-  auto stanza = xmpp::parse_element(f.body, limits, &perr);
-  if (f.header.direction != expected || f.header.auth == ipc::AuthMethod::None || !stanza) {
+  s->stanza = xmpp::parse_element(s->original, limits, &perr);
+  if (!s->stanza) s->refused = "unparseable body: " + perr;
+  else if (s->header.direction != expected) s->refused = "wrong direction for this channel";
+  else if (s->header.auth == ipc::AuthMethod::None) s->refused = "unauthenticated";
+  if (!s->refused.empty()) {
     ++counters_.refused_frames;
-    LogLine(log_, LogLevel::Error) << "refused frame seq=" << f.header.seq << " from edge(" << side << "): "
-                                   << (!stanza ? "unparseable body: " + perr
-                                               : f.header.direction != expected ? "wrong direction" : "unauthenticated");
-    if (stanza) send_error(from_low, *stanza, {StanzaErrorCondition::InternalServerError, StanzaErrorType::Cancel,
-                                               "refused by the boundary", {}, {}});
-    send_to(from_low, ack);
+    s->release = false;
+    s->error = {StanzaErrorCondition::InternalServerError, StanzaErrorType::Cancel, "refused by the boundary", {}, {}};
+    commit(s);
     return;
   }
 
   policy::StanzaContext ctx;
-  ctx.direction = f.header.direction;
-  ctx.peer_domain = f.header.peer_domain;
-  ctx.auth = f.header.auth;
-  ctx.peer_tls = (f.header.flags & ipc::kFlagTls) != 0;
-  ctx.cert_identity = f.header.cert_identity;
-  ctx.seq = f.header.seq;
-  ctx.wire_bytes = f.body.size();
+  ctx.direction = s->header.direction;
+  ctx.peer_domain = s->header.peer_domain;
+  ctx.auth = s->header.auth;
+  ctx.peer_tls = (s->header.flags & ipc::kFlagTls) != 0;
+  ctx.cert_identity = s->header.cert_identity;
+  ctx.seq = s->header.seq;
+  ctx.wire_bytes = s->original.size();
 
   const policy::Pipeline& pipeline = from_low ? low_to_high_ : high_to_low_;
-  policy::Decision d = pipeline.run(*stanza, ctx);
+  s->decision = pipeline.run(*s->stanza, ctx);
+  if (!s->decision.release) {
+    s->release = false;
+    s->error = s->decision.final_verdict.error
+                   ? *s->decision.final_verdict.error
+                   : xmpp::StanzaError{StanzaErrorCondition::PolicyViolation, StanzaErrorType::Cancel,
+                                       "blocked by policy", {}, {}};
+    commit(s);
+    return;
+  }
+  // Lossless until transformed: the exact bytes received, unless a named
+  // transformation changed the stanza. The guards see exactly what would cross.
+  s->released_bytes = s->decision.transformations.empty() ? s->original : s->stanza->serialize();
+  policy::GuardChain& chain = from_low ? guards_low_to_high_ : guards_high_to_low_;
+  auto alive = alive_;
+  chain.check(s->released_bytes, ctx, [this, alive, s](bool pass, std::vector<policy::GuardResult> results) {
+    if (!*alive) return;
+    s->guards = std::move(results);
+    s->release = pass;
+    if (!pass) {
+      ++counters_.guard_blocks;
+      // The reason goes to the audit record, not to the sender.
+      s->error = {StanzaErrorCondition::PolicyViolation, StanzaErrorType::Cancel, "blocked by the boundary guard", {}, {}};
+    }
+    commit(s);
+  });
+}
 
-  bool released = false;
+void FilterProcess::commit(const std::shared_ptr<InFlight>& s) {
+  audit::DecisionRecord d;
+  d.direction = audit_direction(s->header.direction);
+  d.peer = peer_info(s->header);
+  d.frame_seq = s->header.seq;
+  d.stream_id = s->header.stream_id;
+  if (s->stanza) {
+    d.from = s->stanza->attr_or("from");
+    d.to = s->stanza->attr_or("to");
+    d.stanza_kind = s->stanza->name();
+    d.stanza_type = s->stanza->attr_or("type");
+    d.stanza_id = s->stanza->attr_or("id");
+  }
+  bool shadow_reject = false;
+  for (const auto& t : s->decision.trail) {
+    audit::FilterResult fr;
+    fr.filter = t.filter;
+    fr.type = t.type;
+    fr.verdict = std::string(policy::to_string(t.verdict.kind));
+    fr.rule_id = t.verdict.rule_id;
+    fr.shadow = t.shadow;
+    fr.transformation = t.verdict.transformation;
+    fr.notes = t.verdict.notes;
+    if (t.shadow && t.verdict.kind == policy::VerdictKind::Reject) shadow_reject = true;
+    for (const auto& [k, v] : t.verdict.notes) {
+      if (k == "label.original" && d.label_original.empty()) d.label_original = v;
+      if (k == "label.effective" && d.label_effective.empty()) d.label_effective = v;
+      if (k == "label.mapped" && d.label_mapped.empty()) d.label_mapped = v;
+    }
+    d.filters.push_back(std::move(fr));
+  }
+  for (const auto& g : s->guards) d.guards.push_back({g.guard, g.pass, g.reason});
+  d.policy_version = s->policy.version;
+  d.policy_hash = s->policy.sha256;
+  if (!s->refused.empty()) d.notes.emplace_back("refused", s->refused);
+  d.original = s->original;
+  if (s->release) {
+    const bool modified = !s->decision.transformations.empty();
+    d.outcome = shadow_reject ? audit::Outcome::Shadow : modified ? audit::Outcome::Modified : audit::Outcome::Released;
+    if (shadow_reject) d.notes.emplace_back("shadow.enforced", modified ? "modified" : "released");
+    if (modified) d.released = s->released_bytes;
+    // A far edge that is down cannot take the stanza: decide that now, so the
+    // record says what really happens.
+    if (!channel_up(!s->from_low)) {
+      s->release = false;
+      s->error = {StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
+                  "far side of the boundary unavailable", {}, {}};
+      d.outcome = audit::Outcome::Rejected;
+      d.released.reset();
+      d.notes.emplace_back("far-edge", "unavailable");
+    }
+  } else {
+    d.outcome = audit::Outcome::Rejected;
+  }
+  if (!s->release) d.error_condition = std::string(xmpp::to_string(s->error.condition));
+  audit::Record r;
+  r.body = std::move(d);
+  auto alive = alive_;
+  archive_.append(std::move(r), [this, alive, s](audit::AppendResult res) {
+    if (!*alive) return;
+    act(s, res);
+  });
+}
+
+void FilterProcess::act(const std::shared_ptr<InFlight>& s, const audit::AppendResult& r) {
+  --pending_;
   std::string outcome;
-  if (d.release) {
+  if (!r.ok) {
+    // Audit before release: no durable record, no release. The sender may retry.
+    ++counters_.audit_failures;
+    if (s->release) {
+      s->release = false;
+      s->error = {StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
+                  "boundary audit unavailable", {}, {}};
+    }
+    LogLine(log_, LogLevel::Error) << "audit record for seq=" << s->header.seq << " not durable (" << r.error
+                                   << "): not released";
+  }
+  if (s->release) {
     ipc::Frame out;
-    out.header = f.header;   // direction, peer, auth travel with the stanza
-    // Lossless until transformed: the exact bytes received, unless a named
-    // transformation changed the stanza.
-    out.body = d.transformations.empty() ? std::move(f.body) : stanza->serialize();
-    if (send_to(!from_low, out)) {
-      released = true;
+    out.header = s->header;   // direction, peer, auth travel with the stanza
+    out.body = std::move(s->released_bytes);
+    if (send_to(!s->from_low, out)) {
       ++counters_.released;
       outcome = "released";
     } else {
+      // The far edge vanished between the record and now: the record says
+      // released, this line and the error say it did not cross.
       ++counters_.rejected;
-      outcome = "rejected (far edge unavailable)";
-      send_error(from_low, *stanza, {StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
-                                     "far side of the boundary unavailable", {}, {}});
+      outcome = "NOT released: far edge went away after the record";
+      send_error(s->from_low, *s->stanza, {StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
+                                           "far side of the boundary unavailable", {}, {}});
     }
   } else {
     ++counters_.rejected;
-    outcome = "rejected";
-    xmpp::StanzaError err = d.final_verdict.error ? *d.final_verdict.error
-                                                  : xmpp::StanzaError{StanzaErrorCondition::PolicyViolation,
-                                                                      StanzaErrorType::Cancel, "blocked by policy", {}, {}};
-    send_error(from_low, *stanza, err);
+    outcome = s->refused.empty() ? "rejected" : "refused (" + s->refused + ")";
+    if (s->stanza) send_error(s->from_low, *s->stanza, s->error);
   }
-  send_to(from_low, ack);
+  ipc::Frame ack;
+  ack.header.kind = ipc::FrameKind::Ack;
+  ack.header.seq = s->header.seq;
+  send_to(s->from_low, ack);
+  log_decision(*s, outcome, r.ok ? std::to_string(r.seq) : std::string("none"));
+}
 
-  if (log_.enabled(LogLevel::Info)) {
-    std::ostringstream trail;
-    for (const auto& t : d.trail) {
-      trail << ' ' << t.filter << '=' << policy::to_string(t.verdict.kind);
-      if (!t.verdict.rule_id.empty()) trail << '(' << t.verdict.rule_id << ')';
-      if (t.shadow) trail << "[shadow]";
-    }
-    LogLine(log_, released ? LogLevel::Info : LogLevel::Warning)
-        << "decision seq=" << f.header.seq << ' ' << ipc::to_string(f.header.direction) << " peer=" << f.header.peer_domain
-        << " auth=" << ipc::to_string(f.header.auth) << ' ' << stanza->name() << " from=" << stanza->attr_or("from")
-        << " to=" << stanza->attr_or("to") << " id=" << stanza->attr_or("id") << ": " << outcome
-        << " by " << (d.final_verdict.rule_id.empty() ? "-" : d.final_verdict.rule_id) << " policy=" << policy_id_
-        << "; trail:" << trail.str();
+void FilterProcess::log_decision(const InFlight& s, const std::string& outcome, const std::string& audit_seq) {
+  const bool released = s.release;
+  if (!log_.enabled(released ? LogLevel::Info : LogLevel::Warning)) return;
+  std::ostringstream trail;
+  for (const auto& t : s.decision.trail) {
+    trail << ' ' << t.filter << '=' << policy::to_string(t.verdict.kind);
+    if (!t.verdict.rule_id.empty()) trail << '(' << t.verdict.rule_id << ')';
+    if (t.shadow) trail << "[shadow]";
   }
+  for (const auto& g : s.guards) trail << " guard:" << g.guard << '=' << (g.pass ? "pass" : "block");
+  const std::string rule = !s.refused.empty() ? "refused"
+                           : !s.decision.final_verdict.rule_id.empty() ? s.decision.final_verdict.rule_id
+                                                                        : "-";
+  LogLine(log_, released ? LogLevel::Info : LogLevel::Warning)
+      << "decision seq=" << s.header.seq << ' ' << ipc::to_string(s.header.direction) << " peer=" << s.header.peer_domain
+      << " auth=" << ipc::to_string(s.header.auth) << ' ' << (s.stanza ? s.stanza->name() : std::string("?"))
+      << " from=" << (s.stanza ? s.stanza->attr_or("from") : "") << " to=" << (s.stanza ? s.stanza->attr_or("to") : "")
+      << " id=" << (s.stanza ? s.stanza->attr_or("id") : "") << ": " << outcome << " by " << rule
+      << " policy=" << s.policy.short_id() << " audit=" << audit_seq << "; trail:" << trail.str();
 }
 
 }  // namespace portcullis::filterproc

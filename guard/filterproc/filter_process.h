@@ -1,26 +1,36 @@
-// The filter in the middle of the sandwich. It has no network sockets: it
-// reads frames from edge(low) and edge(high), runs each stanza through the
-// pipeline of its direction, and then either
-//   - releases it: a Stanza frame to the far edge (exact bytes unless a named
-//     transformation changed them), or
-//   - rejects it: an error reply (never echoing the stanza) as a Local frame
-//     back to the origin edge, when bounce rules allow a reply;
-// and finally acknowledges the frame to the origin edge (Ack), so the edge
-// knows the stanza was decided. A stanza whose far edge is down is rejected
+// The filter in the middle of the sandwich. It has no network sockets (the
+// kernel forbids them once it runs, guard/sandbox): it reads frames from
+// edge(low) and edge(high), and for each stanza
+//   1. runs the policy pipeline of its direction (policy/pipeline.h);
+//   2. if the pipeline releases it, runs the guard stage of that direction
+//      (policy/guard/guard.h) on the exact bytes that would cross;
+//   3. appends the decision record (bytes included) to the audit archive and
+//      waits until it is durable (guard/audit/archive.h, group commit);
+//   4. only then releases the stanza to the far edge (exact bytes unless a
+//      named transformation changed them), or sends the sender an error reply
+//      that never echoes the stanza (Local frame to the origin edge);
+//   5. acknowledges the frame to the origin edge (Ack), so the edge knows the
+//      stanza was decided.
+// A record that cannot be made durable means no release: the sender gets a
+// wait-type error (fail closed). A stanza whose far edge is down is rejected
 // with remote-server-timeout (wait): nothing waits in the filter.
 //
 // The filter trusts nothing in a frame it cannot check: a frame with the
 // wrong direction for its channel, an unknown auth method or an unparseable
-// body is rejected and logged, never released.
+// body is refused (and recorded), never released.
+//
+// Connection events from the edges (Event frames) become connection records.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "guard/audit/archive.h"
 #include "guard/ipc/frame_channel.h"
 #include "guard/log/log.h"
 #include "guard/net/event_loop.h"
+#include "policy/guard/guard.h"
 #include "policy/pipeline.h"
 
 namespace portcullis::filterproc {
@@ -30,48 +40,71 @@ struct FilterCounters {
   std::uint64_t rejected = 0;
   std::uint64_t errors_sent = 0;
   std::uint64_t refused_frames = 0;   // malformed or inconsistent frames
+  std::uint64_t guard_blocks = 0;     // released by the policy, blocked by a guard
+  std::uint64_t audit_failures = 0;   // records that could not be made durable
+};
+
+// Which policy decided: its officer's version string and the SHA-256 of the file.
+struct PolicyIdentity {
+  std::string version = "-";
+  std::string sha256;
+  // "<version>/<first 12 hex of sha256>", as in the decision log lines.
+  std::string short_id() const;
 };
 
 class FilterProcess {
  public:
-  FilterProcess(net::EventLoop& loop, policy::Pipeline low_to_high, policy::Pipeline high_to_low,
-                std::size_t max_stanza_bytes, Logger& log);
+  // `archive` must outlive the FilterProcess. Until replace_pipelines() runs the
+  // pipelines are empty, which denies everything.
+  FilterProcess(net::EventLoop& loop, audit::AuditArchive& archive, std::size_t max_stanza_bytes, Logger& log);
   ~FilterProcess();
+  FilterProcess(const FilterProcess&) = delete;
+  FilterProcess& operator=(const FilterProcess&) = delete;
 
-  // Replaces both pipelines at once (the policy reload). The process is
-  // single-threaded and this runs from the event loop, so it happens between
-  // stanzas: every stanza is decided entirely by one policy. `policy_id`
-  // ("<version>/<first 12 hex of sha256>") goes into every decision log line
-  // from now on; `owner` is kept alive exactly as long as these pipelines (the
-  // policy tree their filters point into). The old pipelines, and then the old
-  // owner, are destroyed here.
-  void replace_pipelines(policy::Pipeline low_to_high, policy::Pipeline high_to_low,
-                         std::string policy_id, std::shared_ptr<const void> owner = {});
-  // The policy the pipelines came from ("-" until replace_pipelines()).
-  const std::string& policy_id() const { return policy_id_; }
+  // Replaces both pipelines at once (start and policy reload). The process is
+  // single-threaded and this runs from the event loop, so between decisions:
+  // each stanza is decided entirely by one policy. `owner` is kept alive
+  // exactly as long as these pipelines (the policy tree their filters point into).
+  void replace_pipelines(policy::Pipeline low_to_high, policy::Pipeline high_to_low, PolicyIdentity id,
+                         std::shared_ptr<const void> owner = {});
+  const PolicyIdentity& policy() const { return policy_; }
+  // The guard stage per direction (empty chains pass everything the policy released).
+  void set_guards(policy::GuardChain low_to_high, policy::GuardChain high_to_low);
 
   // Installs (or replaces) the channel to an edge. Takes ownership of `fd`.
   void attach_low(int fd);
   void attach_high(int fd);
 
   const FilterCounters& counters() const { return counters_; }
+  std::size_t pending() const { return pending_; }
 
  private:
+  struct InFlight;
   void attach(bool low, int fd);
   void on_frame(bool from_low, ipc::Frame&& f);
+  void on_event(bool from_low, const ipc::Frame& f);
+  void after_guards(const std::shared_ptr<InFlight>& s);
+  void commit(const std::shared_ptr<InFlight>& s);
+  void act(const std::shared_ptr<InFlight>& s, const audit::AppendResult& r);
   void send_error(bool to_low, const xmpp::Element& stanza, const xmpp::StanzaError& err);
   bool send_to(bool low, const ipc::Frame& f);
+  bool channel_up(bool low) const;
+  void log_decision(const InFlight& s, const std::string& outcome, const std::string& audit_seq);
 
   net::EventLoop& loop_;
+  audit::AuditArchive& archive_;
   // Declared before the pipelines so it is destroyed after them.
   std::shared_ptr<const void> policy_owner_;
   policy::Pipeline low_to_high_, high_to_low_;
-  std::string policy_id_ = "-";
+  policy::GuardChain guards_low_to_high_, guards_high_to_low_;
+  PolicyIdentity policy_;
   std::size_t max_stanza_bytes_;
   Logger& log_;
   std::unique_ptr<ipc::FrameChannel> low_, high_;
   std::uint64_t out_seq_ = 1;
+  std::size_t pending_ = 0;            // stanzas between decision and action
   FilterCounters counters_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace portcullis::filterproc

@@ -63,7 +63,7 @@ def test(ctx):
         with fed.session("a", "alice") as alice, fed.session("b", "bob") as bob:
             alice.send(bob_jid, "before reload")
             bob.expect_message(alice_jid, "before reload", timeout=20)
-            wait_log(fed, r"decision .* released by low-high-1 policy=harness-1/%s;" % first_hash[:12])
+            wait_log(fed, r"decision .* released by low-high-1 policy=harness-1/%s " % first_hash[:12])
             ctx.step("start: chat crossed, decision names policy=harness-1/%s" % first_hash[:12])
 
             # 2. broken policy: kept running
@@ -93,7 +93,7 @@ def test(ctx):
             check(err["condition"] == "policy-violation",
                   "good: expected policy-violation, got %s (%s)" % (err["condition"], err["text"]))
             bob.expect_no_message(alice_jid, wait=1.5)
-            wait_log(fed, r"decision .* rejected by default-deny policy=deny-up-3/%s;" % new_hash[:12])
+            wait_log(fed, r"decision .* rejected by default-deny policy=deny-up-3/%s " % new_hash[:12])
             ctx.step("good: low->high now refused with policy-violation by deny-up-3")
             bob.send(alice_jid, "down still works")
             alice.expect_message(bob_jid, "down still works", timeout=20)

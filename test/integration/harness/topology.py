@@ -11,6 +11,7 @@ stops it again, whatever happens.
 """
 
 import os
+import subprocess
 
 from . import procs
 from .addresses import (A_DOMAIN, A_IP, A_MUC, B_DOMAIN, B_IP, B_MUC, EDGE_HIGH_IP,
@@ -62,6 +63,25 @@ def portcullis_available(build_dir):
     return os.access(portcullis_binary(build_dir), os.X_OK)
 
 
+def audit_tool(build_dir):
+    return os.path.join(os.path.abspath(build_dir), "tools", "audit", "portcullis-audit")
+
+
+def ensure_audit_keys(build_dir, config_dir):
+    """Creates the audit signing key pair <config_dir>/keys/audit.{key,pub} with
+    `portcullis-audit keygen` unless it exists; returns the public key path."""
+    keys = os.path.join(os.path.abspath(config_dir), "keys")
+    secret, public = os.path.join(keys, "audit.key"), os.path.join(keys, "audit.pub")
+    if os.path.exists(secret) and os.path.exists(public):
+        return public
+    os.makedirs(keys, exist_ok=True)
+    r = subprocess.run([audit_tool(build_dir), "keygen", "--secret", secret, "--public", public],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise HarnessError("portcullis-audit keygen failed: %s" % (r.stderr or r.stdout).strip())
+    return public
+
+
 def start_portcullis(build_dir, config_path, log_path=None, timeout=20):
     """Starts `<build>/guard/portcullisd --config FILE --foreground`, output to
     `log_path` (default: next to the config), and waits (bounded) until both edges
@@ -73,6 +93,7 @@ def start_portcullis(build_dir, config_path, log_path=None, timeout=20):
     for ip in (EDGE_LOW_IP, EDGE_HIGH_IP):
         procs.ensure_port_free(ip, S2S_PORT)
     config_path = os.path.abspath(config_path)
+    ensure_audit_keys(build_dir, os.path.dirname(config_path))
     log_path = log_path or os.path.join(os.path.dirname(config_path), "portcullisd.log")
     proc = procs.ManagedProcess("portcullisd", [binary, "--config", config_path, "--foreground"],
                                 log_path, cwd=os.path.dirname(config_path))
@@ -130,6 +151,8 @@ def portcullis_config_text(pki_dir, mode, allowed, run_dir, policy_file="policy.
     out += side("high", EDGE_HIGH_IP, [A_DOMAIN, A_MUC], "guard-high", "ca-high.pem",
                 [(B_DOMAIN, B_IP), (B_MUC, B_IP)])
     out.append('  <policy file="%s"/>' % policy_file)
+    # The audit archive: keys made by ensure_audit_keys() next to the config.
+    out.append('  <audit dir="audit" signing-key="keys/audit.key" public-key="keys/audit.pub"/>')
     out.append("</portcullis>")
     return "\n".join(out) + "\n"
 
@@ -168,13 +191,16 @@ def _dialback_secret(run_dir, side):
     return path
 
 
-def write_portcullis_config(path, pki_dir, mode="cert", allowed=None, run_dir=None):
+def write_portcullis_config(path, pki_dir, mode="cert", allowed=None, run_dir=None,
+                            policy_text=None):
     """Writes the Portcullis config for the test topology to `path`, and its
-    policy file next to it (policy.xml, see portcullis_policy_text); returns path."""
+    policy file next to it (policy.xml: `policy_text` if given, else
+    portcullis_policy_text(allowed)); returns path. Files a ready-made policy
+    names by relative path (SPIFs, word lists) resolve against that directory."""
     allowed = allowed or DEFAULT_ALLOWED
     policy_path = os.path.join(os.path.dirname(os.path.abspath(path)), "policy.xml")
     with open(policy_path, "w") as f:
-        f.write(portcullis_policy_text(allowed))
+        f.write(policy_text if policy_text is not None else portcullis_policy_text(allowed))
     text = portcullis_config_text(pki_dir, mode, allowed,
                                   run_dir or os.path.dirname(os.path.abspath(path)),
                                   policy_file=policy_path)
@@ -194,12 +220,14 @@ class Federation:
                 bob.expect_message(fed.jid("a", "alice"), "hi")
 
     a_cert/a_key override a.test's certificate (e.g. the rogue one); users are
-    created on both servers; portcullis_config is a path (default: generated).
+    created on both servers; portcullis_config is a path (default: generated);
+    policy_text is the text of the generated config's policy.xml (default:
+    portcullis_policy_text(allowed)), written into run_dir.
     """
 
     def __init__(self, run_dir, topology="direct", mode="cert", build_dir=None,
                  users=None, a_cert=None, a_key=None, allowed=None,
-                 portcullis_config=None, pki_dir=None, log_level="debug"):
+                 portcullis_config=None, pki_dir=None, log_level="debug", policy_text=None):
         self.run_dir = os.path.abspath(run_dir)
         self.topology = Topology(topology)
         self.mode = mode
@@ -209,6 +237,7 @@ class Federation:
         self.a_cert, self.a_key = a_cert, a_key
         self.allowed = allowed
         self.portcullis_config = portcullis_config
+        self.policy_text = policy_text
         self.log_level = log_level
         self.a = self.b = self.portcullis = None
         self.ca_all = os.path.join(self.run_dir, "clients-ca.pem")
@@ -226,7 +255,7 @@ class Federation:
                     raise HarnessError("topology 'portcullis' needs build_dir")
                 cfg = self.portcullis_config or write_portcullis_config(
                     os.path.join(self.run_dir, "portcullis.xml"), self.pki_dir, self.mode,
-                    self.allowed, self.run_dir)
+                    self.allowed, self.run_dir, policy_text=self.policy_text)
                 self.portcullis = start_portcullis(self.build_dir, cfg)
             self.a = ProsodyServer(A_DOMAIN, A_IP, self.run_dir, self.pki_dir, self.mode,
                                    t.peer_map(A_DOMAIN), trust=t.trust(A_DOMAIN, self.pki_dir),

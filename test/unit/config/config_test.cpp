@@ -59,6 +59,11 @@ class ConfigDir {
     // The config loader only checks that the policy file exists and is readable.
     write(dir_ / "policy.xml", "dummy\n");
     write(dir_ / "demo-policy.xml", "dummy\n");
+    // Audit keys: the signing key must be readable by its owner only.
+    fs::create_directories(dir_ / "keys");
+    write(dir_ / "keys" / "audit.key", "dummy\n");
+    fs::permissions(dir_ / "keys" / "audit.key", fs::perms::owner_read | fs::perms::owner_write);
+    write(dir_ / "keys" / "audit.pub", "dummy\n");
   }
   ~ConfigDir() {
     std::error_code ec;
@@ -382,5 +387,78 @@ TEST_CASE("environment errors: missing file, missing schema, empty file", "[conf
     const ConfigError e = load_error(d.config(""));
     CHECK(e.line() >= 1);
     CHECK_FALSE(e.message().empty());
+  }
+}
+
+TEST_CASE("audit: settings, defaults and a private signing key", "[config][audit]") {
+  ConfigDir d;
+  const std::string text = slurp(kCorpus + "valid-minimal.xml");
+  SECTION("defaults from the schema") {
+    const Config c = load_config(d.config(text), kSchemaDir);
+    CHECK(c.audit.enabled);
+    CHECK(c.audit.dir == (d.dir() / "audit").string());
+    CHECK(c.audit.signing_key_file == (d.dir() / "keys/audit.key").string());
+    CHECK(c.audit.checkpoint_every_records == 1000);
+    CHECK(c.audit.checkpoint_every_ms == 5000);
+    CHECK(c.audit.stop_free_percent == 5);
+    CHECK(c.audit.warn_free_percent == 20);
+    CHECK_FALSE(c.audit.syslog_summary);
+  }
+  SECTION("a signing key readable by others is refused") {
+    fs::permissions(d.dir() / "keys" / "audit.key", fs::perms(0640));
+    const ConfigError e = load_error(d.config(text));
+    CHECK(e.line() == 17);
+    CHECK_THAT(e.message(), Catch::StartsWith("<audit> signing-key: expected a key readable only by its owner"));
+    CHECK_THAT(e.message(), Catch::Contains("mode 0640"));
+  }
+  SECTION("stop threshold must be below the warning threshold") {
+    const ConfigError e = load_error(d.config(replace_once(
+        text, "public-key=\"keys/audit.pub\"", "public-key=\"keys/audit.pub\" warn-free-percent=\"5\" stop-free-percent=\"10\"")));
+    CHECK(e.line() == 17);
+    CHECK_THAT(e.message(), Catch::Contains("expected stop-free-percent below warn-free-percent, got 10 >= 5"));
+  }
+}
+
+TEST_CASE("guards: per direction, in order, names unique, programs executable", "[config][guards]") {
+  ConfigDir d;
+  write(d.dir() / "strict.xsd", "dummy\n");
+  write(d.dir() / "guard.sh", "#!/bin/sh\n", fs::perms(0755));
+  write(d.dir() / "not-exec.sh", "#!/bin/sh\n", fs::perms(0644));
+  const std::string base = slurp(kCorpus + "valid-minimal.xml");
+  auto with_guards = [&](const std::string& guards) {
+    return replace_once(base, "public-key=\"keys/audit.pub\"/>", "public-key=\"keys/audit.pub\"/>\n" + guards);
+  };
+  SECTION("a good guard stage") {
+    const Config c = load_config(d.config(with_guards(
+        "  <guards>\n    <direction from=\"low\" to=\"high\">\n      <schema name=\"profile\" profile=\"strict.xsd\"/>\n"
+        "      <external name=\"ext\" program=\"guard.sh\" timeout-ms=\"500\"><arg>--strict</arg></external>\n"
+        "    </direction>\n  </guards>")), kSchemaDir);
+    REQUIRE(c.guards.low_to_high.size() == 2);
+    CHECK(c.guards.high_to_low.empty());
+    CHECK(c.guards.low_to_high[0].kind == portcullis::config::GuardSpec::Kind::Schema);
+    CHECK(c.guards.low_to_high[0].profile == (d.dir() / "strict.xsd").string());
+    CHECK(c.guards.low_to_high[1].kind == portcullis::config::GuardSpec::Kind::External);
+    CHECK(c.guards.low_to_high[1].timeout_ms == 500);
+    CHECK(c.guards.low_to_high[1].args == std::vector<std::string>{"--strict"});
+  }
+  SECTION("a program that is not executable") {
+    const ConfigError e = load_error(d.config(with_guards(
+        "  <guards>\n    <direction from=\"low\" to=\"high\">\n      <external name=\"ext\" program=\"not-exec.sh\"/>\n"
+        "    </direction>\n  </guards>")));
+    CHECK(e.line() == 20);
+    CHECK_THAT(e.message(), Catch::StartsWith("<external> program: expected an executable file"));
+  }
+  SECTION("a duplicate name") {
+    const ConfigError e = load_error(d.config(with_guards(
+        "  <guards>\n    <direction from=\"low\" to=\"high\">\n      <schema name=\"g\" profile=\"strict.xsd\"/>\n"
+        "      <schema name=\"g\" profile=\"strict.xsd\"/>\n    </direction>\n  </guards>")));
+    CHECK(e.line() == 21);
+    CHECK_THAT(e.message(), Catch::Contains("expected a name unique in its direction, got 'g' again"));
+  }
+  SECTION("a direction twice") {
+    const ConfigError e = load_error(d.config(with_guards(
+        "  <guards>\n    <direction from=\"high\" to=\"low\"/>\n    <direction from=\"high\" to=\"low\"/>\n  </guards>")));
+    CHECK(e.line() == 20);
+    CHECK_THAT(e.message(), Catch::Contains("expected each direction once"));
   }
 }

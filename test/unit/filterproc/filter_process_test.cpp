@@ -5,10 +5,14 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
+#include <random>
 #include <memory>
 #include <stdexcept>
 #include <vector>
 
+#include "guard/audit/keys.h"
+#include "guard/audit/reader.h"
 #include "guard/filterproc/filter_process.h"
 #include "guard/ipc/frame_channel.h"
 #include "guard/xmpp/stream_parser.h"
@@ -37,16 +41,39 @@ struct Edge {
   std::vector<ipc::Frame> received;
 };
 
+// A fresh archive directory and key pair per fixture.
+struct AuditDir {
+  std::filesystem::path dir;
+  config::AuditConfig cfg;
+  AuditDir() {
+    std::random_device rd;
+    dir = std::filesystem::temp_directory_path() / ("pc-filterproc-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+    std::filesystem::create_directories(dir);
+    cfg.enabled = true;
+    cfg.dir = (dir / "audit").string();
+    cfg.signing_key_file = (dir / "audit.key").string();
+    cfg.public_key_file = (dir / "audit.pub").string();
+    audit::generate_key_pair(cfg.signing_key_file, cfg.public_key_file);
+  }
+  ~AuditDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
 struct Fixture {
   net::SteadyClock clock;
   net::EventLoop loop{clock};
   Logger log{"filter", Logger::Target::Capture, LogLevel::Debug};
   std::vector<std::string> lines;
+  AuditDir audit_dir;
+  std::unique_ptr<audit::AuditArchive> archive;
   std::unique_ptr<filterproc::FilterProcess> filter;
   Edge low, high;
 
-  explicit Fixture(bool throwing_low_to_high = false) {
+  explicit Fixture(bool throwing_low_to_high = false, audit::ArchiveHooks hooks = {}) {
     log.set_capture([this](LogLevel, const std::string& l) { lines.push_back(l); });
+    archive = std::make_unique<audit::AuditArchive>(loop, audit_dir.cfg, log, std::move(hooks));
     policy::Pipeline l2h, h2l;
     if (throwing_low_to_high) l2h.add(std::make_shared<ThrowingFilter>());
     l2h.add(std::make_shared<policy::SizeLimitFilter>("size-limit", 4096));
@@ -54,7 +81,8 @@ struct Fixture {
         "domain-pair-allow", std::vector<config::DomainPairRule>{{"r1", "a.test", "b.test"}}));
     h2l.add(std::make_shared<policy::DomainPairAllowFilter>(
         "domain-pair-allow", std::vector<config::DomainPairRule>{{"r2", "b.test", "a.test"}}));
-    filter = std::make_unique<filterproc::FilterProcess>(loop, std::move(l2h), std::move(h2l), 65536, log);
+    filter = std::make_unique<filterproc::FilterProcess>(loop, *archive, 65536, log);
+    filter->replace_pipelines(std::move(l2h), std::move(h2l), {"test-1", "0123456789abcdef0123"});
     connect(true);
     connect(false);
   }
@@ -240,4 +268,110 @@ TEST_CASE("decisions are logged with the trail", "[filterproc]") {
       found = true;
   }
   CHECK(found);
+}
+
+namespace {
+
+std::vector<audit::DecisionRecord> decisions(const std::string& dir) {
+  std::vector<audit::DecisionRecord> out;
+  std::string err;
+  audit::read_archive(
+      dir,
+      [&](const audit::StoredRecord& r, const audit::RecordLocation&) {
+        if (const auto* d = std::get_if<audit::DecisionRecord>(&r.body)) out.push_back(*d);
+        return true;
+      },
+      [](const std::string&) {}, &err);
+  return out;
+}
+
+// A guard that blocks everything, synchronously.
+class BlockingGuard : public policy::Guard {
+ public:
+  void check(const std::string&, const policy::StanzaContext&, std::function<void(policy::GuardResult)> done) override {
+    done({false, name_, "test guard blocks"});
+  }
+  const std::string& name() const override { return name_; }
+
+ private:
+  std::string name_ = "blocker";
+};
+
+}  // namespace
+
+TEST_CASE("the decision record, bytes included, is durable before the release", "[filterproc][audit]") {
+  Fixture fx;
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(kChat)));
+  fx.pump_until([&] { return first_stanza(fx.high) && has_ack(fx.low, 7); });
+  // The release happened, so the record must already be on disk.
+  const auto ds = decisions(fx.audit_dir.cfg.dir);
+  REQUIRE(ds.size() == 1);
+  const auto& d = ds[0];
+  CHECK(d.outcome == audit::Outcome::Released);
+  CHECK(d.direction == audit::Direction::LowToHigh);
+  CHECK(d.original == kChat);
+  CHECK_FALSE(d.released.has_value());
+  CHECK(d.from == "alice@a.test/r");
+  CHECK(d.to == "bob@b.test");
+  CHECK(d.stanza_kind == "message");
+  CHECK(d.peer.domain == "a.test");
+  CHECK(d.peer.auth == "sasl-external");
+  CHECK(d.peer.tls);
+  CHECK(d.policy_version == "test-1");
+  REQUIRE(d.filters.size() == 2);
+  CHECK(d.filters[0].filter == "size-limit");
+  CHECK(d.filters[1].verdict == "accept");
+  CHECK(d.filters[1].rule_id == "r1");
+}
+
+TEST_CASE("a rejection is recorded with the error sent", "[filterproc][audit]") {
+  Fixture fx;
+  const std::string body =
+      "<message xmlns='jabber:server' from='alice@a.test/r' to='eve@c.test' type='chat' id='m2'><body>x</body></message>";
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(body)));
+  fx.pump_until([&] { return has_ack(fx.low, 7); });
+  const auto ds = decisions(fx.audit_dir.cfg.dir);
+  REQUIRE(ds.size() == 1);
+  CHECK(ds[0].outcome == audit::Outcome::Rejected);
+  CHECK(ds[0].error_condition == "policy-violation");
+  CHECK(ds[0].original == body);
+}
+
+TEST_CASE("a store that cannot sync releases nothing: the sender gets a wait error", "[filterproc][audit]") {
+  audit::ArchiveHooks hooks;
+  hooks.fdatasync = [](int) {
+    errno = EIO;
+    return -1;
+  };
+  hooks.retry_interval = std::chrono::milliseconds(60000);
+  Fixture fx(false, std::move(hooks));
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(kChat)));
+  fx.pump_until([&] { return first_stanza(fx.low) && has_ack(fx.low, 7); });
+  fx.settle();
+  CHECK(first_stanza(fx.high) == nullptr);   // nothing unaudited crosses
+  const ipc::Frame* err = first_stanza(fx.low);
+  CHECK(error_condition(*err) == "remote-server-timeout");
+  CHECK(xmpp::parse_element(err->body)->find_child("error")->attr_or("type") == "wait");
+  CHECK(fx.filter->counters().audit_failures == 1);
+  CHECK(fx.filter->counters().released == 0);
+}
+
+TEST_CASE("a guard that blocks stops a stanza the policy released, and the record says which", "[filterproc][guard]") {
+  Fixture fx;
+  policy::GuardChain up;
+  up.add(std::make_unique<BlockingGuard>());
+  fx.filter->set_guards(std::move(up), policy::GuardChain{});
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(kChat)));
+  fx.pump_until([&] { return first_stanza(fx.low) && has_ack(fx.low, 7); });
+  fx.settle();
+  CHECK(first_stanza(fx.high) == nullptr);
+  CHECK(error_condition(*first_stanza(fx.low)) == "policy-violation");
+  CHECK(fx.filter->counters().guard_blocks == 1);
+  const auto ds = decisions(fx.audit_dir.cfg.dir);
+  REQUIRE(ds.size() == 1);
+  CHECK(ds[0].outcome == audit::Outcome::Rejected);
+  REQUIRE(ds[0].guards.size() == 1);
+  CHECK(ds[0].guards[0].name == "blocker");
+  CHECK_FALSE(ds[0].guards[0].pass);
+  CHECK(ds[0].guards[0].reason == "test guard blocks");
 }

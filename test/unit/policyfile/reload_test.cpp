@@ -14,6 +14,7 @@
 #include <random>
 #include <vector>
 
+#include "guard/audit/keys.h"
 #include "guard/filterproc/filter_process.h"
 #include "guard/ipc/frame_channel.h"
 #include "policy/policy_file.h"
@@ -51,6 +52,8 @@ struct ReloadFixture {
   Logger log{"filter", Logger::Target::Capture, LogLevel::Debug};
   std::vector<std::string> lines;
   policy::FilterRegistry registry = policy::builtin_filters();
+  config::AuditConfig audit_cfg;
+  std::unique_ptr<audit::AuditArchive> archive;
   std::unique_ptr<filterproc::FilterProcess> filter;
   Edge low, high;
   std::uint64_t seq = 1;
@@ -61,12 +64,19 @@ struct ReloadFixture {
           ("portcullis-reload-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
     fs::create_directories(dir);
     log.set_capture([this](LogLevel, const std::string& l) { lines.push_back(l); });
-    filter = std::make_unique<filterproc::FilterProcess>(loop, policy::Pipeline{}, policy::Pipeline{}, 65536, log);
+    audit_cfg.enabled = true;
+    audit_cfg.dir = (dir / "audit").string();
+    audit_cfg.signing_key_file = (dir / "audit.key").string();
+    audit_cfg.public_key_file = (dir / "audit.pub").string();
+    audit::generate_key_pair(audit_cfg.signing_key_file, audit_cfg.public_key_file);
+    archive = std::make_unique<audit::AuditArchive>(loop, audit_cfg, log);
+    filter = std::make_unique<filterproc::FilterProcess>(loop, *archive, 65536, log);
     connect(true);
     connect(false);
   }
   ~ReloadFixture() {
     filter.reset();
+    archive.reset();
     std::error_code ec;
     fs::remove_all(dir, ec);
   }
@@ -79,7 +89,7 @@ struct ReloadFixture {
   }
 
   void install(policy::LoadedPolicy&& p) {
-    std::string id = p.id();
+    filterproc::PolicyIdentity id{p.version, p.sha256};
     filter->replace_pipelines(std::move(p.pipelines.low_to_high), std::move(p.pipelines.high_to_low),
                               std::move(id), std::move(p.tree));
   }
@@ -141,9 +151,9 @@ TEST_CASE_METHOD(ReloadFixture, "replace_pipelines: the new policy decides the n
   policy::LoadedPolicy v1 = policy::load_policy(write("p.xml", policy_text("v1", "c.test")), kSchemaDir, registry);
   const std::string v1_id = v1.id();
   install(std::move(v1));
-  CHECK(filter->policy_id() == v1_id);
+  CHECK(filter->policy().short_id() == v1_id);
   CHECK_FALSE(send_a_to_b());   // v1 allows a.test -> c.test only
-  CHECK(logged("policy=" + v1_id + ";"));
+  CHECK(logged("policy=" + v1_id + " "));
   CHECK(logged("rejected by default-deny"));
 
   policy::LoadedPolicy v2 = policy::load_policy(write("p.xml", policy_text("v2", "b.test")), kSchemaDir, registry);
@@ -152,7 +162,7 @@ TEST_CASE_METHOD(ReloadFixture, "replace_pipelines: the new policy decides the n
   CHECK(v2_id.size() == 3 + 12);
   install(std::move(v2));
   CHECK(send_a_to_b());
-  CHECK(logged("released by to-b.test policy=" + v2_id + ";"));
+  CHECK(logged("released by to-b.test policy=" + v2_id + " "));
   CHECK(filter->counters().released == 1);
   CHECK(filter->counters().rejected == 1);
 }
@@ -161,7 +171,7 @@ TEST_CASE_METHOD(ReloadFixture, "a broken policy never reaches the process: the 
                  "[policyfile][reload]") {
   const std::string path = write("p.xml", policy_text("good", "b.test"));
   install(policy::load_policy(path, kSchemaDir, registry));
-  const std::string running = filter->policy_id();
+  const std::string running = filter->policy().short_id();
 
   // The officer breaks the file (not well-formed), then makes a meaning error.
   write("p.xml", "<policy xmlns='urn:portcullis:policy:1' version='bad'>\n  <direction from='low'\n");
@@ -177,7 +187,7 @@ TEST_CASE_METHOD(ReloadFixture, "a broken policy never reaches the process: the 
     CHECK(e.column() == 7);
   }
 
-  CHECK(filter->policy_id() == running);
+  CHECK(filter->policy().short_id() == running);
   CHECK(send_a_to_b());
   CHECK(send_a_to_b());
   CHECK(filter->counters().released == 2);

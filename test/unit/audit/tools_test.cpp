@@ -1,0 +1,191 @@
+// portcullis-audit, the built binary, on a generated archive: exit codes,
+// output lines, the HTML report.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "test/unit/audit/audit_test_support.h"
+
+using namespace audit_test;
+
+namespace {
+
+struct Run {
+  int status = -1;
+  std::string out;
+  std::string err;
+  std::vector<std::string> lines() const {
+    std::vector<std::string> v;
+    std::istringstream is(out);
+    for (std::string l; std::getline(is, l);) v.push_back(l);
+    return v;
+  }
+};
+
+Run run_tool(const std::string& root, const std::string& args) {
+  const std::string errfile = root + "/stderr.txt";
+  const std::string cmd = std::string(PORTCULLIS_BINARY_DIR) + "/tools/audit/portcullis-audit " + args + " 2>" + errfile;
+  Run r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  r.err = slurp(errfile);
+  return r;
+}
+
+// 40 decisions (10 rejected, 10 modified, 4 shadow), one connection event, one policy load.
+void populate(Harness& h) {
+  AuditArchive a(h.loop, h.cfg, h.log);
+  std::vector<Record> recs;
+  for (int i = 0; i < 40; ++i) recs.push_back(decision(i));
+  recs.push_back(connection_event("auth-failure"));
+  recs.push_back(admin_event("policy-load", "policy v7 loaded"));
+  for (const auto& r : h.append_all(a, std::move(recs))) REQUIRE(r.ok);
+}
+
+int count_outcome(Outcome o) {
+  int n = 0;
+  for (int i = 0; i < 40; ++i) n += std::get<DecisionRecord>(decision(i).body).outcome == o;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("tool: keygen and verify", "[audit][tool]") {
+  Harness h;
+  const auto kg = run_tool(h.root, "keygen --secret " + h.root + "/k2.key --public " + h.root + "/k2.pub");
+  CHECK(kg.status == 0);
+  CHECK(kg.out.find("created") == 0);
+  CHECK(run_tool(h.root, "keygen --secret " + h.root + "/k2.key --public " + h.root + "/k3.pub").status == 2);
+
+  populate(h);
+  const auto v = run_tool(h.root, "verify " + h.cfg.dir + " --pubkey " + h.cfg.public_key_file);
+  CHECK(v.status == 0);
+  REQUIRE_FALSE(v.lines().empty());
+  CHECK(v.lines().back().rfind("OK: ", 0) == 0);
+  CHECK(v.lines().back().find("in 1 segments") != std::string::npos);
+  CHECK(v.err.find("verify: ") != std::string::npos);   // progress on stderr
+
+  // Wrong key: the signatures fail, exit 1.
+  const auto wrong = run_tool(h.root, "verify " + h.cfg.dir + " --pubkey " + h.root + "/k2.pub");
+  CHECK(wrong.status == 1);
+  CHECK(wrong.out.find("UNKNOWN-KEY") != std::string::npos);
+
+  // A flipped byte: exit 1, the FAULT line names the file.
+  auto segs = list_segments(h.cfg.dir);
+  std::string d = slurp(segs[0].path);
+  const auto fr = frames_of(d);
+  d[fr[5].offset + kFrameHeaderBytes + 3] ^= 1;
+  spit(segs[0].path, d);
+  const auto t = run_tool(h.root, "verify " + h.cfg.dir + " --pubkey " + h.cfg.public_key_file + " --quiet");
+  CHECK(t.status == 1);
+  CHECK(t.lines().back().rfind("FAULT: HASH-MISMATCH " + segs[0].name + " offset " + std::to_string(fr[5].offset), 0) == 0);
+
+  // Bad usage: exit 2 and one readable line.
+  for (const std::string& bad : std::vector<std::string>{"verify", "verify /nonexistent --pubkey " + h.cfg.public_key_file,
+                                "verify " + h.cfg.dir, "frobnicate", "search " + h.cfg.dir + " --verdict maybe",
+                                "search " + h.cfg.dir + " --from yesterday", "show " + h.cfg.dir + " abc",
+                                "export " + h.cfg.dir + " --format xml", "verify " + h.cfg.dir + " --pubkey " + h.cfg.dir}) {
+    INFO(bad);
+    const auto r = run_tool(h.root, bad);
+    CHECK(r.status == 2);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK(r.err.rfind("portcullis-audit: ", 0) == 0);
+  }
+}
+
+TEST_CASE("tool: search, show and export", "[audit][tool]") {
+  Harness h;
+  populate(h);
+  const std::string dir = h.cfg.dir;
+
+  const auto all = run_tool(h.root, "search " + dir + " --type decision");
+  CHECK(all.status == 0);
+  CHECK(all.lines().size() == 40);
+
+  const auto rej = run_tool(h.root, "search " + dir + " --verdict rejected");
+  CHECK(rej.lines().size() == static_cast<std::size_t>(count_outcome(Outcome::Rejected)));
+  for (const auto& l : rej.lines()) CHECK(l.find(" decision rejected ") != std::string::npos);
+
+  CHECK(run_tool(h.root, "search " + dir + " --direction high-to-low").lines().size() == 20);
+  CHECK(run_tool(h.root, "search " + dir + " --jid carol@high.example").lines().size() == 20);
+  CHECK(run_tool(h.root, "search " + dir + " --jid carol@high.example/desk").lines().size() == 20);
+  CHECK(run_tool(h.root, "search " + dir + " --jid carol@high.example/other").lines().empty());
+  CHECK(run_tool(h.root, "search " + dir + " --label SECRET --type decision").lines().size() == 14);   // i % 3 == 0
+  CHECK(run_tool(h.root, "search " + dir + " --rule rule-2").lines().size() == 13);
+  // --domain also finds the connection event from that peer.
+  const auto evil = run_tool(h.root, "search " + dir + " --domain evil.example");
+  REQUIRE(evil.lines().size() == 1);
+  CHECK(evil.lines()[0].find("connection auth-failure peer=evil.example") != std::string::npos);
+  CHECK(run_tool(h.root, "search " + dir + " --from 2000-01-01 --to 2000-01-02").lines().empty());
+  CHECK(run_tool(h.root, "search " + dir + " --from 2000-01-01T00:00Z --type decision").lines().size() == 40);
+
+  // show: the record with its stanza pretty-printed.
+  const auto first = rej.lines()[0];
+  const std::string seq = first.substr(0, first.find(' '));
+  const auto sh = run_tool(h.root, "show " + dir + " " + seq);
+  CHECK(sh.status == 0);
+  CHECK(sh.out.find("outcome:   rejected") != std::string::npos);
+  CHECK(sh.out.find("error:     not-authorized") != std::string::npos);
+  CHECK(sh.out.find("2. labels (label-access): reject rule=rule-1") != std::string::npos);
+  CHECK(sh.out.find("--- original stanza ---\n<message") != std::string::npos);
+  CHECK(sh.out.find("\n  <body>hello 1</body>\n</message>") != std::string::npos);   // indented
+  CHECK(run_tool(h.root, "show " + dir + " 999999").status == 2);
+
+  // export csv: header + one line per record; json: one object per line.
+  const auto csv = run_tool(h.root, "export " + dir + " --format csv --type decision");
+  CHECK(csv.status == 0);
+  REQUIRE(csv.lines().size() == 41);
+  CHECK(csv.lines()[0].rfind("seq,time,type,outcome,direction,peer", 0) == 0);
+  const auto js = run_tool(h.root, "export " + dir + " --format json --verdict modified");
+  CHECK(js.status == 0);
+  REQUIRE(js.lines().size() == static_cast<std::size_t>(count_outcome(Outcome::Modified)));
+  for (const auto& l : js.lines()) {
+    auto v = json::parse(l);
+    REQUIRE(v);
+    CHECK((*v)["record"]["outcome"].as_string() == "modified");
+    CHECK((*v)["released"].as_string().find("mapped") != std::string::npos);
+    CHECK((*v)["original"].as_string().rfind("<message", 0) == 0);
+  }
+}
+
+TEST_CASE("tool: the HTML report is self-contained with counts and verification status", "[audit][tool]") {
+  Harness h;
+  populate(h);
+  const std::string html = h.root + "/report.html";
+  const auto r = run_tool(h.root, "report " + h.cfg.dir + " --html " + html + " --pubkey " + h.cfg.public_key_file);
+  CHECK(r.status == 0);
+  const std::string page = slurp(html);
+  CHECK(page.rfind("<!DOCTYPE html>", 0) == 0);
+  CHECK(page.find("<svg") != std::string::npos);
+  CHECK(page.find("<script") == std::string::npos);
+  CHECK(page.find("src=\"http") == std::string::npos);
+  CHECK(page.find("href=\"http") == std::string::npos);
+  CHECK(page.find("class=\"status ok\" id=\"verification\">OK: ") != std::string::npos);
+  CHECK(page.find("<tr><th>decisions</th><td class=\"num\">40</td></tr>") != std::string::npos);
+  CHECK(page.find("<tr><td>rejected</td><td class=\"num\">" + std::to_string(count_outcome(Outcome::Rejected)) + "</td></tr>") !=
+        std::string::npos);
+  CHECK(page.find("<tr><td>high-to-low</td><td class=\"num\">20</td></tr>") != std::string::npos);
+  CHECK(page.find("<tr><td>SECRET</td><td class=\"num\">14</td></tr>") != std::string::npos);
+  CHECK(page.find("<tr><td>rule-2</td><td class=\"num\">13</td></tr>") != std::string::npos);
+  CHECK(page.find("policy-load: policy v7 loaded") != std::string::npos);
+
+  // Without a key the page says so; with a tampered archive it shows the fault and exits 1.
+  const auto nokey = run_tool(h.root, "report " + h.cfg.dir + " --html " + html);
+  CHECK(nokey.status == 0);
+  CHECK(slurp(html).find("NOT VERIFIED") != std::string::npos);
+  auto segs = list_segments(h.cfg.dir);
+  std::string d = slurp(segs[0].path);
+  d[frames_of(d)[3].offset + kFrameHeaderBytes + 3] ^= 1;
+  spit(segs[0].path, d);
+  const auto bad = run_tool(h.root, "report " + h.cfg.dir + " --html " + html + " --pubkey " + h.cfg.public_key_file);
+  CHECK(bad.status == 1);
+  CHECK(slurp(html).find("class=\"status fault\" id=\"verification\">FAULT: HASH-MISMATCH") != std::string::npos);
+}
