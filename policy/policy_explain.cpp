@@ -87,7 +87,7 @@ Decision explain_stanza(const LoadedPolicy& policy, xmpp::Element& stanza, const
     } else {
       out << "error to the sender: policy-violation (type cancel) \"blocked by policy\"\n";
     }
-    if (!xmpp::may_bounce(stanza)) out << "(no error is sent: the stanza is itself an error)\n";
+    if (!xmpp::may_bounce(stanza)) out << "(no error is sent: bounce rules forbid answering this stanza: an error, an iq result, a presence or a headline)\n";
   }
   return d;
 }

@@ -19,6 +19,6 @@ built=$(date +%s)
 echo "run-tests: build took $((built - start)) s"
 cd "$BUILD_DIR"
 status=0
-ctest --output-on-failure --timeout 600 "$@" || status=$?
+ctest --output-on-failure --timeout 600 -j2 "$@" || status=$?
 echo "run-tests: tests took $(( $(date +%s) - built )) s"
 exit $status

@@ -44,6 +44,32 @@ std::u32string normalized_entry(const PolicyNode& where, const std::string& text
 
 std::optional<std::u32string> normalize_for_matching(std::string_view utf8) {
   if (utf8.empty()) return std::u32string{};
+  // Fast path for pure ASCII (most message bodies): NFKC leaves ASCII alone,
+  // full case folding of ASCII is lower-casing, no ASCII character is
+  // default-ignorable, and the ASCII white space is TAB..CR and SPACE. Same
+  // result as the general path below, about 50 times cheaper (bench_pipeline).
+  bool ascii = true;
+  for (unsigned char ch : utf8) {
+    if (ch >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) {
+    std::u32string out;
+    out.reserve(utf8.size());
+    bool pending_space = false;
+    for (unsigned char ch : utf8) {
+      if (ch == ' ' || (ch >= 0x09 && ch <= 0x0d)) {
+        pending_space = !out.empty();
+        continue;
+      }
+      if (pending_space) out.push_back(U' ');
+      pending_space = false;
+      out.push_back(static_cast<char32_t>(ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch));
+    }
+    return out;
+  }
   const auto* in = reinterpret_cast<const std::uint8_t*>(utf8.data());
   if (u8_check(in, utf8.size()) != nullptr) return std::nullopt;
 

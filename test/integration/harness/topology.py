@@ -111,7 +111,8 @@ DEFAULT_ALLOWED = {
 }
 
 
-def portcullis_config_text(pki_dir, mode, allowed, run_dir, policy_file="policy.xml"):
+def portcullis_config_text(pki_dir, mode, allowed, run_dir, policy_file="policy.xml",
+                           audit_xml=None, guards_xml=None):
     """The text of a Portcullis config for the test topology.
 
     pki_dir: test PKI (guard-low/guard-high certs, ca-low/ca-high);
@@ -120,7 +121,9 @@ def portcullis_config_text(pki_dir, mode, allowed, run_dir, policy_file="policy.
              domain pairs go into the policy file (portcullis_policy_text),
              not into this text; kept in the signature for callers;
     run_dir: the run's directory (for anything the daemon writes, e.g. audit);
-    policy_file: the <policy file=.../> path (relative: to the config's directory).
+    policy_file: the <policy file=.../> path (relative: to the config's directory);
+    audit_xml: replaces the default <audit .../> element (text, one or more lines);
+    guards_xml: a <guards>...</guards> element placed after <audit> (default: none).
     """
     # TODO(lead): written from deploy/config/demo.xml and schemas/portcullis-config.xsd as
     # they stood at harness time (both modes pass `portcullisd --check-config`). When the
@@ -152,7 +155,10 @@ def portcullis_config_text(pki_dir, mode, allowed, run_dir, policy_file="policy.
                 [(B_DOMAIN, B_IP), (B_MUC, B_IP)])
     out.append('  <policy file="%s"/>' % policy_file)
     # The audit archive: keys made by ensure_audit_keys() next to the config.
-    out.append('  <audit dir="audit" signing-key="keys/audit.key" public-key="keys/audit.pub"/>')
+    out.append(audit_xml if audit_xml is not None else
+               '  <audit dir="audit" signing-key="keys/audit.key" public-key="keys/audit.pub"/>')
+    if guards_xml is not None:
+        out.append(guards_xml)
     out.append("</portcullis>")
     return "\n".join(out) + "\n"
 
@@ -192,7 +198,7 @@ def _dialback_secret(run_dir, side):
 
 
 def write_portcullis_config(path, pki_dir, mode="cert", allowed=None, run_dir=None,
-                            policy_text=None):
+                            policy_text=None, audit_xml=None, guards_xml=None):
     """Writes the Portcullis config for the test topology to `path`, and its
     policy file next to it (policy.xml: `policy_text` if given, else
     portcullis_policy_text(allowed)); returns path. Files a ready-made policy
@@ -203,7 +209,8 @@ def write_portcullis_config(path, pki_dir, mode="cert", allowed=None, run_dir=No
         f.write(policy_text if policy_text is not None else portcullis_policy_text(allowed))
     text = portcullis_config_text(pki_dir, mode, allowed,
                                   run_dir or os.path.dirname(os.path.abspath(path)),
-                                  policy_file=policy_path)
+                                  policy_file=policy_path, audit_xml=audit_xml,
+                                  guards_xml=guards_xml)
     with open(path, "w") as f:
         f.write(text)
     return path
@@ -222,12 +229,15 @@ class Federation:
     a_cert/a_key override a.test's certificate (e.g. the rogue one); users are
     created on both servers; portcullis_config is a path (default: generated);
     policy_text is the text of the generated config's policy.xml (default:
-    portcullis_policy_text(allowed)), written into run_dir.
+    portcullis_policy_text(allowed)), written into run_dir; audit_xml and
+    guards_xml go to portcullis_config_text (default: the standard <audit/>, no
+    guards).
     """
 
     def __init__(self, run_dir, topology="direct", mode="cert", build_dir=None,
                  users=None, a_cert=None, a_key=None, allowed=None,
-                 portcullis_config=None, pki_dir=None, log_level="debug", policy_text=None):
+                 portcullis_config=None, pki_dir=None, log_level="debug", policy_text=None,
+                 audit_xml=None, guards_xml=None):
         self.run_dir = os.path.abspath(run_dir)
         self.topology = Topology(topology)
         self.mode = mode
@@ -238,6 +248,7 @@ class Federation:
         self.allowed = allowed
         self.portcullis_config = portcullis_config
         self.policy_text = policy_text
+        self.audit_xml, self.guards_xml = audit_xml, guards_xml
         self.log_level = log_level
         self.a = self.b = self.portcullis = None
         self.ca_all = os.path.join(self.run_dir, "clients-ca.pem")
@@ -255,7 +266,15 @@ class Federation:
                     raise HarnessError("topology 'portcullis' needs build_dir")
                 cfg = self.portcullis_config or write_portcullis_config(
                     os.path.join(self.run_dir, "portcullis.xml"), self.pki_dir, self.mode,
-                    self.allowed, self.run_dir, policy_text=self.policy_text)
+                    self.allowed, self.run_dir, policy_text=self.policy_text,
+                    audit_xml=self.audit_xml, guards_xml=self.guards_xml)
+                if not self.portcullis_config and self.log_level != "debug":
+                    # Portcullis logs at the federation's level too (the benchmark uses info).
+                    with open(cfg) as f:
+                        text = f.read().replace('level="debug"', 'level="%s"' % (
+                            "warning" if self.log_level == "warn" else self.log_level))
+                    with open(cfg, "w") as f:
+                        f.write(text)
                 self.portcullis = start_portcullis(self.build_dir, cfg)
             self.a = ProsodyServer(A_DOMAIN, A_IP, self.run_dir, self.pki_dir, self.mode,
                                    t.peer_map(A_DOMAIN), trust=t.trust(A_DOMAIN, self.pki_dir),

@@ -143,3 +143,16 @@ TEST_CASE("an entry that normalises to nothing stops the load", "[content][keywo
                       "<keywords name='k'><list id='l' action='flag'><word>\xE2\x80\x8B</word></list></keywords>")),
                   config::ConfigError);
 }
+
+TEST_CASE("keywords: the ASCII fast path normalises exactly like the general path", "[content][keywords]") {
+  // Appending one non-ASCII letter forces the general (libunistring) path; the
+  // ASCII prefix must come out the same either way.
+  for (std::string_view s : {"Hello WORLD", "  tabs\tand\r\nnewlines  ", "MiXeD 123 !?-_ CaSe", "a\x0b\x0c" "b",
+                             "\x01\x1f control", "ZZZ"}) {
+    const std::u32string fast = norm(s);
+    std::u32string general = norm(std::string(s) + " \xC3\xA9");   // " é"
+    REQUIRE(general.size() >= 2);
+    general.erase(general.size() - 2);                             // drop " é"
+    CHECK(fast == general);
+  }
+}
