@@ -100,8 +100,7 @@ void EdgeServer::connection_event(std::string_view what) {
   f.header.direction = outgoing_;
   f.header.auth = ipc::AuthMethod::Internal;
   f.header.seq = next_seq_++;
-  f.header.arrival_unix_us = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  f.header.arrival_unix_us = unix_now_us();
   f.body = std::string(what.substr(0, 4096));
   to_filter_(f);
 }
@@ -132,8 +131,7 @@ void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta
   f.header.auth = meta.auth;
   f.header.flags = meta.tls ? ipc::kFlagTls : 0;
   f.header.seq = next_seq_++;
-  f.header.arrival_unix_us = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  f.header.arrival_unix_us = unix_now_us();
   f.header.peer_domain = meta.peer_domain;
   f.header.cert_identity = meta.cert_identity;
   f.header.stream_id = meta.stream_id;
@@ -183,9 +181,7 @@ void EdgeServer::on_filter_frame(const ipc::Frame& frame) {
     return;
   }
   std::string err;
-  xmpp::ParserLimits limits;
-  limits.max_stanza_bytes = side_.max_stanza_bytes;
-  auto stanza = xmpp::parse_element(frame.body, limits, &err);
+  auto stanza = xmpp::parse_element(frame.body, parser_limits(side_), &err);
   if (!stanza) {
     ++counters_.rejected_frames;
     LogLine(log_, LogLevel::Error) << "unparseable stanza from the filter: " << err;
@@ -247,8 +243,7 @@ void EdgeServer::undeliverable(xmpp::Element stanza, xmpp::StanzaError error) {
   f.header.direction = outgoing_;
   f.header.auth = ipc::AuthMethod::Internal;
   f.header.seq = next_seq_++;
-  f.header.arrival_unix_us = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  f.header.arrival_unix_us = unix_now_us();
   f.header.peer_domain = from ? from->domain : std::string{};
   f.body = reply.serialize();
   if (to_filter_(f)) {

@@ -14,14 +14,6 @@ std::string cert_identity_of(const net::TlsSessionInfo& info) {
   return info.peer.subject + " sha256:" + info.peer.sha256_fingerprint;
 }
 
-xmpp::ParserLimits limits_of(const config::Side& s) {
-  xmpp::ParserLimits l;
-  l.max_stanza_bytes = s.max_stanza_bytes;
-  l.max_depth = s.max_depth;
-  l.max_attributes = s.max_attributes;
-  return l;
-}
-
 std::string db_error(std::string_view name, std::string_view from, std::string_view to,
                      std::string_view id, std::string_view condition, std::string_view type) {
   std::string out = "<db:";
@@ -37,7 +29,7 @@ std::string db_error(std::string_view name, std::string_view from, std::string_v
 
 InboundSession::InboundSession(SessionHost& host, std::unique_ptr<net::Connection> conn)
     : host_(host), conn_(std::move(conn)), alive_(std::make_shared<bool>(true)) {
-  parser_ = std::make_unique<xmpp::StreamParser>(static_cast<xmpp::StreamHandler&>(*this), limits_of(host_.side()));
+  parser_ = std::make_unique<xmpp::StreamParser>(static_cast<xmpp::StreamHandler&>(*this), parser_limits(host_.side()));
 }
 
 InboundSession::~InboundSession() {

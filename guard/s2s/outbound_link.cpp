@@ -13,11 +13,8 @@ using xmpp::StreamErrorCondition;
 OutboundLink::OutboundLink(SessionHost& host, std::string local, std::string remote, const config::Peer& peer)
     : host_(host), local_(std::move(local)), remote_(std::move(remote)), peer_(peer),
       alive_(std::make_shared<bool>(true)) {
-  xmpp::ParserLimits l;
-  l.max_stanza_bytes = host_.side().max_stanza_bytes;
-  l.max_depth = host_.side().max_depth;
-  l.max_attributes = host_.side().max_attributes;
-  parser_ = std::make_unique<xmpp::StreamParser>(static_cast<xmpp::StreamHandler&>(*this), l);
+  parser_ = std::make_unique<xmpp::StreamParser>(static_cast<xmpp::StreamHandler&>(*this),
+                                                 parser_limits(host_.side()));
   start_connect();
 }
 
@@ -181,20 +178,7 @@ void OutboundLink::fail(const std::string& reason, bool stream_error, StreamErro
   LogLine(host_.log(), LogLevel::Warning) << describe() << ": failed: " << reason;
   host_.connection_event(describe() + ": failed: " + reason);
   state_ = State::Closed;
-  if (conn_) {
-    if (stream_error) conn_->send(xmpp::stream_error_bytes(c, reason));
-    conn_->send("</stream:stream>");
-    conn_->close_after_flush();
-  } else {
-    // Never connected: nothing will call on_closed, so tell the host here (later).
-    auto alive = alive_;
-    host_.loop().post([this, alive] {
-      if (*alive) {
-        *alive_ = false;
-        host_.link_closed(this);
-      }
-    });
-  }
+  end_stream(stream_error ? xmpp::stream_error_bytes(c, reason) : std::string{});
   bounce_all(reason);
 }
 
@@ -437,23 +421,29 @@ void OutboundLink::request_verify(const std::string& stream_id, const std::strin
   flush_verifies();
 }
 
+void OutboundLink::end_stream(const std::string& error_bytes) {
+  if (conn_) {
+    if (!error_bytes.empty()) conn_->send(error_bytes);
+    conn_->send("</stream:stream>");
+    conn_->close_after_flush();
+    return;
+  }
+  // Never connected: nothing will call on_closed, so tell the host here (later).
+  auto alive = alive_;
+  host_.loop().post([this, alive] {
+    if (*alive) {
+      *alive_ = false;
+      host_.link_closed(this);
+    }
+  });
+}
+
 void OutboundLink::close() {
   if (state_ == State::Closed) return;
   const bool was_ready = state_ == State::Ready;
   state_ = State::Closed;
   if (!was_ready) bounce_all("link closed");
-  if (conn_) {
-    conn_->send("</stream:stream>");
-    conn_->close_after_flush();
-  } else {
-    auto alive = alive_;
-    host_.loop().post([this, alive] {
-      if (*alive) {
-        *alive_ = false;
-        host_.link_closed(this);
-      }
-    });
-  }
+  end_stream({});
 }
 
 }  // namespace portcullis::s2s

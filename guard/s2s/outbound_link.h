@@ -75,6 +75,9 @@ class OutboundLink : private xmpp::StreamHandler {
   void fail(const std::string& reason, bool stream_error = false,
             xmpp::StreamErrorCondition c = xmpp::StreamErrorCondition::UndefinedCondition);
   void bounce_all(const std::string& reason);
+  // Sends `error_bytes` (if any) and the stream close, then closes; without a
+  // connection, tells the host on the next loop iteration.
+  void end_stream(const std::string& error_bytes);
   void arm_deadline();
   void arm_keepalive();
 

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <chrono>
 #include <vector>
 
 namespace portcullis::s2s {
@@ -15,6 +16,20 @@ std::string s2s_stream_header(std::string_view from, std::string_view to, std::s
   if (!id.empty()) h.append(" id='").append(xmpp::escape_attr(id)).append("'");
   h += " version='1.0' xml:lang='en'>";
   return h;
+}
+
+xmpp::ParserLimits parser_limits(const config::Side& side) {
+  xmpp::ParserLimits l;
+  l.max_stanza_bytes = side.max_stanza_bytes;
+  l.max_depth = side.max_depth;
+  l.max_attributes = side.max_attributes;
+  return l;
+}
+
+std::uint64_t unix_now_us() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
 }
 
 std::string base64_encode(std::string_view in) {

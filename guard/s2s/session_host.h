@@ -15,6 +15,7 @@
 #include "guard/s2s/peering.h"
 #include "guard/xmpp/element.h"
 #include "guard/xmpp/stream_error.h"
+#include "guard/xmpp/stream_parser.h"
 
 namespace portcullis::s2s {
 
@@ -65,6 +66,12 @@ class SessionHost {
 
 // Our stream header for S2S (jabber:server, with the dialback prefix bound).
 std::string s2s_stream_header(std::string_view from, std::string_view to, std::string_view id);
+
+// The stream parser limits configured for a side.
+xmpp::ParserLimits parser_limits(const config::Side& side);
+
+// Now as UTC microseconds since the epoch (frame arrival times).
+std::uint64_t unix_now_us();
 
 std::string base64_encode(std::string_view in);
 // Returns false on malformed input.
