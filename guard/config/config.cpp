@@ -201,6 +201,7 @@ Side build_side(const Checker& c, const Node& n) {
       s.max_depth = c.number<std::size_t>(ch, "max-depth");
       s.max_attributes = c.number<std::size_t>(ch, "max-attributes");
       s.max_queue = c.number<std::size_t>(ch, "max-queue");
+      s.max_inbound = c.number<std::size_t>(ch, "max-inbound");
     } else if (ch.name == "peer") {
       Peer p;
       p.domain_pattern = c.pattern(ch, "domain");

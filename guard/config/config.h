@@ -63,6 +63,7 @@ struct Side {
   std::uint32_t idle_timeout_ms = 600000;         // close idle streams
   std::uint32_t queue_timeout_ms = 30000;         // stanzas waiting for a link
   std::size_t max_queue = 1000;                   // per outbound link
+  std::size_t max_inbound = 512;                  // inbound connections open at once
   // Parser limits for streams on this side.
   std::size_t max_stanza_bytes = 262144;
   std::size_t max_depth = 32;

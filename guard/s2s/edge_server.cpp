@@ -1,6 +1,7 @@
 #include "guard/s2s/edge_server.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -60,6 +61,13 @@ bool EdgeServer::fronts(std::string_view domain) const {
 }
 
 void EdgeServer::on_accept(int fd, net::Endpoint peer) {
+  if (inbound_.size() >= side_.max_inbound) {
+    // A flood of connections must not exhaust the edge: refuse before any parsing.
+    LogLine(log_, LogLevel::Warning) << "refusing connection from " << peer.to_string() << ": "
+                                     << inbound_.size() << " inbound connections open (max-inbound)";
+    ::close(fd);
+    return;
+  }
   auto conn = std::make_unique<net::Connection>(loop_, fd, peer);
   auto session = std::make_unique<InboundSession>(*this, std::move(conn));
   InboundSession* raw = session.get();

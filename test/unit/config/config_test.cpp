@@ -182,6 +182,7 @@ TEST_CASE("schema defaults agree with the defaults in config.h", "[config]") {
     CHECK(s.idle_timeout_ms == side_defaults.idle_timeout_ms);
     CHECK(s.queue_timeout_ms == side_defaults.queue_timeout_ms);
     CHECK(s.max_queue == side_defaults.max_queue);
+    CHECK(s.max_inbound == side_defaults.max_inbound);
     CHECK(s.max_stanza_bytes == side_defaults.max_stanza_bytes);
     CHECK(s.max_depth == side_defaults.max_depth);
     CHECK(s.max_attributes == side_defaults.max_attributes);
