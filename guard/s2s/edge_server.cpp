@@ -156,6 +156,11 @@ void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta
 void EdgeServer::set_filter(std::function<bool(const ipc::Frame&)> send) {
   to_filter_ = std::move(send);
   LogLine(log_, LogLevel::Info) << "filter channel up";
+  // The stanzas bounced while the filter was lost may have been recorded as
+  // released by the filter that died: tell the archive they did not cross.
+  auto lost = std::move(undelivered_);
+  undelivered_.clear();
+  for (const auto& line : lost) connection_event(line);
 }
 
 void EdgeServer::filter_lost(const std::string& reason) {
@@ -165,6 +170,11 @@ void EdgeServer::filter_lost(const std::string& reason) {
   auto in_flight = std::move(in_flight_);
   in_flight_.clear();
   for (auto& [seq, stanza] : in_flight) {
+    if (undelivered_.size() < kMaxUndeliveredReports) {
+      undelivered_.push_back("undelivered: frame seq=" + std::to_string(seq) + " " + stanza.name() + " id=" +
+                             stanza.attr_or("id") + " from=" + stanza.attr_or("from") + " to=" + stanza.attr_or("to") +
+                             " bounced to its sender (remote-server-timeout) after the filter was lost (" + reason + ")");
+    }
     bounce_locally(stanza, StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
                    "boundary filter unavailable");
   }

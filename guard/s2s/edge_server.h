@@ -98,6 +98,11 @@ class EdgeServer final : public SessionHost {
   std::function<bool(const ipc::Frame&)> to_filter_;
   std::uint64_t next_seq_ = 1;
   std::map<std::uint64_t, xmpp::Element> in_flight_;   // sent to the filter, not yet acknowledged
+  // Stanzas bounced because the filter was lost, reported to the archive (as
+  // Event frames) once a filter is back: the dead filter may have recorded them
+  // as released. Bounded; beyond the bound only the log has them.
+  std::vector<std::string> undelivered_;
+  static constexpr std::size_t kMaxUndeliveredReports = 10000;
   EdgeCounters counters_;
 };
 
