@@ -90,6 +90,21 @@ def test(ctx):
         ctx.step("cert: four streams authenticated by SASL EXTERNAL, decisions logged")
         muc_both_ways(ctx, fed)
 
+    # 1b. the far server is down: edge(high) cannot connect, and the error reply
+    # crosses back through the filter to alice (remote-server-not-found).
+    with Federation(ctx.subdir("down"), topology="portcullis", mode="cert", pki_dir=pki,
+                    build_dir=ctx.build_dir) as fed:
+        with fed.session("a", "alice") as alice:
+            fed.b.stop()
+            alice.send(fed.jid("b", "bob"), "nobody home")
+            err = alice.expect_error(frm=fed.jid("b", "bob"), timeout=30)
+            check(err["condition"] == "remote-server-not-found",
+                  "down: expected remote-server-not-found, got %s (%s)" % (err["condition"], err["text"]))
+            line = wait_log(fed, r"filter info: decision .* high-to-low peer=b\.test auth=internal message "
+                                 r"from=bob@b\.test to=alice@a\.test\S* .*released")
+            ctx.step("down: alice got %s; the bounce crossed the filter: %s" % (
+                err["condition"], line.split("decision ", 1)[-1][:90]))
+
     # 2. MUC-only policy: a.test may reach the b.test rooms, not b.test users.
     allowed = {("low", "high"): [(A_DOMAIN, B_MUC)],
                ("high", "low"): [(B_MUC, A_DOMAIN), (B_DOMAIN, A_DOMAIN)]}
