@@ -348,6 +348,7 @@ Config build_config(const std::string& file, const Node& root) {
     } else if (ch.name == "supervision") {
       cfg.supervision.restart_backoff_ms = c.number<std::uint32_t>(ch, "restart-backoff-ms");
       cfg.supervision.restart_backoff_max_ms = c.number<std::uint32_t>(ch, "restart-backoff-max-ms");
+      cfg.supervision.watchdog_ms = c.number<std::uint32_t>(ch, "watchdog-ms");
       if (cfg.supervision.restart_backoff_max_ms < cfg.supervision.restart_backoff_ms) {
         c.fail(ch, "<supervision>: expected restart-backoff-max-ms >= restart-backoff-ms, got " +
                        std::to_string(cfg.supervision.restart_backoff_max_ms) + " < " +

@@ -124,6 +124,7 @@ struct GuardsConfig {
 struct Supervision {
   std::uint32_t restart_backoff_ms = 500;     // first restart delay; doubles to max
   std::uint32_t restart_backoff_max_ms = 10000;
+  std::uint32_t watchdog_ms = 10000;          // heartbeat silence that counts as hung
 };
 
 struct Config {

@@ -28,6 +28,7 @@ int run_supervisor(const DaemonOptions& opts) {
   if (opts.foreground) so.common_args.push_back("--foreground");
   so.initial_backoff = net::Duration(cfg.supervision.restart_backoff_ms);
   so.max_backoff = net::Duration(cfg.supervision.restart_backoff_max_ms);
+  so.watchdog_timeout = net::Duration(cfg.supervision.watchdog_ms);
   so.log = [&log](std::string_view line) { log.info(line); };
   supervisor::Supervisor sup(loop, so);
   sup.set_on_stopped([&loop] { loop.stop(); });

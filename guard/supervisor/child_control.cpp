@@ -1,5 +1,7 @@
 #include "guard/supervisor/child_control.h"
 
+#include <sys/socket.h>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -20,12 +22,24 @@ ChildControl::ChildControl(net::EventLoop& loop, int control_fd, Callbacks cb)
 
 ChildControl::~ChildControl() {
   if (watching_) loop_.unwatch(fd_.get());
+  if (heartbeat_timer_) loop_.cancel_timer(heartbeat_timer_);
+}
+
+void ChildControl::heartbeat() {
+  heartbeat_timer_ = 0;
+  if (!fd_) return;
+  // Best effort: a full socket means the supervisor is not reading, which its
+  // own watchdog handles; EOF is seen by the read side.
+  const char beat = 'h';
+  (void)::send(fd_.get(), &beat, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+  heartbeat_timer_ = loop_.add_timer(kHeartbeatEvery, [this] { heartbeat(); });
 }
 
 void ChildControl::start() {
   if (watching_ || !fd_) return;
   watching_ = true;
   loop_.watch(fd_.get(), net::kReadable, [this](std::uint32_t) { on_readable(); });
+  heartbeat();
 }
 
 void ChildControl::gone(const std::string& reason) {

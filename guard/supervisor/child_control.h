@@ -42,17 +42,23 @@ class ChildControl {
   ChildControl(const ChildControl&) = delete;
   ChildControl& operator=(const ChildControl&) = delete;
 
+  // Starts reading the control socket and sending heartbeats: one short
+  // message every kHeartbeatEvery from this event loop, so the supervisor's
+  // watchdog sees a hung loop (SupervisorOptions::watchdog_timeout).
   void start();
   bool is_open() const { return fd_.valid(); }
+  static constexpr net::Duration kHeartbeatEvery{1000};
 
  private:
   void on_readable();
   void gone(const std::string& reason);
+  void heartbeat();
 
   net::EventLoop& loop_;
   ipc::UniqueFd fd_;
   Callbacks cb_;
   bool watching_ = false;
+  net::TimerId heartbeat_timer_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -204,6 +204,10 @@ Supervisor::~Supervisor() {
     c.restart_pending = false;
   }
   if (kill_timer_armed_) loop_.cancel_timer(kill_timer_);
+  if (watchdog_timer_) loop_.cancel_timer(watchdog_timer_);
+  for (Child& c : children_) {
+    if (c.control) loop_.unwatch(c.control.get());
+  }
   // Nothing may outlive the supervisor object: kill and reap synchronously.
   for (Child& c : children_) {
     if (c.pid <= 0) continue;
@@ -320,6 +324,10 @@ bool Supervisor::launch(Role r, const ChildFds& fds, bool initial) {
   } else if (spawn(r, fds, std::move(child_end), error)) {
     Child& c = child(r);
     c.control = std::move(sup_end);
+    c.last_heartbeat = loop_.now();
+    c.watchdog_killed = false;
+    c.heartbeat_seen = false;
+    watch_control(r);
     if (!initial) ++c.restarts;
     log(std::string(initial ? "started " : "restarted ") + std::string(to_string(r)) + " (pid " +
         std::to_string(c.pid) + (initial ? "" : ", restart #" + std::to_string(c.restarts)) + ")");
@@ -361,6 +369,52 @@ void Supervisor::start() {
   high_fds.ipc_fd = high.edge_end.get();
   launch(Role::EdgeHigh, high_fds, true);
   // Our copies of the link ends close here: each end now lives only in its child.
+  if (options_.watchdog_timeout.count() > 0) {
+    watchdog_timer_ = loop_.add_timer(net::Duration(1000), [this] { check_heartbeats(); });
+  }
+}
+
+void Supervisor::watch_control(Role r) {
+  const int fd = child(r).control.get();
+  loop_.watch(fd, net::kReadable, [this, r](std::uint32_t) { on_control_readable(r); });
+}
+
+void Supervisor::on_control_readable(Role r) {
+  Child& c = child(r);
+  if (!c.control) return;
+  // Children only ever send heartbeats; anything readable proves the child's loop
+  // ran. EOF (the child is exiting) is left to SIGCHLD.
+  char buf[64];
+  for (int i = 0; i < 64; ++i) {
+    const ssize_t n = ::recv(c.control.get(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      c.last_heartbeat = loop_.now();
+      c.heartbeat_seen = true;
+      continue;
+    }
+    if (n == 0) loop_.unwatch(c.control.get());
+    break;
+  }
+}
+
+void Supervisor::check_heartbeats() {
+  watchdog_timer_ = 0;
+  if (stopping_) return;
+  const auto now = loop_.now();
+  for (Child& c : children_) {
+    if (c.pid <= 0 || c.watchdog_killed) continue;
+    const auto silent = std::chrono::duration_cast<net::Duration>(now - c.last_heartbeat);
+    // Before its first heartbeat a child is still starting (policy load, archive
+    // recovery): it gets three timeouts, at least 30 s.
+    const net::Duration limit = c.heartbeat_seen ? options_.watchdog_timeout
+                                                 : std::max(options_.watchdog_timeout * 3, net::Duration(30000));
+    if (silent < limit) continue;
+    log(std::string(to_string(c.role)) + " (pid " + std::to_string(c.pid) + ") sent no heartbeat for " +
+        ms(silent) + ": hung, killing it (SIGKILL) to restart it");
+    c.watchdog_killed = true;
+    ::kill(c.pid, SIGKILL);
+  }
+  watchdog_timer_ = loop_.add_timer(net::Duration(1000), [this] { check_heartbeats(); });
 }
 
 void Supervisor::restart(Role r) {
@@ -411,6 +465,7 @@ void Supervisor::on_child_exit(Role r, int status) {
   Child& c = child(r);
   const auto up = std::chrono::duration_cast<net::Duration>(loop_.now() - c.started);
   c.pid = -1;
+  if (c.control) loop_.unwatch(c.control.get());
   c.control.reset();
   log(std::string(to_string(r)) + " " + describe_status(status) + " after " + ms(up));
   if (stopping_) return check_stop_progress();

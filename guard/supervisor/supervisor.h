@@ -86,6 +86,11 @@ struct SupervisorOptions {
   net::Duration stable_after{60000};
   // stop(): how long each stage waits after SIGTERM before SIGKILL.
   net::Duration stop_grace{5000};
+  // Watchdog: every child's ChildControl sends a heartbeat from its event loop
+  // (ChildControl::kHeartbeatEvery). A child whose heartbeat has not been seen
+  // for this long is hung: it is killed (SIGKILL) and restarts like a crashed
+  // one, so its neighbours bounce what it held. 0 disables the watchdog.
+  net::Duration watchdog_timeout{10000};
   // Own SIGCHLD/SIGTERM/SIGINT/SIGHUP through a signalfd on the loop.
   bool handle_signals = true;
   // One line per event (no trailing newline). Default: stderr.
@@ -131,6 +136,9 @@ class Supervisor {
     bool restart_pending = false;
     net::TimerId restart_timer = 0;
     unsigned restarts = 0;
+    net::TimePoint last_heartbeat{};
+    bool watchdog_killed = false;       // killed for silence; its exit says so
+    bool heartbeat_seen = false;        // since its (re)start
   };
 
   // The only kind of link there is: filter <-> one edge.
@@ -152,6 +160,9 @@ class Supervisor {
   void schedule_restart(Role r);
   void restart(Role r);
   void on_signal_readable();
+  void on_control_readable(Role r);
+  void watch_control(Role r);
+  void check_heartbeats();
   void stop_stage(bool edges);
   void check_stop_progress();
   bool running(Role r) const { return child(r).pid > 0; }
@@ -169,6 +180,7 @@ class Supervisor {
   net::TimerId kill_timer_ = 0;
   bool kill_timer_armed_ = false;
   std::function<void()> on_stopped_;
+  net::TimerId watchdog_timer_ = 0;
   // Posted callbacks check this: the owner may destroy us before they run.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -175,6 +175,7 @@ TEST_CASE("schema defaults agree with the defaults in config.h", "[config]") {
     CHECK(c->log_level == defaults.log_level);
     CHECK(c->supervision.restart_backoff_ms == defaults.supervision.restart_backoff_ms);
     CHECK(c->supervision.restart_backoff_max_ms == defaults.supervision.restart_backoff_max_ms);
+    CHECK(c->supervision.watchdog_ms == defaults.supervision.watchdog_ms);
     const Side& s = c->low;
     CHECK(s.connect_timeout_ms == side_defaults.connect_timeout_ms);
     CHECK(s.negotiation_timeout_ms == side_defaults.negotiation_timeout_ms);

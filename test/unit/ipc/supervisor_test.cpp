@@ -305,8 +305,9 @@ class Harness {
     ::rmdir(dir_.c_str());
   }
 
-  void start(bool handle_signals = true) {
+  void start(bool handle_signals = true, Duration watchdog = Duration(10000)) {
     SupervisorOptions o;
+    o.watchdog_timeout = watchdog;
     o.executable = PORTCULLIS_TEST_CHILD;
     o.common_args = {"--test-socket", path_, "--foreground"};
     o.initial_backoff = Duration(20);
@@ -498,6 +499,26 @@ TEST_CASE("a killed filter is restarted and the edges get new links", "[supervis
     return high->delivered("after restart") && low->delivered("and back");
   }));
   require_no_edge_to_edge_link(h);
+}
+
+TEST_CASE("a hung filter (no heartbeat) is killed by the watchdog and restarted", "[supervisor][watchdog]") {
+  Harness h;
+  h.start(true, Duration(1500));
+  REQUIRE(run_until(h.loop, [&] { return h.all_live(); }));
+  const pid_t old_filter = h.supervisor->pid(Role::Filter);
+  // A stopped process runs no event loop: exactly what a hung filter looks like.
+  REQUIRE(::kill(old_filter, SIGSTOP) == 0);
+  REQUIRE(run_until(h.loop, [&] {
+    return h.supervisor->pid(Role::Filter) != old_filter && h.live(Role::Filter) != nullptr;
+  }, std::chrono::seconds(10)));
+  INFO(h.dump_logs());
+  CHECK(h.logged("filter (pid " + std::to_string(old_filter) + ") sent no heartbeat for"));
+  CHECK(h.logged("hung, killing it (SIGKILL) to restart it"));
+  CHECK(h.logged("filter killed by signal 9 (SIGKILL)"));
+  CHECK(process_gone(old_filter));
+  // The edges kept heartbeating, so they were left alone.
+  CHECK(h.supervisor->restarts(Role::EdgeLow) == 0);
+  CHECK(h.supervisor->restarts(Role::EdgeHigh) == 0);
 }
 
 TEST_CASE("a filter crashing on a frame is restarted with a growing backoff", "[supervisor]") {
