@@ -103,6 +103,15 @@ Verdict LabelAccessFilter::evaluate(xmpp::Element& stanza, const StanzaContext& 
   }
   notes.emplace_back("label.source", source);
   notes.emplace_back("label.effective", spif.marking(*effective));
+  if (config_.check_marking && source == "stanza" && scan.view && !scan.view->display_marking.empty() &&
+      scan.view->display_marking != spif.marking(*effective)) {
+    ++counters_.denied;
+    Verdict v = Verdict::reject("marking-mismatch", StanzaErrorCondition::PolicyViolation,
+                                std::string(kTextNotValid));
+    v.notes = std::move(notes);
+    v.notes.emplace_back("marking.expected", spif.marking(*effective));
+    return v;
+  }
 
   auto choose = [&](const LabelAccessConfig::Entry* e) {
     Chosen c;
@@ -155,6 +164,9 @@ LabelAccessConfig LabelAccessFilter::config_from_node(const PolicyNode& node) {
   if (check == "channel") cfg.check_recipient = false;
   else if (check == "recipient") cfg.check_channel = false;
   else if (check != "both") node.fail("attribute 'check' must be channel, recipient or both, not '" + check + "'");
+  const std::string marking = node.attr_or("marking", "ignore");
+  if (marking == "check") cfg.check_marking = true;
+  else if (marking != "ignore") node.fail("attribute 'marking' must be check or ignore, not '" + marking + "'");
 
   std::map<std::string, Label> labels;
   std::map<std::string, Clearance> clearances;

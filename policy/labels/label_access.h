@@ -31,6 +31,9 @@
 //  - all granted: NoOpinion with the deciding entry's rule id (the recipient
 //    entry when recipients are checked, else the channel entry): the label
 //    check allows, later filters still run and one of them must accept.
+// With marking="check", a display marking that is not the SPIF's marking of the
+// stanza's own label -> Reject policy-violation, rule "marking-mismatch" (an
+// absent marking is allowed: XEP-0258 makes it optional).
 // Rejections for a label decision use policy-violation with the fixed text
 // "security label not permitted" (or "security label not valid"): the error
 // never carries the label, its marking or any stanza content.
@@ -78,6 +81,10 @@ struct LabelAccessConfig {
   std::shared_ptr<const Spif> spif;
   bool check_channel = true;
   bool check_recipient = true;
+  // marking="check": a <displaymarking> sent with a label under this policy must
+  // be the SPIF's marking of that label, else Reject (rule "marking-mismatch"):
+  // users must never read a marking lower (or other) than the label.
+  bool check_marking = false;
   std::string default_rule = "policy-default";
   std::optional<Label> default_label;
   std::optional<Clearance> default_clearance;

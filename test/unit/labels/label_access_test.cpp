@@ -245,3 +245,32 @@ TEST_CASE("the registry builds label-access from its element and reports bad ref
   spec.node = nullptr;
   CHECK_THROWS_AS(registry.build(spec), config::ConfigError);
 }
+
+TEST_CASE("marking='check' refuses a display marking that is not the label's", "[labels][label_access]") {
+  labels_test::SamplePolicy policy;
+  portcullis::policy::PolicyNode node = policy.filter("nato-access");   // a copy, with marking='check' added
+  node.attrs.emplace_back("marking", "check");
+  LabelAccessFilter filter{"nato-access", LabelAccessFilter::config_from_node(node)};
+  const std::vector<std::array<std::string, 3>> cats = {{{"Compartments", "RESTRICTIVE", "ALPHA"}},
+                                                        {{"Releasable To", "PERMISSIVE", "GBR"}}};
+  SECTION("the SPIF's own marking passes") {
+    auto s = labels_test::stanza(nato_message("bob@high.example", "CONFIDENTIAL", cats, "NATO CONFIDENTIAL ALPHA REL GBR"));
+    const Verdict v = filter.evaluate(s, from_peer("low.example"));
+    CHECK(v.kind == VerdictKind::NoOpinion);
+    CHECK(v.rule_id == "user-bob");
+  }
+  SECTION("a lower marking on a higher label is refused") {
+    auto s = labels_test::stanza(nato_message("bob@high.example", "CONFIDENTIAL", cats, "NATO UNCLASSIFIED"));
+    const Verdict v = filter.evaluate(s, from_peer("low.example"));
+    CHECK(v.kind == VerdictKind::Reject);
+    CHECK(v.rule_id == "marking-mismatch");
+    REQUIRE(v.error);
+    CHECK(v.error->text.find("UNCLASSIFIED") == std::string::npos);
+    CHECK(note(v.notes, "marking.expected") == "NATO CONFIDENTIAL ALPHA REL GBR");
+  }
+  SECTION("ignore (the default) does not compare markings") {
+    LabelAccessFilter lax{"nato-access", LabelAccessFilter::config_from_node(policy.filter("nato-access"))};
+    auto s = labels_test::stanza(nato_message("bob@high.example", "CONFIDENTIAL", cats, "NATO UNCLASSIFIED"));
+    CHECK(lax.evaluate(s, from_peer("low.example")).kind == VerdictKind::NoOpinion);
+  }
+}
