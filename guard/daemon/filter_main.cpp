@@ -93,6 +93,13 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
                {{"version", loaded->version}, {"sha256", loaded->sha256}, {"file", loaded->file}});
   LogLine(log, LogLevel::Info) << "guard stage: " << cfg.guards.low_to_high.size() << " guard(s) low->high, "
                                << cfg.guards.high_to_low.size() << " high->low; audit archive " << cfg.audit.dir;
+  for (const auto& [dir, guards] : {std::pair{"low->high", &cfg.guards.low_to_high},
+                                    std::pair{"high->low", &cfg.guards.high_to_low}}) {
+    if (guards->empty()) {
+      LogLine(log, LogLevel::Warning) << "no guard stage for " << dir
+                                      << ": what the policy releases crosses without an independent XML guard";
+    }
+  }
   install(filter, std::move(*loaded));
   loaded.reset();
   filter.attach_low(args.fds.low_fd);

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -121,6 +122,7 @@ OutboundLink* EdgeServer::link_for(const std::string& local, const std::string& 
     dying_.push_back(std::move(it->second));
     links_.erase(it);
   }
+  if (links_.size() >= kMaxLinks) return nullptr;
   auto link = std::make_unique<OutboundLink>(*this, local, remote, peer);
   OutboundLink* raw = link.get();
   links_.emplace(key, std::move(link));
@@ -198,17 +200,27 @@ void EdgeServer::on_filter_frame(const ipc::Frame& frame) {
     LogLine(log_, LogLevel::Error) << "refusing frame from the filter with this side's own direction";
     return;
   }
+  // The filter has checked these bytes and the frame size is bounded by the
+  // channel. The origin side's limits applied to the wire form; the serialized
+  // form can be larger (escaping, namespace declarations), and this side's own
+  // limits may be stricter: neither may drop a released stanza here.
+  xmpp::ParserLimits limits = parser_limits(side_);
+  limits.max_stanza_bytes = frame.body.size() + 1;
+  limits.max_depth = std::max<std::size_t>(limits.max_depth, 256);
+  limits.max_attributes = std::max<std::size_t>(limits.max_attributes, 1024);
   std::string err;
-  auto stanza = xmpp::parse_element(frame.body, parser_limits(side_), &err);
+  auto stanza = xmpp::parse_element(frame.body, limits, &err);
   if (!stanza) {
     ++counters_.rejected_frames;
     LogLine(log_, LogLevel::Error) << "unparseable stanza from the filter: " << err;
+    connection_event("undelivered: frame seq=" + std::to_string(frame.header.seq) +
+                     " could not be parsed by edge(" + side_.name + "): " + err);
     return;
   }
-  deliver(std::move(*stanza));
+  deliver(std::move(*stanza), false);
 }
 
-void EdgeServer::deliver(xmpp::Element stanza) {
+void EdgeServer::deliver(xmpp::Element stanza, bool local_error) {
   auto from = xmpp::parse_jid(stanza.attr_or("from"));
   auto to = xmpp::parse_jid(stanza.attr_or("to"));
   if (!from || !to || !fronts(from->domain)) {
@@ -229,16 +241,26 @@ void EdgeServer::deliver(xmpp::Element stanza) {
   }
   const auto& k = peer->kinds;
   const std::string& n = stanza.name();
-  if (!((n == "message" && k.message) || (n == "presence" && k.presence) || (n == "iq" && k.iq))) {
+  // An error this edge generated for a sender on its own side answers a stanza
+  // of that very kind from that peer, and carries no payload: it goes back even
+  // where the kind is not permitted.
+  if (!local_error && !((n == "message" && k.message) || (n == "presence" && k.presence) || (n == "iq" && k.iq))) {
     undeliverable(std::move(stanza), {StanzaErrorCondition::PolicyViolation, StanzaErrorType::Cancel,
                                       "stanza kind not permitted to " + to->domain, {}, {}});
     return;
   }
+  OutboundLink* link = link_for(from->domain, to->domain, *peer);
+  if (link == nullptr) {
+    // Wildcard peering rows could otherwise open a link per invented subdomain.
+    undeliverable(std::move(stanza), {StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait,
+                                      "too many server-to-server links open", {}, {}});
+    return;
+  }
   ++counters_.released_delivered;
-  link_for(from->domain, to->domain, *peer)->send(std::move(stanza));
+  link->send(std::move(stanza));
 }
 
-void EdgeServer::send_local(xmpp::Element stanza) { deliver(std::move(stanza)); }
+void EdgeServer::send_local(xmpp::Element stanza) { deliver(std::move(stanza), true); }
 
 void EdgeServer::undeliverable(xmpp::Element stanza, xmpp::StanzaError error) {
   if (!xmpp::may_bounce(stanza)) {
@@ -276,7 +298,7 @@ void EdgeServer::bounce_locally(const xmpp::Element& stanza, StanzaErrorConditio
                                 const std::string& text) {
   if (!xmpp::may_bounce(stanza)) return;
   ++counters_.bounced_local;
-  deliver(xmpp::make_error_reply(stanza, {c, t, text, {}, {}}));
+  deliver(xmpp::make_error_reply(stanza, {c, t, text, {}, {}}), true);
 }
 
 void EdgeServer::request_verify(const std::string& local, const std::string& originating,
@@ -287,7 +309,12 @@ void EdgeServer::request_verify(const std::string& local, const std::string& ori
     done(VerifyResult::Error);
     return;
   }
-  link_for(local, originating, *peer)->request_verify(stream_id, key, std::move(done));
+  OutboundLink* link = link_for(local, originating, *peer);
+  if (link == nullptr) {
+    done(VerifyResult::Error);
+    return;
+  }
+  link->request_verify(stream_id, key, std::move(done));
 }
 
 }  // namespace portcullis::s2s

@@ -78,8 +78,12 @@ class EdgeServer final : public SessionHost {
   void connection_event(std::string_view what) override;
 
  private:
+  // The link (local -> remote), created if needed; nullptr when kMaxLinks are open.
   OutboundLink* link_for(const std::string& local, const std::string& remote, const config::Peer& peer);
-  void deliver(xmpp::Element stanza);
+  static constexpr std::size_t kMaxLinks = 1024;
+  // Sends a stanza to a server on this side. `local_error`: an error reply this
+  // edge made for one of its own senders (skips the peer's stanza-kind filter).
+  void deliver(xmpp::Element stanza, bool local_error);
   void bounce_locally(const xmpp::Element& stanza, xmpp::StanzaErrorCondition c, xmpp::StanzaErrorType t,
                       const std::string& text);
   void on_accept(int fd, net::Endpoint peer);
@@ -96,7 +100,9 @@ class EdgeServer final : public SessionHost {
   std::map<std::pair<std::string, std::string>, std::unique_ptr<OutboundLink>> links_;
   std::vector<std::unique_ptr<OutboundLink>> dying_;   // closed links waiting for their connection to end
   std::function<bool(const ipc::Frame&)> to_filter_;
-  std::uint64_t next_seq_ = 1;
+  // Frame sequence numbers start from the clock, so a restarted edge never
+  // reuses a number a late Ack from the filter could still name.
+  std::uint64_t next_seq_ = unix_now_us();
   std::map<std::uint64_t, xmpp::Element> in_flight_;   // sent to the filter, not yet acknowledged
   // Stanzas bounced because the filter was lost, reported to the archive (as
   // Event frames) once a filter is back: the dead filter may have recorded them

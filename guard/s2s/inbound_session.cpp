@@ -11,7 +11,9 @@ namespace {
 
 std::string cert_identity_of(const net::TlsSessionInfo& info) {
   if (!info.peer_cert_present) return {};
-  return info.peer.subject + " sha256:" + info.peer.sha256_fingerprint;
+  // Bounded so it always fits a frame header string (1024 bytes); the
+  // fingerprint, which identifies the certificate, is always kept whole.
+  return info.peer.subject.substr(0, 512) + " sha256:" + info.peer.sha256_fingerprint;
 }
 
 std::string db_error(std::string_view name, std::string_view from, std::string_view to,
@@ -99,6 +101,14 @@ void InboundSession::on_data(std::string_view bytes) {
   if (state_ == State::Closed) return;
   touch();
   parser_->feed(bytes);
+  if (state_ != State::Closed && conn_->pending_output() > kMaxPendingOutput) {
+    // Our answers pile up because the peer sends but never reads: cut it off
+    // rather than buffer without bound.
+    LogLine(host_.log(), LogLevel::Warning) << describe() << ": peer does not read its stream, closing";
+    state_ = State::Closed;
+    conn_->close_now("peer does not read its stream");
+    return;
+  }
   if (restart_pending_ && state_ != State::Closed) {
     // Stream restart after SASL success: the old parser context must not be
     // destroyed from inside its own callback, so it is replaced here.
@@ -272,6 +282,11 @@ void InboundSession::handle_starttls() {
   }
   conn_->send("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
   state_ = State::TlsHandshake;
+  // RFC 6120 §5.4.3.3: nothing learned before TLS survives it, dialback pairs
+  // included; verifications still running answer into the void.
+  verified_.clear();
+  pending_.clear();
+  ++generation_;
   // Anything the peer pipelined after <starttls/> in plaintext is discarded with
   // the old parser (no STARTTLS command injection).
   restart_pending_ = true;
@@ -362,8 +377,9 @@ void InboundSession::handle_db_result(const xmpp::Element& e) {
   auto alive = alive_;
   const std::string key = e.text();
   LogLine(host_.log(), LogLevel::Debug) << describe() << ": verifying dialback key for " << *from << "->" << *to;
-  host_.request_verify(*to, *from, stream_id_, key, [this, alive, pair](VerifyResult r) {
-    if (!*alive || state_ == State::Closed) return;
+  const std::uint64_t generation = generation_;
+  host_.request_verify(*to, *from, stream_id_, key, [this, alive, pair, generation](VerifyResult r) {
+    if (!*alive || state_ == State::Closed || generation != generation_) return;
     pending_.erase(pair);
     const auto& [f, t] = pair;
     switch (r) {
@@ -445,8 +461,12 @@ void InboundSession::handle_stanza(xmpp::Element e, std::size_t wire_bytes) {
   }
   if (!to) {
     if (xmpp::may_bounce(e)) {
-      host_.send_local(xmpp::make_error_reply(e, {xmpp::StanzaErrorCondition::JidMalformed,
-                                                  xmpp::StanzaErrorType::Modify, "malformed 'to'", {}, {}}));
+      xmpp::Element reply = xmpp::make_error_reply(e, {xmpp::StanzaErrorCondition::JidMalformed,
+                                                       xmpp::StanzaErrorType::Modify, "malformed 'to'", {}, {}});
+      // The malformed address cannot be the sender of the reply: the domain
+      // this stream was opened to (one we front) answers instead.
+      reply.set_attr("from", to_);
+      host_.send_local(std::move(reply));
     }
     return;
   }
@@ -454,7 +474,10 @@ void InboundSession::handle_stanza(xmpp::Element e, std::size_t wire_bytes) {
     fail(StreamErrorCondition::HostUnknown, "this service does not serve '" + to->domain + "'");
     return;
   }
-  const config::StanzaKinds& kinds = peer_->kinds;
+  // On a dialback stream several verified senders can share the stream: the
+  // sender's own peering row says which kinds it may send.
+  const config::Peer* sender_row = host_.peering().find(from->domain);
+  const config::StanzaKinds& kinds = (sender_row ? sender_row : peer_)->kinds;
   const bool allowed = (e.name() == "message" && kinds.message) || (e.name() == "presence" && kinds.presence) ||
                        (e.name() == "iq" && kinds.iq);
   if (!allowed) {

@@ -34,6 +34,8 @@ class InboundSession : private xmpp::StreamHandler {
   // Closes with a stream error (used by the host on shutdown: system-shutdown).
   void close_with(xmpp::StreamErrorCondition c, std::string_view text);
   std::string describe() const;   // "inbound a.test->b.test from 127.0.0.2:40000"
+  // Answers buffered for a peer that does not read, beyond which it is cut off.
+  static constexpr std::size_t kMaxPendingOutput = 1024 * 1024;
 
  private:
   enum class State { AwaitHeader, Negotiating, TlsHandshake, Authenticated, Closed };
@@ -76,6 +78,7 @@ class InboundSession : private xmpp::StreamHandler {
   std::string sasl_domain_;           // set after SASL EXTERNAL success
   std::set<std::pair<std::string, std::string>> verified_;   // (from, to) dialback pairs
   std::set<std::pair<std::string, std::string>> pending_;    // pairs being verified
+  std::uint64_t generation_ = 0;      // bumped at STARTTLS: older verify answers are void
   net::TimerId deadline_ = 0;
   net::TimerId idle_timer_ = 0;
   net::TimePoint last_activity_;

@@ -215,17 +215,23 @@ void OutboundLink::on_features(const xmpp::Element& f) {
     become_ready();
     return;
   }
-  verify_allowed_ = true;
-  flush_verifies();
-  if (state_ == State::Closed) return;
-
   bool cert_ok = false;
   std::string cert_why = "no TLS";
   if (tls_) {
     if (!tls_->peer_cert_trusted) cert_why = "server certificate not trusted (" + tls_->verify_error + ")";
     else if (!net::certificate_matches_domain(tls_->peer, remote_)) cert_why = "server certificate does not name " + remote_;
     else cert_ok = true;
+    // Whatever authenticates this link afterwards (SASL, or dialback answers we
+    // will believe), the server we reached over TLS must prove it is `remote_`:
+    // otherwise whoever answers at the peer's address could vouch for keys.
+    if (!cert_ok) {
+      fail(cert_why, true, StreamErrorCondition::NotAuthorized);
+      return;
+    }
   }
+  verify_allowed_ = true;
+  flush_verifies();
+  if (state_ == State::Closed) return;
   bool external_offered = false;
   if (const auto* mechs = f.find_child("mechanisms", xmpp::kNsSasl)) {
     for (const auto* m : mechs->child_elements()) {
@@ -365,6 +371,12 @@ void OutboundLink::on_element(xmpp::Element e, std::size_t) {
 }
 
 void OutboundLink::send(xmpp::Element stanza) {
+  if (state_ == State::Ready && conn_->pending_output() > kMaxPendingOutput) {
+    // The peer is not reading: bounded memory, and the sender learns it.
+    host_.undeliverable(std::move(stanza), {StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait,
+                                            remote_ + " is not reading its stream", {}, {}});
+    return;
+  }
   if (state_ == State::Ready) {
     conn_->send(stanza.serialize());
     last_write_ = last_activity_ = host_.loop().now();
@@ -417,7 +429,22 @@ void OutboundLink::request_verify(const std::string& stream_id, const std::strin
     done(VerifyResult::Error);
     return;
   }
-  verifies_.push_back({stream_id, key, std::move(done), false});
+  const std::uint64_t id = ++verify_ids_;
+  verifies_.push_back({stream_id, key, std::move(done), false, id});
+  // An authoritative server that never answers must not pin the request (or the
+  // inbound stream waiting on it) forever.
+  auto alive = alive_;
+  host_.loop().add_timer(net::Duration(host_.side().negotiation_timeout_ms), [this, alive, id] {
+    if (!*alive) return;
+    for (auto it = verifies_.begin(); it != verifies_.end(); ++it) {
+      if (it->id != id) continue;
+      auto cb = std::move(it->done);
+      verifies_.erase(it);
+      LogLine(host_.log(), LogLevel::Warning) << describe() << ": dialback verification timed out";
+      cb(VerifyResult::Error);
+      return;
+    }
+  });
   flush_verifies();
 }
 

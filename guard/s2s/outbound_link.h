@@ -47,6 +47,9 @@ class OutboundLink : private xmpp::StreamHandler {
   void close();
   bool ready() const { return state_ == State::Ready; }
   bool closed() const { return state_ == State::Closed; }
+  // Bytes written to a ready link but not yet taken by the peer beyond which
+  // further stanzas bounce (resource-constraint) instead of growing memory.
+  static constexpr std::size_t kMaxPendingOutput = 8 * 1024 * 1024;
   std::string describe() const;
 
  private:
@@ -107,7 +110,9 @@ class OutboundLink : private xmpp::StreamHandler {
     std::string stream_id, key;
     std::function<void(VerifyResult)> done;
     bool sent = false;
+    std::uint64_t id = 0;
   };
+  std::uint64_t verify_ids_ = 0;
   std::deque<PendingVerify> verifies_;
   net::TimerId deadline_ = 0;
   net::TimerId keepalive_ = 0;

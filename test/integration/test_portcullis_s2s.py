@@ -158,5 +158,20 @@ def test(ctx):
             check(re.search(what, log), "dialback: portcullisd log lacks /%s/" % what)
         ctx.step("dialback: Portcullis verified keys as receiving server and answered as authoritative")
 
+    # 5. dialback with an impostor: a.test's server presents a certificate from an
+    # untrusted CA. Dialback would take its word; the outbound link Portcullis
+    # opens to verify the key checks the server certificate and refuses it.
+    with Federation(ctx.subdir("dialback-rogue"), topology="portcullis", mode="dialback", pki_dir=pki,
+                    build_dir=ctx.build_dir,
+                    a_cert=os.path.join(pki, "rogue-a.test.pem"),
+                    a_key=os.path.join(pki, "rogue-a.test.key")) as fed:
+        with fed.session("a", "alice") as alice, fed.session("b", "bob") as bob:
+            alice.send(fed.jid("b", "bob"), "must not arrive either")
+            line = wait_log(fed, r"edge\(low\) warning: outbound b\.test->a\.test .*failed: server certificate not trusted", 20)
+            ctx.step("dialback-rogue: " + line.split("warning: ", 1)[-1][:140])
+            bob.expect_no_message(fed.jid("a", "alice"), wait=3.0)
+            check(" released " not in portcullis_log(fed) and "decision" not in portcullis_log(fed),
+                  "dialback-rogue: a stanza reached the filter")
+
 
 run_test(test)
