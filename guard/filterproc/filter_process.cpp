@@ -50,6 +50,7 @@ audit::PeerInfo peer_info(const ipc::FrameHeader& h) {
 // Connection event text from an edge -> a record kind, by what the edge says.
 std::string event_kind(const std::string& text) {
   if (text.rfind("undelivered:", 0) == 0) return "undelivered";
+  if (text.rfind("in-doubt:", 0) == 0) return "in-doubt";
   if (text.find("SASL failure") != std::string::npos || text.find("refused") != std::string::npos ||
       text.find("invalid") != std::string::npos)
     return "auth-failure";

@@ -173,9 +173,11 @@ void EdgeServer::filter_lost(const std::string& reason) {
   in_flight_.clear();
   for (auto& [seq, stanza] : in_flight) {
     if (undelivered_.size() < kMaxUndeliveredReports) {
-      undelivered_.push_back("undelivered: frame seq=" + std::to_string(seq) + " " + stanza.name() + " id=" +
+      // The edge cannot know whether the dead filter released it first: say so.
+      undelivered_.push_back("in-doubt: frame seq=" + std::to_string(seq) + " " + stanza.name() + " id=" +
                              stanza.attr_or("id") + " from=" + stanza.attr_or("from") + " to=" + stanza.attr_or("to") +
-                             " bounced to its sender (remote-server-timeout) after the filter was lost (" + reason + ")");
+                             " bounced to its sender (remote-server-timeout) after the filter was lost (" + reason +
+                             "); it crossed only if that filter released it before dying");
     }
     bounce_locally(stanza, StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
                    "boundary filter unavailable");

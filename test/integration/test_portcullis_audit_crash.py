@@ -149,11 +149,11 @@ def test(ctx):
         # Those the dead filter recorded as released were bounced by the edge; once
         # the filter is back, the edge reports each one, so the archive says so too.
         undelivered = [r["record"].get("text", "") for r in records
-                       if r["type"] == "connection" and r["record"].get("event") == "undelivered"]
+                       if r["type"] == "connection" and r["record"].get("event") == "in-doubt"]
         unreported = [sent[m][0] for m in bounced if m not in delivered and any(
             r["record"].get("outcome") == "released" for r in ids.get(m, []))
             and not any(("id=%s " % m) in t for t in undelivered)]
-        check(not unreported, "released-in-the-archive but bounced, with no 'undelivered' "
+        check(not unreported, "released-in-the-archive but bounced, with no 'in-doubt' "
               "record: %r" % unreported)
         no_record = sum(1 for m in bounced if m not in ids)
         starts = [r for r in records if r["type"] == "admin" and r["record"].get("event") == "start"]
@@ -161,7 +161,7 @@ def test(ctx):
               % len(starts))
         recov = [r["record"].get("text") for r in records
                  if r["type"] == "admin" and r["record"].get("event") == "recovery"]
-        ctx.step("archive: %d 'undelivered' records from the edges" % len(undelivered))
+        ctx.step("archive: %d 'in-doubt' records from the edges" % len(undelivered))
         ctx.step("archive: all %d delivered ids have a released decision record with their "
                  "body; of %d bounced: %d rejected in the archive, %d without a record (filter "
                  "dead), %d released-then-lost at the kill %r; %d writer starts; recovery: %s"
