@@ -14,17 +14,6 @@
 
 namespace portcullis::daemon {
 
-namespace {
-
-std::unique_ptr<Logger> make_logger(const std::string& name, const config::Config& cfg, bool foreground) {
-  LogLevel level = LogLevel::Info;
-  parse_log_level(cfg.log_level, level);
-  const bool syslog = !foreground && cfg.log_target == "syslog";
-  return std::make_unique<Logger>(name, syslog ? Logger::Target::Syslog : Logger::Target::Stderr, level);
-}
-
-}  // namespace
-
 int run_edge(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
   const bool low = args.role == supervisor::Role::EdgeLow;
   const std::string name = low ? "edge(low)" : "edge(high)";

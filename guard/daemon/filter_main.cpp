@@ -60,10 +60,8 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
     fallback.error(std::string("cannot load policy: ") + e.what());
     return 2;
   }
-  LogLevel level = LogLevel::Info;
-  parse_log_level(cfg.log_level, level);
-  Logger log("filter", !opts.foreground && cfg.log_target == "syslog" ? Logger::Target::Syslog : Logger::Target::Stderr,
-             level);
+  auto logger = make_logger("filter", cfg, opts.foreground);
+  Logger& log = *logger;
   net::SteadyClock clock;
   net::EventLoop loop(clock);
   const std::size_t max_bytes = std::max(cfg.low.max_stanza_bytes, cfg.high.max_stanza_bytes);

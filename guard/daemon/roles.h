@@ -4,6 +4,10 @@
 
 #include <string>
 
+#include <memory>
+
+#include "guard/config/config.h"
+#include "guard/log/log.h"
 #include "guard/supervisor/supervisor.h"
 
 namespace portcullis::daemon {
@@ -13,6 +17,9 @@ struct DaemonOptions {
   std::string schema_dir;
   bool foreground = false;     // log to stderr instead of syslog
 };
+
+// The process's logger as the config says (stderr when --foreground).
+std::unique_ptr<Logger> make_logger(const std::string& name, const config::Config& cfg, bool foreground);
 
 // portcullisd itself: starts and watches edge(low), filter, edge(high).
 int run_supervisor(const DaemonOptions& opts);

@@ -8,6 +8,13 @@
 
 namespace portcullis::daemon {
 
+std::unique_ptr<Logger> make_logger(const std::string& name, const config::Config& cfg, bool foreground) {
+  LogLevel level = LogLevel::Info;
+  parse_log_level(cfg.log_level, level);
+  const bool syslog = !foreground && cfg.log_target == "syslog";
+  return std::make_unique<Logger>(name, syslog ? Logger::Target::Syslog : Logger::Target::Stderr, level);
+}
+
 int run_supervisor(const DaemonOptions& opts) {
   config::Config cfg;
   try {
@@ -17,10 +24,8 @@ int run_supervisor(const DaemonOptions& opts) {
     fallback.error(e.what());
     return 2;
   }
-  LogLevel level = LogLevel::Info;
-  parse_log_level(cfg.log_level, level);
-  Logger log("portcullisd", !opts.foreground && cfg.log_target == "syslog" ? Logger::Target::Syslog : Logger::Target::Stderr,
-             level);
+  auto logger = make_logger("portcullisd", cfg, opts.foreground);
+  Logger& log = *logger;
   net::SteadyClock clock;
   net::EventLoop loop(clock);
   supervisor::SupervisorOptions so;
