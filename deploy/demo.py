@@ -51,6 +51,8 @@ def main():
     shutil.copy(os.path.join(HERE, "config", "demo.xml"), config)
     # ... and the security policy it names (<policy file="demo-policy.xml"/>).
     shutil.copy(os.path.join(HERE, "config", "demo-policy.xml"), os.path.join(run_dir, "demo-policy.xml"))
+    # The guard stage's XMPP application profiles, where demo.xml names them.
+    shutil.copytree(os.path.join(SOURCE, "schemas", "xmpp"), os.path.join(run_dir, "schemas", "xmpp"))
 
     fed = Federation(run_dir, topology="portcullis", mode="cert", build_dir=args.build_dir,
                      portcullis_config=config, log_level="info")
