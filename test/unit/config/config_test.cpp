@@ -64,6 +64,9 @@ class ConfigDir {
     write(dir_ / "keys" / "audit.key", "dummy\n");
     fs::permissions(dir_ / "keys" / "audit.key", fs::perms::owner_read | fs::perms::owner_write);
     write(dir_ / "keys" / "audit.pub", "dummy\n");
+    // The demo's guard stage names the broad XMPP profile next to the config.
+    fs::create_directories(dir_ / "schemas" / "xmpp");
+    write(dir_ / "schemas" / "xmpp" / "broad.xsd", "dummy\n");
   }
   ~ConfigDir() {
     std::error_code ec;
@@ -113,6 +116,11 @@ TEST_CASE("the demo config loads with every value as written", "[config]") {
 
   CHECK(c.file == path);
   CHECK(c.log_target == "stderr");
+  REQUIRE(c.guards.low_to_high.size() == 1);
+  REQUIRE(c.guards.high_to_low.size() == 1);
+  CHECK(c.guards.low_to_high[0].kind == portcullis::config::GuardSpec::Kind::Schema);
+  CHECK(c.guards.low_to_high[0].profile == (d.dir() / "schemas/xmpp/broad.xsd").string());
+  CHECK(c.audit.enabled);
   CHECK(c.log_level == "info");
   CHECK(c.supervision.restart_backoff_ms == 500);
   CHECK(c.supervision.restart_backoff_max_ms == 10000);
