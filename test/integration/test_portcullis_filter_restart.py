@@ -38,6 +38,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import procs  # noqa: E402
+from harness.auditing import gone, role_pid  # noqa: E402
 from harness.procs import HarnessError  # noqa: E402
 from harness.testing import check, run_test  # noqa: E402
 from harness.topology import Federation  # noqa: E402
@@ -52,39 +53,9 @@ TRANSIT_MARGIN = 0.2   # s: a message sent this long before the edge had its new
 WAIT_CONDITIONS = {"remote-server-timeout", "resource-constraint"}
 
 
-def child_pids(pid):
-    kids = []
-    for task in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
-                kids += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-    return kids
-
-
 def filter_pid(sup_pid):
-    """The child of portcullisd running '--role filter', or None."""
-    for k in child_pids(sup_pid):
-        try:
-            with open("/proc/%d/cmdline" % k, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"--role" in argv and argv.index(b"--role") + 1 < len(argv) and \
-                argv[argv.index(b"--role") + 1] == b"filter":
-            return k
-    return None
-
-
-def gone(pid):
-    """True once `pid` has exited (reaped, or a zombie: its sockets are closed)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state in ("Z", "X")
+    """The pid of portcullisd's filter child (harness.auditing.role_pid)."""
+    return role_pid(sup_pid, "filter")
 
 
 LOG_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z (.*)$")
