@@ -95,6 +95,16 @@ Series top_series(const Series& s, std::size_t n) {
   return out;
 }
 
+// Verdicts keep the colours a reader expects (released green, rejected red, ...);
+// every other series takes the palette in order, after those two.
+const char* series_colour(const std::string& name, std::size_t index) {
+  if (name == "released") return "#2e7d32";
+  if (name == "rejected") return "#c62828";
+  if (name == "modified") return "#1565c0";
+  if (name == "shadow") return "#ef6c00";
+  return kPalette[(index + 2) % 10];
+}
+
 // Stacked bar chart, one bar per time bucket.
 std::string stacked_chart(const std::string& title, const Series& series, const Bucketing& b) {
   const int W = 760, H = 220, left = 50, bottom = 40, top = 10;
@@ -115,7 +125,7 @@ std::string stacked_chart(const std::string& title, const Series& series, const 
   std::vector<double> base(b.count, 0.0);
   std::size_t ci = 0;
   for (const auto& [name, v] : series) {
-    const char* color = kPalette[ci++ % 10];
+    const char* color = series_colour(name, ci++);
     for (std::size_t i = 0; i < v.size(); ++i) {
       if (!v[i]) continue;
       const double h = static_cast<double>(v[i]) * plot_h / static_cast<double>(max);
@@ -134,7 +144,7 @@ std::string stacked_chart(const std::string& title, const Series& series, const 
   ci = 0;
   double lx = left;
   for (const auto& [name, v] : series) {
-    o << "<rect x=\"" << lx << "\" y=\"" << H - 14 << "\" width=\"10\" height=\"10\" fill=\"" << kPalette[ci++ % 10] << "\"/>"
+    o << "<rect x=\"" << lx << "\" y=\"" << H - 14 << "\" width=\"10\" height=\"10\" fill=\"" << series_colour(name, ci++) << "\"/>"
       << "<text x=\"" << lx + 13 << "\" y=\"" << H - 5 << "\" font-size=\"10\">" << esc(name) << "</text>\n";
     lx += 20 + 6.0 * static_cast<double>(std::min<std::size_t>(name.size(), 24));
   }
