@@ -7,6 +7,7 @@
 #include "guard/config/config.h"
 
 #include <arpa/inet.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -267,12 +268,17 @@ void check_fronts(const Checker& c, const Side& side, const Node& side_node, con
   }
 }
 
-AuditConfig build_audit(const Checker& c, const Node& n) {
+AuditConfig build_audit(const Checker& c, const Node& n, LoadFor who) {
   AuditConfig a;
   a.enabled = true;
   a.dir = c.path(n, "dir");
-  a.signing_key_file = c.private_key_file(n, "signing-key");
-  a.public_key_file = c.readable_file(n, "public-key");
+  if (who == LoadFor::Edge) {
+    a.signing_key_file = c.path(n, "signing-key");
+    a.public_key_file = c.path(n, "public-key");
+  } else {
+    a.signing_key_file = c.private_key_file(n, "signing-key");
+    a.public_key_file = c.readable_file(n, "public-key");
+  }
   a.checkpoint_every_records = c.number<std::uint32_t>(n, "checkpoint-every-records");
   a.checkpoint_every_ms = c.number<std::uint32_t>(n, "checkpoint-every-ms");
   a.segment_max_bytes = c.number<std::uint64_t>(n, "segment-max-bytes");
@@ -332,7 +338,7 @@ GuardsConfig build_guards(const Checker& c, const Node& n) {
   return g;
 }
 
-Config build_config(const std::string& file, const Node& root) {
+Config build_config(const std::string& file, const Node& root, LoadFor who) {
   Checker c(file);
   Config cfg;
   cfg.file = file;
@@ -349,6 +355,20 @@ Config build_config(const std::string& file, const Node& root) {
       cfg.supervision.restart_backoff_ms = c.number<std::uint32_t>(ch, "restart-backoff-ms");
       cfg.supervision.restart_backoff_max_ms = c.number<std::uint32_t>(ch, "restart-backoff-max-ms");
       cfg.supervision.watchdog_ms = c.number<std::uint32_t>(ch, "watchdog-ms");
+      if (const std::string* u = ch.attr("edge-user")) {
+        struct passwd pw {};
+        struct passwd* found = nullptr;
+        char buf[4096];
+        if (::getpwnam_r(u->c_str(), &pw, buf, sizeof buf, &found) != 0 || found == nullptr) {
+          c.fail(ch, "<supervision> edge-user: expected an existing user, got '" + *u + "'");
+        }
+        if (pw.pw_uid == 0) {
+          c.fail(ch, "<supervision> edge-user: expected a user other than root, got '" + *u + "'");
+        }
+        cfg.supervision.edge_user = *u;
+        cfg.supervision.edge_uid = pw.pw_uid;
+        cfg.supervision.edge_gid = pw.pw_gid;
+      }
       if (cfg.supervision.restart_backoff_max_ms < cfg.supervision.restart_backoff_ms) {
         c.fail(ch, "<supervision>: expected restart-backoff-max-ms >= restart-backoff-ms, got " +
                        std::to_string(cfg.supervision.restart_backoff_max_ms) + " < " +
@@ -395,7 +415,7 @@ Config build_config(const std::string& file, const Node& root) {
   // officer); the filter process loads and validates it (policy/policy_file).
   // Here it only has to exist, so a typo in its path stops the config check.
   cfg.policy_file = c.readable_file(*policy, "file");
-  if (audit != nullptr) cfg.audit = build_audit(c, *audit);
+  if (audit != nullptr) cfg.audit = build_audit(c, *audit, who);
   if (guards != nullptr) cfg.guards = build_guards(c, *guards);
   return cfg;
 }
@@ -410,10 +430,10 @@ ConfigError::ConfigError(const std::string& file, int line, int column, const st
       column_(column),
       message_(message) {}
 
-Config load_config(const std::string& file, const std::string& schema_dir) {
+Config load_config(const std::string& file, const std::string& schema_dir, LoadFor who) {
   const std::string text = read_file_capped(file, kMaxConfigBytes, "config file");
   Node root = parse_and_validate(file, text, schema_dir);
-  return build_config(file, root);
+  return build_config(file, root, who);
 }
 
 }  // namespace portcullis::config

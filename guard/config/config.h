@@ -125,6 +125,8 @@ struct Supervision {
   std::uint32_t restart_backoff_ms = 500;     // first restart delay; doubles to max
   std::uint32_t restart_backoff_max_ms = 10000;
   std::uint32_t watchdog_ms = 10000;          // heartbeat silence that counts as hung
+  std::string edge_user;                      // empty: edges keep portcullisd's identity
+  std::uint32_t edge_uid = 0, edge_gid = 0;   // resolved from edge_user at load
 };
 
 struct Config {
@@ -139,8 +141,13 @@ struct Config {
   std::string log_level = "info";
 };
 
+// Who loads the config. An edge (possibly running as the unprivileged
+// edge-user) never touches the audit archive, so it does not check the audit
+// keys, which it must not be able to read; everything else is checked alike.
+enum class LoadFor { Appliance, Edge };
+
 // Loads, validates against the XSD in `schema_dir`, and checks meaning.
 // Throws ConfigError (first error) on failure.
-Config load_config(const std::string& file, const std::string& schema_dir);
+Config load_config(const std::string& file, const std::string& schema_dir, LoadFor who = LoadFor::Appliance);
 
 }  // namespace portcullis::config

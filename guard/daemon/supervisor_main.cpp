@@ -1,5 +1,7 @@
 // portcullisd: the supervisor. It holds no stanza and no peer connection; it
 // creates the filter<->edge socketpairs, starts the children and restarts them.
+#include <unistd.h>
+
 #include <memory>
 
 #include "guard/config/config.h"
@@ -34,6 +36,17 @@ int run_supervisor(const DaemonOptions& opts) {
   so.initial_backoff = net::Duration(cfg.supervision.restart_backoff_ms);
   so.max_backoff = net::Duration(cfg.supervision.restart_backoff_max_ms);
   so.watchdog_timeout = net::Duration(cfg.supervision.watchdog_ms);
+  if (!cfg.supervision.edge_user.empty()) {
+    if (::geteuid() != 0) {
+      log.error("<supervision edge-user='" + cfg.supervision.edge_user +
+                "'> needs portcullisd to start as root (it drops the edges to that user)");
+      return 2;
+    }
+    so.drop_edges = true;
+    so.edge_uid = cfg.supervision.edge_uid;
+    so.edge_gid = cfg.supervision.edge_gid;
+    log.info("edges run as user " + cfg.supervision.edge_user);
+  }
   so.log = [&log](std::string_view line) { log.info(line); };
   supervisor::Supervisor sup(loop, so);
   sup.set_on_stopped([&loop] { loop.stop(); });

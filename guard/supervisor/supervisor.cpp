@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <grp.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -257,6 +258,9 @@ bool Supervisor::spawn(Role r, const ChildFds& fds, ipc::UniqueFd child_control,
                       with_control.high_fd};
   const pid_t parent = ::getpid();
   const char* exe = options_.executable.c_str();
+  const bool drop = options_.drop_edges && r != Role::Filter;
+  const uid_t uid = options_.edge_uid;
+  const gid_t gid = options_.edge_gid;
 
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -271,6 +275,14 @@ bool Supervisor::spawn(Role r, const ChildFds& fds, ipc::UniqueFd child_control,
     ::sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE}) ::signal(sig, SIG_DFL);
+    if (drop) {
+      // Groups first, then gid, then uid: after setuid nothing can be changed back.
+      if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(125);
+      if (::setuid(0) == 0) ::_exit(125);   // the drop must be irreversible
+      // A change of credentials clears the parent-death signal: set it again.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) ::_exit(1);
+    }
 #ifdef CLOSE_RANGE_CLOEXEC
     // Belt and braces: whatever fd a library opened without CLOEXEC stays behind.
     ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);

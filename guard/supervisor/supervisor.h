@@ -91,6 +91,13 @@ struct SupervisorOptions {
   // for this long is hung: it is killed (SIGKILL) and restarts like a crashed
   // one, so its neighbours bounce what it held. 0 disables the watchdog.
   net::Duration watchdog_timeout{10000};
+  // Privilege separation: when set (the supervisor must run as root), both
+  // edges run as this uid/gid with no supplementary groups, so a compromised
+  // edge cannot read what only the filter may (the audit signing key). The
+  // filter keeps the supervisor's identity.
+  bool drop_edges = false;
+  uid_t edge_uid = 0;
+  gid_t edge_gid = 0;
   // Own SIGCHLD/SIGTERM/SIGINT/SIGHUP through a signalfd on the loop.
   bool handle_signals = true;
   // One line per event (no trailing newline). Default: stderr.

@@ -472,3 +472,27 @@ TEST_CASE("guards: per direction, in order, names unique, programs executable", 
     CHECK_THAT(e.message(), Catch::Contains("expected each direction once"));
   }
 }
+
+TEST_CASE("supervision edge-user: an existing user other than root", "[config][privsep]") {
+  ConfigDir d;
+  const std::string base = slurp(kCorpus + "valid-minimal.xml");
+  auto with = [&](const std::string& attrs) {
+    return replace_once(base, "<portcullis xmlns=\"urn:portcullis:config:1\">",
+                        "<portcullis xmlns=\"urn:portcullis:config:1\">\n  <supervision " + attrs + "/>");
+  };
+  SECTION("nobody") {
+    const Config c = load_config(d.config(with("edge-user=\"nobody\"")), kSchemaDir);
+    CHECK(c.supervision.edge_user == "nobody");
+    CHECK(c.supervision.edge_uid == 65534);
+  }
+  SECTION("root is refused") {
+    const ConfigError e = load_error(d.config(with("edge-user=\"root\"")));
+    CHECK(e.line() == 4);
+    CHECK_THAT(e.message(), Catch::Contains("expected a user other than root"));
+  }
+  SECTION("an unknown user is refused") {
+    const ConfigError e = load_error(d.config(with("edge-user=\"no-such-user-here\"")));
+    CHECK(e.line() == 4);
+    CHECK_THAT(e.message(), Catch::Contains("expected an existing user, got 'no-such-user-here'"));
+  }
+}

@@ -1,3 +1,4 @@
+#include <fstream>
 #include <catch2/catch.hpp>
 
 #include <dirent.h>
@@ -305,10 +306,31 @@ class Harness {
     ::rmdir(dir_.c_str());
   }
 
-  void start(bool handle_signals = true, Duration watchdog = Duration(10000)) {
+  // Makes the test reachable by an unprivileged user: the socket directory and
+  // socket, and a copy of the test child in a world-readable directory (the
+  // build tree may sit under a private home). Returns the copy's path.
+  std::string open_to_everyone() {
+    REQUIRE(::chmod(dir_.c_str(), 0755) == 0);
+    REQUIRE(::chmod(path_.c_str(), 0777) == 0);
+    const std::string copy = dir_ + "/test-child";
+    std::ifstream in(PORTCULLIS_TEST_CHILD, std::ios::binary);
+    std::ofstream out(copy, std::ios::binary);
+    out << in.rdbuf();
+    out.close();
+    REQUIRE(::chmod(copy.c_str(), 0755) == 0);
+    return copy;
+  }
+
+  void start(bool handle_signals = true, Duration watchdog = Duration(10000),
+             std::optional<std::pair<uid_t, gid_t>> edge_user = std::nullopt, std::string executable = {}) {
     SupervisorOptions o;
     o.watchdog_timeout = watchdog;
-    o.executable = PORTCULLIS_TEST_CHILD;
+    if (edge_user) {
+      o.drop_edges = true;
+      o.edge_uid = edge_user->first;
+      o.edge_gid = edge_user->second;
+    }
+    o.executable = executable.empty() ? std::string(PORTCULLIS_TEST_CHILD) : executable;
     o.common_args = {"--test-socket", path_, "--foreground"};
     o.initial_backoff = Duration(20);
     o.max_backoff = Duration(200);
@@ -499,6 +521,46 @@ TEST_CASE("a killed filter is restarted and the edges get new links", "[supervis
     return high->delivered("after restart") && low->delivered("and back");
   }));
   require_no_edge_to_edge_link(h);
+}
+
+namespace {
+
+// The real, effective and saved uid of a process (the "Uid:" line of its status).
+std::string uid_line(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("Uid:", 0) == 0) return line;
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("with privilege separation the edges run as the edge user, the filter does not",
+          "[supervisor][privsep]") {
+  if (::geteuid() != 0) {
+    WARN("not root: privilege separation cannot be exercised here");
+    return;
+  }
+  Harness h;
+  const std::string exe = h.open_to_everyone();
+  h.start(true, Duration(10000), std::pair<uid_t, gid_t>{65534, 65534}, exe);
+  REQUIRE(run_until(h.loop, [&] { return h.all_live(); }));
+  INFO(h.dump_logs());
+  CHECK(uid_line(h.supervisor->pid(Role::EdgeLow)) == "Uid:\t65534\t65534\t65534\t65534");
+  CHECK(uid_line(h.supervisor->pid(Role::EdgeHigh)) == "Uid:\t65534\t65534\t65534\t65534");
+  CHECK(uid_line(h.supervisor->pid(Role::Filter)) == "Uid:\t0\t0\t0\t0");
+  // Frames still cross: the edges work as the unprivileged user.
+  ChildPeer* low = h.live(Role::EdgeLow);
+  ChildPeer* high = h.live(Role::EdgeHigh);
+  REQUIRE(low->send("as nobody"));
+  REQUIRE(run_until(h.loop, [&] { return high->delivered("as nobody"); }));
+  // A restarted edge is dropped again.
+  const pid_t old_low = h.supervisor->pid(Role::EdgeLow);
+  REQUIRE(::kill(old_low, SIGKILL) == 0);
+  REQUIRE(run_until(h.loop, [&] {
+    return h.supervisor->pid(Role::EdgeLow) != old_low && h.live(Role::EdgeLow) != nullptr;
+  }));
+  CHECK(uid_line(h.supervisor->pid(Role::EdgeLow)) == "Uid:\t65534\t65534\t65534\t65534");
 }
 
 TEST_CASE("a hung filter (no heartbeat) is killed by the watchdog and restarted", "[supervisor][watchdog]") {
