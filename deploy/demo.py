@@ -12,6 +12,7 @@ stops at once with --once.
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import sys
@@ -29,11 +30,25 @@ def say(text):
     print("demo: " + text, flush=True)
 
 
+DECISION = re.compile(r"decision seq=\S+ (?P<dir>\S+) peer=(?P<peer>\S+) auth=(?P<auth>\S+) (?P<kind>\S+) "
+                      r"from=(?P<frm>\S*) to=(?P<to>\S*) id=\S*: (?P<outcome>.*?) by (?P<rule>\S+) "
+                      r"policy=(?P<policy>\S+) audit=(?P<audit>\S+); trail:(?P<trail>.*)$")
+
+
 def show_decisions(log_path, seen):
+    """Prints each new decision line of the filter as one readable line."""
     with open(log_path, errors="replace") as f:
         lines = [l.rstrip() for l in f if " decision " in l]
     for line in lines[seen:]:
-        print("   " + line.split(" ", 1)[1][:220], flush=True)
+        m = DECISION.search(line)
+        if not m:
+            print("   " + line.split(" ", 1)[1][:200], flush=True)
+            continue
+        guards = " ".join(t for t in m["trail"].split() if t.startswith("guard:"))
+        print("   %-11s %s %s -> %s: %s by rule %s (%s; audit record #%s; policy %s)" % (
+            m["dir"], m["kind"], m["frm"].split("/")[0], m["to"].split("/")[0], m["outcome"], m["rule"],
+            guards or ("refused before the guard stage" if m["outcome"].startswith(("rejected", "refused"))
+                       else "no guard stage"), m["audit"], m["policy"]), flush=True)
     return len(lines)
 
 
