@@ -91,6 +91,11 @@ def main():
             time.sleep(0.3)
             say("the filter's decisions:")
             seen = show_decisions(log, seen)
+        tool = os.path.join(os.path.abspath(args.build_dir), "tools", "audit", "portcullis-audit")
+        say("every decision is in the audit archive; check it with:\n   %s verify %s --pubkey %s\n"
+            "   %s report %s --html %s" % (tool, os.path.join(run_dir, "audit"),
+                                           os.path.join(run_dir, "keys", "audit.pub"), tool,
+                                           os.path.join(run_dir, "audit"), os.path.join(run_dir, "report.html")))
         if args.once:
             say("done (--once)")
             return 0
