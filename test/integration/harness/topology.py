@@ -125,10 +125,9 @@ def portcullis_config_text(pki_dir, mode, allowed, run_dir, policy_file="policy.
     audit_xml: replaces the default <audit .../> element (text, one or more lines);
     guards_xml: a <guards>...</guards> element placed after <audit> (default: none).
     """
-    # TODO(lead): written from deploy/config/demo.xml and schemas/portcullis-config.xsd as
-    # they stood at harness time (both modes pass `portcullisd --check-config`). When the
-    # format grows (audit archive dir, guard stage...), update it HERE: this is the only
-    # place the harness knows the config format (and portcullis_policy_text the policy's).
+    # This is the only place the harness knows the appliance config format
+    # (schemas/portcullis-config.xsd), as portcullis_policy_text knows the policy's:
+    # when the format grows, update it here.
     auth = "sasl-external" if mode == "cert" else "dialback"
     pki = os.path.abspath(pki_dir)
 
