@@ -248,7 +248,9 @@ void FilterProcess::commit(const std::shared_ptr<InFlight>& s) {
   d.policy_version = s->policy.version;
   d.policy_hash = s->policy.sha256;
   if (!s->refused.empty()) d.notes.emplace_back("refused", s->refused);
-  d.original = s->original;
+  // The record takes the received bytes: nothing needs them after this point
+  // (what is released is released_bytes), so no per-stanza copy.
+  d.original = std::move(s->original);
   if (s->release) {
     const bool modified = !s->decision.transformations.empty();
     d.outcome = shadow_reject ? audit::Outcome::Shadow : modified ? audit::Outcome::Modified : audit::Outcome::Released;
