@@ -14,36 +14,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from harness.scenarios import chat_both_ways, muc_both_ways  # noqa: E402
 from harness.testing import check, run_test  # noqa: E402
 from harness.topology import Federation  # noqa: E402
-
-
-def chat_both_ways(ctx, fed, tag):
-    alice_jid, bob_jid = fed.jid("a", "alice"), fed.jid("b", "bob")
-    with fed.session("a", "alice") as alice, fed.session("b", "bob") as bob:
-        alice.send(bob_jid, "hello bob " + tag)
-        bob.expect_message(alice_jid, "hello bob " + tag, timeout=20)
-        ctx.step("%s: chat a.test -> b.test delivered" % tag)
-        bob.send(alice_jid, "hello alice " + tag)
-        alice.expect_message(bob_jid, "hello alice " + tag, timeout=20)
-        ctx.step("%s: chat b.test -> a.test delivered" % tag)
-        check(not alice.errors() and not bob.errors(),
-              "%s: unexpected message errors %r" % (tag, alice.errors() + bob.errors()))
-        return alice, bob
-
-
-def muc_both_ways(ctx, fed):
-    room = fed.room("b")
-    with fed.session("a", "alice") as alice, fed.session("b", "bob") as bob:
-        bob.join_room(room, "bob")
-        alice.join_room(room, "alice", timeout=20)
-        ctx.step("muc: alice@a.test joined %s over s2s" % room)
-        alice.send_groupchat(room, "hi room from alice")
-        bob.expect_groupchat(room, "alice", "hi room from alice")
-        alice.expect_groupchat(room, "alice", "hi room from alice")  # room reflects to sender
-        bob.send_groupchat(room, "hi room from bob")
-        alice.expect_groupchat(room, "bob", "hi room from bob", timeout=20)
-        ctx.step("muc: groupchat delivered both ways")
 
 
 def test(ctx):

@@ -19,55 +19,19 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness.addresses import A_DOMAIN, A_MUC, B_DOMAIN, B_MUC  # noqa: E402
+from harness import auditing  # noqa: E402
+from harness.addresses import A_DOMAIN, B_DOMAIN, B_MUC  # noqa: E402
+from harness.scenarios import chat_both_ways, muc_both_ways  # noqa: E402
 from harness.testing import check, run_test  # noqa: E402
 from harness.topology import Federation  # noqa: E402
 
 
-def portcullis_log(fed):
-    with open(fed.portcullis.log_path, errors="replace") as f:
-        return f.read()
-
-
 def wait_log(fed, pattern, timeout=10):
-    """Waits until the portcullisd log matches `pattern`; returns the matching line."""
-    import time
-    deadline = time.monotonic() + timeout
-    rx = re.compile(pattern)
-    while True:
-        for line in portcullis_log(fed).splitlines():
-            if rx.search(line):
-                return line
-        if time.monotonic() > deadline:
-            raise AssertionError("portcullisd log has no line matching %r (%s)" % (pattern, fed.portcullis.log_path))
-        time.sleep(0.05)
-
-
-def chat_both_ways(ctx, fed, tag):
-    alice_jid, bob_jid = fed.jid("a", "alice"), fed.jid("b", "bob")
-    with fed.session("a", "alice") as alice, fed.session("b", "bob") as bob:
-        alice.send(bob_jid, "hello bob " + tag)
-        bob.expect_message(alice_jid, "hello bob " + tag, timeout=20)
-        ctx.step("%s: chat a.test -> b.test crossed" % tag)
-        bob.send(alice_jid, "hello alice " + tag)
-        alice.expect_message(bob_jid, "hello alice " + tag, timeout=20)
-        ctx.step("%s: chat b.test -> a.test crossed" % tag)
-        check(not alice.errors() and not bob.errors(),
-              "%s: unexpected errors %r" % (tag, alice.errors() + bob.errors()))
-
-
-def muc_both_ways(ctx, fed):
-    room = fed.room("b")
-    with fed.session("a", "alice") as alice, fed.session("b", "bob") as bob:
-        bob.join_room(room, "bob")
-        alice.join_room(room, "alice", timeout=20)
-        ctx.step("muc: alice@a.test joined %s through Portcullis" % room)
-        alice.send_groupchat(room, "hi room from alice")
-        bob.expect_groupchat(room, "alice", "hi room from alice", timeout=20)
-        alice.expect_groupchat(room, "alice", "hi room from alice", timeout=20)
-        bob.send_groupchat(room, "hi room from bob")
-        alice.expect_groupchat(room, "bob", "hi room from bob", timeout=20)
-        ctx.step("muc: groupchat crossed both ways")
+    """The whole portcullisd log line that matches `pattern` (waits, bounded)."""
+    m = auditing.wait_log(fed, pattern, timeout)
+    text = m.string
+    end = text.find("\n", m.end())
+    return text[text.rfind("\n", 0, m.start()) + 1:end if end >= 0 else len(text)]
 
 
 def test(ctx):
@@ -77,7 +41,7 @@ def test(ctx):
     with Federation(ctx.subdir("cert"), topology="portcullis", mode="cert", pki_dir=pki,
                     build_dir=ctx.build_dir) as fed:
         chat_both_ways(ctx, fed, "cert")
-        log = portcullis_log(fed)
+        log = auditing.log_text(fed)
         for what in (r"edge\(low\) info: inbound a\.test->b\.test .*authenticated a\.test by SASL EXTERNAL",
                      r"edge\(high\) info: inbound b\.test->a\.test .*authenticated b\.test by SASL EXTERNAL",
                      r"edge\(high\) info: outbound a\.test->b\.test .*ready \(SASL EXTERNAL\)",
@@ -143,13 +107,13 @@ def test(ctx):
                   "rogue: unexpected bounce %s (%s)" % (err["condition"], err["text"]))
             ctx.step("rogue: alice got %s from her own server" % err["condition"])
             bob.expect_no_message(fed.jid("a", "alice"), wait=1.0)
-            check("decision" not in portcullis_log(fed), "rogue: a stanza reached the filter")
+            check("decision" not in auditing.log_text(fed), "rogue: a stanza reached the filter")
 
     # 4. dialback mode
     with Federation(ctx.subdir("dialback"), topology="portcullis", mode="dialback", pki_dir=pki,
                     build_dir=ctx.build_dir) as fed:
         chat_both_ways(ctx, fed, "dialback")
-        log = portcullis_log(fed)
+        log = auditing.log_text(fed)
         for what in (r"edge\(low\) info: inbound a\.test->b\.test .*authenticated a\.test->b\.test by dialback",
                      r"edge\(high\) info: inbound b\.test->a\.test .*authenticated b\.test->a\.test by dialback",
                      r"edge\(high\) info: outbound a\.test->b\.test .*ready \(dialback\)",
@@ -170,7 +134,7 @@ def test(ctx):
             line = wait_log(fed, r"edge\(low\) warning: outbound b\.test->a\.test .*failed: server certificate not trusted", 20)
             ctx.step("dialback-rogue: " + line.split("warning: ", 1)[-1][:140])
             bob.expect_no_message(fed.jid("a", "alice"), wait=3.0)
-            check(" released " not in portcullis_log(fed) and "decision" not in portcullis_log(fed),
+            check(" released " not in auditing.log_text(fed) and "decision" not in auditing.log_text(fed),
                   "dialback-rogue: a stanza reached the filter")
 
 
