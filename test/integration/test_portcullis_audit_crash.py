@@ -22,14 +22,13 @@ Asserted, against the archive (`portcullis-audit export --format json`):
 """
 
 import os
-import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import procs  # noqa: E402
-from harness.auditing import (archive_dir, by_stanza_id, export_json, gone, pubkey,  # noqa: E402
+from harness.auditing import (archive_dir, by_stanza_id, export_json, kill_and_wait, pubkey,  # noqa: E402
                               role_pid, verify_ok, wait_log)
 from harness.procs import HarnessError  # noqa: E402
 from harness.testing import check, run_test  # noqa: E402
@@ -64,9 +63,7 @@ def test(ctx):
                 sent[alice.send(bob_jid, body)] = (i, body, time.time())
                 if i == KILL_AT:
                     t_kill = time.time()
-                    os.kill(old_filter, signal.SIGKILL)
-                    procs.wait_until(lambda: gone(old_filter), 5, "filter %d to die" % old_filter,
-                                     interval=0.001)
+                    kill_and_wait(old_filter)
                     ctx.step("SIGKILL to filter %d after message %d (%d unpaced before it)"
                              % (old_filter, i, BURST))
                 elif not (KILL_AT - BURST <= i < KILL_AT):

@@ -31,14 +31,13 @@ Asserted:
 import datetime
 import os
 import re
-import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import procs  # noqa: E402
-from harness.auditing import gone, role_pid  # noqa: E402
+from harness.auditing import kill_and_wait, role_pid  # noqa: E402
 from harness.procs import HarnessError  # noqa: E402
 from harness.testing import check, run_test  # noqa: E402
 from harness.topology import Federation  # noqa: E402
@@ -111,10 +110,7 @@ def test(ctx):
                 sent[alice.send(bob_jid, body)] = (i, body, time.time())
                 if i == KILL_AT:
                     t_kill = time.time()
-                    os.kill(old_filter, signal.SIGKILL)
-                    procs.wait_until(lambda: gone(old_filter), 5, "filter %d to die" % old_filter,
-                                     interval=0.001)
-                    t_dead = time.time()
+                    t_dead = kill_and_wait(old_filter)
                     with open(log_path, "rb") as f:
                         restart_seen_before_probe = b"restarted filter" in f.read()
                     probe_id = alice.send(bob_jid, "probe while the filter is down")

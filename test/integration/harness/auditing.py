@@ -10,12 +10,14 @@ Every call is bounded (subprocess timeouts, polling deadlines).
 
 import json
 import os
+import signal
 import re
 import subprocess
 import time
 
 from .procs import HarnessError
 from .topology import audit_tool
+from . import procs
 
 
 def archive_dir(fed):
@@ -154,3 +156,10 @@ def gone(pid):
     except OSError:
         return True
     return state in ("Z", "X")
+
+
+def kill_and_wait(pid, timeout=5):
+    """SIGKILL `pid` and wait (bounded) until it is gone; returns the time it died."""
+    os.kill(pid, signal.SIGKILL)
+    procs.wait_until(lambda: gone(pid), timeout, "process %d to die" % pid, interval=0.001)
+    return time.time()
