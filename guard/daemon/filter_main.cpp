@@ -11,7 +11,7 @@
 #include "guard/daemon/signals.h"
 #include "guard/filterproc/filter_process.h"
 #include "guard/log/log.h"
-#include "guard/sandbox/no_network.h"
+#include "guard/sandbox/seccomp.h"
 #include "guard/supervisor/child_control.h"
 #include "policy/guard/guard_factory.h"
 #include "policy/policy_file.h"
@@ -49,6 +49,18 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
   // thread inherits the mask), so they reach the signalfd, not a default action
   // on some thread: a SIGTERM must close the archive with its last checkpoint.
   block_termination_signals();
+  // The kernel refuses this process every socket but AF_UNIX from here on, for
+  // every thread (TSYNC) and everything it starts: installed before the audit
+  // writer thread and the external guards exist, so none of them escapes it.
+  // Failing to install it is failing closed.
+  {
+    std::string sandbox_error;
+    if (!sandbox::forbid_network_sockets(sandbox_error)) {
+      Logger fallback("filter", Logger::Target::Stderr, LogLevel::Info);
+      fallback.error("cannot forbid network sockets: " + sandbox_error);
+      return 4;
+    }
+  }
   config::Config cfg;
   const policy::FilterRegistry registry = policy::builtin_filters();
   std::optional<policy::LoadedPolicy> loaded;
@@ -140,15 +152,7 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
     log.info("terminating");
     loop.stop();
   });
-  // From here on the kernel refuses this process (and any guard program it
-  // starts) every socket but AF_UNIX: the filter cannot reach a network even if
-  // it is compromised. Failing to install that is failing closed.
-  std::string sandbox_error;
-  if (!sandbox::forbid_network_sockets(sandbox_error)) {
-    log.error("cannot forbid network sockets: " + sandbox_error);
-    return 4;
-  }
-  log.info("started; network sockets forbidden by seccomp");
+  log.info("started; network sockets forbidden by seccomp for every thread");
   loop.run();
   return 0;
 }

@@ -10,6 +10,7 @@
 
 #include "guard/config/config.h"
 #include "guard/daemon/roles.h"
+#include "guard/sandbox/seccomp.h"
 #include "policy/policy_file.h"
 
 #ifndef PORTCULLIS_SCHEMA_DIR
@@ -72,6 +73,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (opts.config_file.empty()) return usage("--config FILE is required");
+  // Every process of the sandwich: no exec may gain privilege, and no other
+  // process of the same uid may ptrace it or read its memory or fds.
+  if (std::string harden_error; !sandbox::harden_process(harden_error)) {
+    std::fprintf(stderr, "portcullisd: cannot harden the process: %s\n", harden_error.c_str());
+    return 4;
+  }
   if (child) {
     return child->role == supervisor::Role::Filter ? daemon::run_filter(opts, *child)
                                                    : daemon::run_edge(opts, *child);
