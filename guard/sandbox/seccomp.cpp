@@ -55,13 +55,12 @@ bool forbid_network_sockets(std::string& error) {
     return false;
   }
   const auto deny = SCMP_ACT_ERRNO(EPERM);
-  if ((rc = seccomp_rule_add(ctx.get(), deny, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX))) != 0) {
-    error = fail("seccomp rule for socket", rc);
-    return false;
-  }
-  if ((rc = seccomp_rule_add(ctx.get(), deny, SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX))) != 0) {
-    error = fail("seccomp rule for socketpair", rc);
-    return false;
+  // Sockets and socket pairs of any family but AF_UNIX.
+  for (int nr : {SCMP_SYS(socket), SCMP_SYS(socketpair)}) {
+    if ((rc = seccomp_rule_add(ctx.get(), deny, nr, 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX))) != 0) {
+      error = fail("seccomp rule for socket", rc);
+      return false;
+    }
   }
   static const int kDenied[] = {
       SCMP_SYS(io_uring_setup), SCMP_SYS(io_uring_enter), SCMP_SYS(io_uring_register),

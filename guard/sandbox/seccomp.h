@@ -1,6 +1,7 @@
 // Kernel-enforced confinement of the sandwich's processes.
 //
-// harden_process(): every child of portcullisd calls it first thing. It sets
+// harden_process(): every portcullisd process (the supervisor and each child)
+// calls it first thing. It sets
 // PR_SET_NO_NEW_PRIVS (no exec can ever gain privilege again) and clears
 // PR_SET_DUMPABLE, so no other process of the same uid (another child, a
 // compromised guard program) can ptrace it, read its /proc/PID/mem or steal
