@@ -94,7 +94,8 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
     return 2;
   }
   // Deny-all until the policy is installed, which happens before any channel is attached.
-  filterproc::FilterProcess filter(loop, *archive, max_bytes, log);
+  // Frames are checked against the sides of the config this process loaded, never against what an edge says.
+  filterproc::FilterProcess filter(loop, *archive, max_bytes, log, filterproc::Boundary::from_config(cfg));
   filter.set_guards(std::move(guards_up), std::move(guards_down));
   std::string running_version = loaded->version;
   LogLine(log, LogLevel::Info) << "policy " << loaded->version << " sha256 " << loaded->sha256 << " loaded from "

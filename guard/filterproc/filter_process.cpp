@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "guard/filterproc/error_text.h"
 #include "guard/xmpp/stream_parser.h"
 
 namespace portcullis::filterproc {
@@ -23,6 +24,10 @@ struct FilterProcess::InFlight {
   bool release = false;                 // what we intend to do once durable
   xmpp::StanzaError error;              // for a rejection
   std::string refused;                  // why a frame was refused (no decision ran)
+  std::string refused_check;            // which frame-consistency check refused it
+  bool sender_verified = false;         // an error reply can be addressed safely (frame_check.h)
+  bool modified = false;                // released_bytes differ from what arrived
+  bool error_text_removed = false;      // an error stanza rewritten by remove_error_text
   std::string released_bytes;           // what would cross
   PolicyIdentity policy;
 };
@@ -63,8 +68,8 @@ std::string event_kind(const std::string& text) {
 }  // namespace
 
 FilterProcess::FilterProcess(net::EventLoop& loop, audit::AuditArchive& archive, std::size_t max_stanza_bytes,
-                             Logger& log)
-    : loop_(loop), archive_(archive), max_stanza_bytes_(max_stanza_bytes), log_(log) {}
+                             Logger& log, Boundary boundary)
+    : loop_(loop), archive_(archive), boundary_(std::move(boundary)), max_stanza_bytes_(max_stanza_bytes), log_(log) {}
 
 FilterProcess::~FilterProcess() { *alive_ = false; }
 
@@ -159,14 +164,22 @@ void FilterProcess::on_frame(bool from_low, ipc::Frame&& f) {
   s->policy = policy_;
   ++pending_;
 
-  const ipc::Direction expected = from_low ? ipc::Direction::LowToHigh : ipc::Direction::HighToLow;
   xmpp::ParserLimits limits;
   limits.max_stanza_bytes = max_stanza_bytes_ > s->original.size() ? max_stanza_bytes_ : s->original.size() + 1;
   std::string perr;
   s->stanza = xmpp::parse_element(s->original, limits, &perr);
-  if (!s->stanza) s->refused = "unparseable body: " + perr;
-  else if (s->header.direction != expected) s->refused = "wrong direction for this channel";
-  else if (s->header.auth == ipc::AuthMethod::None) s->refused = "unauthenticated";
+  if (!s->stanza) {
+    s->refused = "unparseable body: " + perr;
+    s->refused_check = "body";
+  } else {
+    // What the edge claims is checked before any policy sees the stanza.
+    FrameCheck fc = check_frame(boundary_, from_low, s->header, *s->stanza);
+    s->sender_verified = fc.sender_verified;
+    if (fc.refusal) {
+      s->refused = std::move(fc.refusal->reason);
+      s->refused_check = std::move(fc.refusal->check);
+    }
+  }
   if (!s->refused.empty()) {
     ++counters_.refused_frames;
     s->release = false;
@@ -195,9 +208,28 @@ void FilterProcess::on_frame(bool from_low, ipc::Frame&& f) {
     commit(s);
     return;
   }
+  // No text chosen beyond the boundary crosses inside an error (error_text.h);
+  // frame_check has made sure the <error/> reads.
+  if (s->stanza->attr_or("type") == "error") {
+    if (auto err = xmpp::read_stanza_error(*s->stanza)) {
+      const std::string removed =
+          remove_error_text(*s->stanza, *err, s->header.auth == ipc::AuthMethod::Internal);
+      s->error_text_removed = true;
+      ++counters_.error_texts_removed;
+      if (!removed.empty()) {
+        LogLine(log_, LogLevel::Info) << "seq=" << s->header.seq << ": error text not carried across: '"
+                                      << removed.substr(0, 512) << "'";
+      }
+    }
+  }
   // Lossless until transformed: the exact bytes received, unless a named
   // transformation changed the stanza. The guards see exactly what would cross.
-  s->released_bytes = s->decision.transformations.empty() ? s->original : s->stanza->serialize();
+  if (s->decision.transformations.empty() && !s->error_text_removed) {
+    s->released_bytes = s->original;
+  } else {
+    s->released_bytes = s->stanza->serialize();
+    s->modified = s->released_bytes != s->original;
+  }
   policy::GuardChain& chain = from_low ? guards_low_to_high_ : guards_high_to_low_;
   auto alive = alive_;
   chain.check(s->released_bytes, ctx, [this, alive, s](bool pass, std::vector<policy::GuardResult> results) {
@@ -247,12 +279,17 @@ void FilterProcess::commit(const std::shared_ptr<InFlight>& s) {
   for (const auto& g : s->guards) d.guards.push_back({g.guard, g.pass, g.reason});
   d.policy_version = s->policy.version;
   d.policy_hash = s->policy.sha256;
-  if (!s->refused.empty()) d.notes.emplace_back("refused", s->refused);
+  if (!s->refused.empty()) {
+    d.notes.emplace_back("refused.rule", kFrameConsistencyRule);
+    d.notes.emplace_back("refused.check", s->refused_check);
+    d.notes.emplace_back("refused", s->refused);
+  }
   // The record takes the received bytes: nothing needs them after this point
   // (what is released is released_bytes), so no per-stanza copy.
   d.original = std::move(s->original);
   if (s->release) {
-    const bool modified = !s->decision.transformations.empty();
+    const bool modified = s->modified;
+    if (s->error_text_removed && modified) d.notes.emplace_back("transformation", kErrorTextTransformation);
     d.outcome = shadow_reject ? audit::Outcome::Shadow : modified ? audit::Outcome::Modified : audit::Outcome::Released;
     if (shadow_reject) d.notes.emplace_back("shadow.enforced", modified ? "modified" : "released");
     if (modified) d.released = s->released_bytes;
@@ -269,7 +306,10 @@ void FilterProcess::commit(const std::shared_ptr<InFlight>& s) {
   } else {
     d.outcome = audit::Outcome::Rejected;
   }
-  if (!s->release) d.error_condition = std::string(xmpp::to_string(s->error.condition));
+  if (!s->release) {
+    if (!s->refused.empty() && !s->sender_verified) d.notes.emplace_back("reply", "none: sender not verified");
+    else d.error_condition = std::string(xmpp::to_string(s->error.condition));
+  }
   audit::Record r;
   r.body = std::move(d);
   auto alive = alive_;
@@ -311,7 +351,10 @@ void FilterProcess::act(const std::shared_ptr<InFlight>& s, const audit::AppendR
   } else {
     ++counters_.rejected;
     outcome = s->refused.empty() ? "rejected" : "refused (" + s->refused + ")";
-    if (s->stanza) send_error(s->from_low, *s->stanza, s->error);
+    if (!s->refused.empty() && !s->sender_verified) outcome += "; not answered: sender not verified";
+    // A refused frame is answered only where the reply can be addressed
+    // safely (frame_check.h); otherwise the record and the log are all.
+    if (s->stanza && (s->refused.empty() || s->sender_verified)) send_error(s->from_low, *s->stanza, s->error);
   }
   ipc::Frame ack;
   ack.header.kind = ipc::FrameKind::Ack;
@@ -330,7 +373,7 @@ void FilterProcess::log_decision(const InFlight& s, const std::string& outcome, 
     if (t.shadow) trail << "[shadow]";
   }
   for (const auto& g : s.guards) trail << " guard:" << g.guard << '=' << (g.pass ? "pass" : "block");
-  const std::string rule = !s.refused.empty() ? "refused"
+  const std::string rule = !s.refused.empty() ? std::string(kFrameConsistencyRule) + "(" + s.refused_check + ")"
                            : !s.decision.final_verdict.rule_id.empty() ? s.decision.final_verdict.rule_id
                                                                         : "-";
   LogLine(log_, released ? LogLevel::Info : LogLevel::Warning)

@@ -15,9 +15,13 @@
 // wait-type error (fail closed). A stanza whose far edge is down is rejected
 // with remote-server-timeout (wait): nothing waits in the filter.
 //
-// The filter trusts nothing in a frame it cannot check: a frame with the
-// wrong direction for its channel, an unknown auth method or an unparseable
-// body is refused (and recorded), never released.
+// The filter trusts nothing in a frame it cannot check: before the pipeline,
+// every Stanza frame is checked against what its edge may claim (frame_check.h:
+// direction, authentication, `from` = peer domain, a peer of that side, `to`
+// fronted there); a frame that fails is refused with rule frame-consistency
+// (recorded, logged, and answered only where the sender is verified), never
+// released. An error stanza that is released crosses with only its type and
+// condition (error_text.h): no text chosen beyond the boundary.
 //
 // Connection events from the edges (Event frames) become connection records.
 #pragma once
@@ -27,6 +31,7 @@
 #include <string>
 
 #include "guard/audit/archive.h"
+#include "guard/filterproc/frame_check.h"
 #include "guard/ipc/frame_channel.h"
 #include "guard/log/log.h"
 #include "guard/net/event_loop.h"
@@ -39,7 +44,8 @@ struct FilterCounters {
   std::uint64_t released = 0;
   std::uint64_t rejected = 0;
   std::uint64_t errors_sent = 0;
-  std::uint64_t refused_frames = 0;   // malformed or inconsistent frames
+  std::uint64_t refused_frames = 0;   // malformed or inconsistent frames (frame-consistency)
+  std::uint64_t error_texts_removed = 0;   // released error stanzas rewritten (error_text.h)
   std::uint64_t guard_blocks = 0;     // released by the policy, blocked by a guard
   std::uint64_t audit_failures = 0;   // records that could not be made durable
 };
@@ -55,8 +61,11 @@ struct PolicyIdentity {
 class FilterProcess {
  public:
   // `archive` must outlive the FilterProcess. Until replace_pipelines() runs the
-  // pipelines are empty, which denies everything.
-  FilterProcess(net::EventLoop& loop, audit::AuditArchive& archive, std::size_t max_stanza_bytes, Logger& log);
+  // pipelines are empty, which denies everything. `boundary` (from the config
+  // the filter loads itself) is what frames are checked against; an empty one
+  // refuses every frame.
+  FilterProcess(net::EventLoop& loop, audit::AuditArchive& archive, std::size_t max_stanza_bytes, Logger& log,
+                Boundary boundary);
   ~FilterProcess();
   FilterProcess(const FilterProcess&) = delete;
   FilterProcess& operator=(const FilterProcess&) = delete;
@@ -98,6 +107,7 @@ class FilterProcess {
   policy::Pipeline low_to_high_, high_to_low_;
   policy::GuardChain guards_low_to_high_, guards_high_to_low_;
   PolicyIdentity policy_;
+  Boundary boundary_;
   std::size_t max_stanza_bytes_;
   Logger& log_;
   std::unique_ptr<ipc::FrameChannel> low_, high_;

@@ -189,8 +189,15 @@ void OutboundLink::bounce_all(const std::string& reason) {
   const StanzaErrorType type = stream_opened_ ? StanzaErrorType::Wait : StanzaErrorType::Cancel;
   auto queue = std::move(queue_);
   queue_.clear();
+  // The reason can quote the far server (its stream error) or our parser's
+  // message about its bytes; the bounce crosses the boundary, so it carries
+  // fixed text and the reason stays in this edge's log and connection events.
+  if (!queue.empty()) {
+    LogLine(host_.log(), LogLevel::Info) << describe() << ": bouncing " << queue.size()
+                                         << " queued stanza(s): " << reason;
+  }
   for (auto& q : queue) {
-    host_.undeliverable(std::move(q.stanza), {cond, type, "Server-to-server connection failed: " + reason, {}, {}});
+    host_.undeliverable(std::move(q.stanza), {cond, type, "Server-to-server connection failed", {}, {}});
   }
   auto verifies = std::move(verifies_);
   verifies_.clear();

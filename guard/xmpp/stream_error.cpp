@@ -57,6 +57,13 @@ std::optional<StanzaErrorCondition> stanza_error_condition_from_string(std::stri
   return std::nullopt;
 }
 
+std::optional<StanzaErrorType> stanza_error_type_from_string(std::string_view s) {
+  for (std::size_t i = 0; i < kStanzaTypes.size(); ++i) {
+    if (kStanzaTypes[i] == s) return static_cast<StanzaErrorType>(i);
+  }
+  return std::nullopt;
+}
+
 StanzaErrorType default_type(StanzaErrorCondition c) {
   using C = StanzaErrorCondition;
   using T = StanzaErrorType;
@@ -139,6 +146,30 @@ Element make_error_reply(const Element& stanza, const StanzaError& error) {
   }
   if (error.app) err.add_child(*error.app);
   return reply;
+}
+
+std::optional<StanzaError> read_stanza_error(const Element& stanza) {
+  const Element* error = nullptr;
+  for (const Element* c : stanza.child_elements()) {
+    if (c->name() != "error" || c->ns() != stanza.ns()) continue;
+    if (error != nullptr) return std::nullopt;   // two <error/>: which one would a client show?
+    error = c;
+  }
+  if (error == nullptr) return std::nullopt;
+  const auto type = stanza_error_type_from_string(error->attr_or("type"));
+  if (!type) return std::nullopt;
+  std::optional<StanzaErrorCondition> condition;
+  for (const Element* c : error->child_elements()) {
+    if (c->ns() != kNsStanzas || c->name() == "text") continue;
+    const auto cond = stanza_error_condition_from_string(c->name());
+    if (!cond || condition) return std::nullopt;   // unknown, or more than one, defined condition
+    condition = cond;
+  }
+  if (!condition) return std::nullopt;
+  StanzaError out;
+  out.condition = *condition;
+  out.type = *type;
+  return out;
 }
 
 }  // namespace portcullis::xmpp

@@ -37,6 +37,7 @@ enum class StanzaErrorType { Auth, Cancel, Continue, Modify, Wait };
 std::string_view to_string(StanzaErrorCondition c);
 std::string_view to_string(StanzaErrorType t);
 std::optional<StanzaErrorCondition> stanza_error_condition_from_string(std::string_view s);
+std::optional<StanzaErrorType> stanza_error_type_from_string(std::string_view s);
 StanzaErrorType default_type(StanzaErrorCondition c);   // RFC 6120 §8.3.3 defaults
 
 struct StanzaError {
@@ -58,5 +59,12 @@ bool may_bounce(const Element& stanza);
 // type='error', the <error/> child. The original payload is NOT copied
 // (it may be the reason for the rejection, XEP-0205 / XEP-0258).
 Element make_error_reply(const Element& stanza, const StanzaError& error);
+
+// Reads the <error/> of an error stanza (RFC 6120 §8.3.2) into its closed
+// parts: the type and the one defined condition. `text`, `by` and `app` are
+// left empty whatever the stanza carries (they are free text or free XML a
+// peer chose). nullopt unless the stanza has exactly one <error/> child in
+// its own namespace, with a known type and exactly one defined condition.
+std::optional<StanzaError> read_stanza_error(const Element& stanza);
 
 }  // namespace portcullis::xmpp

@@ -27,6 +27,19 @@ namespace fs = std::filesystem;
 
 const std::string kSchemaDir = PORTCULLIS_SOURCE_DIR "/schemas";
 
+// The sides the frames are checked against: a.test on low, b.test on high.
+filterproc::Boundary boundary() {
+  auto peer = [](std::string d) {
+    config::Peer p;
+    p.domain_pattern = std::move(d);
+    return p;
+  };
+  filterproc::Boundary b;
+  b.low = {"low", {peer("a.test")}, {"b.test"}};
+  b.high = {"high", {peer("b.test")}, {"a.test"}};
+  return b;
+}
+
 std::string policy_text(const std::string& version, const std::string& allow_to) {
   return "<policy xmlns='urn:portcullis:policy:1' version='" + version +
          "'>\n"
@@ -70,7 +83,7 @@ struct ReloadFixture {
     audit_cfg.public_key_file = (dir / "audit.pub").string();
     audit::generate_key_pair(audit_cfg.signing_key_file, audit_cfg.public_key_file);
     archive = std::make_unique<audit::AuditArchive>(loop, audit_cfg, log);
-    filter = std::make_unique<filterproc::FilterProcess>(loop, *archive, 65536, log);
+    filter = std::make_unique<filterproc::FilterProcess>(loop, *archive, 65536, log, boundary());
     connect(true);
     connect(false);
   }

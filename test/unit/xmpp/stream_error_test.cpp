@@ -104,3 +104,31 @@ TEST_CASE("make_error_reply swaps addresses and drops the payload", "[xmpp][erro
   Element c = stanza("<message xmlns='jabber:client' to='x@y'/>");
   CHECK(make_error_reply(c, err).ns() == "jabber:client");
 }
+
+TEST_CASE("read_stanza_error keeps only the closed parts of an <error/>", "[xmpp][stanza-error]") {
+  const std::string s = "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'";
+  auto read = [](const std::string& err) {
+    return read_stanza_error(
+        stanza("<message xmlns='jabber:server' from='a@b' to='c@d' type='error'>" + err + "</message>"));
+  };
+  auto e = read("<error type='wait' by='x.example'><remote-server-timeout " + s + "/><text " + s +
+                ">far text</text><app xmlns='urn:example'/></error>");
+  REQUIRE(e.has_value());
+  CHECK(e->condition == StanzaErrorCondition::RemoteServerTimeout);
+  CHECK(e->type == StanzaErrorType::Wait);
+  CHECK(e->text.empty());
+  CHECK(e->by.empty());
+  CHECK_FALSE(e->app.has_value());
+
+  CHECK(read("<error type='cancel'><gone " + s + ">xmpp:x@y</gone></error>")->condition == StanzaErrorCondition::Gone);
+  CHECK_FALSE(read("").has_value());                                                          // no <error/>
+  CHECK_FALSE(read("<error type='cancel'/>").has_value());                                    // no condition
+  CHECK_FALSE(read("<error type='cancel'><made-up " + s + "/></error>").has_value());         // unknown
+  CHECK_FALSE(read("<error type='nope'><conflict " + s + "/></error>").has_value());          // unknown type
+  CHECK_FALSE(read("<error type='cancel'><conflict " + s + "/><gone " + s + "/></error>").has_value());
+  CHECK_FALSE(read("<error type='cancel'><conflict " + s + "/></error><error type='cancel'><gone " + s +
+                   "/></error>").has_value());                                                // two <error/>
+  CHECK_FALSE(read("<error xmlns='urn:other' type='cancel'><conflict " + s + "/></error>").has_value());
+  CHECK(stanza_error_type_from_string("modify") == StanzaErrorType::Modify);
+  CHECK_FALSE(stanza_error_type_from_string("Modify").has_value());
+}
