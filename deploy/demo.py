@@ -55,7 +55,7 @@ def show_decisions(log_path, seen):
 def main():
     ap = argparse.ArgumentParser(description="Portcullis demo")
     ap.add_argument("--build-dir", default="build")
-    ap.add_argument("--run-dir", default="run/demo")
+    ap.add_argument("--run-dir", default="/tmp/portcullis-demo")
     ap.add_argument("--once", action="store_true", help="stop after the demonstration")
     args = ap.parse_args()
     run_dir = os.path.abspath(args.run_dir)

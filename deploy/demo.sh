@@ -6,11 +6,11 @@
 # prints the filter's decisions, then keeps running until Ctrl-C.
 #
 # Usage: deploy/demo.sh [--once]      (--once: stop after the demonstration)
-# Env:   BUILD_DIR (default: build), DEMO_DIR (default: run/demo)
+# Env:   BUILD_DIR (default: build), DEMO_DIR (default: /tmp/portcullis-demo: the service users must reach it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 deploy/install-deps.sh
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target portcullisd
-exec /usr/bin/python3 deploy/demo.py --build-dir "$BUILD_DIR" --run-dir "${DEMO_DIR:-run/demo}" "$@"
+exec /usr/bin/python3 deploy/demo.py --build-dir "$BUILD_DIR" --run-dir "${DEMO_DIR:-/tmp/portcullis-demo}" "$@"

@@ -17,6 +17,7 @@
 #include <map>
 #include <sstream>
 
+#include "guard/config/access.h"
 #include "guard/config/xml_tree.h"
 #include "guard/xmpp/jid.h"
 
@@ -166,7 +167,9 @@ class Checker {
   fs::path base_;
 };
 
-Side build_side(const Checker& c, const Node& n) {
+// `reads`: this process reads the side's TLS files and dialback secret (the
+// appliance and that side's edge); everyone else only resolves their paths.
+Side build_side(const Checker& c, const Node& n, bool reads) {
   Side s;
   s.name = n.at("name");
   bool needs_dialback = false;
@@ -181,11 +184,11 @@ Side build_side(const Checker& c, const Node& n) {
       }
       s.fronts.push_back(std::move(d));
     } else if (ch.name == "tls") {
-      s.cert_file = c.readable_file(ch, "certificate");
-      s.key_file = c.readable_file(ch, "key");
-      s.ca_file = c.readable_file(ch, "ca");
+      s.cert_file = reads ? c.readable_file(ch, "certificate") : c.path(ch, "certificate");
+      s.key_file = reads ? c.readable_file(ch, "key") : c.path(ch, "key");
+      s.ca_file = reads ? c.readable_file(ch, "ca") : c.path(ch, "ca");
     } else if (ch.name == "dialback") {
-      s.dialback_secret_file = c.secret_file(ch, "secret-file");
+      s.dialback_secret_file = reads ? c.secret_file(ch, "secret-file") : c.path(ch, "secret-file");
     } else if (ch.name == "timeouts") {
       s.connect_timeout_ms = c.number<std::uint32_t>(ch, "connect-ms");
       s.negotiation_timeout_ms = c.number<std::uint32_t>(ch, "negotiation-ms");
@@ -268,11 +271,11 @@ void check_fronts(const Checker& c, const Side& side, const Node& side_node, con
   }
 }
 
-AuditConfig build_audit(const Checker& c, const Node& n, LoadFor who) {
+AuditConfig build_audit(const Checker& c, const Node& n, bool reads) {
   AuditConfig a;
   a.enabled = true;
   a.dir = c.path(n, "dir");
-  if (who == LoadFor::Edge) {
+  if (!reads) {
     a.signing_key_file = c.path(n, "signing-key");
     a.public_key_file = c.path(n, "public-key");
   } else {
@@ -294,7 +297,7 @@ AuditConfig build_audit(const Checker& c, const Node& n, LoadFor who) {
   return a;
 }
 
-GuardsConfig build_guards(const Checker& c, const Node& n) {
+GuardsConfig build_guards(const Checker& c, const Node& n, bool reads) {
   GuardsConfig g;
   const Node* seen[2] = {nullptr, nullptr};
   for (const Node& dir : n.children) {
@@ -321,11 +324,11 @@ GuardsConfig build_guards(const Checker& c, const Node& n) {
       }
       if (gn.name == "schema") {
         spec.kind = GuardSpec::Kind::Schema;
-        spec.profile = c.readable_file(gn, "profile");
+        spec.profile = reads ? c.readable_file(gn, "profile") : c.path(gn, "profile");
       } else {
         spec.kind = GuardSpec::Kind::External;
-        spec.program = c.readable_file(gn, "program");
-        if (::access(spec.program.c_str(), X_OK) != 0) {
+        spec.program = reads ? c.readable_file(gn, "program") : c.path(gn, "program");
+        if (reads && ::access(spec.program.c_str(), X_OK) != 0) {
           c.fail(gn, "<external> program: expected an executable file, got '" + spec.program + "'");
         }
         spec.timeout_ms = c.number<std::uint32_t>(gn, "timeout-ms");
@@ -338,7 +341,207 @@ GuardsConfig build_guards(const Checker& c, const Node& n) {
   return g;
 }
 
-Config build_config(const std::string& file, const Node& root, LoadFor who) {
+
+const char* direction_name(bool up) { return up ? "low-to-high" : "high-to-low"; }
+
+std::vector<Waiver> build_waivers(const Checker& c, const Node& n, const GuardsConfig& guards) {
+  std::vector<Waiver> out;
+  for (const Node& wn : n.children) {
+    Waiver w;
+    w.of = wn.at("of") == "guard-isolation" ? Waiver::Of::GuardIsolation : Waiver::Of::NoGuardStage;
+    if (const std::string* d = wn.attr("direction")) w.direction = *d;
+    if (const std::string* g = wn.attr("guard")) w.guard = *g;
+    w.reason = wn.at("reason");
+    w.line = wn.line;
+    w.column = wn.column;
+    if (w.of == Waiver::Of::NoGuardStage) {
+      if (w.direction.empty()) {
+        c.fail(wn, "<waiver of='no-guard-stage'>: expected direction='low-to-high' or 'high-to-low', got none");
+      }
+      if (!w.guard.empty()) c.fail(wn, "<waiver of='no-guard-stage'>: expected no guard attribute, got '" + w.guard + "'");
+      const auto& chain = w.direction == "low-to-high" ? guards.low_to_high : guards.high_to_low;
+      if (!chain.empty()) {
+        c.fail(wn, "<waiver of='no-guard-stage' direction='" + w.direction + "'>: expected a direction without a "
+                   "guard stage, got one with " + std::to_string(chain.size()) + " guard(s) (remove the waiver)");
+      }
+    } else {
+      if (w.guard.empty()) c.fail(wn, "<waiver of='guard-isolation'>: expected guard='<guard name>', got none");
+      bool found = false;
+      for (bool up : {true, false}) {
+        if (!w.direction.empty() && w.direction != direction_name(up)) continue;
+        for (const GuardSpec& g : up ? guards.low_to_high : guards.high_to_low) {
+          if (g.name == w.guard && g.kind == GuardSpec::Kind::External) found = true;
+        }
+      }
+      if (!found) {
+        c.fail(wn, "<waiver of='guard-isolation' guard='" + w.guard + "'>: expected the name of an <external> guard" +
+                       (w.direction.empty() ? "" : " of direction " + w.direction) + ", got none by that name");
+      }
+    }
+    for (const Waiver& other : out) {
+      if (other.of == w.of && other.direction == w.direction && other.guard == w.guard) {
+        c.fail(wn, "<waiver>: expected each waiver once, got a repeat of line " + std::to_string(other.line));
+      }
+    }
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+// Fail closed at start: each direction has a guard stage, or an explicit waiver.
+void check_guard_stage(const Checker& c, const Config& cfg, const Node& at) {
+  for (bool up : {true, false}) {
+    if (!(up ? cfg.guards.low_to_high : cfg.guards.high_to_low).empty()) continue;
+    const bool waived = std::any_of(cfg.waivers.begin(), cfg.waivers.end(), [&](const Waiver& w) {
+      return w.of == Waiver::Of::NoGuardStage && w.direction == direction_name(up);
+    });
+    if (!waived) {
+      c.fail(at, std::string("direction ") + direction_name(up) + " has no guard stage: expected <guards><direction from='" +
+                     (up ? "low' to='high'" : "high' to='low'") + "> with at least one guard, or <waivers><waiver "
+                     "of='no-guard-stage' direction='" + direction_name(up) + "' reason='...'/></waivers>");
+    }
+  }
+  if (cfg.supervision.mode != SupervisionMode::Separated) return;
+  for (const auto* chain : {&cfg.guards.low_to_high, &cfg.guards.high_to_low}) {
+    for (const GuardSpec& g : *chain) {
+      if (!g.run_as_user.empty()) {
+        throw ConfigError(cfg.file, g.line, g.column,
+                          "<external name='" + g.name + "'> run-as-user: expected none in separated mode (the "
+                          "filter is not root and cannot change user; its guards run as the filter user in their "
+                          "own namespaces), got '" + g.run_as_user + "'");
+      }
+    }
+  }
+}
+
+void resolve_user(const Checker& c, const Node& at, const char* attr, ProcessUser& u) {
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  char buf[4096];
+  if (::getpwnam_r(u.name.c_str(), &pw, buf, sizeof buf, &found) != 0 || found == nullptr) {
+    c.fail(at, std::string("<supervision> ") + attr + ": expected an existing user, got '" + u.name +
+                   "' (create the service users, or set mode='single-user-development' for development)");
+  }
+  if (pw.pw_uid == 0) c.fail(at, std::string("<supervision> ") + attr + ": expected a user other than root, got '" + u.name + "'");
+  u.uid = pw.pw_uid;
+  u.gid = pw.pw_gid;
+}
+
+void resolve_users(const Checker& c, const Node& at, Supervision& s) {
+  resolve_user(c, at, "low-edge-user", s.low_edge);
+  resolve_user(c, at, "high-edge-user", s.high_edge);
+  resolve_user(c, at, "filter-user", s.filter);
+  if (s.low_edge.uid == s.high_edge.uid || s.low_edge.uid == s.filter.uid || s.high_edge.uid == s.filter.uid) {
+    c.fail(at, "<supervision>: expected three distinct users for low-edge-user, high-edge-user and filter-user, got '" +
+                   s.low_edge.name + "', '" + s.high_edge.name + "', '" + s.filter.name + "'");
+  }
+}
+
+struct SeparationNodes {
+  const Node* root;
+  const Node* low;
+  const Node* high;
+  const Node* policy;
+  const Node* audit;
+  const Node* guards;
+};
+
+struct Who {
+  std::string role;
+  const ProcessUser* user;
+  std::string text() const { return role + " (user " + user->name + ")"; }
+};
+
+std::string want_words(int want) {
+  if (want == kRead) return "read";
+  if (want == (kRead | kSearch)) return "read and execute";
+  if (want == (kRead | kWrite | kSearch)) return "read, write and enter";
+  return "access";
+}
+
+void require(const Checker& c, const Node& n, const std::string& what, const std::string& path, const Who& who,
+             int want) {
+  if (auto why = access_denied(path, who.user->uid, who.user->gid, want)) {
+    c.fail(n, what + " '" + path + "': expected " + who.text() + " to be able to " + want_words(want) +
+                  " it, but " + *why);
+  }
+}
+
+void forbid(const Checker& c, const Node& n, const std::string& what, const std::string& path, const Who& who,
+            int want) {
+  if (!access_denied(path, who.user->uid, who.user->gid, want)) {
+    c.fail(n, what + " '" + path + "': expected " + who.text() + " NOT to be able to " + want_words(want) +
+                  " it, but it can (tighten the owner or mode)");
+  }
+}
+
+const Node* child_named(const Node& n, const std::string& name) {
+  for (const Node& ch : n.children) {
+    if (ch.name == name) return &ch;
+  }
+  return nullptr;
+}
+
+void check_separation(const Checker& c, const Config& cfg, const std::string& schema_dir, const SeparationNodes& n) {
+  const Who low{"edge(low)", &cfg.supervision.low_edge};
+  const Who high{"edge(high)", &cfg.supervision.high_edge};
+  const Who filter{"filter", &cfg.supervision.filter};
+  const std::string schema = (fs::path(schema_dir) / kSchemaFile).string();
+  for (const Who* w : {&low, &high, &filter}) {
+    require(c, *n.root, "the config file", fs::absolute(cfg.file).string(), *w, kRead);
+    require(c, *n.root, "the schema directory", schema_dir, *w, kRead | kSearch);
+    require(c, *n.root, "the config schema", schema, *w, kRead);
+  }
+  for (bool is_low : {true, false}) {
+    const Side& side = is_low ? cfg.low : cfg.high;
+    const Who& own = is_low ? low : high;
+    const Who& other = is_low ? high : low;
+    const Node& side_node = is_low ? *n.low : *n.high;
+    if (const Node* tls = child_named(side_node, "tls")) {
+      require(c, *tls, "certificate", side.cert_file, own, kRead);
+      require(c, *tls, "CA file", side.ca_file, own, kRead);
+      require(c, *tls, "key", side.key_file, own, kRead);
+      forbid(c, *tls, "side " + side.name + "'s key", side.key_file, other, kRead);
+      forbid(c, *tls, "side " + side.name + "'s key", side.key_file, filter, kRead);
+    }
+    if (const Node* db = child_named(side_node, "dialback")) {
+      require(c, *db, "dialback secret", side.dialback_secret_file, own, kRead);
+      forbid(c, *db, "side " + side.name + "'s dialback secret", side.dialback_secret_file, other, kRead);
+      forbid(c, *db, "side " + side.name + "'s dialback secret", side.dialback_secret_file, filter, kRead);
+    }
+  }
+  require(c, *n.policy, "the policy file", cfg.policy_file, filter, kRead);
+  if (n.audit != nullptr) {
+    require(c, *n.audit, "the audit signing key", cfg.audit.signing_key_file, filter, kRead);
+    require(c, *n.audit, "the audit public key", cfg.audit.public_key_file, filter, kRead);
+    for (const Who* w : {&low, &high}) forbid(c, *n.audit, "the audit signing key", cfg.audit.signing_key_file, *w, kRead);
+    std::error_code ec;
+    if (fs::exists(cfg.audit.dir, ec)) {
+      require(c, *n.audit, "the archive directory", cfg.audit.dir, filter, kRead | kWrite | kSearch);
+      for (const Who* w : {&low, &high}) {
+        forbid(c, *n.audit, "the archive directory", cfg.audit.dir, *w, kRead);
+        forbid(c, *n.audit, "the archive directory", cfg.audit.dir, *w, kSearch);
+      }
+    } else if (auto why = reach_denied(cfg.audit.dir, filter.user->uid, filter.user->gid)) {
+      c.fail(*n.audit, "the archive directory '" + cfg.audit.dir + "' (created at start): expected " + filter.text() +
+                           " to be able to reach it, but " + *why);
+    }
+  }
+  if (n.guards != nullptr) {
+    for (const auto* chain : {&cfg.guards.low_to_high, &cfg.guards.high_to_low}) {
+      for (const GuardSpec& g : *chain) {
+        Node at;
+        at.name = g.kind == GuardSpec::Kind::Schema ? "schema" : "external";
+        at.line = g.line;
+        at.column = g.column;
+        if (g.kind == GuardSpec::Kind::Schema) require(c, at, "the guard profile", g.profile, filter, kRead);
+        else require(c, at, "the guard program", g.program, filter, kRead | kSearch);
+      }
+    }
+  }
+}
+
+Config build_config(const std::string& file, const std::string& schema_dir, const Node& root, LoadFor who) {
   Checker c(file);
   Config cfg;
   cfg.file = file;
@@ -347,6 +550,8 @@ Config build_config(const std::string& file, const Node& root, LoadFor who) {
   const Node* policy = nullptr;
   const Node* audit = nullptr;
   const Node* guards = nullptr;
+  const Node* supervision = nullptr;
+  const Node* waivers = nullptr;
   for (const Node& ch : root.children) {
     if (ch.name == "logging") {
       cfg.log_target = ch.at("target");
@@ -355,20 +560,14 @@ Config build_config(const std::string& file, const Node& root, LoadFor who) {
       cfg.supervision.restart_backoff_ms = c.number<std::uint32_t>(ch, "restart-backoff-ms");
       cfg.supervision.restart_backoff_max_ms = c.number<std::uint32_t>(ch, "restart-backoff-max-ms");
       cfg.supervision.watchdog_ms = c.number<std::uint32_t>(ch, "watchdog-ms");
-      if (const std::string* u = ch.attr("edge-user")) {
-        struct passwd pw {};
-        struct passwd* found = nullptr;
-        char buf[4096];
-        if (::getpwnam_r(u->c_str(), &pw, buf, sizeof buf, &found) != 0 || found == nullptr) {
-          c.fail(ch, "<supervision> edge-user: expected an existing user, got '" + *u + "'");
-        }
-        if (pw.pw_uid == 0) {
-          c.fail(ch, "<supervision> edge-user: expected a user other than root, got '" + *u + "'");
-        }
-        cfg.supervision.edge_user = *u;
-        cfg.supervision.edge_uid = pw.pw_uid;
-        cfg.supervision.edge_gid = pw.pw_gid;
-      }
+      cfg.supervision.mode = ch.at("mode") == "single-user-development" ? SupervisionMode::SingleUserDevelopment
+                                                                          : SupervisionMode::Separated;
+      cfg.supervision.low_edge.name = ch.at("low-edge-user");
+      cfg.supervision.high_edge.name = ch.at("high-edge-user");
+      cfg.supervision.filter.name = ch.at("filter-user");
+      cfg.supervision.line = ch.line;
+      cfg.supervision.column = ch.column;
+      supervision = &ch;
       if (cfg.supervision.restart_backoff_max_ms < cfg.supervision.restart_backoff_ms) {
         c.fail(ch, "<supervision>: expected restart-backoff-max-ms >= restart-backoff-ms, got " +
                        std::to_string(cfg.supervision.restart_backoff_max_ms) + " < " +
@@ -387,13 +586,17 @@ Config build_config(const std::string& file, const Node& root, LoadFor who) {
       audit = &ch;
     } else if (ch.name == "guards") {
       guards = &ch;
+    } else if (ch.name == "waivers") {
+      waivers = &ch;
     }
   }
   if (low == nullptr || high == nullptr || policy == nullptr) {
     c.fail(root, "<portcullis>: expected sides 'low' and 'high' and a <policy>");  // XSD prevents
   }
-  cfg.low = build_side(c, *low);
-  cfg.high = build_side(c, *high);
+  const bool appliance = who == LoadFor::Appliance;
+  const bool filter = appliance || who == LoadFor::Filter;
+  cfg.low = build_side(c, *low, appliance || who == LoadFor::EdgeLow);
+  cfg.high = build_side(c, *high, appliance || who == LoadFor::EdgeHigh);
   check_fronts(c, cfg.low, *low, cfg.high);
   check_fronts(c, cfg.high, *high, cfg.low);
 
@@ -414,9 +617,16 @@ Config build_config(const std::string& file, const Node& root, LoadFor who) {
   // The security policy is a separate file with its own owner (the security
   // officer); the filter process loads and validates it (policy/policy_file).
   // Here it only has to exist, so a typo in its path stops the config check.
-  cfg.policy_file = c.readable_file(*policy, "file");
-  if (audit != nullptr) cfg.audit = build_audit(c, *audit, who);
-  if (guards != nullptr) cfg.guards = build_guards(c, *guards);
+  cfg.policy_file = filter ? c.readable_file(*policy, "file") : c.path(*policy, "file");
+  if (audit != nullptr) cfg.audit = build_audit(c, *audit, filter);
+  if (guards != nullptr) cfg.guards = build_guards(c, *guards, filter);
+  if (waivers != nullptr) cfg.waivers = build_waivers(c, *waivers, cfg.guards);
+  if (filter) check_guard_stage(c, cfg, guards != nullptr ? *guards : root);
+  if (appliance && cfg.supervision.mode == SupervisionMode::Separated) {
+    resolve_users(c, supervision != nullptr ? *supervision : root, cfg.supervision);
+    SeparationNodes nodes{&root, low, high, policy, audit, guards};
+    check_separation(c, cfg, schema_dir, nodes);
+  }
   return cfg;
 }
 
@@ -430,10 +640,19 @@ ConfigError::ConfigError(const std::string& file, int line, int column, const st
       column_(column),
       message_(message) {}
 
+const Waiver* isolation_waiver(const Config& cfg, const std::string& direction, const std::string& guard) {
+  for (const Waiver& w : cfg.waivers) {
+    if (w.of == Waiver::Of::GuardIsolation && w.guard == guard && (w.direction.empty() || w.direction == direction)) {
+      return &w;
+    }
+  }
+  return nullptr;
+}
+
 Config load_config(const std::string& file, const std::string& schema_dir, LoadFor who) {
   const std::string text = read_file_capped(file, kMaxConfigBytes, "config file");
   Node root = parse_and_validate(file, text, schema_dir);
-  return build_config(file, root, who);
+  return build_config(file, schema_dir, root, who);
 }
 
 }  // namespace portcullis::config

@@ -121,12 +121,37 @@ struct GuardsConfig {
   std::vector<GuardSpec> low_to_high, high_to_low;   // run in order; all must pass
 };
 
+// Who runs each child (see <supervision> in the schema).
+enum class SupervisionMode { Separated, SingleUserDevelopment };
+
+// An unprivileged user a child runs as: its uid and primary gid, with no
+// supplementary groups (the supervisor drops them), so what it can read is
+// decided by owner, group and mode bits alone.
+struct ProcessUser {
+  std::string name;
+  std::uint32_t uid = 0, gid = 0;
+};
+
 struct Supervision {
   std::uint32_t restart_backoff_ms = 500;     // first restart delay; doubles to max
   std::uint32_t restart_backoff_max_ms = 10000;
   std::uint32_t watchdog_ms = 10000;          // heartbeat silence that counts as hung
-  std::string edge_user;                      // empty: edges keep portcullisd's identity
-  std::uint32_t edge_uid = 0, edge_gid = 0;   // resolved from edge_user at load
+  SupervisionMode mode = SupervisionMode::Separated;
+  // Separated mode: resolved at load by the appliance (LoadFor::Appliance);
+  // names only for the children.
+  ProcessUser low_edge{"portcullis-low"}, high_edge{"portcullis-high"}, filter{"portcullis-filter"};
+  int line = 0, column = 0;                   // of <supervision>, 0 when absent
+};
+
+// Explicit exceptions to the fail-closed start rules (<waivers>); each is
+// written to the audit archive at every start.
+struct Waiver {
+  enum class Of { NoGuardStage, GuardIsolation };
+  Of of = Of::NoGuardStage;
+  std::string direction;   // "low-to-high" / "high-to-low"; empty: both (guard-isolation only)
+  std::string guard;       // guard-isolation: the guard's name
+  std::string reason;
+  int line = 0, column = 0;
 };
 
 struct Config {
@@ -137,17 +162,37 @@ struct Config {
   std::string policy_file;          // the security policy file (<policy file=.../>), absolute
   AuditConfig audit;
   GuardsConfig guards;
+  std::vector<Waiver> waivers;
   std::string log_target = "stderr";   // "stderr" or "syslog"
   std::string log_level = "info";
 };
 
-// Who loads the config. An edge (possibly running as the unprivileged
-// edge-user) never touches the audit archive, so it does not check the audit
-// keys, which it must not be able to read; everything else is checked alike.
-enum class LoadFor { Appliance, Edge };
+// Who loads the config. Each process checks only the files it reads itself,
+// so an edge never needs (and must not be able) to read the other side's TLS
+// key or dialback secret, the audit signing key or the policy; the filter never
+// touches TLS files. The appliance (the supervisor, and --check-config) checks
+// every file, and in separated mode that each user can read what its process
+// needs and cannot read what it must not (check_separation).
+enum class LoadFor { Appliance, Filter, EdgeLow, EdgeHigh };
+
+// A waiver that covers `guard` of `direction` ("low-to-high"/"high-to-low"), or nullptr.
+const Waiver* isolation_waiver(const Config& cfg, const std::string& direction, const std::string& guard);
 
 // Loads, validates against the XSD in `schema_dir`, and checks meaning.
 // Throws ConfigError (first error) on failure.
 Config load_config(const std::string& file, const std::string& schema_dir, LoadFor who = LoadFor::Appliance);
+
+// Separated mode: the file-permission picture each process relies on, checked
+// for the users in cfg.supervision as they will run (uid and primary gid, no
+// supplementary groups; POSIX mode bits, every directory on the path):
+//   - each edge user can read the config, the schemas and its own side's TLS
+//     certificate, key, CA and dialback secret; the other edge user and the
+//     filter user cannot read that side's key or secret;
+//   - the filter user can read the config, the schemas, the policy, the audit
+//     keys and the guard profiles and programs, and can write the archive
+//     directory (or create it); neither edge user can read the signing key or
+//     enter the archive directory.
+// Throws ConfigError at the element that names the file.
+void check_separation(const Config& cfg, const std::string& schema_dir);
 
 }  // namespace portcullis::config

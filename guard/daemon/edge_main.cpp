@@ -19,7 +19,7 @@ int run_edge(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
   const std::string name = low ? "edge(low)" : "edge(high)";
   config::Config cfg;
   try {
-    cfg = config::load_config(opts.config_file, opts.schema_dir, config::LoadFor::Edge);
+    cfg = config::load_config(opts.config_file, opts.schema_dir, low ? config::LoadFor::EdgeLow : config::LoadFor::EdgeHigh);
   } catch (const std::exception& e) {
     Logger fallback(name, Logger::Target::Stderr, LogLevel::Info);
     fallback.error(std::string("cannot load config: ") + e.what());

@@ -1,5 +1,6 @@
 // The filter: pipelines, no network. Its only I/O is the two frame channels.
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <memory>
@@ -42,6 +43,33 @@ void record_admin(audit::AuditArchive& archive, std::string kind, std::string te
   archive.append(std::move(r), [](audit::AppendResult) {});
 }
 
+// How this start deviates from the shipped, fail-closed settings, in the
+// archive at every start: the supervision mode, and every waiver with its reason.
+void record_start_settings(audit::AuditArchive& archive, const config::Config& cfg, Logger& log) {
+  const bool separated = cfg.supervision.mode == config::SupervisionMode::Separated;
+  record_admin(archive, "supervision",
+               separated ? "separated: each process runs as its own user, the filter in an empty network namespace"
+                         : "single-user-development: every process runs as one user (a development setting)",
+               {{"mode", separated ? "separated" : "single-user-development"},
+                {"filter-uid", std::to_string(::getuid())}});
+  if (!separated) {
+    LogLine(log, LogLevel::Warning) << "single-user-development mode (recorded in the archive)";
+  }
+  for (const config::Waiver& w : cfg.waivers) {
+    const bool stage = w.of == config::Waiver::Of::NoGuardStage;
+    const std::string what = stage ? "no guard stage for " + w.direction
+                                   : "guard " + w.guard + " may run without isolation" +
+                                         (w.direction.empty() ? "" : " (" + w.direction + ")");
+    LogLine(log, LogLevel::Warning) << "waiver at " << cfg.file << ":" << w.line << ": " << what << ": " << w.reason;
+    record_admin(archive, "waiver", "waiver in force: " + what,
+                 {{"of", stage ? "no-guard-stage" : "guard-isolation"},
+                  {"direction", w.direction},
+                  {"guard", w.guard},
+                  {"reason", w.reason},
+                  {"config", cfg.file + ":" + std::to_string(w.line) + ":" + std::to_string(w.column)}});
+  }
+}
+
 }  // namespace
 
 int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
@@ -65,7 +93,7 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
   const policy::FilterRegistry registry = policy::builtin_filters();
   std::optional<policy::LoadedPolicy> loaded;
   try {
-    cfg = config::load_config(opts.config_file, opts.schema_dir);
+    cfg = config::load_config(opts.config_file, opts.schema_dir, config::LoadFor::Filter);
     loaded.emplace(policy::load_policy(cfg.policy_file, opts.schema_dir, registry));
   } catch (const std::exception& e) {
     Logger fallback("filter", Logger::Target::Stderr, LogLevel::Info);
@@ -87,8 +115,8 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
   policy::GuardChain guards_up, guards_down;
   try {
     archive = std::make_unique<audit::AuditArchive>(loop, cfg.audit, log);
-    policy::add_guards(guards_up, cfg.guards.low_to_high, loop, log);
-    policy::add_guards(guards_down, cfg.guards.high_to_low, loop, log);
+    policy::add_guards(guards_up, cfg, "low-to-high", loop, log);
+    policy::add_guards(guards_down, cfg, "high-to-low", loop, log);
   } catch (const std::exception& e) {
     log.error(std::string("cannot start: ") + e.what());
     return 2;
@@ -104,13 +132,7 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
                {{"version", loaded->version}, {"sha256", loaded->sha256}, {"file", loaded->file}});
   LogLine(log, LogLevel::Info) << "guard stage: " << cfg.guards.low_to_high.size() << " guard(s) low->high, "
                                << cfg.guards.high_to_low.size() << " high->low; audit archive " << cfg.audit.dir;
-  for (const auto& [dir, guards] : {std::pair{"low->high", &cfg.guards.low_to_high},
-                                    std::pair{"high->low", &cfg.guards.high_to_low}}) {
-    if (guards->empty()) {
-      LogLine(log, LogLevel::Warning) << "no guard stage for " << dir
-                                      << ": what the policy releases crosses without an independent XML guard";
-    }
-  }
+  record_start_settings(*archive, cfg, log);
   install(filter, std::move(*loaded));
   loaded.reset();
   filter.attach_low(args.fds.low_fd);

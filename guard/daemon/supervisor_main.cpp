@@ -1,6 +1,11 @@
 // portcullisd: the supervisor. It holds no stanza and no peer connection; it
 // creates the filter<->edge socketpairs, starts the children and restarts them.
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 
 #include <memory>
 
@@ -16,6 +21,29 @@ std::unique_ptr<Logger> make_logger(const std::string& name, const config::Confi
   const bool syslog = !foreground && cfg.log_target == "syslog";
   return std::make_unique<Logger>(name, syslog ? Logger::Target::Syslog : Logger::Target::Stderr, level);
 }
+
+namespace {
+
+// The archive directory, created as the filter user's (mode 0700) when it does
+// not exist yet; its parents, when missing, as root's with mode 0755. An
+// existing directory is left as it is: the config check has judged its modes.
+bool prepare_archive_dir(const std::string& dir, const config::ProcessUser& filter, std::string& error) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) return true;
+  const std::filesystem::path p(dir);
+  std::filesystem::create_directories(p.parent_path(), ec);
+  if (ec) {
+    error = p.parent_path().string() + ": " + ec.message();
+    return false;
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 || ::chown(dir.c_str(), filter.uid, filter.gid) != 0) {
+    error = dir + ": " + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 int run_supervisor(const DaemonOptions& opts) {
   config::Config cfg;
@@ -36,16 +64,32 @@ int run_supervisor(const DaemonOptions& opts) {
   so.initial_backoff = net::Duration(cfg.supervision.restart_backoff_ms);
   so.max_backoff = net::Duration(cfg.supervision.restart_backoff_max_ms);
   so.watchdog_timeout = net::Duration(cfg.supervision.watchdog_ms);
-  if (!cfg.supervision.edge_user.empty()) {
+  if (cfg.supervision.mode == config::SupervisionMode::Separated) {
+    // The config loader has already checked, for each user, what it can and
+    // cannot read (config::load_config, LoadFor::Appliance).
     if (::geteuid() != 0) {
-      log.error("<supervision edge-user='" + cfg.supervision.edge_user +
-                "'> needs portcullisd to start as root (it drops the edges to that user)");
+      log.error("separated mode needs portcullisd to start as root (it starts each child as its own user); "
+                "for development set <supervision mode='single-user-development'/>");
       return 2;
     }
-    so.drop_edges = true;
-    so.edge_uid = cfg.supervision.edge_uid;
-    so.edge_gid = cfg.supervision.edge_gid;
-    log.info("edges run as user " + cfg.supervision.edge_user);
+    const auto identity = [](const config::ProcessUser& u) {
+      return supervisor::SupervisorOptions::Identity{true, u.uid, u.gid};
+    };
+    so.identities[static_cast<std::size_t>(supervisor::Role::EdgeLow)] = identity(cfg.supervision.low_edge);
+    so.identities[static_cast<std::size_t>(supervisor::Role::Filter)] = identity(cfg.supervision.filter);
+    so.identities[static_cast<std::size_t>(supervisor::Role::EdgeHigh)] = identity(cfg.supervision.high_edge);
+    so.filter_netns = true;
+    std::string error;
+    if (!prepare_archive_dir(cfg.audit.dir, cfg.supervision.filter, error)) {
+      log.error("cannot prepare the archive directory: " + error);
+      return 2;
+    }
+    log.info("separated: edge(low) runs as " + cfg.supervision.low_edge.name + ", edge(high) as " +
+             cfg.supervision.high_edge.name + ", filter as " + cfg.supervision.filter.name +
+             " in an empty network namespace");
+  } else {
+    log.warning("single-user-development mode: every process runs as this user (uid " + std::to_string(::getuid()) +
+                "); nothing keeps a compromised edge from the other side's keys. Not for deployment.");
   }
   so.log = [&log](std::string_view line) { log.info(line); };
   supervisor::Supervisor sup(loop, so);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <grp.h>
@@ -31,7 +32,16 @@ std::string signal_name(int sig) {
 }
 
 std::string describe_status(int status) {
-  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFEXITED(status)) {
+    const int code = WEXITSTATUS(status);
+    // The codes the forked child uses before exec (spawn()).
+    const char* why = code == 124 ? " (cannot create its network namespace)"
+                      : code == 125 ? " (cannot drop to its user)"
+                      : code == 126 ? " (cannot keep its fds)"
+                      : code == 127 ? " (cannot execute)"
+                                    : "";
+    return "exited with status " + std::to_string(code) + why;
+  }
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
     std::string s = "killed by signal " + std::to_string(sig) + " (" + signal_name(sig) + ")";
@@ -258,9 +268,13 @@ bool Supervisor::spawn(Role r, const ChildFds& fds, ipc::UniqueFd child_control,
                       with_control.high_fd};
   const pid_t parent = ::getpid();
   const char* exe = options_.executable.c_str();
-  const bool drop = options_.drop_edges && r != Role::Filter;
-  const uid_t uid = options_.edge_uid;
-  const gid_t gid = options_.edge_gid;
+  const SupervisorOptions::Identity id = options_.identities[static_cast<std::size_t>(r)];
+  const bool drop = id.drop;
+  const uid_t uid = id.uid;
+  const gid_t gid = id.gid;
+  const bool netns = options_.filter_netns && r == Role::Filter;
+  const int exe_fd = exe_fd_.get();
+  char** envp = environ;
 
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -275,6 +289,8 @@ bool Supervisor::spawn(Role r, const ChildFds& fds, ipc::UniqueFd child_control,
     ::sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE}) ::signal(sig, SIG_DFL);
+    // An empty network namespace: no interface but a loopback that is down.
+    if (netns && ::unshare(CLONE_NEWNET) != 0) ::_exit(124);
     if (drop) {
       // Groups first, then gid, then uid: after setuid nothing can be changed back.
       if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(125);
@@ -292,7 +308,11 @@ bool Supervisor::spawn(Role r, const ChildFds& fds, ipc::UniqueFd child_control,
       const int fl = ::fcntl(fd, F_GETFD);
       if (fl < 0 || ::fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC) < 0) ::_exit(126);
     }
-    ::execv(exe, argv.data());
+    if (exe_fd >= 0) {
+      ::execveat(exe_fd, "", argv.data(), envp, AT_EMPTY_PATH);
+    } else {
+      ::execv(exe, argv.data());
+    }
     static constexpr char kMsg[] = "portcullisd: execv of child failed\n";
     [[maybe_unused]] const ssize_t ignored = ::write(2, kMsg, sizeof kMsg - 1);
     ::_exit(127);
@@ -364,6 +384,10 @@ void Supervisor::start() {
     signal_fd_.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
     if (!signal_fd_) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
     loop_.watch(signal_fd_.get(), net::kReadable, [this](std::uint32_t) { on_signal_readable(); });
+  }
+  exe_fd_.reset(::open(options_.executable.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!exe_fd_) {
+    throw std::runtime_error("cannot open " + options_.executable + ": " + std::strerror(errno));
   }
   FilterLink low = make_link();
   FilterLink high = make_link();

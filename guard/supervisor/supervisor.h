@@ -91,13 +91,19 @@ struct SupervisorOptions {
   // for this long is hung: it is killed (SIGKILL) and restarts like a crashed
   // one, so its neighbours bounce what it held. 0 disables the watchdog.
   net::Duration watchdog_timeout{10000};
-  // Privilege separation: when set (the supervisor must run as root), both
-  // edges run as this uid/gid with no supplementary groups, so a compromised
-  // edge cannot read what only the filter may (the audit signing key). The
-  // filter keeps the supervisor's identity.
-  bool drop_edges = false;
-  uid_t edge_uid = 0;
-  gid_t edge_gid = 0;
+  // Privilege separation (the supervisor must run as root): each child with
+  // `drop` set runs as that uid/gid with no supplementary groups, so it can
+  // read only what its user may (an edge: its own side's TLS key and secret;
+  // the filter: the audit signing key). Indexed by Role.
+  struct Identity {
+    bool drop = false;
+    uid_t uid = 0;
+    gid_t gid = 0;
+  };
+  std::array<Identity, 3> identities{};
+  // The filter starts in a fresh, empty network namespace (only a down
+  // loopback), made while the child is still root, before it drops.
+  bool filter_netns = false;
   // Own SIGCHLD/SIGTERM/SIGINT/SIGHUP through a signalfd on the loop.
   bool handle_signals = true;
   // One line per event (no trailing newline). Default: stderr.
@@ -178,6 +184,10 @@ class Supervisor {
   SupervisorOptions options_;
   std::array<Child, 3> children_;
   ipc::UniqueFd signal_fd_;
+  // The executable, opened at start: children exec it through this fd, so a
+  // child dropped to an unprivileged user does not need search permission on
+  // the directories above it (a build tree under a 0700 home).
+  ipc::UniqueFd exe_fd_;
   bool signals_blocked_ = false;
   sigset_t old_mask_{};
   bool started_ = false;

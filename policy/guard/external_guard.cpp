@@ -11,7 +11,9 @@
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -70,6 +72,9 @@ struct ChildPlan {
   bool drop_user;
   uid_t uid;
   gid_t gid;
+  bool isolation_waived;
+  const char* const* hide_dirs;    // nullptr-terminated
+  const char* const* hide_files;   // nullptr-terminated
 };
 
 // Runs in the forked child: only async-signal-safe calls. Fd 3 is the status
@@ -98,12 +103,28 @@ struct ChildPlan {
     if (s != SIGKILL && s != SIGSTOP) ::sigaction(s, &dfl, nullptr);
   }
 
+  // Own network and mount namespaces (as root directly, otherwise inside a
+  // fresh user namespace); without them the guard does not start unless the
+  // config waives it.
   char isolation = 'N';
-  if (plan.root) {
-    if (::unshare(CLONE_NEWNET) != 0) report('n', errno);
-    isolation = 'R';
-  } else if (::unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0) {
-    isolation = 'U';
+  const int ns = CLONE_NEWNET | CLONE_NEWNS;
+  if (::unshare(plan.root ? ns : ns | CLONE_NEWUSER) == 0) {
+    isolation = plan.root ? 'R' : 'U';
+  } else if (!plan.isolation_waived) {
+    report('n', errno);
+  }
+  if (isolation != 'N') {
+    // Nothing mounted here propagates back; then cover what the filter's user
+    // may read and a guard must not: the archive and its signing key.
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) report('m', errno);
+    for (const char* const* d = plan.hide_dirs; *d != nullptr; ++d) {
+      if (::mount("tmpfs", *d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4k,mode=0500") != 0) {
+        report('m', errno);
+      }
+    }
+    for (const char* const* f = plan.hide_files; *f != nullptr; ++f) {
+      if (::mount("/dev/null", *f, nullptr, MS_BIND, nullptr) != 0) report('m', errno);
+    }
   }
   if (plan.drop_user) {
     if (::setgroups(1, &plan.gid) != 0) report('g', errno);
@@ -122,7 +143,8 @@ struct ChildPlan {
 
 std::string stage_name(char stage) {
   switch (stage) {
-    case 'n': return "cannot create a network namespace";
+    case 'n': return "cannot create its network and mount namespaces (isolation; see <waiver of='guard-isolation'>)";
+    case 'm': return "cannot hide the audit archive from it (mount)";
     case 'g': return "cannot set group";
     case 'u': return "cannot set user";
     case 'p': return "cannot set process restrictions";
@@ -193,8 +215,16 @@ struct ExternalGuard::Impl {
     argv.push_back(nullptr);
     std::string path_env = "PATH=/usr/local/bin:/usr/bin:/bin";
     char* envp[] = {path_env.data(), nullptr};
+    std::vector<const char*> hide_dirs, hide_files;
+    for (const std::string& h : opt.hide) {
+      struct stat hs {};
+      if (::stat(h.c_str(), &hs) != 0) continue;   // nothing there to hide
+      (S_ISDIR(hs.st_mode) ? hide_dirs : hide_files).push_back(h.c_str());
+    }
+    hide_dirs.push_back(nullptr);
+    hide_files.push_back(nullptr);
     const ChildPlan plan{opt.program.c_str(), argv.data(), envp, ::getpid(), ::geteuid() == 0,
-                         drop_user, uid, gid};
+                         drop_user, uid, gid, opt.isolation_waived, hide_dirs.data(), hide_files.data()};
 
     const pid_t child = ::fork();
     if (child < 0) {
@@ -246,7 +276,7 @@ struct ExternalGuard::Impl {
       }
       return error;
     }
-    isolation = iso == 'R' ? "netns" : iso == 'U' ? "userns+netns" : "none";
+    isolation = iso == 'R' ? "netns+mountns" : iso == 'U' ? "userns+netns+mountns" : "none";
     pid = child;
     to_fd = in[0];
     from_fd = outp[0];
@@ -256,7 +286,7 @@ struct ExternalGuard::Impl {
     loop.watch(from_fd, net::kReadable, [this](std::uint32_t ev) { on_readable(ev); });
     if (isolation == "none") {
       LogLine(log, LogLevel::Warning) << "guard " << name << ": program " << opt.program
-                                      << " runs with the host network (no namespace could be created)";
+                                      << " runs WITHOUT isolation (host network, archive visible): waived by the config";
     }
     return {};
   }

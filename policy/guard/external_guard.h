@@ -46,6 +46,15 @@ struct ExternalGuardOptions {
   std::vector<std::string> args;        // argv[1..]
   std::chrono::milliseconds timeout{2000};         // per stanza, from when it is sent
   std::string run_as_user;              // empty: keep the current user
+  // Isolation: the program runs in its own network and mount namespaces (and a
+  // user namespace when the filter is not root), in which each path of `hide`
+  // is covered: a directory by an empty read-only tmpfs, a file by /dev/null
+  // (the audit archive and its signing key, which the filter's user may read).
+  // When the namespaces cannot be made the guard does not start, unless
+  // `isolation_waived` (a <waiver of="guard-isolation">): then it runs on the
+  // host's namespaces with a warning.
+  std::vector<std::string> hide;
+  bool isolation_waived = false;
   std::size_t max_queue = 64;           // stanzas waiting behind the one in flight
   std::chrono::milliseconds restart_backoff{200};  // first restart delay
   std::chrono::milliseconds restart_backoff_max{10000};
@@ -71,8 +80,8 @@ class ExternalGuard final : public Guard {
   pid_t pid() const;
   std::uint64_t starts() const;      // successful starts, including the first
   std::uint64_t failures() const;    // crashes, timeouts, garbage, changed stanzas
-  // "netns" (root, empty network namespace), "userns+netns" (unprivileged
-  // namespaces), or "none" (host network).
+  // "netns+mountns" (root), "userns+netns+mountns" (unprivileged), or "none"
+  // (host namespaces; only with isolation_waived).
   const std::string& isolation() const;
 
  private:

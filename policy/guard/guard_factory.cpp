@@ -5,7 +5,8 @@
 
 namespace portcullis::policy {
 
-std::unique_ptr<Guard> make_guard(const config::GuardSpec& spec, net::EventLoop& loop, Logger& log) {
+std::unique_ptr<Guard> make_guard(const config::GuardSpec& spec, net::EventLoop& loop, Logger& log,
+                                  const GuardIsolation& isolation) {
   switch (spec.kind) {
     case config::GuardSpec::Kind::Schema:
       if (spec.profile.empty()) {
@@ -18,6 +19,8 @@ std::unique_ptr<Guard> make_guard(const config::GuardSpec& spec, net::EventLoop&
       opt.args = spec.args;
       opt.timeout = std::chrono::milliseconds(spec.timeout_ms);
       opt.run_as_user = spec.run_as_user;
+      opt.hide = isolation.hide;
+      opt.isolation_waived = isolation.waived;
       try {
         return std::make_unique<ExternalGuard>(spec.name, std::move(opt), loop, log);
       } catch (const config::ConfigError& e) {
@@ -29,9 +32,15 @@ std::unique_ptr<Guard> make_guard(const config::GuardSpec& spec, net::EventLoop&
   throw config::ConfigError("", spec.line, spec.column, "guard " + spec.name + ": unknown guard kind");
 }
 
-void add_guards(GuardChain& chain, const std::vector<config::GuardSpec>& specs, net::EventLoop& loop,
+void add_guards(GuardChain& chain, const config::Config& cfg, const std::string& direction, net::EventLoop& loop,
                 Logger& log) {
-  for (const auto& spec : specs) chain.add(make_guard(spec, loop, log));
+  const auto& specs = direction == "low-to-high" ? cfg.guards.low_to_high : cfg.guards.high_to_low;
+  for (const auto& spec : specs) {
+    GuardIsolation iso;
+    if (cfg.audit.enabled) iso.hide = {cfg.audit.dir, cfg.audit.signing_key_file};
+    iso.waived = config::isolation_waiver(cfg, direction, spec.name) != nullptr;
+    chain.add(make_guard(spec, loop, log, iso));
+  }
 }
 
 }  // namespace portcullis::policy

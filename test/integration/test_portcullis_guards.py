@@ -29,8 +29,8 @@ Prosody MUC traffic does not hide the other results):
 
 import os
 import re
+import shutil
 import signal
-import stat
 import sys
 import time
 
@@ -69,14 +69,19 @@ def guards_xml(run_dir, guard_bin):
     wrapper = os.path.join(run_dir, "guard-wrapper.sh")
     with open(wrapper, "w") as f:
         f.write(WRAPPER)
-    os.chmod(wrapper, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP)
+    # Run by the filter's user (separated mode), as are the mode files it empties.
+    os.chmod(wrapper, 0o755)
     out = ["  <guards>"]
     for frm, to, name in (("low", "high", "ext-up"), ("high", "low", "ext-down")):
         mode_file = os.path.join(run_dir, "%s.mode" % name)
         open(mode_file, "w").close()
+        os.chmod(mode_file, 0o666)
         word = "forbidden-" + ("up" if frm == "low" else "down")
         out += ['    <direction from="%s" to="%s">' % (frm, to),
-                '      <schema name="schema" profile="%s"/>' % PROFILE,
+                # The copy next to the config (appliance.prepare): the filter's user
+                # may not reach the source tree.
+                '      <schema name="schema" profile="%s"/>' % os.path.join(run_dir, "schemas", "xmpp",
+                                                                           os.path.basename(PROFILE)),
                 '      <external name="%s" program="%s" timeout-ms="%d">' % (name, wrapper,
                                                                               TIMEOUT_MS),
                 "        <arg>%s</arg>" % mode_file,
@@ -123,6 +128,11 @@ def test(ctx):
     run_dir = ctx.subdir("guards")
     guard_bin = os.path.join(ctx.build_dir, "tools", "example-guard", "portcullis-example-guard")
     check(os.access(guard_bin, os.X_OK), "example guard not built: %s" % guard_bin)
+    # Installed where the filter's user can reach it (the build tree may not be).
+    installed = os.path.join(run_dir, "portcullis-example-guard")
+    shutil.copy(guard_bin, installed)
+    os.chmod(installed, 0o755)
+    guard_bin = installed
     check(os.path.exists(PROFILE), "no profile %s" % PROFILE)
     with Federation(run_dir, topology="portcullis", mode="cert", build_dir=ctx.build_dir,
                     guards_xml=guards_xml(run_dir, guard_bin)) as fed:

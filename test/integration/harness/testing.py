@@ -1,7 +1,8 @@
 """Test-script convention: each test/integration/test_*.py calls run_test(body).
 
 run_test parses --build-dir (default $PORTCULLIS_BUILD_DIR, else the current
-directory), gives the test a fresh run dir <build>/integration-runs/<test name>/,
+directory), gives the test a fresh run dir /tmp/portcullis-interop/<test name>/ (linked from
+<build>/integration-runs/<test name>),
 runs body(ctx), stops every child process whatever happens, and exits 0 printing
 "PASS <name>", or non-zero with one last line "FAIL <name>: <reason> (logs: <dir>)".
 """
@@ -13,7 +14,7 @@ import sys
 import time
 import traceback
 
-from . import procs
+from . import appliance, procs
 from .procs import HarnessError
 
 
@@ -52,9 +53,16 @@ def run_test(body, name=None, add_args=None):
         add_args(ap)
     args = ap.parse_args()
     build_dir = os.path.abspath(args.build_dir)
-    run_dir = os.path.join(build_dir, "integration-runs", name)
-    shutil.rmtree(run_dir, ignore_errors=True)
-    os.makedirs(run_dir)
+    # Under /tmp, not the build tree: the appliance's service users must reach it
+    # (a checkout may sit under a 0700 home). The build tree gets a link to it.
+    run_dir = appliance.run_dir(name)
+    link = os.path.join(build_dir, "integration-runs", name)
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    if os.path.islink(link) or os.path.isfile(link):
+        os.unlink(link)
+    elif os.path.isdir(link):
+        shutil.rmtree(link, ignore_errors=True)
+    os.symlink(run_dir, link)
     ctx = TestContext(name, run_dir, build_dir, args)
     code = 0
     try:
@@ -70,5 +78,6 @@ def run_test(body, name=None, add_args=None):
         print("FAIL %s: %s: %s (logs: %s)" % (name, type(e).__name__, e, run_dir), flush=True)
     finally:
         procs.stop_all()
+        appliance.remove_created_users()
     sys.stdout.flush()
     os._exit(code)  # do not wait for the client loop thread

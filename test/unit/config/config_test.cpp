@@ -111,7 +111,10 @@ ConfigError load_error(const std::string& path) {
 
 TEST_CASE("the demo config loads with every value as written", "[config]") {
   ConfigDir d;
-  const std::string path = d.copy_of(kDemo);
+  // Separated mode needs the service users and file owners of an installed
+  // appliance (the interop tests and the demo have them); here the values.
+  const std::string path = d.config(replace_once(slurp(kDemo), "mode=\"separated\"", "mode=\"single-user-development\""),
+                                    "demo.xml");
   const Config c = load_config(path, kSchemaDir);
 
   CHECK(c.file == path);
@@ -165,12 +168,16 @@ TEST_CASE("schema defaults agree with the defaults in config.h", "[config]") {
   // Every optional element present but empty: the XSD fills in its defaults.
   ConfigDir d;
   std::string text = slurp(kCorpus + "valid-minimal.xml");
-  text = replace_once(text, "<portcullis xmlns=\"urn:portcullis:config:1\">",
-                      "<portcullis xmlns=\"urn:portcullis:config:1\">\n<logging/><supervision/>");
+  text = replace_once(text, "<supervision mode=\"single-user-development\"/>", "<logging/><supervision/>");
   text = replace_once(text, "ca=\"pki/ca-low.pem\"/>", "ca=\"pki/ca-low.pem\"/><timeouts/><limits/>");
   text = replace_once(text, "<listen address=\"127.0.0.6\" port=\"5269\"/>",
                       "<listen address=\"127.0.0.6\"/>");
-  const Config with_empty = load_config(d.config(text), kSchemaDir);
+  // As the filter loads it: separated mode's users need not exist for that.
+  const Config with_empty = load_config(d.config(text), kSchemaDir, portcullis::config::LoadFor::Filter);
+  CHECK(with_empty.supervision.mode == Config{}.supervision.mode);
+  CHECK(with_empty.supervision.low_edge.name == Config{}.supervision.low_edge.name);
+  CHECK(with_empty.supervision.high_edge.name == Config{}.supervision.high_edge.name);
+  CHECK(with_empty.supervision.filter.name == Config{}.supervision.filter.name);
   // The same file with the optional elements left out: config.h's defaults.
   const Config without = load_config(d.copy_of(kCorpus + "valid-minimal.xml"), kSchemaDir);
   const Config defaults;
@@ -436,7 +443,11 @@ TEST_CASE("guards: per direction, in order, names unique, programs executable", 
   write(d.dir() / "not-exec.sh", "#!/bin/sh\n", fs::perms(0644));
   const std::string base = slurp(kCorpus + "valid-minimal.xml");
   auto with_guards = [&](const std::string& guards) {
-    return replace_once(base, "public-key=\"keys/audit.pub\"/>", "public-key=\"keys/audit.pub\"/>\n" + guards);
+    // These stages all guard low->high: that direction needs no waiver.
+    const std::string waiver =
+        "<waiver of=\"no-guard-stage\" direction=\"low-to-high\" reason=\"config loader test: no guard stage\"/>";
+    return replace_once(replace_once(base, waiver, ""), "public-key=\"keys/audit.pub\"/>",
+                        "public-key=\"keys/audit.pub\"/>\n" + guards);
   };
   SECTION("a good guard stage") {
     const Config c = load_config(d.config(with_guards(
@@ -473,26 +484,42 @@ TEST_CASE("guards: per direction, in order, names unique, programs executable", 
   }
 }
 
-TEST_CASE("supervision edge-user: an existing user other than root", "[config][privsep]") {
+TEST_CASE("supervision: separated by default, with three distinct existing users other than root",
+          "[config][privsep]") {
   ConfigDir d;
   const std::string base = slurp(kCorpus + "valid-minimal.xml");
   auto with = [&](const std::string& attrs) {
-    return replace_once(base, "<portcullis xmlns=\"urn:portcullis:config:1\">",
-                        "<portcullis xmlns=\"urn:portcullis:config:1\">\n  <supervision " + attrs + "/>");
+    return replace_once(base, "<supervision mode=\"single-user-development\"/>", "<supervision " + attrs + "/>");
   };
-  SECTION("nobody") {
-    const Config c = load_config(d.config(with("edge-user=\"nobody\"")), kSchemaDir);
-    CHECK(c.supervision.edge_user == "nobody");
-    CHECK(c.supervision.edge_uid == 65534);
+  SECTION("single-user-development is what the corpus says") {
+    const Config c = load_config(d.copy_of(kCorpus + "valid-minimal.xml"), kSchemaDir);
+    CHECK(c.supervision.mode == portcullis::config::SupervisionMode::SingleUserDevelopment);
+  }
+  SECTION("no mode means separated, whose users must exist") {
+    const ConfigError e = load_error(d.config(with("low-edge-user=\"pc-no-such-user\"")));
+    CHECK(e.line() == 3);
+    CHECK_THAT(e.message(), Catch::Contains("low-edge-user: expected an existing user, got 'pc-no-such-user'"));
+  }
+  SECTION("an edge does not resolve users (only the appliance does)") {
+    const Config c = load_config(d.config(with("restart-backoff-ms=\"500\"")), kSchemaDir,
+                                 portcullis::config::LoadFor::EdgeLow);
+    CHECK(c.supervision.mode == portcullis::config::SupervisionMode::Separated);
+    CHECK(c.supervision.low_edge.name == "portcullis-low");
+    CHECK(c.supervision.filter.name == "portcullis-filter");
   }
   SECTION("root is refused") {
-    const ConfigError e = load_error(d.config(with("edge-user=\"root\"")));
-    CHECK(e.line() == 4);
-    CHECK_THAT(e.message(), Catch::Contains("expected a user other than root"));
+    const ConfigError e = load_error(d.config(with("low-edge-user=\"root\"")));
+    CHECK(e.line() == 3);
+    CHECK_THAT(e.message(), Catch::Contains("low-edge-user: expected a user other than root"));
   }
-  SECTION("an unknown user is refused") {
-    const ConfigError e = load_error(d.config(with("edge-user=\"no-such-user-here\"")));
-    CHECK(e.line() == 4);
-    CHECK_THAT(e.message(), Catch::Contains("expected an existing user, got 'no-such-user-here'"));
+  SECTION("one user twice is refused") {
+    const ConfigError e = load_error(
+        d.config(with("low-edge-user=\"nobody\" high-edge-user=\"nobody\" filter-user=\"daemon\"")));
+    CHECK(e.line() == 3);
+    CHECK_THAT(e.message(), Catch::Contains("expected three distinct users"));
+  }
+  SECTION("an unknown mode is a schema error") {
+    const ConfigError e = load_error(d.config(with("mode=\"trust-me\"")));
+    CHECK(e.line() == 3);
   }
 }

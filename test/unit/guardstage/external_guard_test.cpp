@@ -1,15 +1,20 @@
 // ExternalGuard against the example guard program (tools/example-guard) on a
 // real event loop, driven with bounded real time: each wait runs the loop until
 // a condition holds or a generous deadline passes (no sleeps).
+#include <seccomp.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -104,7 +109,7 @@ TEST_CASE("the example guard passes a clean stanza and echoes it unchanged", "[e
   Fixture f;
   ExternalGuard g("example", f.options({}), f.loop, f.log);
   CHECK(g.running());
-  if (::geteuid() == 0) CHECK(g.isolation() == "netns");
+  if (::geteuid() == 0) CHECK(g.isolation() == "netns+mountns");
   const GuardResult r = f.ask(g, kChat);
   CHECK(r.pass);
   CHECK(r.guard == "example");
@@ -366,4 +371,83 @@ TEST_CASE("PCG1 framing: request header and answer parser", "[guard_protocol]") 
   CHECK(gp::AnswerParser(3).feed(answer(0, "", "abcd")) == S::LengthMismatch);
   CHECK(gp::AnswerParser(3).feed(answer(0, "", "abc") + "Z") == S::Garbage);
   CHECK(gp::AnswerParser(3).feed(answer(0, std::string(2000, 'r'), "abc")) == S::Garbage);
+}
+
+namespace {
+
+// The mount points of `pid`'s mount namespace (field 5 of mountinfo).
+std::vector<std::string> mount_points(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/mountinfo");
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream f(line);
+    std::string id, parent, dev, root, point;
+    f >> id >> parent >> dev >> root >> point;
+    out.push_back(point);
+  }
+  return out;
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+}  // namespace
+
+TEST_CASE("an external guard cannot see the audit archive or the signing key", "[external_guard][isolation]") {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("portcullis-hide-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "audit");
+  std::ofstream(dir / "audit" / "seg-0001") << "records\n";
+  std::ofstream(dir / "audit.key") << "secret\n";
+  Fixture f;
+  auto o = f.options({});
+  o.hide = {(dir / "audit").string(), (dir / "audit.key").string(), (dir / "absent").string()};
+  {
+    ExternalGuard g("hidden", o, f.loop, f.log);
+    REQUIRE(g.isolation() != "none");
+    const auto points = mount_points(g.pid());
+    // Covered in the guard's mount namespace, and only there.
+    CHECK(contains(points, (dir / "audit").string()));
+    CHECK(contains(points, (dir / "audit.key").string()));
+    CHECK_FALSE(contains(points, (dir / "absent").string()));
+    CHECK_FALSE(contains(mount_points(::getpid()), (dir / "audit").string()));
+    CHECK(f.ask(g, kChat).pass);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a guard whose namespaces cannot be made does not start, unless the config waives it",
+          "[external_guard][isolation]") {
+  // In a child process whose unshare() always fails (a seccomp rule), as on a
+  // host that forbids namespaces.
+  auto in_child = [](bool waived) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+      if (ctx == nullptr || seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(unshare), 0) != 0 ||
+          seccomp_load(ctx) != 0) {
+        ::_exit(10);
+      }
+      Fixture f;
+      auto o = f.options({});
+      o.isolation_waived = waived;
+      try {
+        ExternalGuard g("unisolated", o, f.loop, f.log);
+        if (g.isolation() != "none") ::_exit(11);
+        if (!f.ask(g, kChat).pass) ::_exit(12);
+        ::_exit(waived ? 0 : 13);
+      } catch (const portcullis::config::ConfigError& e) {
+        const std::string m = e.message();
+        ::_exit(!waived && m.find("isolation") != std::string::npos ? 0 : 14);
+      }
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    return WEXITSTATUS(status);
+  };
+  CHECK(in_child(false) == 0);   // refused, with a message about isolation
+  CHECK(in_child(true) == 0);    // runs, with isolation "none"
 }

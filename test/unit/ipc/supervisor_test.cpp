@@ -14,9 +14,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <set>
@@ -322,14 +324,12 @@ class Harness {
   }
 
   void start(bool handle_signals = true, Duration watchdog = Duration(10000),
-             std::optional<std::pair<uid_t, gid_t>> edge_user = std::nullopt, std::string executable = {}) {
+             std::optional<std::array<SupervisorOptions::Identity, 3>> identities = std::nullopt,
+             std::string executable = {}, bool filter_netns = false) {
     SupervisorOptions o;
     o.watchdog_timeout = watchdog;
-    if (edge_user) {
-      o.drop_edges = true;
-      o.edge_uid = edge_user->first;
-      o.edge_gid = edge_user->second;
-    }
+    if (identities) o.identities = *identities;
+    o.filter_netns = filter_netns;
     o.executable = executable.empty() ? std::string(PORTCULLIS_TEST_CHILD) : executable;
     o.common_args = {"--test-socket", path_, "--foreground"};
     o.initial_backoff = Duration(20);
@@ -535,7 +535,17 @@ std::string uid_line(pid_t pid) {
 
 }  // namespace
 
-TEST_CASE("with privilege separation the edges run as the edge user, the filter does not",
+std::string netns_of(pid_t pid) {
+  std::error_code ec;
+  return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/ns/net", ec).string();
+}
+
+std::string uid_line_for(uid_t u) {
+  const std::string n = std::to_string(u);
+  return "Uid:\t" + n + "\t" + n + "\t" + n + "\t" + n;
+}
+
+TEST_CASE("separated: each child runs as its own user, the filter in an empty network namespace",
           "[supervisor][privsep]") {
   if (::geteuid() != 0) {
     WARN("not root: privilege separation cannot be exercised here");
@@ -543,24 +553,37 @@ TEST_CASE("with privilege separation the edges run as the edge user, the filter 
   }
   Harness h;
   const std::string exe = h.open_to_everyone();
-  h.start(true, Duration(10000), std::pair<uid_t, gid_t>{65534, 65534}, exe);
+  // Three uids with no passwd entry: setuid needs none.
+  std::array<SupervisorOptions::Identity, 3> ids{};
+  ids[static_cast<std::size_t>(Role::EdgeLow)] = {true, 61001, 61001};
+  ids[static_cast<std::size_t>(Role::Filter)] = {true, 61002, 61002};
+  ids[static_cast<std::size_t>(Role::EdgeHigh)] = {true, 61003, 61003};
+  h.start(true, Duration(10000), ids, exe, true);
   REQUIRE(run_until(h.loop, [&] { return h.all_live(); }));
   INFO(h.dump_logs());
-  CHECK(uid_line(h.supervisor->pid(Role::EdgeLow)) == "Uid:\t65534\t65534\t65534\t65534");
-  CHECK(uid_line(h.supervisor->pid(Role::EdgeHigh)) == "Uid:\t65534\t65534\t65534\t65534");
-  CHECK(uid_line(h.supervisor->pid(Role::Filter)) == "Uid:\t0\t0\t0\t0");
-  // Frames still cross: the edges work as the unprivileged user.
+  CHECK(uid_line(h.supervisor->pid(Role::EdgeLow)) == uid_line_for(61001));
+  CHECK(uid_line(h.supervisor->pid(Role::Filter)) == uid_line_for(61002));
+  CHECK(uid_line(h.supervisor->pid(Role::EdgeHigh)) == uid_line_for(61003));
+  // The filter alone is in a network namespace of its own; the edges keep the host's.
+  const std::string host_ns = netns_of(::getpid());
+  REQUIRE(!host_ns.empty());
+  CHECK(netns_of(h.supervisor->pid(Role::Filter)) != host_ns);
+  CHECK(netns_of(h.supervisor->pid(Role::EdgeLow)) == host_ns);
+  CHECK(netns_of(h.supervisor->pid(Role::EdgeHigh)) == host_ns);
+  // Frames still cross: the children work as their unprivileged users.
   ChildPeer* low = h.live(Role::EdgeLow);
   ChildPeer* high = h.live(Role::EdgeHigh);
-  REQUIRE(low->send("as nobody"));
-  REQUIRE(run_until(h.loop, [&] { return high->delivered("as nobody"); }));
-  // A restarted edge is dropped again.
-  const pid_t old_low = h.supervisor->pid(Role::EdgeLow);
-  REQUIRE(::kill(old_low, SIGKILL) == 0);
-  REQUIRE(run_until(h.loop, [&] {
-    return h.supervisor->pid(Role::EdgeLow) != old_low && h.live(Role::EdgeLow) != nullptr;
-  }));
-  CHECK(uid_line(h.supervisor->pid(Role::EdgeLow)) == "Uid:\t65534\t65534\t65534\t65534");
+  REQUIRE(low->send("as 61001"));
+  REQUIRE(run_until(h.loop, [&] { return high->delivered("as 61001"); }));
+  // A restarted child is dropped again, the filter into a fresh namespace.
+  for (Role r : {Role::EdgeLow, Role::Filter}) {
+    const pid_t old = h.supervisor->pid(r);
+    REQUIRE(::kill(old, SIGKILL) == 0);
+    REQUIRE(run_until(h.loop, [&] { return h.supervisor->pid(r) != old && h.live(r) != nullptr; }));
+  }
+  CHECK(uid_line(h.supervisor->pid(Role::EdgeLow)) == uid_line_for(61001));
+  CHECK(uid_line(h.supervisor->pid(Role::Filter)) == uid_line_for(61002));
+  CHECK(netns_of(h.supervisor->pid(Role::Filter)) != host_ns);
 }
 
 TEST_CASE("a hung filter (no heartbeat) is killed by the watchdog and restarted", "[supervisor][watchdog]") {

@@ -1,0 +1,142 @@
+"""Lays a Portcullis run out the way an installed appliance is laid out.
+
+In separated mode (the shipped setting, see <supervision> in
+schemas/portcullis-config.xsd) each child of portcullisd runs as its own user
+and portcullisd refuses to start unless each can read what it needs and
+nothing it must not. `prepare(config)` plays the installer for a test run:
+
+  - creates the three service users the config names, if missing (per test
+    they are pc<N>-low / pc<N>-high / pc<N>-filter, N from PORTCULLIS_TEST_NET,
+    so tests running side by side never share a uid: the side firewall is by
+    uid); users this process created are removed by remove_created_users();
+  - gives each side's TLS key and dialback secret to that side's edge user,
+    the audit signing key and an existing archive directory to the filter user
+    (mode 0600 / 0700);
+  - copies the schemas next to the config (the build tree may sit under a 0700
+    home that the service users cannot enter) and returns that directory for
+    --schema-dir.
+
+The run directory itself must be reachable by the service users: run_test puts
+it under /tmp/portcullis-interop/.
+"""
+
+import os
+import pwd
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+from .procs import HarnessError
+
+NS = "{urn:portcullis:config:1}"
+SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+RUN_ROOT = os.environ.get("PORTCULLIS_RUN_ROOT", "/tmp/portcullis-interop")
+_created = []
+
+
+def test_users(net=None):
+    """The service users of this test: {'low': .., 'high': .., 'filter': ..}."""
+    net = net or os.environ.get("PORTCULLIS_TEST_NET", "127.0.0")
+    tag = net.split(".")[-1]
+    return {"low": "pc%s-low" % tag, "high": "pc%s-high" % tag, "filter": "pc%s-filter" % tag}
+
+
+def supervision_xml(users=None, mode="separated"):
+    """A <supervision/> line for the harness's configs."""
+    if mode != "separated":
+        return '  <supervision mode="%s"/>' % mode
+    u = users or test_users()
+    return ('  <supervision mode="separated" low-edge-user="%s" high-edge-user="%s" filter-user="%s"/>'
+            % (u["low"], u["high"], u["filter"]))
+
+
+def ensure_user(name):
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    if os.geteuid() != 0:
+        raise HarnessError("separated mode needs root to create the service user %s" % name)
+    r = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/usr/sbin/nologin", "--comment", "Portcullis test service user", name],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0 and "already exists" not in r.stderr:
+        raise HarnessError("useradd %s failed: %s" % (name, r.stderr.strip()))
+    if r.returncode == 0:
+        _created.append(name)
+    return pwd.getpwnam(name)
+
+
+def remove_created_users():
+    """Removes the service users this process created (at the end of a test)."""
+    while _created:
+        name = _created.pop()
+        subprocess.run(["userdel", name], capture_output=True, timeout=30)
+
+
+def _own(path, pw, mode):
+    if path and os.path.exists(path):
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+        os.chmod(path, mode)
+
+
+def _reachable(path):
+    """Raises unless every directory above `path` is searchable by others."""
+    d = os.path.dirname(os.path.realpath(path))
+    while True:
+        if not os.stat(d).st_mode & 0o001:
+            raise HarnessError("%s is not reachable by the service users (%s has no search permission for "
+                               "others): run it under %s" % (path, d, RUN_ROOT))
+        if d == "/":
+            return
+        d = os.path.dirname(d)
+
+
+def run_dir(name):
+    """A fresh run directory for `name` under RUN_ROOT (mode 0755)."""
+    os.makedirs(RUN_ROOT, exist_ok=True)
+    os.chmod(RUN_ROOT, 0o755)
+    d = os.path.join(RUN_ROOT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    os.chmod(d, 0o755)
+    return d
+
+
+def prepare(config_path):
+    """Prepares the files `config_path` names for its supervision mode; returns
+    the schema directory to pass as --schema-dir."""
+    config_path = os.path.abspath(config_path)
+    base = os.path.dirname(config_path)
+    schemas = os.path.join(base, "schemas")
+    shutil.copytree(os.path.join(SOURCE, "schemas"), schemas, dirs_exist_ok=True)
+    root = ET.parse(config_path).getroot()
+    sup = root.find(NS + "supervision")
+    mode = sup.get("mode", "separated") if sup is not None else "separated"
+    if mode != "separated":
+        return schemas
+    names = {"low": "portcullis-low", "high": "portcullis-high", "filter": "portcullis-filter"}
+    if sup is not None:
+        names = {"low": sup.get("low-edge-user", names["low"]), "high": sup.get("high-edge-user", names["high"]),
+                 "filter": sup.get("filter-user", names["filter"])}
+    users = {k: ensure_user(v) for k, v in names.items()}
+    _reachable(config_path)
+
+    def resolve(p):
+        return p if os.path.isabs(p) else os.path.join(base, p)
+
+    for side in root.findall(NS + "side"):
+        pw = users[side.get("name")]
+        tls = side.find(NS + "tls")
+        if tls is not None:
+            _own(resolve(tls.get("key")), pw, 0o600)
+        db = side.find(NS + "dialback")
+        if db is not None:
+            _own(resolve(db.get("secret-file")), pw, 0o600)
+    audit = root.find(NS + "audit")
+    if audit is not None:
+        _own(resolve(audit.get("signing-key")), users["filter"], 0o600)
+        archive = resolve(audit.get("dir"))
+        if os.path.isdir(archive):
+            _own(archive, users["filter"], 0o700)
+    return schemas
