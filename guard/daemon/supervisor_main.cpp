@@ -12,6 +12,7 @@
 #include "guard/config/config.h"
 #include "guard/daemon/roles.h"
 #include "guard/log/log.h"
+#include "guard/supervisor/side_firewall.h"
 
 namespace portcullis::daemon {
 
@@ -64,6 +65,7 @@ int run_supervisor(const DaemonOptions& opts) {
   so.initial_backoff = net::Duration(cfg.supervision.restart_backoff_ms);
   so.max_backoff = net::Duration(cfg.supervision.restart_backoff_max_ms);
   so.watchdog_timeout = net::Duration(cfg.supervision.watchdog_ms);
+  std::unique_ptr<supervisor::SideFirewall> firewall;   // removed when portcullisd stops
   if (cfg.supervision.mode == config::SupervisionMode::Separated) {
     // The config loader has already checked, for each user, what it can and
     // cannot read (config::load_config, LoadFor::Appliance).
@@ -84,6 +86,24 @@ int run_supervisor(const DaemonOptions& opts) {
       log.error("cannot prepare the archive directory: " + error);
       return 2;
     }
+    // Each edge reaches only its own side: the kernel rejects anything else it sends.
+    const auto side = [](const config::Side& sd, const config::ProcessUser& u) {
+      supervisor::FirewallSide f;
+      f.name = sd.name;
+      f.uid = u.uid;
+      for (const config::Peer& p : sd.peers) f.peers.push_back({p.host, p.port});
+      for (const config::Listen& l : sd.listen) f.listen.push_back({l.address, l.port});
+      return f;
+    };
+    try {
+      firewall = std::make_unique<supervisor::SideFirewall>(
+          side(cfg.low, cfg.supervision.low_edge), side(cfg.high, cfg.supervision.high_edge), cfg.supervision.filter.uid,
+          "portcullisd pid " + std::to_string(::getpid()) + " config " + opts.config_file);
+    } catch (const std::exception& e) {
+      log.error(e.what());
+      return 2;
+    }
+    log.info("side firewall: nftables table inet " + firewall->table() + " keeps each edge to its own side's peers");
     log.info("separated: edge(low) runs as " + cfg.supervision.low_edge.name + ", edge(high) as " +
              cfg.supervision.high_edge.name + ", filter as " + cfg.supervision.filter.name +
              " in an empty network namespace");
