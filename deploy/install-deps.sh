@@ -9,7 +9,7 @@
 # Usage: deploy/install-deps.sh            (as root, or with sudo available)
 set -euo pipefail
 
-BUILD_PKGS=(g++ cmake ninja-build pkg-config ccache libxml2-dev libxerces-c-dev libssl-dev libseccomp-dev libnftables-dev
+BUILD_PKGS=(g++ cmake ninja-build pkg-config ccache libxml2-dev libxerces-c-dev libssl-dev libseccomp-dev libnftables-dev libcap-ng-dev
             libsodium-dev libpoco-dev catch2 openssl libunistring-dev systemd)
 PEER_PKGS=(prosody lua-unbound python3-slixmpp ngircd python3-irc)
 

@@ -187,6 +187,8 @@ Side build_side(const Checker& c, const Node& n, bool reads) {
       s.cert_file = reads ? c.readable_file(ch, "certificate") : c.path(ch, "certificate");
       s.key_file = reads ? c.readable_file(ch, "key") : c.path(ch, "key");
       s.ca_file = reads ? c.readable_file(ch, "ca") : c.path(ch, "ca");
+      if (ch.attr("crl") != nullptr) s.crl_file = reads ? c.readable_file(ch, "crl") : c.path(ch, "crl");
+      s.crl_check_chain = ch.at("crl-check") != "leaf";
     } else if (ch.name == "dialback") {
       s.dialback_secret_file = reads ? c.secret_file(ch, "secret-file") : c.path(ch, "secret-file");
     } else if (ch.name == "timeouts") {
@@ -500,6 +502,7 @@ void check_separation(const Checker& c, const Config& cfg, const std::string& sc
     if (const Node* tls = child_named(side_node, "tls")) {
       require(c, *tls, "certificate", side.cert_file, own, kRead);
       require(c, *tls, "CA file", side.ca_file, own, kRead);
+      if (!side.crl_file.empty()) require(c, *tls, "CRL file", side.crl_file, own, kRead);
       require(c, *tls, "key", side.key_file, own, kRead);
       forbid(c, *tls, "side " + side.name + "'s key", side.key_file, other, kRead);
       forbid(c, *tls, "side " + side.name + "'s key", side.key_file, filter, kRead);

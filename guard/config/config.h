@@ -54,6 +54,8 @@ struct Side {
   std::vector<Listen> listen;
   std::vector<std::string> fronts;      // far-side domains this side presents (exact names)
   std::string cert_file, key_file, ca_file;
+  std::string crl_file;                 // empty: no revocation check
+  bool crl_check_chain = true;          // every chain level (false: the peer's own certificate only)
   std::string dialback_secret_file;     // empty: dialback disabled on this side
   std::vector<Peer> peers;              // evaluated in order; first match wins
   // Timeouts (milliseconds).

@@ -12,6 +12,7 @@
 #include "guard/config/config.h"
 #include "guard/daemon/roles.h"
 #include "guard/log/log.h"
+#include "guard/sandbox/capabilities.h"
 #include "guard/supervisor/side_firewall.h"
 
 namespace portcullis::daemon {
@@ -104,6 +105,11 @@ int run_supervisor(const DaemonOptions& opts) {
       return 2;
     }
     log.info("side firewall: nftables table inet " + firewall->table() + " keeps each edge to its own side's peers");
+    // From here on the supervisor needs only what restarting children takes.
+    if (!sandbox::limit_supervisor_capabilities(error)) {
+      log.error("cannot limit the supervisor's capabilities: " + error);
+      return 2;
+    }
     log.info("separated: edge(low) runs as " + cfg.supervision.low_edge.name + ", edge(high) as " +
              cfg.supervision.high_edge.name + ", filter as " + cfg.supervision.filter.name +
              " in an empty network namespace");

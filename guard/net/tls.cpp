@@ -277,6 +277,19 @@ SslCtxPtr make_ctx(const TlsConfig& cfg, bool server) {
       throw std::runtime_error("cannot load CA bundle '" + cfg.ca_file + "': " + detail::openssl_error_text());
     }
   }
+  if (!cfg.crl_file.empty()) {
+    // Revocation: a certificate whose issuer's CRL lists it, or that no current
+    // CRL covers, fails verification (X509_V_ERR_CERT_REVOKED, ..._UNABLE_TO_GET_CRL,
+    // ..._CRL_HAS_EXPIRED) and so is not trusted.
+    X509_STORE* store = SSL_CTX_get_cert_store(c);
+    X509_LOOKUP* lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+    if (lookup == nullptr ||
+        X509_load_crl_file(lookup, cfg.crl_file.c_str(), X509_FILETYPE_PEM) <= 0) {
+      throw std::runtime_error("cannot load CRL file '" + cfg.crl_file + "': " + detail::openssl_error_text());
+    }
+    X509_STORE_set_flags(store, cfg.crl_check_chain ? (X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL)
+                                                    : X509_V_FLAG_CRL_CHECK);
+  }
   return ctx;
 }
 

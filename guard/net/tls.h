@@ -17,6 +17,8 @@ struct TlsConfig {
   std::string ca_file;          // PEM bundle trusted for peers of this side
   // TLS 1.2 is the floor and cannot be lowered.
   bool allow_tls12 = true;      // false = TLS 1.3 only
+  std::string crl_file;         // PEM CRLs for those peers (empty: no revocation check)
+  bool crl_check_chain = true;  // every level below the anchor; false: the leaf only
 };
 
 // Identities a peer certificate asserts for XMPP S2S: SAN dNSName (incl.

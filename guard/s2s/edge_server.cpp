@@ -34,6 +34,8 @@ EdgeServer::EdgeServer(net::EventLoop& loop, const config::Side& side, ipc::Dire
   tc.cert_file = side.cert_file;
   tc.key_file = side.key_file;
   tc.ca_file = side.ca_file;
+  tc.crl_file = side.crl_file;
+  tc.crl_check_chain = side.crl_check_chain;
   tls_ = std::make_unique<net::TlsContext>(tc);
   if (!side.dialback_secret_file.empty()) dialback_secret_ = read_secret_file(side.dialback_secret_file);
 }

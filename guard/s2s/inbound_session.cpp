@@ -9,11 +9,17 @@ using xmpp::StreamErrorCondition;
 
 namespace {
 
-std::string cert_identity_of(const net::TlsSessionInfo& info) {
+// What frames and records say of the peer's certificate for `domain`: its
+// subject and fingerprint when the chain verified and the certificate names the
+// domain; marked "unverified" otherwise (a dialback peer may present any
+// certificate, and nothing downstream may take that one for an identity).
+std::string cert_identity_of(const net::TlsSessionInfo& info, std::string_view domain) {
   if (!info.peer_cert_present) return {};
   // Bounded so it always fits a frame header string (1024 bytes); the
   // fingerprint, which identifies the certificate, is always kept whole.
-  return info.peer.subject.substr(0, 512) + " sha256:" + info.peer.sha256_fingerprint;
+  std::string id = info.peer.subject.substr(0, 512) + " sha256:" + info.peer.sha256_fingerprint;
+  if (info.peer_cert_trusted && net::certificate_matches_domain(info.peer, domain)) return id;
+  return "unverified: " + id;
 }
 
 std::string db_error(std::string_view name, std::string_view from, std::string_view to,
@@ -336,7 +342,7 @@ void InboundSession::handle_sasl_auth(const xmpp::Element& auth) {
   conn_->send("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
   sasl_domain_ = from_;
   LogLine(host_.log(), LogLevel::Info) << describe() << ": authenticated " << from_ << " by SASL EXTERNAL";
-  host_.connection_event(describe() + ": authenticated by SASL EXTERNAL (" + cert_identity_of(*tls_) + ")");
+  host_.connection_event(describe() + ": authenticated by SASL EXTERNAL (" + cert_identity_of(*tls_, from_) + ")");
   state_ = State::AwaitHeader;
   restart_pending_ = true;
   header_sent_ = false;   // the restarted stream needs our header again (RFC 6120 §4.9.1.3)
@@ -490,7 +496,7 @@ void InboundSession::handle_stanza(xmpp::Element e, std::size_t wire_bytes) {
   }
   meta.peer_domain = from->domain;
   meta.tls = conn_->is_tls();
-  meta.cert_identity = tls_ ? cert_identity_of(*tls_) : std::string{};
+  meta.cert_identity = tls_ ? cert_identity_of(*tls_, from->domain) : std::string{};
   meta.stream_id = stream_id_;
   meta.wire_bytes = wire_bytes;
   host_.on_inbound_stanza(std::move(e), meta);

@@ -2,7 +2,7 @@
 # make-test-pki.sh OUTDIR
 #
 # Creates the test PKI of the loopback test setup (EC P-256, 10 years) with the
-# openssl CLI. Idempotent: does nothing when OUTDIR/.done exists. Safe to run
+# openssl CLI. Idempotent: does nothing when OUTDIR/.done-v2 exists. Safe to run
 # concurrently (flock on OUTDIR.lock). Every file is world-readable (Prosody
 # may run as another user). Cert files hold the leaf only; peers get the CA files.
 #
@@ -15,6 +15,8 @@
 #   rogue-a.test by ca-rogue: a.test, conference.a.test    (impostor)
 #   wildcard    by ca-low:   DNS *.w.test, SRVName _xmpp-server.srv.test,
 #                            xmppAddr x.test               (identity tests)
+#   ca-low.crl, ca-high.crl  CRLs revoking nothing; ca-low-revoked-a.test.crl:
+#                            ca-low's CRL revoking a.test (revocation tests)
 #
 # On failure: exit 1 with one line "make-test-pki: <what> failed: <reason>".
 set -u
@@ -27,14 +29,14 @@ fail() {
 
 [ $# -eq 1 ] || fail "usage: make-test-pki.sh OUTDIR"
 OUT=$1
-[ -f "$OUT/.done" ] && exit 0
+[ -f "$OUT/.done-v2" ] && exit 0
 command -v openssl >/dev/null 2>&1 || fail "openssl CLI not found"
 mkdir -p "$OUT" 2>/dev/null || fail "cannot create $OUT"
 OUT=$(cd "$OUT" 2>/dev/null && pwd) || fail "cannot enter $OUT"
 
 exec 9>"$OUT.lock" || fail "cannot create lock file $OUT.lock"
 flock 9 || fail "cannot lock $OUT.lock"
-[ -f "$OUT/.done" ] && exit 0   # another run finished while we waited
+[ -f "$OUT/.done-v2" ] && exit 0   # another run finished while we waited
 
 WORK=$(mktemp -d "$OUT/.work.XXXXXX") || fail "cannot create a work directory in $OUT"
 trap 'rm -rf "$WORK"' EXIT
@@ -121,10 +123,34 @@ make_leaf wildcard ca-low wildcard.test "DNS.1 = *.w.test" \
   "otherName.1 = 1.3.6.1.5.5.7.8.7;IA5STRING:_xmpp-server.srv.test" \
   "otherName.2 = 1.3.6.1.5.5.7.8.5;UTF8:x.test"
 
+# make_crl CA OUT [REVOKED...]: a CRL of CA (valid DAYS) listing the REVOKED leaf certificates.
+make_crl() {
+  local ca=$1 out=$2
+  shift 2
+  local db="$WORK/$out.db"
+  mkdir -p "$db" || fail "cannot create $db"
+  : >"$db/index.txt"
+  echo 1000 >"$db/crlnumber"
+  printf '%s\n' "[ca]" "default_ca = d" "[d]" "database = $db/index.txt" "crlnumber = $db/crlnumber" \
+    "certificate = $WORK/$ca.pem" "private_key = $WORK/$ca.key" "default_md = sha256" \
+    "default_crl_days = $DAYS" >"$db/ca.cnf"
+  local c
+  for c in "$@"; do
+    run "revoke $c" openssl ca -batch -config "$db/ca.cnf" -revoke "$WORK/$c.pem" -crl_reason keyCompromise
+  done
+  run "CRL $out" openssl ca -batch -config "$db/ca.cnf" -gencrl -out "$WORK/$out.crl"
+  chmod 0644 "$WORK/$out.crl" || fail "chmod $out.crl failed"
+  mv -f "$WORK/$out.crl" "$OUT/" || fail "cannot move $out.crl into $OUT"
+}
+# CRLs of each side's CA: nothing revoked, and (low side) a.test's certificate revoked.
+make_crl ca-low ca-low
+make_crl ca-high ca-high
+make_crl ca-low ca-low-revoked-a.test a.test
+
 for n in ca-low ca-high ca-rogue a.test b.test guard-low guard-high rogue-a.test wildcard; do
   chmod 0644 "$WORK/$n.pem" "$WORK/$n.key" || fail "chmod $n failed"
   mv -f "$WORK/$n.pem" "$WORK/$n.key" "$OUT/" || fail "cannot move $n into $OUT"
 done
 chmod 0755 "$OUT" || fail "chmod $OUT failed"
-touch "$OUT/.done" || fail "cannot write $OUT/.done"
+touch "$OUT/.done-v2" || fail "cannot write $OUT/.done-v2"
 exit 0

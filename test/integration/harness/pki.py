@@ -19,7 +19,7 @@ MAKE_PKI = os.path.join(SOURCE_DIR, "test", "pki", "make-test-pki.sh")
 REQUIRED = ["ca-low.pem", "ca-high.pem", "ca-rogue.pem",
             "a.test.pem", "a.test.key", "b.test.pem", "b.test.key",
             "guard-low.pem", "guard-low.key", "guard-high.pem", "guard-high.key",
-            "rogue-a.test.pem", "rogue-a.test.key"]
+            "rogue-a.test.pem", "rogue-a.test.key", "ca-low.crl", "ca-high.crl", "ca-low-revoked-a.test.crl"]
 
 
 def make_pki(out_dir):

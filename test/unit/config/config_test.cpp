@@ -53,7 +53,7 @@ class ConfigDir {
                                         "-" + std::to_string(rd()));
     fs::create_directories(dir_ / "pki");
     for (const char* f : {"guard-low.pem", "guard-low.key", "ca-low.pem", "guard-high.pem",
-                          "guard-high.key", "ca-high.pem"}) {
+                          "guard-high.key", "ca-high.pem", "ca-low.crl", "ca-high.crl"}) {
       write(dir_ / "pki" / f, "dummy\n");
     }
     // The config loader only checks that the policy file exists and is readable.

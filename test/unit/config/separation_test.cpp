@@ -12,6 +12,7 @@
 
 #include "guard/config/access.h"
 #include "guard/config/config.h"
+#include "test/unit/needs_root.h"
 
 namespace fs = std::filesystem;
 using portcullis::config::access_denied;
@@ -109,15 +110,10 @@ struct Appliance {
   }
 };
 
-bool root() { return ::geteuid() == 0; }
-
 }  // namespace
 
 TEST_CASE("access_denied follows owner, group and other bits down the whole path", "[config][access]") {
-  if (!root()) {
-    WARN("not root: cannot chown test files");
-    return;
-  }
+  PORTCULLIS_NEEDS_ROOT();
   TempDir d;
   put(d / "open/file", "x\n", 0600, 61001, 61001);
   CHECK_FALSE(access_denied((d / "open/file").string(), 61001, 61001, kRead));
@@ -146,10 +142,7 @@ TEST_CASE("access_denied follows owner, group and other bits down the whole path
 
 TEST_CASE("separated mode: each user can read what its process needs and nothing it must not",
           "[config][privsep][access]") {
-  if (!root()) {
-    WARN("not root: cannot chown test files");
-    return;
-  }
+  PORTCULLIS_NEEDS_ROOT();
   SECTION("an appliance laid out right loads") {
     Appliance a;
     const auto c = load_config(a.config, kSchemaDir);
@@ -228,6 +221,7 @@ TEST_CASE("separated mode: each user can read what its process needs and nothing
 }
 
 TEST_CASE("fail closed at start: a direction without a guard stage needs a waiver", "[config][waivers]") {
+  PORTCULLIS_NEEDS_ROOT();   // the fixture chowns its files
   const std::string single = " mode=\"single-user-development\"";
   SECTION("no guards, no waiver") {
     Appliance a(single, "");

@@ -31,6 +31,7 @@
 #include "guard/supervisor/child_control.h"
 #include "guard/supervisor/supervisor.h"
 #include "test/unit/ipc/loop_wait.h"
+#include "test/unit/needs_root.h"
 
 using namespace portcullis::ipc;
 using namespace portcullis::supervisor;
@@ -547,10 +548,7 @@ std::string uid_line_for(uid_t u) {
 
 TEST_CASE("separated: each child runs as its own user, the filter in an empty network namespace",
           "[supervisor][privsep]") {
-  if (::geteuid() != 0) {
-    WARN("not root: privilege separation cannot be exercised here");
-    return;
-  }
+  PORTCULLIS_NEEDS_ROOT();
   Harness h;
   const std::string exe = h.open_to_everyone();
   // Three uids with no passwd entry: setuid needs none.

@@ -241,6 +241,60 @@ TEST_CASE("STARTTLS: an impostor's certificate is accepted at TLS level but reco
   CHECK(p.client.tls->peer_cert_trusted);  // the guard's cert is fine for the rogue
 }
 
+TEST_CASE("STARTTLS: with a CRL, a revoked peer certificate is recorded untrusted, as revoked", "[connection][tls][crl]") {
+  auto with_crl = [](const std::string& crl, bool chain) {
+    TlsConfig c = tls_config("guard-low", "ca-low");
+    c.crl_file = pki(crl);
+    c.crl_check_chain = chain;
+    return c;
+  };
+  TlsContext client_ctx(tls_config("a.test", "ca-low"));
+  SECTION("a CRL that revokes nothing: trusted") {
+    TlsContext server_ctx(with_crl("ca-low.crl", true));
+    Pair p;
+    p.connect();
+    starttls(p, server_ctx, client_ctx, "b.test");
+    REQUIRE(p.server.tls);
+    CHECK(p.server.tls->peer_cert_trusted);
+  }
+  for (bool chain : {true, false}) {
+    DYNAMIC_SECTION("the CRL revokes a.test (crl-check " << (chain ? "chain" : "leaf") << ")") {
+      TlsContext server_ctx(with_crl("ca-low-revoked-a.test.crl", chain));
+      Pair p;
+      p.connect();
+      starttls(p, server_ctx, client_ctx, "b.test");
+      REQUIRE(p.server.tls);
+      CHECK(p.server.tls->peer_cert_present);
+      CHECK_FALSE(p.server.tls->peer_cert_trusted);
+      CHECK(contains(p.server.tls->verify_error, "certificate revoked"));
+    }
+  }
+  SECTION("a peer of another CA with no CRL of its issuer: not trusted under crl-check chain") {
+    // ca-high's leaf, trusted CA bundle ca-high, but only ca-low's CRL loaded.
+    TlsConfig c = tls_config("guard-high", "ca-high");
+    c.crl_file = pki("ca-low.crl");
+    TlsContext server_ctx(c);
+    TlsContext b_ctx(tls_config("b.test", "ca-high"));
+    Pair p;
+    p.connect();
+    starttls(p, server_ctx, b_ctx, "a.test");
+    REQUIRE(p.server.tls);
+    CHECK_FALSE(p.server.tls->peer_cert_trusted);
+    CHECK(contains(p.server.tls->verify_error, "CRL"));
+  }
+  SECTION("a file that is not a CRL is a load error naming it") {
+    TlsConfig c = tls_config("guard-low", "ca-low");
+    c.crl_file = pki("ca-low.pem");
+    try {
+      TlsContext bad(c);
+      FAIL("loaded a certificate as a CRL");
+    } catch (const std::runtime_error& e) {
+      CHECK(contains(e.what(), "cannot load CRL file"));
+      CHECK(contains(e.what(), "ca-low.pem"));
+    }
+  }
+}
+
 TEST_CASE("STARTTLS: client verifies the server chain and records a wrong CA", "[connection][tls]") {
   TlsContext server_ctx(tls_config("guard-low", "ca-low"));
   TlsContext client_ctx(tls_config("a.test", "ca-high"));  // trusts the wrong CA

@@ -1,0 +1,26 @@
+// The supervisor's capabilities, cut to what restarting the children needs.
+//
+// In separated mode portcullisd starts as root only to start each child as
+// its own user. Once the side firewall is installed and the archive directory
+// made, limit_supervisor_capabilities() leaves it (effective, permitted and
+// bounding set, via libcap-ng) exactly:
+//   CAP_SETUID, CAP_SETGID  drop a restarted child to its user,
+//   CAP_SYS_ADMIN           unshare a restarted filter's network namespace,
+//   CAP_KILL                signal children that run as other users,
+//   CAP_NET_ADMIN           delete the side firewall's table at stop.
+// Root's file access (DAC override), chown, raw sockets, module loading and
+// the rest are gone; children (non-root after their drop) have none at all.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace portcullis::sandbox {
+
+// The capability mask the supervisor keeps (bit n = capability n).
+std::uint64_t supervisor_capability_mask();
+
+// Applies it; false with `error` set when the kernel refuses.
+bool limit_supervisor_capabilities(std::string& error);
+
+}  // namespace portcullis::sandbox
