@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SOURCE, "test", "integration"))
 
-from harness import procs  # noqa: E402
+from harness import appliance, procs  # noqa: E402
 from harness.topology import Federation  # noqa: E402
 
 
@@ -115,6 +115,7 @@ def main():
     finally:
         fed.stop()
         procs.stop_all()
+        appliance.remove_routes()
 
 
 if __name__ == "__main__":

@@ -86,6 +86,32 @@ class Checker {
     return v;
   }
 
+  // A space-separated list of numeric addresses, each optionally /prefix-length.
+  std::vector<std::string> prefixes(const Node& n, const std::string& attr) const {
+    std::vector<std::string> out;
+    std::istringstream words(n.at(attr));
+    for (std::string w; words >> w;) {
+      const std::size_t slash = w.find('/');
+      const std::string addr = w.substr(0, slash);
+      unsigned char buf[16];
+      const bool v4 = ::inet_pton(AF_INET, addr.c_str(), buf) == 1;
+      const bool v6 = !v4 && ::inet_pton(AF_INET6, addr.c_str(), buf) == 1;
+      bool ok = v4 || v6;
+      if (ok && slash != std::string::npos) {
+        const std::string len = w.substr(slash + 1);
+        const int max = v4 ? 32 : 128;
+        ok = !len.empty() && len.size() <= 3 && len.find_first_not_of("0123456789") == std::string::npos &&
+             std::stoi(len) <= max;
+      }
+      if (!ok) {
+        fail(n, "<" + n.name + "> " + attr +
+                    ": expected numeric addresses, each optionally /prefix-length (no DNS names), got '" + w + "'");
+      }
+      out.push_back(w);
+    }
+    return out;
+  }
+
   // The XSD has range-checked every number already; this only converts.
   template <typename T>
   T number(const Node& n, const std::string& attr) const {
@@ -176,7 +202,10 @@ Side build_side(const Checker& c, const Node& n, bool reads) {
   const Node* dialback_peer = nullptr;
   for (const Node& ch : n.children) {
     if (ch.name == "listen") {
-      s.listen.push_back(Listen{c.ip(ch, "address"), c.number<int>(ch, "port")});
+      Listen l{c.ip(ch, "address"), c.number<int>(ch, "port"), {}, {}, ch.line, ch.column};
+      if (ch.attr("from") != nullptr) l.from = c.prefixes(ch, "from");
+      if (const std::string* i = ch.attr("interface")) l.interface = *i;
+      s.listen.push_back(std::move(l));
     } else if (ch.name == "fronts") {
       std::string d = c.domain(ch, "domain");
       if (std::find(s.fronts.begin(), s.fronts.end(), d) != s.fronts.end()) {
@@ -246,7 +275,43 @@ Side build_side(const Checker& c, const Node& n, bool reads) {
                                "' but side '" + s.name +
                                "' has no <dialback secret-file=.../> element");
   }
+  // A listener without `from` accepts the servers this side peers with.
+  for (Listen& l : s.listen) {
+    if (!l.from.empty()) continue;
+    for (const Peer& p : s.peers) {
+      if (std::find(l.from.begin(), l.from.end(), p.host) == l.from.end()) l.from.push_back(p.host);
+    }
+  }
   return s;
+}
+
+bool is_v6_literal(const std::string& a) {
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET6, a.substr(0, a.find('/')).c_str(), buf) == 1;
+}
+
+// In separated mode the side firewall admits to each listener only its side's
+// hosts, so a listener must name its address (a wildcard would also accept on
+// the other side's interfaces) and must have someone of its family to admit.
+void check_listeners(const Checker& c, const Side& side, const Node& side_node) {
+  std::size_t i = 0;
+  for (const Node& ch : side_node.children) {
+    if (ch.name != "listen") continue;
+    const Listen& l = side.listen.at(i++);
+    if (l.address == "0.0.0.0" || l.address == "::") {
+      c.fail(ch, "<listen> address: expected this side's own address in separated mode (the side firewall "
+                 "admits only side '" + side.name + "' hosts to it), got the wildcard '" + l.address + "'");
+    }
+    const bool v6 = is_v6_literal(l.address);
+    const bool any = std::any_of(l.from.begin(), l.from.end(), [&](const std::string& f) {
+      return is_v6_literal(f) == v6;
+    });
+    if (!any) {
+      c.fail(ch, "<listen> from: expected at least one " + std::string(v6 ? "IPv6" : "IPv4") +
+                     " address or prefix allowed to connect to " + l.address + " (given or from side '" +
+                     side.name + "' peers), got none, so no server of this side could connect");
+    }
+  }
 }
 
 // Each fronted domain must be deliverable by the other side's peering table,
@@ -629,6 +694,8 @@ Config build_config(const std::string& file, const std::string& schema_dir, cons
     resolve_users(c, supervision != nullptr ? *supervision : root, cfg.supervision);
     SeparationNodes nodes{&root, low, high, policy, audit, guards};
     check_separation(c, cfg, schema_dir, nodes);
+    check_listeners(c, cfg.low, *low);
+    check_listeners(c, cfg.high, *high);
   }
   return cfg;
 }

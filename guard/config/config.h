@@ -47,6 +47,11 @@ struct Peer {
 struct Listen {
   std::string address;
   int port = 5269;
+  // Who may connect (numeric address or address/prefix-length), enforced by the
+  // side firewall in separated mode; absent in the file: the side's peer hosts.
+  std::vector<std::string> from;
+  std::string interface;         // empty: any interface; else the only one it accepts on
+  int line = 0, column = 0;
 };
 
 struct Side {

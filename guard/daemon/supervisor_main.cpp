@@ -93,7 +93,7 @@ int run_supervisor(const DaemonOptions& opts) {
       f.name = sd.name;
       f.uid = u.uid;
       for (const config::Peer& p : sd.peers) f.peers.push_back({p.host, p.port});
-      for (const config::Listen& l : sd.listen) f.listen.push_back({l.address, l.port});
+      for (const config::Listen& l : sd.listen) f.listen.push_back({l.address, l.port, l.from, l.interface});
       return f;
     };
     try {

@@ -1,8 +1,13 @@
 #include "guard/supervisor/side_firewall.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <nftables/libnftables.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 namespace portcullis::supervisor {
@@ -11,10 +16,8 @@ namespace {
 
 bool is_v6(const std::string& a) {
   unsigned char buf[16];
-  return ::inet_pton(AF_INET6, a.c_str(), buf) == 1;
+  return ::inet_pton(AF_INET6, a.substr(0, a.find('/')).c_str(), buf) == 1;
 }
-
-bool is_wildcard(const std::string& a) { return a == "0.0.0.0" || a == "::"; }
 
 std::string family(const std::string& a) { return is_v6(a) ? "ip6" : "ip"; }
 
@@ -26,20 +29,58 @@ std::string clean(const std::string& s) {
   return out.substr(0, 120);
 }
 
+// "{ a, b/24 }" of the entries of the listener's own family (the config check
+// makes sure there is at least one).
+std::string source_set(const Listener& l) {
+  std::string set;
+  for (const std::string& f : l.from) {
+    if (is_v6(f) != is_v6(l.address)) continue;
+    set += (set.empty() ? "{ " : ", ") + f;
+  }
+  return set.empty() ? std::string() : set + " }";
+}
+
 void edge_chain(std::string& s, const FirewallSide& side) {
   s += "  chain edge_" + side.name + " {\n";
   for (const Endpoint& p : side.peers) {
     s += "    " + family(p.address) + " daddr " + p.address + " tcp dport " + std::to_string(p.port) + " accept\n";
   }
-  for (const Endpoint& l : side.listen) {
-    // What the edge sends on a connection made to its listener: from that
-    // address and port, in the reply direction of the connection.
-    s += "    ";
-    if (!is_wildcard(l.address)) s += family(l.address) + " saddr " + l.address + " ";
-    s += "tcp sport " + std::to_string(l.port) + " ct direction reply accept\n";
+  // The edge opens connections to its peers only: any other SYN is refused
+  // before the reply rule, so a half-open connection a far host started cannot
+  // be answered by a socket the edge binds to its listener's port.
+  s += "    tcp flags & (syn | ack) == syn counter reject with tcp reset\n";
+  for (const Listener& l : side.listen) {
+    // What the edge sends on a connection one of its hosts made to its
+    // listener: judged by the connection's original tuple.
+    const std::string f = family(l.address);
+    const std::string from = source_set(l);
+    if (from.empty()) continue;
+    s += "    meta l4proto tcp ct direction reply ct original " + f + " daddr " + l.address + " ct original proto-dst " +
+         std::to_string(l.port) + " ct original " + f + " saddr " + from + " accept\n";
   }
   s += "    meta l4proto tcp counter reject with tcp reset\n";
   s += "    counter reject\n";
+  s += "  }\n";
+}
+
+// Input: each listener admits its side's hosts (on its interface) and no one else.
+void input_chain(std::string& s, const FirewallSide& low, const FirewallSide& high) {
+  s += "  chain input {\n";
+  s += "    type filter hook input priority filter; policy accept;\n";
+  for (const FirewallSide* side : {&low, &high}) {
+    for (const Listener& l : side->listen) {
+      const std::string f = family(l.address);
+      const std::string to = f + " daddr " + l.address + " tcp dport " + std::to_string(l.port);
+      const std::string from = source_set(l);
+      if (!from.empty()) {
+        s += "    " + to + (l.interface.empty() ? "" : " iifname \"" + clean(l.interface) + "\"") + " " + f +
+             " saddr " + from + " accept\n";
+      }
+      // Only new connections are judged: the resets this table sends the
+      // edge's own refused SYNs arrive on the listener's address too.
+      s += "    " + to + " ct state new counter reject with tcp reset comment \"edge_" + side->name + " listener\"\n";
+    }
+  }
   s += "  }\n";
 }
 
@@ -64,6 +105,7 @@ std::string firewall_script(const FirewallSide& low, const FirewallSide& high, s
   s += "  }\n";
   edge_chain(s, low);
   edge_chain(s, high);
+  input_chain(s, low, high);
   s += "}\n";
   return s;
 }
@@ -85,12 +127,40 @@ std::string run_nft(const std::string& script) {
 }
 
 SideFirewall::SideFirewall(const FirewallSide& low, const FirewallSide& high, std::uint32_t filter_uid,
-                           const std::string& comment)
+                           const std::string& comment, const std::string& lock_dir)
     : table_(firewall_table(low.uid, high.uid)) {
+  const std::string lock = lock_dir + "/" + table_ + ".lock";
+  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lock_fd_ < 0) {
+    throw std::runtime_error("cannot open the side firewall's lock " + lock + ": " + std::strerror(errno));
+  }
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int e = errno;
+    char pid[32] = {};
+    const ssize_t n = ::pread(lock_fd_, pid, sizeof pid - 1, 0);
+    ::close(lock_fd_);
+    if (e == EWOULDBLOCK) {
+      std::string holder = n > 0 ? std::string(pid, static_cast<std::size_t>(n)) : std::string("?");
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+      throw std::runtime_error("another portcullisd (pid " + holder + ") runs with these edge users and holds " +
+                               lock + "; refusing to replace its side firewall");
+    }
+    throw std::runtime_error("cannot lock " + lock + ": " + std::strerror(e));
+  }
+  const std::string me = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, me.data(), me.size(), 0) < 0) {
+    // The pid is only for the message a second instance prints; the lock holds without it.
+  }
   const std::string err = run_nft(firewall_script(low, high, filter_uid, comment));
-  if (!err.empty()) throw std::runtime_error("cannot install the side firewall (nftables): " + err);
+  if (!err.empty()) {
+    ::close(lock_fd_);
+    throw std::runtime_error("cannot install the side firewall (nftables): " + err);
+  }
 }
 
-SideFirewall::~SideFirewall() { run_nft("delete table inet " + table_ + "\n"); }
+SideFirewall::~SideFirewall() {
+  run_nft("delete table inet " + table_ + "\n");
+  ::close(lock_fd_);
+}
 
 }  // namespace portcullis::supervisor

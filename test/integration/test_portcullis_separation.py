@@ -19,6 +19,8 @@ probe that fails for some other reason cannot pass:
     peer): connects;
   * signal, ptrace-attach to or read the memory of the filter or edge(high):
     refused (EPERM/EACCES);
+  * as a host of the other side (a socket bound to b.test's address), connect
+    to edge(low)'s listener: reset at the input hook; from a.test's: reached;
 and as edge(high) the mirror image (b.test reachable, a.test not).
 
 Also asserted: each child's uid is its user's, with no_new_privs set and not
@@ -64,10 +66,13 @@ for name, path in req.get("list", {}).items():
         out[name] = "ok"
     except OSError as e:
         out[name] = err(e)
-for name, (ip, port) in req.get("connect", {}).items():
+for name, target in req.get("connect", {}).items():
+    ip, port = target[0], target[1]
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(3)
     try:
+        if len(target) > 2:
+            s.bind((target[2], 0))   # as a host with that address would
         s.connect((ip, port))
         out[name] = "ok"
     except (OSError, socket.timeout) as e:
@@ -233,11 +238,21 @@ def attack(ctx, fed, run_dir, users, tag):
 
     # Control: the same far-side connects from an uid the firewall has no rule for succeed,
     # so the refusals above are the rule for the edges' uids, not a dead address.
+    # Each edge's listener admits only its own side's hosts: from b.test's address
+    # edge(low) is refused at the input hook (so a high host can never hand a
+    # compromised edge(low) a connection), from a.test's it is reached; the mirror
+    # for edge(high).
     got = probe("nobody", {"connect": {"b-s2s": [B_IP, S2S_PORT], "a-s2s": [A_IP, S2S_PORT],
-                                       "edge-high": [EDGE_HIGH_IP, S2S_PORT]}})
+                                       "edge-high": [EDGE_HIGH_IP, S2S_PORT],
+                                       "low-host-to-edge-low": [EDGE_LOW_IP, S2S_PORT, A_IP],
+                                       "high-host-to-edge-low": [EDGE_LOW_IP, S2S_PORT, B_IP],
+                                       "high-host-to-edge-high": [EDGE_HIGH_IP, S2S_PORT, B_IP],
+                                       "low-host-to-edge-high": [EDGE_HIGH_IP, S2S_PORT, A_IP]}})
     ctx.step("as nobody: %r" % got)
-    for k in ("b-s2s", "a-s2s", "edge-high"):
+    for k in ("b-s2s", "a-s2s", "edge-high", "low-host-to-edge-low", "high-host-to-edge-high"):
         expect(got, k, "ok", "nobody")
+    for k in ("high-host-to-edge-low", "low-host-to-edge-high"):
+        expect(got, k, "ECONNREFUSED", "nobody")
 
     # The archive says how this start was separated.
     records = export_json(ctx.build_dir, archive_dir(fed))

@@ -12,6 +12,12 @@ nothing it must not. `prepare(config)` plays the installer for a test run:
   - gives each side's TLS key and dialback secret to that side's edge user,
     the audit signing key and an existing archive directory to the filter user
     (mode 0600 / 0700);
+  - routes each edge listener's loopback address with its side's server as the
+    preferred source (`ip route replace local L/32 dev lo src S table local`):
+    on one loopback every connection would otherwise come from 127.0.0.1,
+    and the side firewall admits to each listener only its own side's hosts,
+    as a real appliance's interfaces would deliver them; remove_routes() undoes
+    it;
   - copies the schemas next to the config (the build tree may sit under a 0700
     home that the service users cannot enter) and returns that directory for
     --schema-dir.
@@ -32,6 +38,7 @@ NS = "{urn:portcullis:config:1}"
 SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 RUN_ROOT = os.environ.get("PORTCULLIS_RUN_ROOT", "/tmp/portcullis-interop")
 _created = []
+_routes = []
 
 
 def test_users(net=None):
@@ -72,6 +79,39 @@ def remove_created_users():
     while _created:
         name = _created.pop()
         subprocess.run(["userdel", name], capture_output=True, timeout=30)
+
+
+def _route_sources(root):
+    """(listen address, source) for each loopback listener: its first `from`
+    address, else its side's first peer host."""
+    out = []
+    for side in root.findall(NS + "side"):
+        peers = [p.get("host") for p in side.findall(NS + "peer")]
+        for listen in side.findall(NS + "listen"):
+            addr = listen.get("address")
+            given = [f for f in (listen.get("from") or "").split() if "/" not in f]
+            src = (given or peers or [None])[0]
+            if src and src != addr and addr.startswith("127.") and src.startswith("127."):
+                out.append((addr, src))
+    return out
+
+
+def route_from(addr, src):
+    """Connections to loopback `addr` get `src` as their source address."""
+    r = subprocess.run(["ip", "route", "replace", "local", addr + "/32", "dev", "lo", "src", src, "table", "local"],
+                       capture_output=True, text=True, timeout=10)
+    if r.returncode != 0:
+        raise HarnessError("cannot route %s from %s: %s" % (addr, src, r.stderr.strip()))
+    if addr not in _routes:
+        _routes.append(addr)
+
+
+def remove_routes():
+    """Removes the loopback routes this process added."""
+    while _routes:
+        addr = _routes.pop()
+        subprocess.run(["ip", "route", "del", "local", addr + "/32", "dev", "lo", "table", "local"],
+                       capture_output=True, timeout=10)
 
 
 def _own(path, pw, mode):
@@ -121,6 +161,8 @@ def prepare(config_path):
                  "filter": sup.get("filter-user", names["filter"])}
     users = {k: ensure_user(v) for k, v in names.items()}
     _reachable(config_path)
+    for addr, src in _route_sources(root):
+        route_from(addr, src)
 
     def resolve(p):
         return p if os.path.isabs(p) else os.path.join(base, p)

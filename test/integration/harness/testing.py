@@ -79,5 +79,6 @@ def run_test(body, name=None, add_args=None):
     finally:
         procs.stop_all()
         appliance.remove_created_users()
+        appliance.remove_routes()
     sys.stdout.flush()
     os._exit(code)  # do not wait for the client loop thread

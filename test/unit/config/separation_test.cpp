@@ -8,7 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <iterator>
 #include <string>
+#include <vector>
 
 #include "guard/config/access.h"
 #include "guard/config/config.h"
@@ -98,6 +100,15 @@ struct Appliance {
   <audit dir="audit" signing-key="keys/audit.key" public-key="keys/audit.pub"/>
 )" + guards + "</portcullis>\n",
         0644);
+  }
+  // Replaces `from` (which must be in the config) with `to`.
+  void edit(const std::string& from, const std::string& to) const {
+    std::ifstream in(config);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::size_t at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    text.replace(at, from.size(), to);
+    std::ofstream(config, std::ios::binary | std::ios::trunc) << text;
   }
   ConfigError error() const {
     try {
@@ -279,5 +290,57 @@ TEST_CASE("fail closed at start: a direction without a guard stage needs a waive
   <waivers><waiver of="no-guard-stage" direction="high-to-low"/></waivers>
 )");
     CHECK(a.error().line() == 21);
+  }
+}
+
+TEST_CASE("separated mode: each listener names its address and admits its own side's hosts",
+          "[config][privsep][listen]") {
+  PORTCULLIS_NEEDS_ROOT();
+  SECTION("by default a listener admits the side's peer hosts") {
+    Appliance a;
+    const auto c = load_config(a.config, kSchemaDir);
+    REQUIRE(c.low.listen.size() == 1);
+    CHECK(c.low.listen[0].from == std::vector<std::string>{"127.0.0.2"});
+    CHECK(c.high.listen[0].from == std::vector<std::string>{"127.0.0.3"});
+    CHECK(c.low.listen[0].interface.empty());
+  }
+  SECTION("from and interface as written") {
+    Appliance a;
+    a.edit(R"(<listen address="127.0.0.4" port="5269"/>)",
+           R"(<listen address="127.0.0.4" port="5269" from="127.0.0.2 10.1.0.0/16 fd00::/8" interface="eth1"/>)");
+    const auto c = load_config(a.config, kSchemaDir);
+    CHECK(c.low.listen[0].from == std::vector<std::string>{"127.0.0.2", "10.1.0.0/16", "fd00::/8"});
+    CHECK(c.low.listen[0].interface == "eth1");
+  }
+  SECTION("a wildcard listener would accept the other side's hosts too") {
+    Appliance a;
+    a.edit(R"(<listen address="127.0.0.6" port="5269"/>)", R"(<listen address="0.0.0.0" port="5270"/>)");
+    const ConfigError e = a.error();
+    CHECK(e.line() == 11);
+    CHECK(e.column() == 5);
+    CHECK_THAT(e.message(), Catch::Contains("expected this side's own address in separated mode"));
+    CHECK_THAT(e.message(), Catch::Contains("got the wildcard '0.0.0.0'"));
+  }
+  SECTION("an IPv6 listener with only IPv4 hosts to admit admits no one") {
+    Appliance a;
+    a.edit(R"(<listen address="127.0.0.4" port="5269"/>)", R"(<listen address="::1" port="5269"/>)");
+    const ConfigError e = a.error();
+    CHECK(e.line() == 5);
+    CHECK_THAT(e.message(), Catch::Contains("expected at least one IPv6 address or prefix allowed to connect to ::1"));
+  }
+  SECTION("a from entry that is a name, or a prefix too long, is refused with its position") {
+    for (const std::string bad : {"a.test", "127.0.0.0/33", "127.0.0.1/", "::1/129", "127.0.0.1/x"}) {
+      Appliance a;
+      a.edit(R"(<listen address="127.0.0.4" port="5269"/>)",
+             R"(<listen address="127.0.0.4" port="5269" from="127.0.0.2 )" + bad + R"("/>)");
+      const ConfigError e = a.error();
+      CHECK(e.line() == 5);
+      CHECK_THAT(e.message(), Catch::Contains("got '" + bad + "'"));
+    }
+  }
+  SECTION("single-user-development mode keeps a wildcard listener working") {
+    Appliance a(R"( mode="single-user-development")");
+    a.edit(R"(<listen address="127.0.0.6" port="5269"/>)", R"(<listen address="0.0.0.0" port="5270"/>)");
+    CHECK_NOTHROW(load_config(a.config, kSchemaDir));
   }
 }
