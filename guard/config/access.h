@@ -25,4 +25,13 @@ std::optional<std::string> access_denied(const std::string& path, std::uint32_t 
 // search. Empty when they do.
 std::optional<std::string> reach_denied(const std::string& path, std::uint32_t uid, std::uint32_t gid);
 
+// Empty when uid/gid could not change what a process reading `path` gets:
+// neither the file (its owner could chmod it, or it is writable) nor any
+// directory above it (owned by the user, or writable and searchable so an
+// entry could be renamed away and replaced; in a sticky directory only the
+// user's own entries) on the path as written and on the path with symlinks
+// resolved. Otherwise a short reason naming the component. The StrictModes
+// rule, per user: what a service user could rewrite, a compromised one would.
+std::optional<std::string> tamper_possible(const std::string& path, std::uint32_t uid, std::uint32_t gid);
+
 }  // namespace portcullis::config

@@ -542,6 +542,18 @@ void forbid(const Checker& c, const Node& n, const std::string& what, const std:
   }
 }
 
+// No service user (but `owner`, whose own file it is) may be able to change it.
+void forbid_tamper(const Checker& c, const Node& n, const std::string& what, const std::string& path,
+                   const std::vector<const Who*>& users, const Who* owner = nullptr) {
+  for (const Who* w : users) {
+    if (w == owner) continue;
+    if (auto why = tamper_possible(path, w->user->uid, w->user->gid)) {
+      c.fail(n, what + " '" + path + "': expected " + w->text() + " NOT to be able to change it, but " + *why +
+                    " (give it and its directories to root, not writable by others)");
+    }
+  }
+}
+
 const Node* child_named(const Node& n, const std::string& name) {
   for (const Node& ch : n.children) {
     if (ch.name == name) return &ch;
@@ -554,11 +566,16 @@ void check_separation(const Checker& c, const Config& cfg, const std::string& sc
   const Who high{"edge(high)", &cfg.supervision.high_edge};
   const Who filter{"filter", &cfg.supervision.filter};
   const std::string schema = (fs::path(schema_dir) / kSchemaFile).string();
-  for (const Who* w : {&low, &high, &filter}) {
+  const std::vector<const Who*> all{&low, &high, &filter};
+  for (const Who* w : all) {
     require(c, *n.root, "the config file", fs::absolute(cfg.file).string(), *w, kRead);
     require(c, *n.root, "the schema directory", schema_dir, *w, kRead | kSearch);
     require(c, *n.root, "the config schema", schema, *w, kRead);
   }
+  // What decides what each process does must be beyond every service user's reach.
+  forbid_tamper(c, *n.root, "the config file", fs::absolute(cfg.file).string(), all);
+  forbid_tamper(c, *n.root, "the schema directory", schema_dir, all);
+  forbid_tamper(c, *n.root, "the config schema", schema, all);
   for (bool is_low : {true, false}) {
     const Side& side = is_low ? cfg.low : cfg.high;
     const Who& own = is_low ? low : high;
@@ -571,17 +588,25 @@ void check_separation(const Checker& c, const Config& cfg, const std::string& sc
       require(c, *tls, "key", side.key_file, own, kRead);
       forbid(c, *tls, "side " + side.name + "'s key", side.key_file, other, kRead);
       forbid(c, *tls, "side " + side.name + "'s key", side.key_file, filter, kRead);
+      forbid_tamper(c, *tls, "certificate", side.cert_file, all);
+      forbid_tamper(c, *tls, "CA file", side.ca_file, all);
+      if (!side.crl_file.empty()) forbid_tamper(c, *tls, "CRL file", side.crl_file, all);
+      forbid_tamper(c, *tls, "side " + side.name + "'s key", side.key_file, all, &own);
     }
     if (const Node* db = child_named(side_node, "dialback")) {
       require(c, *db, "dialback secret", side.dialback_secret_file, own, kRead);
       forbid(c, *db, "side " + side.name + "'s dialback secret", side.dialback_secret_file, other, kRead);
       forbid(c, *db, "side " + side.name + "'s dialback secret", side.dialback_secret_file, filter, kRead);
+      forbid_tamper(c, *db, "side " + side.name + "'s dialback secret", side.dialback_secret_file, all, &own);
     }
   }
   require(c, *n.policy, "the policy file", cfg.policy_file, filter, kRead);
+  forbid_tamper(c, *n.policy, "the policy file", cfg.policy_file, all);
   if (n.audit != nullptr) {
     require(c, *n.audit, "the audit signing key", cfg.audit.signing_key_file, filter, kRead);
     require(c, *n.audit, "the audit public key", cfg.audit.public_key_file, filter, kRead);
+    forbid_tamper(c, *n.audit, "the audit signing key", cfg.audit.signing_key_file, all, &filter);
+    forbid_tamper(c, *n.audit, "the audit public key", cfg.audit.public_key_file, all);
     for (const Who* w : {&low, &high}) forbid(c, *n.audit, "the audit signing key", cfg.audit.signing_key_file, *w, kRead);
     std::error_code ec;
     if (fs::exists(cfg.audit.dir, ec)) {
@@ -602,8 +627,11 @@ void check_separation(const Checker& c, const Config& cfg, const std::string& sc
         at.name = g.kind == GuardSpec::Kind::Schema ? "schema" : "external";
         at.line = g.line;
         at.column = g.column;
-        if (g.kind == GuardSpec::Kind::Schema) require(c, at, "the guard profile", g.profile, filter, kRead);
-        else require(c, at, "the guard program", g.program, filter, kRead | kSearch);
+        const bool schema_guard = g.kind == GuardSpec::Kind::Schema;
+        const std::string& file = schema_guard ? g.profile : g.program;
+        const std::string what = schema_guard ? "the guard profile" : "the guard program";
+        require(c, at, what, file, filter, schema_guard ? kRead : kRead | kSearch);
+        forbid_tamper(c, at, what, file, all);
       }
     }
   }

@@ -24,6 +24,7 @@ using portcullis::config::kSearch;
 using portcullis::config::kWrite;
 using portcullis::config::load_config;
 using portcullis::config::reach_denied;
+using portcullis::config::tamper_possible;
 
 namespace {
 
@@ -341,6 +342,88 @@ TEST_CASE("separated mode: each listener names its address and admits its own si
   SECTION("single-user-development mode keeps a wildcard listener working") {
     Appliance a(R"( mode="single-user-development")");
     a.edit(R"(<listen address="127.0.0.6" port="5269"/>)", R"(<listen address="0.0.0.0" port="5270"/>)");
+    CHECK_NOTHROW(load_config(a.config, kSchemaDir));
+  }
+}
+
+TEST_CASE("tamper_possible: owned, writable, or below a directory the user can write", "[config][access]") {
+  PORTCULLIS_NEEDS_ROOT();
+  TempDir d;
+  put(d / "conf/file", "x\n", 0644);
+  REQUIRE(::chmod((d / "conf").c_str(), 0755) == 0);
+  CHECK_FALSE(tamper_possible((d / "conf/file").string(), kLow, kLow));
+  SECTION("the file owned by the user") {
+    REQUIRE(::chown((d / "conf/file").c_str(), kLow, kLow) == 0);
+    CHECK_THAT(*tamper_possible((d / "conf/file").string(), kLow, kLow), Catch::Contains("owned by that user"));
+    CHECK_FALSE(tamper_possible((d / "conf/file").string(), kHigh, kHigh));
+  }
+  SECTION("the file writable by the user's group") {
+    REQUIRE(::chown((d / "conf/file").c_str(), 0, kHigh) == 0);
+    REQUIRE(::chmod((d / "conf/file").c_str(), 0664) == 0);
+    CHECK_THAT(*tamper_possible((d / "conf/file").string(), kHigh, kHigh), Catch::Contains("writable by that user"));
+  }
+  SECTION("a directory above it writable by others: the file could be replaced") {
+    REQUIRE(::chmod((d / "conf").c_str(), 0757) == 0);
+    CHECK_THAT(*tamper_possible((d / "conf/file").string(), kFilter, kFilter),
+               Catch::Contains("conf: writable by that user (it could replace file)"));
+  }
+  SECTION("a sticky directory: only the user's own entries are at risk") {
+    REQUIRE(::chmod((d / "conf").c_str(), 01777) == 0);
+    CHECK_FALSE(tamper_possible((d / "conf/file").string(), kFilter, kFilter));
+    REQUIRE(::chown((d / "conf/file").c_str(), kFilter, kFilter) == 0);
+    CHECK(tamper_possible((d / "conf/file").string(), kFilter, kFilter));
+  }
+  SECTION("through a symlink into a directory the user owns") {
+    fs::create_directories(d / "theirs");
+    put(d / "theirs/real", "x\n", 0644);
+    REQUIRE(::chown((d / "theirs").c_str(), kFilter, kFilter) == 0);
+    fs::create_symlink(d / "theirs/real", d / "conf/link");
+    CHECK_THAT(*tamper_possible((d / "conf/link").string(), kFilter, kFilter), Catch::Contains("theirs: owned by that user"));
+  }
+}
+
+TEST_CASE("separated mode: no service user can change what decides what the processes do",
+          "[config][privsep][access]") {
+  PORTCULLIS_NEEDS_ROOT();
+  SECTION("the policy file owned by the filter's user: a compromised filter could rewrite its rules") {
+    Appliance a;
+    REQUIRE(::chown((a.d / "policy.xml").c_str(), kFilter, kFilter) == 0);
+    const ConfigError e = a.error();
+    CHECK(e.line() == 16);
+    CHECK_THAT(e.message(), Catch::Contains("the policy file"));
+    CHECK_THAT(e.message(), Catch::Contains("expected filter (user sys) NOT to be able to change it"));
+  }
+  SECTION("the CA file writable by edge(high)'s group") {
+    Appliance a;
+    REQUIRE(::chown((a.d / "pki/ca-low.pem").c_str(), 0, kHigh) == 0);
+    REQUIRE(::chmod((a.d / "pki/ca-low.pem").c_str(), 0664) == 0);
+    const ConfigError e = a.error();
+    CHECK(e.line() == 7);
+    CHECK_THAT(e.message(), Catch::Contains("CA file"));
+    CHECK_THAT(e.message(), Catch::Contains("edge(high) (user bin) NOT to be able to change it"));
+  }
+  SECTION("the config's directory writable by everyone") {
+    Appliance a;
+    REQUIRE(::chmod(a.d.path().c_str(), 0777) == 0);
+    const ConfigError e = a.error();
+    CHECK(e.line() == 2);
+    CHECK_THAT(e.message(), Catch::Contains("the config file"));
+    CHECK_THAT(e.message(), Catch::Contains("NOT to be able to change it"));
+  }
+  SECTION("edge(low)'s key in a directory edge(high) owns") {
+    Appliance a;
+    REQUIRE(::chown((a.d / "pki").c_str(), kHigh, kHigh) == 0);
+    CHECK_THAT(a.error().message(), Catch::Contains("edge(high) (user bin) NOT to be able to change it"));
+  }
+  SECTION("a guard profile the filter owns") {
+    Appliance a;
+    REQUIRE(::chown((a.d / "broad.xsd").c_str(), kFilter, kFilter) == 0);
+    const ConfigError e = a.error();
+    CHECK(e.line() == 19);
+    CHECK_THAT(e.message(), Catch::Contains("the guard profile"));
+  }
+  SECTION("each edge may own its own key, the filter its signing key") {
+    Appliance a;
     CHECK_NOTHROW(load_config(a.config, kSchemaDir));
   }
 }
