@@ -19,27 +19,16 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness.auditing import child_pids  # noqa: E402
+from harness.auditing import role_pid  # noqa: E402
 from harness.testing import check, run_test  # noqa: E402
 from harness.topology import Federation  # noqa: E402
 
 
 def children_by_role(sup_pid):
     """{"edge-low": pid, "edge-high": pid, "filter": pid} of portcullisd's children."""
-    found = {}
-    for pid in child_pids(sup_pid):
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"--role" not in argv:
-            continue
-        role = argv[argv.index(b"--role") + 1].decode()
-        if b"--side" in argv:
-            role += "-" + argv[argv.index(b"--side") + 1].decode()
-        found[role] = pid
-    return found
+    found = {"edge-low": role_pid(sup_pid, "edge", "low"), "edge-high": role_pid(sup_pid, "edge", "high"),
+             "filter": role_pid(sup_pid, "filter")}
+    return {role: pid for role, pid in found.items() if pid is not None}
 
 
 def task_status(pid):
