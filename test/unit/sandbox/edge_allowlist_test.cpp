@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "guard/sandbox/seccomp.h"
+#include "guard/xmpp/stream_parser.h"
 #include "test/unit/sandbox/sandboxed_child.h"
 
 using portcullis::sandbox::EdgeAllowlist;
@@ -186,6 +187,38 @@ TEST_CASE("under the edge allow-list files cannot be opened, and nothing can be 
           if (p == MAP_FAILED) return 1;
           return mprotect(p, 4096, PROT_READ | PROT_EXEC) == 0 ? 2 : 3;
         }) == kKilledBySigsys);
+}
+
+TEST_CASE("a peer's non-UTF-8 encoding declaration is a stream error under the allow-list, not a kill",
+          "[sandbox][edge]") {
+  // libxml2 looks up a handler for the declared encoding before the parser's
+  // own UTF-8-only check runs; for one it has no built-in converter for,
+  // glibc's iconv_open opens its gconv files. Before any authentication: were
+  // open a kill, one XML declaration would take the edge down.
+  struct Handler : portcullis::xmpp::StreamHandler {
+    portcullis::xmpp::StreamErrorCondition condition{};
+    bool error = false;
+    void on_stream_open(const portcullis::xmpp::StreamHeader&) override {}
+    void on_element(portcullis::xmpp::Element, std::size_t) override {}
+    void on_stream_close() override {}
+    void on_stream_error(portcullis::xmpp::StreamErrorCondition c, std::string) override {
+      error = true;
+      condition = c;
+    }
+  };
+  for (const char* encoding : {"ISO-8859-2", "KOI8-R", "SHIFT_JIS"}) {
+    INFO(encoding);
+    CHECK(in_child([] { return true; }, [encoding] {
+            Handler h;
+            portcullis::xmpp::StreamParser parser(h);   // made before the filter, as the edge's are
+            std::string err;
+            if (!install_edge_allowlist({}, err)) return 100;
+            parser.feed(std::string("<?xml version='1.0' encoding='") + encoding +
+                        "'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'"
+                        " to='b.example' version='1.0'>");
+            return h.error && h.condition == portcullis::xmpp::StreamErrorCondition::UnsupportedEncoding ? 0 : 1;
+          }) == 0);
+  }
 }
 
 TEST_CASE("under the edge allow-list signals reach only the process itself", "[sandbox][edge]") {
