@@ -41,7 +41,8 @@
 //     getpid/gettid, tgkill of itself (abort), exit and exit_group.
 // open/openat/openat2 fail with EACCES rather than kill, so a lazy load
 // nobody foresaw degrades like a missing file (and is logged by the kernel)
-// instead of killing a side's edge. Everything else (execve, fork/clone,
+// instead of killing a side's edge; one a peer can reach before it has
+// authenticated: iconv opening its gconv files for an encoding declaration. Everything else (execve, fork/clone,
 // ptrace, bind/listen, mount, namespaces, bpf, keyctl, io_uring, ...) kills.
 // The refusals are logged by the kernel's audit (SECCOMP_FILTER_FLAG_LOG).
 // Before it loads the filter it makes glibc read the time zone (tzset), which
