@@ -31,10 +31,10 @@
 //     send/recv family on fds it already has or accepts, fcntl for O_NONBLOCK
 //     and FD_CLOEXEC only, shutdown, close;
 //   - outbound S2S links: socket(2) for AF_INET/AF_INET6 SOCK_STREAM with
-//     protocol 0 or TCP only (no raw, UDP, SCTP, MPTCP, netlink, packet...),
-//     connect, getsockopt, setsockopt TCP_NODELAY; accept4 on its listeners;
-//     with `syslog`, also AF_UNIX SOCK_DGRAM sockets (glibc reconnects to
-//     /dev/log when the log daemon restarts);
+//     protocol 0 or TCP only (no raw, UDP, SCTP, MPTCP, netlink, packet,
+//     vsock, TIPC, RDS...), connect, getsockopt, setsockopt TCP_NODELAY;
+//     accept4 on its listeners; with `syslog`, also AF_UNIX SOCK_DGRAM
+//     sockets (glibc reconnects to /dev/log when the log daemon restarts);
 //   - memory (brk, mmap/mprotect without PROT_EXEC, munmap, mremap, madvise),
 //     time (the vDSO's syscall fallbacks), getrandom, futex, sysinfo (glibc's
 //     qsort, which OpenSSL's sk_sort uses), signal return and restart,
