@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <seccomp.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -16,6 +17,10 @@
 #include <ctime>
 #include <initializer_list>
 #include <memory>
+
+#if defined(PORTCULLIS_ASAN)
+#include <sanitizer/lsan_interface.h>
+#endif
 
 namespace portcullis::sandbox {
 
@@ -196,7 +201,30 @@ bool install_edge_allowlist(const EdgeAllowlist& edge, std::string& error) {
   }
   // Files: refused, not killed (see the header).
   for (int nr : {SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(openat2)}) rules.add(SCMP_ACT_ERRNO(EACCES), nr, {});
+#if defined(PORTCULLIS_ASAN)
+  // Sanitizer builds only (docs/design.md): what the sanitizer runtime needs
+  // in a running edge and for its reports, so an edge is not killed for being
+  // instrumented and a memory error or undefined behaviour is reported instead
+  // of ending in SIGSYS: pipe2 (the runtime probes whether memory is readable
+  // by writing it to a pipe; UBSan's vptr check does so on its cache misses,
+  // outside any report), readlink of /proc/self/exe (the binary's name in a
+  // report) and ioctl TCGETS (isatty, for colours). The runtime's opens of
+  // /proc/self/maps and the binary fail with EACCES, and stat(2) (clang's
+  // runtime looking for llvm-symbolizer on PATH) fails with ENOENT, so frames
+  // stay unsymbolized (module+offset). Nothing that starts a process or a
+  // thread: the symbolizer subprocess and LeakSanitizer's end-of-process check
+  // (a tracer thread that ptraces the process) stay forbidden, see below.
+  rules.add(allow, SCMP_SYS(readlink), {});
+  rules.add(allow, SCMP_SYS(pipe2), {});
+  rules.add(allow, SCMP_SYS(ioctl), {SCMP_A1(SCMP_CMP_EQ, TCGETS)});
+  rules.add(SCMP_ACT_ERRNO(ENOENT), SCMP_SYS(stat), {});
+#endif
   if (!rules.ok) return false;
+#if defined(PORTCULLIS_ASAN)
+  // LeakSanitizer checks now, at the end of start-up, and not again at exit
+  // (this call cancels the end-of-process check, which the list would kill).
+  __lsan_do_leak_check();
+#endif
   return load(ctx, error);
 }
 

@@ -47,9 +47,22 @@
 // The refusals are logged by the kernel's audit (SECCOMP_FILTER_FLAG_LOG).
 // Before it loads the filter it makes glibc read the time zone (tzset), which
 // syslog(3) would otherwise open /etc/localtime for on its first line.
+// Sanitizer builds (PORTCULLIS_ASAN below) add the few calls a sanitizer
+// report needs and run LeakSanitizer's check as the filter goes on, not at exit.
 #pragma once
 
 #include <string>
+
+// AddressSanitizer builds (PORTCULLIS_SANITIZE, PORTCULLIS_FUZZ), in which the
+// edge's allow-list keeps what the sanitizers' reports need (seccomp.cpp,
+// docs/design.md). GCC defines __SANITIZE_ADDRESS__, clang answers __has_feature.
+#if defined(__SANITIZE_ADDRESS__)
+#define PORTCULLIS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PORTCULLIS_ASAN 1
+#endif
+#endif
 
 namespace portcullis::sandbox {
 

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <functional>
 
 namespace portcullis::sandbox::testing {
@@ -18,6 +19,7 @@ constexpr int kKilledBySigsys = 200 + SIGSYS;
 
 // `install` runs first in the child (false: exit 100), then `body`.
 inline int in_child(const std::function<bool()>& install, const std::function<int()>& body) {
+  std::fflush(nullptr);   // a child that ends in exit() must not print the test's buffered output again
   const pid_t pid = fork();
   if (pid == 0) {
     // Catch2's fatal-signal handlers would report in the child and change how
