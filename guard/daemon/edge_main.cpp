@@ -9,6 +9,7 @@
 #include "guard/daemon/signals.h"
 #include "guard/ipc/frame_channel.h"
 #include "guard/log/log.h"
+#include "guard/sandbox/seccomp.h"
 #include "guard/s2s/edge_server.h"
 #include "guard/supervisor/child_control.h"
 
@@ -90,7 +91,18 @@ int run_edge(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
     loop.add_timer(net::Duration(300), [&] { loop.stop(); });
   });
 
-  log->info("started for side " + side.name);
+  // Start-up is over: the config, certificate, key, CA and dialback secret are
+  // loaded, the listeners bound, the signal fd made. From here the edge only
+  // runs its loop, and the kernel holds it to that before the first hostile
+  // byte is read (nothing is accepted or read before loop.run()). Edges have
+  // nothing to reload (SIGHUP is ignored above); a new config means a restart.
+  // Failing to install the filter is failing closed.
+  if (std::string sandbox_error;
+      !sandbox::install_edge_allowlist({/*syslog=*/log->target() == Logger::Target::Syslog}, sandbox_error)) {
+    log->error("cannot install the seccomp allow-list: " + sandbox_error);
+    return 4;
+  }
+  log->info("started for side " + side.name + " (seccomp allow-list installed)");
   loop.run();
   return 0;
 }

@@ -32,6 +32,7 @@ class Logger {
   // For Target::Capture (tests): every line goes here.
   void set_capture(std::function<void(LogLevel, const std::string&)> sink) { capture_ = std::move(sink); }
   const std::string& process_name() const { return name_; }
+  Target target() const { return target_; }
 
  private:
   std::string name_;

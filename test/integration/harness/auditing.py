@@ -134,16 +134,19 @@ def child_pids(pid):
     return kids
 
 
-def role_pid(sup_pid, role):
-    """The child of portcullisd running '--role ROLE' (filter, edge...), or None."""
+def role_pid(sup_pid, role, side=None):
+    """The child of portcullisd running '--role ROLE' (filter, edge...), and with
+    `side`, '--side SIDE' (low, high); or None."""
+    def arg(argv, name):
+        return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
+
     for k in child_pids(sup_pid):
         try:
             with open("/proc/%d/cmdline" % k, "rb") as f:
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if b"--role" in argv and argv.index(b"--role") + 1 < len(argv) and \
-                argv[argv.index(b"--role") + 1] == role.encode():
+        if arg(argv, b"--role") == role.encode() and (side is None or arg(argv, b"--side") == side.encode()):
             return k
     return None
 

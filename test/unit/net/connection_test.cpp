@@ -21,6 +21,8 @@
 #include <thread>
 
 #include "guard/net/connection.h"
+#include "guard/sandbox/seccomp.h"
+#include "test/unit/sandbox/sandboxed_child.h"
 #include "test_pki.h"
 
 using namespace portcullis::net;
@@ -293,6 +295,32 @@ TEST_CASE("STARTTLS: with a CRL, a revoked peer certificate is recorded untruste
       CHECK(contains(e.what(), "ca-low.pem"));
     }
   }
+}
+
+TEST_CASE("STARTTLS under the edge's seccomp allow-list: the side's CRL still refuses a revoked peer",
+          "[connection][tls][crl][sandbox]") {
+  // An edge loads its CRL with its TLS context, before the allow-list goes on
+  // (edge_main.cpp); verifying a peer afterwards must need no file (open is
+  // EACCES there), or revocation would quietly stop working.
+  const int code = portcullis::sandbox::testing::in_child([] { return true; }, [] {
+    try {
+      TlsConfig with_crl = tls_config("guard-low", "ca-low");
+      with_crl.crl_file = pki("ca-low-revoked-a.test.crl");
+      TlsContext server_ctx(with_crl);
+      TlsContext client_ctx(tls_config("a.test", "ca-low"));
+      Pair p;   // the listener is bound before the filter, as an edge's are
+      std::string err;
+      if (!portcullis::sandbox::install_edge_allowlist({}, err)) return 100;
+      p.connect();
+      starttls(p, server_ctx, client_ctx, "b.test");
+      if (!p.server.tls || !p.server.tls->peer_cert_present) return 1;
+      if (p.server.tls->peer_cert_trusted) return 2;
+      return contains(p.server.tls->verify_error, "certificate revoked") ? 0 : 3;
+    } catch (...) {   // a failed REQUIRE in the child, or a load error
+      return 4;
+    }
+  });
+  CHECK(code == 0);
 }
 
 TEST_CASE("STARTTLS: client verifies the server chain and records a wrong CA", "[connection][tls]") {

@@ -1,5 +1,5 @@
-// The seccomp filter is irreversible, so each check runs in a forked child and
-// reports through its exit status.
+// The filter's deny list (forbid_network_sockets) and harden_process. Each
+// check runs in a forked child (sandboxed_child.h).
 #include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -15,29 +15,21 @@
 #include <string>
 
 #include "guard/sandbox/seccomp.h"
+#include "test/unit/sandbox/sandboxed_child.h"
+
+using portcullis::sandbox::testing::in_child;
+using portcullis::sandbox::testing::socket_errno;
 
 namespace {
 
 // Runs `body` in a child after forbid_network_sockets(); returns its exit code.
 int in_sandboxed_child(const std::function<int()>& body) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::string err;
-    if (!portcullis::sandbox::forbid_network_sockets(err)) _exit(100);
-    _exit(body());
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 200 + WTERMSIG(status);
-}
-
-int socket_errno(int family, int type) {
-  int fd = socket(family, type, 0);
-  if (fd >= 0) {
-    close(fd);
-    return 0;
-  }
-  return errno;
+  return in_child(
+      [] {
+        std::string err;
+        return portcullis::sandbox::forbid_network_sockets(err);
+      },
+      body);
 }
 
 }  // namespace
@@ -97,18 +89,9 @@ TEST_CASE("x32 and i386 system calls kill the process instead of bypassing the f
   // getpid (20) through the i386 entry point. Kernels built without IA32
   // emulation fault on int 0x80 (SIGSEGV) before seccomp sees it; where it is
   // available, the filter must kill the caller. Either way the call never runs.
-  auto i386_getpid = [] {
-    long ret = 20;
-    asm volatile("int $0x80" : "+a"(ret) : : "memory");
-    return ret > 0 ? 0 : 1;
-  };
-  pid_t probe = fork();
-  if (probe == 0) _exit(i386_getpid());
-  int probe_status = 0;
-  waitpid(probe, &probe_status, 0);
-  const bool ia32_available = WIFEXITED(probe_status);
+  using portcullis::sandbox::testing::i386_getpid;
   const int under_filter = in_sandboxed_child(i386_getpid);
-  if (ia32_available) {
+  if (portcullis::sandbox::testing::ia32_available()) {
     CHECK(under_filter == 200 + SIGSYS);
   } else {
     CHECK(under_filter == 200 + SIGSEGV);
