@@ -6,9 +6,11 @@
 //   portcullis-audit show DIR SEQ
 //   portcullis-audit export DIR --format json|csv [query options]
 //   portcullis-audit report DIR --html FILE [--pubkey KEY...] [query options]
+//   portcullis-audit --help | --version
 //
-// Exit status: 0 success; 1 verification found a fault (verify, report);
-// 2 bad usage or unreadable input (one line on stderr).
+// Exit status (guard/cli/command_line.h): 0 success; 1 verification found a
+// fault (verify, report) or an input cannot be read; 2 bad command line (one
+// line on stderr).
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "guard/audit/keys.h"
+#include "guard/cli/command_line.h"
 #include "guard/audit/reader.h"
 #include "guard/audit/verify.h"
 #include "tools/audit/query.h"
@@ -39,7 +42,12 @@ constexpr const char* kUsage =
     "       portcullis-audit show DIR SEQ\n"
     "       portcullis-audit export DIR --format json|csv [query options as for search]\n"
     "       portcullis-audit report DIR --html FILE [--pubkey KEY...] [query options]\n"
-    "TIME: YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS]Z or @UNIXSECONDS (UTC)\n";
+    "       portcullis-audit --help | --version\n"
+    "TIME: YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS]Z or @UNIXSECONDS (UTC)\n"
+    "exit status: 0 ok, 1 the archive does not verify (verify, report) or an input cannot\n"
+    "be read, 2 bad command line\n";
+
+constexpr const char* kProgram = "portcullis-audit";
 
 std::vector<std::string> load_keys(const std::vector<std::string>& files) {
   std::vector<std::string> keys;
@@ -47,7 +55,7 @@ std::vector<std::string> load_keys(const std::vector<std::string>& files) {
     try {
       keys.push_back(load_public_key(f));
     } catch (const std::exception& e) {
-      throw UsageError{e.what()};
+      throw InputError{e.what()};
     }
   }
   return keys;
@@ -56,7 +64,7 @@ std::vector<std::string> load_keys(const std::vector<std::string>& files) {
 void read_or_throw(const std::string& dir, const std::function<bool(const StoredRecord&, const RecordLocation&)>& fn) {
   std::string err;
   if (!read_archive(dir, fn, [](const std::string& p) { std::cerr << "warning: " << p << "\n"; }, &err))
-    throw UsageError{err};
+    throw InputError{err};
 }
 
 int cmd_keygen(const std::vector<std::string>& a) {
@@ -72,7 +80,7 @@ int cmd_keygen(const std::vector<std::string>& a) {
   try {
     generate_key_pair(secret, pub);
   } catch (const std::exception& e) {
-    throw UsageError{e.what()};
+    throw InputError{e.what()};
   }
   std::cout << "created " << secret << " (mode 0600) and " << pub << ", key id " << key_id(load_public_key(pub)) << "\n";
   return 0;
@@ -99,13 +107,13 @@ int cmd_verify(const std::vector<std::string>& a) {
     };
   const VerifyReport r = verify_archive(dir, o);
   if (r.faults.size() == 1 && r.faults[0].kind == FaultKind::Unreadable && r.segments == 0)
-    throw UsageError{r.faults[0].file + ": " + r.faults[0].message};
+    throw InputError{r.faults[0].file + ": " + r.faults[0].message};
   constexpr std::size_t kMaxListed = 50;
   for (std::size_t i = 0; i < r.faults.size() && i < kMaxListed; ++i) std::cout << r.faults[i].describe() << "\n";
   if (r.faults.size() > kMaxListed) std::cout << "... " << r.faults.size() - kMaxListed << " more faults\n";
   for (const auto& n : r.notes) std::cout << "note: " << n << "\n";
   std::cout << r.summary_line() << "\n";
-  return r.ok() ? 0 : 1;
+  return r.ok() ? cli::kExitOk : cli::kExitFailed;
 }
 
 std::string pretty_xml(const std::string& bytes) {
@@ -171,7 +179,7 @@ int cmd_show(const std::vector<std::string>& a) {
     }
     return false;
   });
-  if (!found) throw UsageError{"show: no record with seq " + a[1] + " in " + a[0]};
+  if (!found) throw InputError{"show: no record with seq " + a[1] + " in " + a[0]};
   return 0;
 }
 
@@ -298,11 +306,10 @@ int cmd_report(const std::vector<std::string>& a) {
 
 int main(int argc, char** argv) {
   using namespace portcullis::audit::tool;
+  namespace cli = portcullis::cli;
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::cout << kUsage;
-    return args.empty() ? 2 : 0;
-  }
+  if (auto done = cli::answer_help_or_version(args, kProgram, kUsage)) return *done;
+  if (args.empty()) return cli::usage_error(kProgram, "no command (keygen, verify, search, show, export, report)");
   const std::string cmd = args[0];
   args.erase(args.begin());
   try {
@@ -312,12 +319,14 @@ int main(int argc, char** argv) {
     if (cmd == "show") return cmd_show(args);
     if (cmd == "export") return cmd_export(args);
     if (cmd == "report") return cmd_report(args);
-    throw UsageError{"unknown command \"" + cmd + "\" (keygen, verify, search, show, export, report; --help)"};
+    throw UsageError{"unknown command \"" + cmd + "\" (keygen, verify, search, show, export, report)"};
   } catch (const UsageError& e) {
-    std::cerr << "portcullis-audit: " << e.message << "\n";
-    return 2;
+    return cli::usage_error(kProgram, e.message);
+  } catch (const InputError& e) {
+    std::cerr << kProgram << ": " << e.message << "\n";
+    return cli::kExitFailed;
   } catch (const std::exception& e) {
-    std::cerr << "portcullis-audit: " << e.what() << "\n";
-    return 2;
+    std::cerr << kProgram << ": " << e.what() << "\n";
+    return cli::kExitFailed;
   }
 }

@@ -63,7 +63,7 @@ TEST_CASE("tool: keygen and verify", "[audit][tool]") {
   const auto kg = run_tool(h.root, "keygen --secret " + h.root + "/k2.key --public " + h.root + "/k2.pub");
   CHECK(kg.status == 0);
   CHECK(kg.out.find("created") == 0);
-  CHECK(run_tool(h.root, "keygen --secret " + h.root + "/k2.key --public " + h.root + "/k3.pub").status == 2);
+  CHECK(run_tool(h.root, "keygen --secret " + h.root + "/k2.key --public " + h.root + "/k3.pub").status == 1);
 
   populate(h);
   const auto v = run_tool(h.root, "verify " + h.cfg.dir + " --pubkey " + h.cfg.public_key_file);
@@ -89,13 +89,21 @@ TEST_CASE("tool: keygen and verify", "[audit][tool]") {
   CHECK(t.lines().back().rfind("FAULT: HASH-MISMATCH " + segs[0].name + " offset " + std::to_string(fr[5].offset), 0) == 0);
 
   // Bad usage: exit 2 and one readable line.
-  for (const std::string& bad : std::vector<std::string>{"verify", "verify /nonexistent --pubkey " + h.cfg.public_key_file,
-                                "verify " + h.cfg.dir, "frobnicate", "search " + h.cfg.dir + " --verdict maybe",
-                                "search " + h.cfg.dir + " --from yesterday", "show " + h.cfg.dir + " abc",
-                                "export " + h.cfg.dir + " --format xml", "verify " + h.cfg.dir + " --pubkey " + h.cfg.dir}) {
+  for (const std::string& bad : std::vector<std::string>{"verify", "verify " + h.cfg.dir, "frobnicate",
+                                "search " + h.cfg.dir + " --verdict maybe", "search " + h.cfg.dir + " --from yesterday",
+                                "show " + h.cfg.dir + " abc", "export " + h.cfg.dir + " --format xml"}) {
     INFO(bad);
     const auto r = run_tool(h.root, bad);
     CHECK(r.status == 2);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK(r.err.rfind("portcullis-audit: ", 0) == 0);
+  }
+  // An input that cannot be read: exit 1 and one readable line.
+  for (const std::string& bad : std::vector<std::string>{"verify /nonexistent --pubkey " + h.cfg.public_key_file,
+                                "verify " + h.cfg.dir + " --pubkey " + h.cfg.dir, "search /nonexistent"}) {
+    INFO(bad);
+    const auto r = run_tool(h.root, bad);
+    CHECK(r.status == 1);
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
     CHECK(r.err.rfind("portcullis-audit: ", 0) == 0);
   }
@@ -137,7 +145,7 @@ TEST_CASE("tool: search, show and export", "[audit][tool]") {
   CHECK(sh.out.find("2. labels (label-access): reject rule=rule-1") != std::string::npos);
   CHECK(sh.out.find("--- original stanza ---\n<message") != std::string::npos);
   CHECK(sh.out.find("\n  <body>hello 1</body>\n</message>") != std::string::npos);   // indented
-  CHECK(run_tool(h.root, "show " + dir + " 999999").status == 2);
+  CHECK(run_tool(h.root, "show " + dir + " 999999").status == 1);
 
   // export csv: header + one line per record; json: one object per line.
   const auto csv = run_tool(h.root, "export " + dir + " --format csv --type decision");
