@@ -14,7 +14,8 @@ inline constexpr int kExitOk = 0;      // done; the check passed
 inline constexpr int kExitFailed = 1;  // the check or verification failed, or an input is invalid or unreadable
 inline constexpr int kExitUsage = 2;   // the command line is wrong
 // 3 is a program's own "answered, but no": portcullis-policy explain (rejected),
-// portcullis-audit search/show/export (printed, but the archive does not verify).
+// portcullis-audit search/show/export (printed, but the archive does not verify),
+// portcullis-example-guard (a request broke the protocol).
 inline constexpr int kExitNegative = 3;
 
 // "PROGRAM (Portcullis) VERSION", VERSION being the CMake project version.

@@ -229,8 +229,9 @@ int run_report(const std::string& dir, const std::string& html_file, const std::
     for (const auto& k : keyfiles) vo.public_keys.push_back(load_public_key(k));
     const VerifyReport rep = verify_archive(dir, vo);
     vline = rep.summary_line();
-    vclass = rep.ok() ? "ok" : "fault";
-    fault = !rep.ok();
+    // An unauthenticated end (UNVERIFIED) fails like a fault, in its own colour.
+    vclass = rep.verified() ? "ok" : rep.ok() ? "unverified" : "fault";
+    fault = !rep.verified();
     for (std::size_t i = 0; i < rep.faults.size() && i < 50; ++i) vdetails.push_back(rep.faults[i].describe());
     for (const auto& n : rep.notes) vdetails.push_back("note: " + n);
   }
