@@ -12,5 +12,7 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 deploy/install-deps.sh
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD_DIR" -j "$(nproc)" --target portcullisd
+# Every program the demo runs: the daemon, and the audit tool that makes the archive's
+# key pair (deploy/demo.py, test/integration/harness/topology.py).
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target portcullisd portcullis-audit
 exec /usr/bin/python3 deploy/demo.py --build-dir "$BUILD_DIR" --run-dir "${DEMO_DIR:-/tmp/portcullis-demo}" "$@"

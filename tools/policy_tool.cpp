@@ -9,7 +9,8 @@
 //       Runs the stanza through that direction's pipeline (policy/policy_explain.h)
 //       and prints every filter's verdict, the outcome and the released stanza.
 //       Exits 0 when released, 3 when rejected, 1 on a policy or stanza error.
-//   Bad usage: one line on stderr, exit 64.
+//   portcullis-policy --help | --version
+//   Bad usage: one line on stderr, exit 2 (guard/cli/command_line.h).
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "guard/cli/command_line.h"
 #include "guard/xmpp/jid.h"
 #include "policy/policy_explain.h"
 #include "policy/policy_file.h"
@@ -31,16 +33,21 @@ namespace {
 
 using namespace portcullis;
 
-constexpr int kExitUsage = 64;
-constexpr int kExitRejected = 3;
+constexpr const char* kProgram = "portcullis-policy";
 
-int usage(const std::string& why) {
-  std::cerr << "portcullis-policy: " << why
-            << " (usage: portcullis-policy check FILE [--schema-dir DIR] | portcullis-policy explain "
-               "FILE STANZA.xml --direction low-to-high|high-to-low [--peer DOMAIN] [--auth "
-               "sasl-external|dialback] [--tls yes|no] [--schema-dir DIR])\n";
-  return kExitUsage;
-}
+constexpr const char* kHelp =
+    "usage: portcullis-policy check FILE [--schema-dir DIR]\n"
+    "       portcullis-policy explain FILE STANZA.xml --direction low-to-high|high-to-low\n"
+    "                         [--peer DOMAIN] [--auth sasl-external|dialback] [--tls yes|no]\n"
+    "                         [--schema-dir DIR]\n"
+    "       portcullis-policy --help | --version\n"
+    "Checks a security policy file offline, or runs one stanza through one direction's\n"
+    "pipeline and prints every filter's verdict, the outcome and the stanza as released.\n"
+    "  --schema-dir DIR   where the XSDs are (default " PORTCULLIS_SCHEMA_DIR ")\n"
+    "exit status: 0 valid policy / stanza released, 1 invalid policy or stanza file,\n"
+    "2 bad command line, 3 stanza rejected (explain)\n";
+
+int usage(const std::string& why) { return cli::usage_error(kProgram, why); }
 
 struct Args {
   std::vector<std::string> positional;
@@ -94,10 +101,10 @@ int check(const std::vector<std::string>& argv) {
     std::cout << file << ": OK (version " << p.version << ", sha256 " << p.sha256
               << ", low->high: " << p.pipelines.low_to_high.size()
               << " filters, high->low: " << p.pipelines.high_to_low.size() << " filters)\n";
-    return 0;
+    return cli::kExitOk;
   } catch (const std::exception& e) {
     std::cerr << e.what() << "\n";
-    return 1;
+    return cli::kExitFailed;
   }
 }
 
@@ -130,12 +137,12 @@ int explain(const std::vector<std::string>& argv) {
                             policy::builtin_filters());
   } catch (const std::exception& e) {
     std::cerr << e.what() << "\n";
-    return 1;
+    return cli::kExitFailed;
   }
   std::ifstream in(stanza_file, std::ios::binary);
   if (!in) {
     std::cerr << stanza_file << ": cannot open the stanza file\n";
-    return 1;
+    return cli::kExitFailed;
   }
   std::ostringstream text;
   text << in.rdbuf();
@@ -144,7 +151,7 @@ int explain(const std::vector<std::string>& argv) {
     stanza = policy::parse_stanza_text(text.str());
   } catch (const std::exception& e) {
     std::cerr << stanza_file << ": " << e.what() << "\n";
-    return 1;
+    return cli::kExitFailed;
   }
   // Without --peer, the stanza comes from its sender's server.
   ctx.peer_domain = option(*args, "--peer", "");
@@ -153,17 +160,18 @@ int explain(const std::vector<std::string>& argv) {
   }
   ctx.wire_bytes = stanza.serialize().size();
   const policy::Decision d = policy::explain_stanza(p, stanza, ctx, std::cout);
-  return d.release ? 0 : kExitRejected;
+  return d.release ? cli::kExitOk : cli::kExitNegative;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty()) return usage("no command");
+  if (auto done = cli::answer_help_or_version(args, kProgram, kHelp)) return *done;
+  if (args.empty()) return usage("no command (check, explain)");
   const std::string command = args.front();
   args.erase(args.begin());
   if (command == "check") return check(args);
   if (command == "explain") return explain(args);
-  return usage("unknown command '" + command + "'");
+  return usage("unknown command '" + command + "' (check, explain)");
 }

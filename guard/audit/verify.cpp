@@ -219,6 +219,7 @@ class Verifier {
     if (decoded && f.type == RecordType::Admin) {
       const auto& a = std::get<AdminEvent>(body);
       if (a.kind == "retention-delete") deletions_.emplace_back(a.field("last_seq"), a.field("last_hash"));
+      if (a.kind == "stop") stop_seq_ = f.seq;
     }
     if (f.type != RecordType::Checkpoint && uncovered_first_ == 0) uncovered_first_ = f.seq;
     prev_hash_ = std::string(f.hash);
@@ -269,9 +270,22 @@ class Verifier {
                                  "archive starts after seq " + std::to_string(anchor_->first) +
                                      " and no retention record in the chain explains the missing segments"});
     }
-    if (rep_.signatures_checked && uncovered_first_ != 0 && rep_.last_seq >= uncovered_first_)
-      rep_.notes.push_back(seq_range(uncovered_first_, rep_.last_seq) +
-                           " not yet covered by a signed checkpoint (written after the last checkpoint)");
+    if (opt_.expect_seq != 0 && rep_.last_seq < opt_.expect_seq) {
+      const std::string file = rep_.segment_summaries.empty() ? "" : rep_.segment_summaries.back().file;
+      rep_.faults.push_back(Fault{FaultKind::MissingEnd, file, prev_ ? prev_->good_end : 0, 0, rep_.last_seq + 1,
+                                  opt_.expect_seq,
+                                  "archive ends at seq " + std::to_string(rep_.last_seq) + " but seq " +
+                                      std::to_string(opt_.expect_seq) + " was expected: " +
+                                      seq_range(rep_.last_seq + 1, opt_.expect_seq) + " missing (archive cut)"});
+    }
+    // The writer's clean close is a `stop` record and the checkpoint signed over it.
+    rep_.closed = rep_.tail_signed() && stop_seq_ != 0 && stop_seq_ + 1 == rep_.last_seq;
+    if (rep_.tail_signed() && !rep_.closed)
+      rep_.notes.push_back("the archive ends at checkpoint seq " + std::to_string(rep_.last_seq) +
+                           " without a stop record: the writer is running or did not close, or the archive was cut there");
+    if (rep_.tail_signed() && opt_.expect_seq == 0)
+      rep_.notes.push_back("an archive cut at a checkpoint or a clean close looks complete; --expect-seq N (the last seq "
+                           "of the syslog summary) detects it");
     if (!rep_.signatures_checked) rep_.notes.push_back("checkpoint signatures NOT checked (no public key given)");
   }
 
@@ -286,6 +300,7 @@ class Verifier {
   std::uint64_t prev_seq_ = 0;
   std::string prev_hash_;
   std::uint64_t uncovered_first_ = 0;
+  std::uint64_t stop_seq_ = 0;   // seq of the last `stop` admin record (0: none)
   std::optional<std::pair<std::uint64_t, std::string>> anchor_;
   std::vector<std::pair<std::string, std::string>> deletions_;
 };
@@ -304,6 +319,7 @@ std::string_view to_string(FaultKind k) {
     case FaultKind::Truncated: return "TRUNCATED";
     case FaultKind::Corrupt: return "CORRUPT";
     case FaultKind::MissingStart: return "MISSING-START";
+    case FaultKind::MissingEnd: return "MISSING-END";
     case FaultKind::Unreadable: return "UNREADABLE";
   }
   return "?";
@@ -327,9 +343,16 @@ std::string VerifyReport::summary_line() const {
     if (faults.size() > 1) s += " (and " + std::to_string(faults.size() - 1) + " more)";
     return s;
   }
-  return "OK: " + std::to_string(records) + " records in " + std::to_string(segments) + " segments, last seq " +
-         std::to_string(last_seq) + ", " + std::to_string(checkpoints_verified) + " checkpoints verified" +
-         (signatures_checked ? "" : " (signatures not checked: no public key)");
+  const std::string counts = std::to_string(records) + " records in " + std::to_string(segments) +
+                             " segments, last seq " + std::to_string(last_seq) + ", " +
+                             std::to_string(checkpoints_verified) + " checkpoints verified";
+  if (tail_signed()) return "OK: " + counts;
+  if (!signatures_checked) return "UNVERIFIED: checkpoint signatures not checked (no public key): " + counts;
+  if (records == 0) return "UNVERIFIED: the archive holds no record";
+  const std::uint64_t from = covered_through_seq ? covered_through_seq + 1 : first_seq;
+  return "UNVERIFIED: " + seq_range(from, last_seq) +
+         " at the end are not covered by a signed checkpoint and no closing record ends the archive "
+         "(writer running or crashed, or the archive was cut): " + counts;
 }
 
 VerifyReport verify_segments(const std::vector<SegmentFile>& segments, const VerifyOptions& options) {

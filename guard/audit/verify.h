@@ -26,6 +26,7 @@ enum class FaultKind {
   Truncated,        // a segment ends inside a record and no later segment recovered it
   Corrupt,          // unreadable bytes where a record should start
   MissingStart,     // the archive does not start at seq 1 and no retention record explains it
+  MissingEnd,       // the archive ends before the seq the verifier was told to expect (cut)
   Unreadable,       // a file that cannot be read
 };
 
@@ -71,6 +72,11 @@ struct VerifyOptions {
   // second while verifying, and after each segment.
   std::function<void(const VerifyProgress&)> progress;
   std::uint64_t progress_every = 100000;
+  // The archive must reach at least this seq (an anchor kept off the archive,
+  // e.g. the last seq of the syslog summary): a shorter archive is a
+  // MissingEnd fault. 0: no expectation, and a cut at a checkpoint or a clean
+  // close cannot be seen.
+  std::uint64_t expect_seq = 0;
 };
 
 struct VerifyReport {
@@ -81,13 +87,22 @@ struct VerifyReport {
   std::uint64_t first_seq = 0, last_seq = 0;
   std::uint64_t covered_through_seq = 0;    // seq of the last valid checkpoint (it covers all before it)
   bool signatures_checked = false;
+  bool closed = false;                      // ends with the writer's `stop` record and the checkpoint over it
   std::vector<Fault> faults;                // in archive order; faults[0] is the first bad record
   std::vector<std::string> notes;           // non-fault observations (recovered crash, unsigned tail)
   std::vector<SegmentSummary> segment_summaries;
 
+  // No fault: nothing found altered, missing or out of place.
   bool ok() const { return faults.empty(); }
-  // "OK: N records in M segments, last seq S, K checkpoints verified" or
-  // "FAULT: <first fault>" (+ " (and F more)").
+  // The archive's last record is a checkpoint whose signature was verified, so
+  // every record is authenticated. Otherwise the tail (or, with no public key,
+  // all) is only hash-chained, which anyone can recompute after cutting it.
+  bool tail_signed() const { return signatures_checked && records > 0 && covered_through_seq == last_seq; }
+  // What a reader may trust: no fault and an authenticated end.
+  bool verified() const { return ok() && tail_signed(); }
+  // "OK: N records in M segments, last seq S, K checkpoints verified" when
+  // verified(); "FAULT: <first fault>" (+ " (and F more)") when not ok();
+  // otherwise "UNVERIFIED: <why the end is not authenticated>".
   std::string summary_line() const;
 };
 

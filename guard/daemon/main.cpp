@@ -2,12 +2,15 @@
 //
 //   portcullisd --config FILE [--foreground] [--schema-dir DIR]
 //   portcullisd --check-config FILE [--schema-dir DIR]
+//   portcullisd --help | --version
 //   (internal) portcullisd --role edge|filter ...   (started by the supervisor)
+// Exit status as every Portcullis program (guard/cli/command_line.h).
 #include <csignal>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "guard/cli/command_line.h"
 #include "guard/config/config.h"
 #include "guard/daemon/roles.h"
 #include "guard/sandbox/seccomp.h"
@@ -19,14 +22,21 @@
 
 namespace {
 
-int usage(const char* why) {
-  std::fprintf(stderr,
-               "portcullisd: %s\n"
-               "usage: portcullisd --config FILE [--foreground] [--schema-dir DIR]\n"
-               "       portcullisd --check-config FILE [--schema-dir DIR]\n",
-               why);
-  return 64;
-}
+constexpr const char* kProgram = "portcullisd";
+
+constexpr const char* kHelp =
+    "usage: portcullisd --config FILE [--foreground] [--schema-dir DIR]\n"
+    "       portcullisd --check-config FILE [--schema-dir DIR]\n"
+    "       portcullisd --help | --version\n"
+    "Runs the Portcullis XMPP boundary guard: the supervisor, which starts and watches\n"
+    "edge(low), the filter and edge(high), on the appliance configuration FILE.\n"
+    "  --config FILE        run on this configuration\n"
+    "  --check-config FILE  load the configuration and the policy it names, print OK or the error\n"
+    "  --foreground         log to stderr instead of syslog\n"
+    "  --schema-dir DIR     where the XSDs are (default " PORTCULLIS_SCHEMA_DIR ")\n"
+    "  --help, --version    this text, the version\n"
+    "exit status: 0 ok (--check-config: the configuration is valid), 1 the configuration or\n"
+    "policy is invalid, 2 bad command line; see portcullisd(8) for the daemon's own statuses\n";
 
 }  // namespace
 
@@ -37,7 +47,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> all(argv + 1, argv + argc);
   std::string error;
   auto child = supervisor::parse_child_args(all, error);
-  if (!child && !error.empty()) return usage(error.c_str());
+  if (!child && !error.empty()) return cli::usage_error(kProgram, error);
+  if (!child) {
+    if (auto done = cli::answer_help_or_version(all, kProgram, kHelp)) return *done;
+  }
   const std::vector<std::string>& rest = child ? child->rest : all;
 
   daemon::DaemonOptions opts;
@@ -45,19 +58,16 @@ int main(int argc, char** argv) {
   std::string check_file;
   for (std::size_t i = 0; i < rest.size(); ++i) {
     const std::string& a = rest[i];
-    auto value = [&](const char* name) -> const std::string* {
-      if (i + 1 >= rest.size()) {
-        usage((std::string(name) + " needs a value").c_str());
-        return nullptr;
-      }
-      return &rest[++i];
-    };
-    if (a == "--config") { auto v = value("--config"); if (!v) return 64; opts.config_file = *v; }
-    else if (a == "--check-config") { auto v = value("--check-config"); if (!v) return 64; check_file = *v; }
-    else if (a == "--schema-dir") { auto v = value("--schema-dir"); if (!v) return 64; opts.schema_dir = *v; }
+    const bool takes_value = a == "--config" || a == "--check-config" || a == "--schema-dir";
+    if (takes_value && i + 1 >= rest.size()) return cli::usage_error(kProgram, a + " needs a value");
+    if (a == "--config") opts.config_file = rest[++i];
+    else if (a == "--check-config") check_file = rest[++i];
+    else if (a == "--schema-dir") opts.schema_dir = rest[++i];
     else if (a == "--foreground") opts.foreground = true;
-    else return usage(("unknown argument '" + a + "'").c_str());
+    else return cli::usage_error(kProgram, "unknown argument '" + a + "'");
   }
+  if (!check_file.empty() && !opts.config_file.empty())
+    return cli::usage_error(kProgram, "--check-config and --config do not go together");
 
   if (!check_file.empty()) {
     // The config and the policy file it names: what the daemon would load.
@@ -68,11 +78,11 @@ int main(int argc, char** argv) {
                   p.sha256.c_str());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "%s\n", e.what());
-      return 1;
+      return cli::kExitFailed;
     }
-    return 0;
+    return cli::kExitOk;
   }
-  if (opts.config_file.empty()) return usage("--config FILE is required");
+  if (opts.config_file.empty()) return cli::usage_error(kProgram, "--config FILE is required");
   // Every process of the sandwich: no exec may gain privilege, and no other
   // process of the same uid may ptrace it or read its memory or fds.
   if (std::string harden_error; !sandbox::harden_process(harden_error)) {

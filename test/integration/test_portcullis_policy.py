@@ -31,17 +31,16 @@ refuses end-to-end encryption and one code word.
 """
 
 import base64
-import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from xml.etree import ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from harness.auditing import archive_dir, export_json  # noqa: E402
 from harness.testing import check, run_test  # noqa: E402
 from harness.topology import DEFAULT_USERS, Federation  # noqa: E402
 
@@ -164,16 +163,9 @@ def wait_decision(fed, msg_id, timeout=10):
 
 def audit_decisions(fed, build_dir):
     """{stanza id: audit record} of every decision in the run's audit archive
-    (portcullis-audit export --format json)."""
-    tool = os.path.join(build_dir, "tools", "audit", "portcullis-audit")
-    r = subprocess.run([tool, "export", os.path.join(fed.run_dir, "audit"), "--format", "json",
-                        "--type", "decision"], capture_output=True, text=True, timeout=30)
-    check(r.returncode == 0, "portcullis-audit export failed: %s" % (r.stderr or r.stdout))
+    (portcullis-audit export --format json, read while the writer runs)."""
     out = {}
-    for line in r.stdout.splitlines():   # one JSON object per line
-        if not line.strip():
-            continue
-        entry = json.loads(line)
+    for entry in export_json(build_dir, archive_dir(fed), "--type", "decision"):
         m = re.search(r"\bid='([^']*)'", entry.get("original", ""))
         if m:
             out[m.group(1)] = entry["record"]

@@ -1,14 +1,17 @@
 // portcullis-audit: the accreditor's view of the audit archive.
 //
 //   portcullis-audit keygen --secret FILE --public FILE
-//   portcullis-audit verify DIR --pubkey KEY [--pubkey KEY...] [--quiet]
-//   portcullis-audit search DIR [query options]
-//   portcullis-audit show DIR SEQ
-//   portcullis-audit export DIR --format json|csv [query options]
+//   portcullis-audit verify DIR --pubkey KEY [--pubkey KEY...] [--expect-seq N] [--quiet]
+//   portcullis-audit search DIR [--pubkey KEY...] [query options]
+//   portcullis-audit show DIR SEQ [--pubkey KEY...]
+//   portcullis-audit export DIR --format json|csv [--pubkey KEY...] [query options]
 //   portcullis-audit report DIR --html FILE [--pubkey KEY...] [query options]
+//   portcullis-audit --help | --version
 //
-// Exit status: 0 success; 1 verification found a fault (verify, report);
-// 2 bad usage or unreadable input (one line on stderr).
+// Exit status (guard/cli/command_line.h): 0 success; 1 verification found a
+// fault or an unauthenticated end (verify, report) or an input cannot be read;
+// 2 bad command line (one line on stderr); 3 search/show/export printed what
+// was asked from an archive that does not verify (and said so on stderr).
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include "guard/audit/keys.h"
+#include "guard/cli/command_line.h"
 #include "guard/audit/reader.h"
 #include "guard/audit/verify.h"
 #include "tools/audit/query.h"
@@ -31,15 +35,23 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: portcullis-audit keygen --secret FILE --public FILE\n"
-    "       portcullis-audit verify DIR --pubkey KEY [--pubkey KEY...] [--quiet]\n"
-    "       portcullis-audit search DIR [--from TIME] [--to TIME] [--jid JID] [--domain D]\n"
-    "                               [--direction low-to-high|high-to-low]\n"
+    "       portcullis-audit verify DIR --pubkey KEY [--pubkey KEY...] [--expect-seq N] [--quiet]\n"
+    "       portcullis-audit search DIR [--pubkey KEY...] [--from TIME] [--to TIME] [--jid JID]\n"
+    "                               [--domain D] [--direction low-to-high|high-to-low]\n"
     "                               [--verdict released|rejected|modified|shadow] [--rule ID]\n"
     "                               [--label TEXT] [--type decision|connection|admin|checkpoint]\n"
-    "       portcullis-audit show DIR SEQ\n"
-    "       portcullis-audit export DIR --format json|csv [query options as for search]\n"
+    "       portcullis-audit show DIR SEQ [--pubkey KEY...]\n"
+    "       portcullis-audit export DIR --format json|csv [--pubkey KEY...] [query options as for search]\n"
     "       portcullis-audit report DIR --html FILE [--pubkey KEY...] [query options]\n"
-    "TIME: YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS]Z or @UNIXSECONDS (UTC)\n";
+    "       portcullis-audit --help | --version\n"
+    "TIME: YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS]Z or @UNIXSECONDS (UTC)\n"
+    "--expect-seq N: the archive must reach seq N (e.g. the last seq of the syslog summary)\n"
+    "search, show and export verify the archive first (with --pubkey KEY: its signatures too)\n"
+    "exit status: 0 ok, 1 the archive does not verify (verify, report) or an input cannot\n"
+    "be read, 2 bad command line, 3 search/show/export printed records of an archive that\n"
+    "does not verify\n";
+
+constexpr const char* kProgram = "portcullis-audit";
 
 std::vector<std::string> load_keys(const std::vector<std::string>& files) {
   std::vector<std::string> keys;
@@ -47,7 +59,7 @@ std::vector<std::string> load_keys(const std::vector<std::string>& files) {
     try {
       keys.push_back(load_public_key(f));
     } catch (const std::exception& e) {
-      throw UsageError{e.what()};
+      throw InputError{e.what()};
     }
   }
   return keys;
@@ -56,8 +68,46 @@ std::vector<std::string> load_keys(const std::vector<std::string>& files) {
 void read_or_throw(const std::string& dir, const std::function<bool(const StoredRecord&, const RecordLocation&)>& fn) {
   std::string err;
   if (!read_archive(dir, fn, [](const std::string& p) { std::cerr << "warning: " << p << "\n"; }, &err))
-    throw UsageError{err};
+    throw InputError{err};
 }
+
+// A record number (seq) on the command line: decimal digits only.
+std::uint64_t parse_seq(const std::string& what, const std::string& text) {
+  if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoull(text) == 0)
+    throw UsageError{what + " must be a record number (1 or more), got \"" + text + "\""};
+  return std::stoull(text);
+}
+
+// search, show and export verify the archive before they read it. What they
+// were asked for is printed even from an archive that does not verify (the
+// accreditor may need to see it), but with one warning line on stderr after it
+// and exit 3, so neither a reader nor a script takes it for authenticated.
+class ArchiveTrust {
+ public:
+  ArchiveTrust(const std::string& dir, const std::vector<std::string>& keyfiles) : dir_(dir) {
+    VerifyOptions o;
+    o.public_keys = load_keys(keyfiles);
+    const VerifyReport r = verify_archive(dir, o);
+    if (r.faults.size() == 1 && r.faults[0].kind == FaultKind::Unreadable && r.segments == 0)
+      throw InputError{r.faults[0].file + ": " + r.faults[0].message};
+    verified_ = r.verified();
+    summary_ = r.summary_line();
+  }
+
+  // Called last: the exit status, after the warning when there is one.
+  int finish() const {
+    if (verified_) return cli::kExitOk;
+    std::cerr << kProgram << ": WARNING: archive " << dir_ << " does not verify, the output above is not "
+              << "authenticated (" << summary_ << ")\n";
+    return cli::kExitNegative;
+  }
+
+ private:
+  std::string dir_;
+  bool verified_ = false;
+  std::string summary_;
+};
 
 int cmd_keygen(const std::vector<std::string>& a) {
   std::string secret, pub;
@@ -72,7 +122,7 @@ int cmd_keygen(const std::vector<std::string>& a) {
   try {
     generate_key_pair(secret, pub);
   } catch (const std::exception& e) {
-    throw UsageError{e.what()};
+    throw InputError{e.what()};
   }
   std::cout << "created " << secret << " (mode 0600) and " << pub << ", key id " << key_id(load_public_key(pub)) << "\n";
   return 0;
@@ -81,9 +131,11 @@ int cmd_keygen(const std::vector<std::string>& a) {
 int cmd_verify(const std::vector<std::string>& a) {
   std::string dir;
   std::vector<std::string> keyfiles;
+  std::uint64_t expect_seq = 0;
   bool quiet = false;
   for (std::size_t i = 0; i < a.size(); ++i) {
     if (a[i] == "--pubkey" && i + 1 < a.size()) keyfiles.push_back(a[++i]);
+    else if (a[i] == "--expect-seq" && i + 1 < a.size()) expect_seq = parse_seq("verify: --expect-seq", a[++i]);
     else if (a[i] == "--quiet") quiet = true;
     else if (dir.empty() && a[i].rfind("--", 0) != 0) dir = a[i];
     else throw UsageError{"verify: unexpected argument \"" + a[i] + "\""};
@@ -92,6 +144,7 @@ int cmd_verify(const std::vector<std::string>& a) {
   if (keyfiles.empty()) throw UsageError{"verify: --pubkey KEY is required (the archive's public key file)"};
   VerifyOptions o;
   o.public_keys = load_keys(keyfiles);
+  o.expect_seq = expect_seq;
   if (!quiet)
     o.progress = [](const VerifyProgress& p) {
       std::cerr << "verify: " << p.records << " records, segment " << p.segments_done + 1 << "/" << p.segments_total
@@ -99,13 +152,13 @@ int cmd_verify(const std::vector<std::string>& a) {
     };
   const VerifyReport r = verify_archive(dir, o);
   if (r.faults.size() == 1 && r.faults[0].kind == FaultKind::Unreadable && r.segments == 0)
-    throw UsageError{r.faults[0].file + ": " + r.faults[0].message};
+    throw InputError{r.faults[0].file + ": " + r.faults[0].message};
   constexpr std::size_t kMaxListed = 50;
   for (std::size_t i = 0; i < r.faults.size() && i < kMaxListed; ++i) std::cout << r.faults[i].describe() << "\n";
   if (r.faults.size() > kMaxListed) std::cout << "... " << r.faults.size() - kMaxListed << " more faults\n";
   for (const auto& n : r.notes) std::cout << "note: " << n << "\n";
   std::cout << r.summary_line() << "\n";
-  return r.ok() ? 0 : 1;
+  return r.verified() ? cli::kExitOk : cli::kExitFailed;
 }
 
 std::string pretty_xml(const std::string& bytes) {
@@ -122,13 +175,17 @@ std::string pretty_xml(const std::string& bytes) {
 }
 
 int cmd_show(const std::vector<std::string>& a) {
-  if (a.size() != 2) throw UsageError{"show: expected DIR SEQ"};
-  std::uint64_t want = 0;
-  if (a[1].empty() || a[1].size() > 19 || a[1].find_first_not_of("0123456789") != std::string::npos)
-    throw UsageError{"show: SEQ must be a record number, got \"" + a[1] + "\""};
-  want = std::stoull(a[1]);
+  std::vector<std::string> pos, keyfiles;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i] == "--pubkey" && i + 1 < a.size()) keyfiles.push_back(a[++i]);
+    else if (a[i].rfind("--", 0) != 0) pos.push_back(a[i]);
+    else throw UsageError{"show: unexpected argument \"" + a[i] + "\""};
+  }
+  if (pos.size() != 2) throw UsageError{"show: expected DIR SEQ"};
+  const std::uint64_t want = parse_seq("show: SEQ", pos[1]);
+  const ArchiveTrust trust(pos[0], keyfiles);
   bool found = false;
-  read_or_throw(a[0], [&](const StoredRecord& r, const RecordLocation& loc) {
+  read_or_throw(pos[0], [&](const StoredRecord& r, const RecordLocation& loc) {
     if (r.seq != want) return true;
     found = true;
     std::cout << "seq:       " << r.seq << "\n"
@@ -171,15 +228,19 @@ int cmd_show(const std::vector<std::string>& a) {
     }
     return false;
   });
-  if (!found) throw UsageError{"show: no record with seq " + a[1] + " in " + a[0]};
-  return 0;
+  if (!found) throw InputError{"show: no record with seq " + pos[1] + " in " + pos[0]};
+  return trust.finish();
 }
 
 int cmd_search(const std::vector<std::string>& a) {
-  if (a.empty()) throw UsageError{"search: DIR is required"};
+  if (a.empty() || a[0].rfind("--", 0) == 0) throw UsageError{"search: DIR is required"};
   Query q;
-  for (std::size_t i = 1; i < a.size(); ++i)
-    if (!parse_query_option(a, i, q)) throw UsageError{"search: unexpected argument \"" + a[i] + "\""};
+  std::vector<std::string> keyfiles;
+  for (std::size_t i = 1; i < a.size(); ++i) {
+    if (a[i] == "--pubkey" && i + 1 < a.size()) keyfiles.push_back(a[++i]);
+    else if (!parse_query_option(a, i, q)) throw UsageError{"search: unexpected argument \"" + a[i] + "\""};
+  }
+  const ArchiveTrust trust(a[0], keyfiles);
   std::uint64_t n = 0;
   read_or_throw(a[0], [&](const StoredRecord& r, const RecordLocation&) {
     if (q.matches(r)) {
@@ -189,7 +250,7 @@ int cmd_search(const std::vector<std::string>& a) {
     return true;
   });
   std::cerr << n << " matching record(s)\n";
-  return 0;
+  return trust.finish();
 }
 
 std::string csv_field(const std::string& s) {
@@ -203,14 +264,17 @@ std::string csv_field(const std::string& s) {
 }
 
 int cmd_export(const std::vector<std::string>& a) {
-  if (a.empty()) throw UsageError{"export: DIR is required"};
+  if (a.empty() || a[0].rfind("--", 0) == 0) throw UsageError{"export: DIR is required"};
   Query q;
   std::string format;
+  std::vector<std::string> keyfiles;
   for (std::size_t i = 1; i < a.size(); ++i) {
     if (a[i] == "--format" && i + 1 < a.size()) format = a[++i];
+    else if (a[i] == "--pubkey" && i + 1 < a.size()) keyfiles.push_back(a[++i]);
     else if (!parse_query_option(a, i, q)) throw UsageError{"export: unexpected argument \"" + a[i] + "\""};
   }
   if (format != "json" && format != "csv") throw UsageError{"export: --format json|csv is required"};
+  const ArchiveTrust trust(a[0], keyfiles);
   if (format == "csv")
     std::cout << "seq,time,type,outcome,direction,peer,auth,tls,from,to,stanza_kind,stanza_type,stanza_id,rules,"
                  "label_original,label_effective,label_mapped,error,policy_version,original_sha256,released_sha256,event,text\n";
@@ -275,7 +339,7 @@ int cmd_export(const std::vector<std::string>& a) {
     std::cout << "\n";
     return true;
   });
-  return 0;
+  return trust.finish();
 }
 
 int cmd_report(const std::vector<std::string>& a) {
@@ -298,11 +362,10 @@ int cmd_report(const std::vector<std::string>& a) {
 
 int main(int argc, char** argv) {
   using namespace portcullis::audit::tool;
+  namespace cli = portcullis::cli;
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::cout << kUsage;
-    return args.empty() ? 2 : 0;
-  }
+  if (auto done = cli::answer_help_or_version(args, kProgram, kUsage)) return *done;
+  if (args.empty()) return cli::usage_error(kProgram, "no command (keygen, verify, search, show, export, report)");
   const std::string cmd = args[0];
   args.erase(args.begin());
   try {
@@ -312,12 +375,14 @@ int main(int argc, char** argv) {
     if (cmd == "show") return cmd_show(args);
     if (cmd == "export") return cmd_export(args);
     if (cmd == "report") return cmd_report(args);
-    throw UsageError{"unknown command \"" + cmd + "\" (keygen, verify, search, show, export, report; --help)"};
+    throw UsageError{"unknown command \"" + cmd + "\" (keygen, verify, search, show, export, report)"};
   } catch (const UsageError& e) {
-    std::cerr << "portcullis-audit: " << e.message << "\n";
-    return 2;
+    return cli::usage_error(kProgram, e.message);
+  } catch (const InputError& e) {
+    std::cerr << kProgram << ": " << e.message << "\n";
+    return cli::kExitFailed;
   } catch (const std::exception& e) {
-    std::cerr << "portcullis-audit: " << e.what() << "\n";
-    return 2;
+    std::cerr << kProgram << ": " << e.what() << "\n";
+    return cli::kExitFailed;
   }
 }

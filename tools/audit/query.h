@@ -12,8 +12,14 @@
 
 namespace portcullis::audit::tool {
 
-// Thrown for bad usage or bad input; main prints the message on one line.
+// Thrown for a wrong command line; main prints the message on one line and exits 2.
 struct UsageError {
+  std::string message;
+};
+
+// Thrown when an input cannot be read or holds no answer (archive, key file,
+// record number); main prints the message on one line and exits 1.
+struct InputError {
   std::string message;
 };
 

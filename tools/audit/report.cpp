@@ -201,7 +201,7 @@ int run_report(const std::string& dir, const std::string& html_file, const std::
     }
     return true;
   };
-  if (!read_archive(dir, pass1, on_problem, &err)) throw UsageError{err};
+  if (!read_archive(dir, pass1, on_problem, &err)) throw InputError{err};
   const Bucketing b = choose_buckets(st.first_us, std::max(st.first_us, st.last_us));
   Series verdict_s, dir_s, rule_s, label_s;
   auto add = [&](Series& s, const std::string& k, std::size_t i) {
@@ -229,8 +229,9 @@ int run_report(const std::string& dir, const std::string& html_file, const std::
     for (const auto& k : keyfiles) vo.public_keys.push_back(load_public_key(k));
     const VerifyReport rep = verify_archive(dir, vo);
     vline = rep.summary_line();
-    vclass = rep.ok() ? "ok" : "fault";
-    fault = !rep.ok();
+    // An unauthenticated end (UNVERIFIED) fails like a fault, in its own colour.
+    vclass = rep.verified() ? "ok" : rep.ok() ? "unverified" : "fault";
+    fault = !rep.verified();
     for (std::size_t i = 0; i < rep.faults.size() && i < 50; ++i) vdetails.push_back(rep.faults[i].describe());
     for (const auto& n : rep.notes) vdetails.push_back("note: " + n);
   }
@@ -292,7 +293,7 @@ int run_report(const std::string& dir, const std::string& html_file, const std::
   std::ofstream out(html_file, std::ios::binary | std::ios::trunc);
   out << h.str();
   out.close();
-  if (!out) throw UsageError{"report: cannot write " + html_file};
+  if (!out) throw InputError{"report: cannot write " + html_file};
   std::cout << "wrote " << html_file << ": " << st.decisions << " decisions, " << vline << "\n";
   return fault ? 1 : 0;
 }

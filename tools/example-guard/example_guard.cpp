@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "portcullis_version.h"
+
 namespace {
 
 struct Options {
@@ -112,75 +114,105 @@ std::string answer(bool pass, const std::string& reason, const std::string& body
   return out;
 }
 
-bool parse_args(int argc, char** argv, Options& o) {
+constexpr const char* kProgram = "portcullis-example-guard";
+
+constexpr const char* kHelp =
+    "usage: portcullis-example-guard [--block-word WORD]... [--max-bytes N]\n"
+    "       portcullis-example-guard --help | --version\n"
+    "An external guard for Portcullis's guard stage: reads PCG1 requests on stdin,\n"
+    "answers on stdout (docs/guard-protocol.md). Blocks a stanza whose <body> contains\n"
+    "a WORD (ASCII case-insensitive) or that is larger than N bytes; passes the rest.\n"
+    "Test modes: --crash-after N, --exit-after N, --hang, --garbage, --mutate\n"
+    "exit status: 0 Portcullis closed the pipe, 2 bad command line, 3 a request broke\n"
+    "the protocol\n";
+
+// Exit status as every Portcullis program (docs/command-line.md). This program
+// links no Portcullis library, so it spells them out.
+constexpr int kExitOk = 0;
+constexpr int kExitUsage = 2;
+constexpr int kExitProtocol = 3;
+
+int usage_error(const std::string& why) {
+  std::fprintf(stderr, "%s: %s (see %s --help)\n", kProgram, why.c_str(), kProgram);
+  return kExitUsage;
+}
+
+// A whole decimal number, or nothing: "12x", "-1" and "" are refused.
+bool parse_count(const char* text, unsigned long& out) {
+  if (*text < '0' || *text > '9') return false;
+  errno = 0;
+  char* end = nullptr;
+  out = std::strtoul(text, &end, 10);
+  return errno == 0 && *end == '\0';
+}
+
+// Returns -1 to go on and serve requests, or the exit status to leave with.
+int parse_args(int argc, char** argv, Options& o) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&](const char* what) -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "example-guard: %s needs a value\n", what);
-        return nullptr;
-      }
-      return argv[++i];
-    };
-    if (a == "--block-word") {
-      const char* v = value("--block-word");
-      if (v == nullptr) return false;
-      o.block_words.push_back(lower(v));
-    } else if (a == "--max-bytes") {
-      const char* v = value("--max-bytes");
-      if (v == nullptr) return false;
-      o.max_bytes = std::strtoul(v, nullptr, 10);
-    } else if (a == "--crash-after") {
-      const char* v = value("--crash-after");
-      if (v == nullptr) return false;
-      o.crash_after = std::strtol(v, nullptr, 10);
-    } else if (a == "--exit-after") {
-      const char* v = value("--exit-after");
-      if (v == nullptr) return false;
-      o.exit_after = std::strtol(v, nullptr, 10);
-    } else if (a == "--hang") {
+    if (a == "--help" || a == "-h") {
+      std::fputs(kHelp, stdout);
+      return kExitOk;
+    }
+    if (a == "--version") {
+      std::printf("%s (Portcullis) %s\n", kProgram, PORTCULLIS_VERSION);
+      return kExitOk;
+    }
+  }
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const bool counted = a == "--max-bytes" || a == "--crash-after" || a == "--exit-after";
+    if (a == "--hang") {
       o.hang = true;
     } else if (a == "--garbage") {
       o.garbage = true;
     } else if (a == "--mutate") {
       o.mutate = true;
+    } else if (a == "--block-word" || counted) {
+      if (i + 1 >= argc) return usage_error(a + " needs a value");
+      const char* v = argv[++i];
+      unsigned long n = 0;
+      if (counted && !parse_count(v, n)) return usage_error(a + " needs a whole number, got '" + v + "'");
+      if (a == "--block-word") o.block_words.push_back(lower(v));
+      else if (a == "--max-bytes") o.max_bytes = n;
+      else if (a == "--crash-after") o.crash_after = static_cast<long>(n);
+      else o.exit_after = static_cast<long>(n);
     } else {
-      std::fprintf(stderr, "example-guard: unknown argument %s\n", a.c_str());
-      return false;
+      return usage_error("unknown argument '" + a + "'");
     }
   }
-  return true;
+  return -1;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Options opt;
-  if (!parse_args(argc, argv, opt)) return 2;
+  if (const int done = parse_args(argc, argv, opt); done >= 0) return done;
 
   long answered = 0;
   for (;;) {
     // Request: "PCG1" | u32 header_len | header | u32 body_len | body
     std::string magic, len, header, body;
-    if (!read_exact(magic, 4)) return 0;
+    if (!read_exact(magic, 4)) return kExitOk;
     if (magic != "PCG1") {
-      std::fprintf(stderr, "example-guard: bad request magic\n");
-      return 3;
+      std::fprintf(stderr, "%s: bad request magic\n", kProgram);
+      return kExitProtocol;
     }
-    if (!read_exact(len, 4)) return 0;
+    if (!read_exact(len, 4)) return kExitOk;
     const std::uint32_t header_len = get_u32(len);
-    if (header_len > kMaxHeader || !read_exact(header, header_len)) return 3;
-    if (!read_exact(len, 4)) return 0;
+    if (header_len > kMaxHeader || !read_exact(header, header_len)) return kExitProtocol;
+    if (!read_exact(len, 4)) return kExitOk;
     const std::uint32_t body_len = get_u32(len);
-    if (body_len > kMaxBody || !read_exact(body, body_len)) return 3;
+    if (body_len > kMaxBody || !read_exact(body, body_len)) return kExitProtocol;
 
     if (opt.crash_after >= 0 && answered >= opt.crash_after) std::abort();
-    if (opt.exit_after >= 0 && answered >= opt.exit_after) return 0;
+    if (opt.exit_after >= 0 && answered >= opt.exit_after) return kExitOk;
     if (opt.hang) {
       for (;;) ::pause();
     }
     if (opt.garbage) {
-      if (!write_all("HTTP/1.0 200 OK\r\n\r\nnot a guard answer\n")) return 0;
+      if (!write_all("HTTP/1.0 200 OK\r\n\r\nnot a guard answer\n")) return kExitOk;
       ++answered;
       continue;
     }
@@ -202,7 +234,7 @@ int main(int argc, char** argv) {
     }
     std::string echo = body;
     if (opt.mutate && !echo.empty()) echo[echo.size() / 2] ^= 0x20;
-    if (!write_all(answer(pass, reason, echo))) return 0;
+    if (!write_all(answer(pass, reason, echo))) return kExitOk;
     ++answered;
   }
 }

@@ -1,5 +1,7 @@
 // Tampering with a written archive: each kind of change is detected by the
 // verifier, which names the segment file, offset and seq and the range affected.
+#include <algorithm>
+
 #include "test/unit/audit/audit_test_support.h"
 
 using namespace audit_test;
@@ -29,6 +31,21 @@ std::size_t nth_decision(const std::vector<FrameView>& fr, int n) {
     if (fr[i].type == RecordType::Decision && n-- == 0) return i;
   FAIL("no such decision");
   return 0;
+}
+
+// The index of the first checkpoint frame after frame `from`.
+std::size_t next_checkpoint(const std::vector<FrameView>& fr, std::size_t from) {
+  for (std::size_t i = from + 1; i < fr.size(); ++i)
+    if (fr[i].type == RecordType::Checkpoint) return i;
+  FAIL("no checkpoint after frame " << from);
+  return 0;
+}
+
+VerifyReport verify_expecting(Harness& h, std::uint64_t expect_seq) {
+  VerifyOptions o;
+  o.public_keys = {h.pubkey()};
+  o.expect_seq = expect_seq;
+  return verify_archive(h.cfg.dir, o);
 }
 
 }  // namespace
@@ -170,4 +187,59 @@ TEST_CASE("tamper: a missing middle segment breaks the link between segments", "
   REQUIRE_FALSE(r.ok());
   CHECK(r.faults[0].kind == FaultKind::SegmentLink);
   CHECK(r.faults[0].file == segs[2].name);
+}
+
+TEST_CASE("tamper: an archive cut at a record boundary is UNVERIFIED at its tail", "[audit][tamper]") {
+  Harness h;
+  auto w = write_archive(h, 25);
+  const VerifyReport whole = h.verify();
+  REQUIRE(whole.verified());
+  CHECK(whole.closed);   // stop record, then the checkpoint over it
+  std::string d = slurp(w.segs[0].path);
+  const auto fr = frames_of(d);
+  // Cut after the 20th decision: it and the records since the last checkpoint are only chained.
+  const auto& last_kept = fr[nth_decision(fr, 20)];
+  spit(w.segs[0].path, d.substr(0, last_kept.offset + last_kept.length));
+  const VerifyReport r = h.verify();
+  INFO(r.summary_line());
+  CHECK(r.ok());   // a cut at a boundary alters nothing that the chain could show
+  CHECK(r.last_seq == last_kept.seq);
+  CHECK(r.checkpoints_verified > 0);
+  CHECK(r.covered_through_seq < last_kept.seq);
+  CHECK_FALSE(r.tail_signed());
+  CHECK_FALSE(r.verified());
+  CHECK_FALSE(r.closed);
+  CHECK(r.summary_line().rfind("UNVERIFIED: seqs " + std::to_string(r.covered_through_seq + 1) + ".." +
+                                   std::to_string(last_kept.seq) + " at the end are not covered by a signed checkpoint",
+                               0) == 0);
+}
+
+TEST_CASE("tamper: a cut just after a checkpoint looks complete; --expect-seq finds it", "[audit][tamper]") {
+  Harness h;
+  auto w = write_archive(h, 25);
+  const std::uint64_t last_seq = h.verify().last_seq;
+  std::string d = slurp(w.segs[0].path);
+  const auto fr = frames_of(d);
+  const auto& cp = fr[next_checkpoint(fr, nth_decision(fr, 10))];
+  spit(w.segs[0].path, d.substr(0, cp.offset + cp.length));
+
+  const VerifyReport r = h.verify();
+  INFO(r.summary_line());
+  CHECK(r.verified());   // every record left is signed: the archive alone cannot show the cut
+  CHECK_FALSE(r.closed);
+  CHECK(std::find_if(r.notes.begin(), r.notes.end(), [](const std::string& n) {
+          return n.find("without a stop record") != std::string::npos;
+        }) != r.notes.end());
+
+  const VerifyReport e = verify_expecting(h, last_seq);
+  INFO(e.summary_line());
+  REQUIRE_FALSE(e.ok());
+  const Fault* f = find_fault(e, FaultKind::MissingEnd);
+  REQUIRE(f != nullptr);
+  CHECK(f->file == w.segs[0].name);
+  CHECK(f->range_first == cp.seq + 1);
+  CHECK(f->range_last == last_seq);
+  CHECK(e.summary_line().rfind("FAULT: MISSING-END " + w.segs[0].name, 0) == 0);
+  // Expecting no more than is there is satisfied.
+  CHECK(verify_expecting(h, cp.seq).verified());
 }

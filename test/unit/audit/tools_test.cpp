@@ -50,6 +50,14 @@ void populate(Harness& h) {
   for (const auto& r : h.append_all(a, std::move(recs))) REQUIRE(r.ok);
 }
 
+// A populated, closed archive, its directory and the --pubkey arguments that verify it.
+struct PopulatedArchive {
+  Harness h;
+  std::string dir = h.cfg.dir;
+  std::string key = " --pubkey " + h.cfg.public_key_file;
+  PopulatedArchive() { populate(h); }
+};
+
 int count_outcome(Outcome o) {
   int n = 0;
   for (int i = 0; i < 40; ++i) n += std::get<DecisionRecord>(decision(i).body).outcome == o;
@@ -63,7 +71,7 @@ TEST_CASE("tool: keygen and verify", "[audit][tool]") {
   const auto kg = run_tool(h.root, "keygen --secret " + h.root + "/k2.key --public " + h.root + "/k2.pub");
   CHECK(kg.status == 0);
   CHECK(kg.out.find("created") == 0);
-  CHECK(run_tool(h.root, "keygen --secret " + h.root + "/k2.key --public " + h.root + "/k3.pub").status == 2);
+  CHECK(run_tool(h.root, "keygen --secret " + h.root + "/k2.key --public " + h.root + "/k3.pub").status == 1);
 
   populate(h);
   const auto v = run_tool(h.root, "verify " + h.cfg.dir + " --pubkey " + h.cfg.public_key_file);
@@ -89,24 +97,26 @@ TEST_CASE("tool: keygen and verify", "[audit][tool]") {
   CHECK(t.lines().back().rfind("FAULT: HASH-MISMATCH " + segs[0].name + " offset " + std::to_string(fr[5].offset), 0) == 0);
 
   // Bad usage: exit 2 and one readable line.
-  for (const std::string& bad : std::vector<std::string>{"verify", "verify /nonexistent --pubkey " + h.cfg.public_key_file,
-                                "verify " + h.cfg.dir, "frobnicate", "search " + h.cfg.dir + " --verdict maybe",
-                                "search " + h.cfg.dir + " --from yesterday", "show " + h.cfg.dir + " abc",
-                                "export " + h.cfg.dir + " --format xml", "verify " + h.cfg.dir + " --pubkey " + h.cfg.dir}) {
-    INFO(bad);
-    const auto r = run_tool(h.root, bad);
-    CHECK(r.status == 2);
-    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
-    CHECK(r.err.rfind("portcullis-audit: ", 0) == 0);
+  const std::vector<std::string> usage = {"verify", "verify " + h.cfg.dir, "frobnicate",
+                                         "search " + h.cfg.dir + " --verdict maybe",
+                                         "search " + h.cfg.dir + " --from yesterday", "show " + h.cfg.dir + " abc",
+                                         "export " + h.cfg.dir + " --format xml"};
+  // An input that cannot be read: exit 1 and one readable line.
+  const std::vector<std::string> unreadable = {"verify /nonexistent --pubkey " + h.cfg.public_key_file,
+                                              "verify " + h.cfg.dir + " --pubkey " + h.cfg.dir, "search /nonexistent"};
+  for (const auto& [cases, status] : {std::pair{&usage, 2}, std::pair{&unreadable, 1}}) {
+    for (const std::string& bad : *cases) {
+      INFO(bad);
+      const auto r = run_tool(h.root, bad);
+      CHECK(r.status == status);
+      CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+      CHECK(r.err.rfind("portcullis-audit: ", 0) == 0);
+    }
   }
 }
 
-TEST_CASE("tool: search, show and export", "[audit][tool]") {
-  Harness h;
-  populate(h);
-  const std::string dir = h.cfg.dir;
-
-  const auto all = run_tool(h.root, "search " + dir + " --type decision");
+TEST_CASE_METHOD(PopulatedArchive, "tool: search, show and export", "[audit][tool]") {
+  const auto all = run_tool(h.root, "search " + dir + key + " --type decision");
   CHECK(all.status == 0);
   CHECK(all.lines().size() == 40);
 
@@ -130,21 +140,21 @@ TEST_CASE("tool: search, show and export", "[audit][tool]") {
   // show: the record with its stanza pretty-printed.
   const auto first = rej.lines()[0];
   const std::string seq = first.substr(0, first.find(' '));
-  const auto sh = run_tool(h.root, "show " + dir + " " + seq);
+  const auto sh = run_tool(h.root, "show " + dir + " " + seq + key);
   CHECK(sh.status == 0);
   CHECK(sh.out.find("outcome:   rejected") != std::string::npos);
   CHECK(sh.out.find("error:     not-authorized") != std::string::npos);
   CHECK(sh.out.find("2. labels (label-access): reject rule=rule-1") != std::string::npos);
   CHECK(sh.out.find("--- original stanza ---\n<message") != std::string::npos);
   CHECK(sh.out.find("\n  <body>hello 1</body>\n</message>") != std::string::npos);   // indented
-  CHECK(run_tool(h.root, "show " + dir + " 999999").status == 2);
+  CHECK(run_tool(h.root, "show " + dir + " 999999").status == 1);
 
   // export csv: header + one line per record; json: one object per line.
-  const auto csv = run_tool(h.root, "export " + dir + " --format csv --type decision");
+  const auto csv = run_tool(h.root, "export " + dir + " --format csv --type decision" + key);
   CHECK(csv.status == 0);
   REQUIRE(csv.lines().size() == 41);
   CHECK(csv.lines()[0].rfind("seq,time,type,outcome,direction,peer", 0) == 0);
-  const auto js = run_tool(h.root, "export " + dir + " --format json --verdict modified");
+  const auto js = run_tool(h.root, "export " + dir + " --format json --verdict modified" + key);
   CHECK(js.status == 0);
   REQUIRE(js.lines().size() == static_cast<std::size_t>(count_outcome(Outcome::Modified)));
   for (const auto& l : js.lines()) {
@@ -154,6 +164,96 @@ TEST_CASE("tool: search, show and export", "[audit][tool]") {
     CHECK((*v)["released"].as_string().find("mapped") != std::string::npos);
     CHECK((*v)["original"].as_string().rfind("<message", 0) == 0);
   }
+}
+
+namespace {
+
+// The last line of stderr, which is where a reading command puts its warning.
+std::string last_err_line(const Run& r) {
+  std::string e = r.err;
+  while (!e.empty() && e.back() == '\n') e.pop_back();
+  return e.substr(e.rfind('\n') == std::string::npos ? 0 : e.rfind('\n') + 1);
+}
+
+// search, show and export on `dir`: each prints what was asked, then (exit 3) one
+// warning line naming the verifier's verdict `why`; or exit 0 and no warning.
+void check_reading_commands(Harness& h, const std::string& dir, const std::string& args, bool verifies,
+                            const std::string& why) {
+  const std::string warning = "portcullis-audit: WARNING: archive " + dir + " does not verify";
+  const auto search = run_tool(h.root, "search " + dir + " --type decision" + args);
+  const auto show = run_tool(h.root, "show " + dir + " 5" + args);
+  const auto exported = run_tool(h.root, "export " + dir + " --format json --type decision" + args);
+  for (const Run* r : {&search, &show, &exported}) {
+    INFO(r->err);
+    CHECK_FALSE(r->out.empty());
+    if (verifies) {
+      CHECK(r->status == 0);
+      CHECK(r->err.find("WARNING") == std::string::npos);
+    } else {
+      CHECK(r->status == 3);
+      CHECK(r->err.find("WARNING") == r->err.rfind("WARNING"));   // one warning line, the last one
+      CHECK(last_err_line(*r).rfind(warning, 0) == 0);
+      CHECK(last_err_line(*r).find(why) != std::string::npos);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(PopulatedArchive,
+                 "tool: an archive cut at a record boundary does not verify; --expect-seq finds a cut at a checkpoint",
+                 "[audit][tool]") {  const auto whole = run_tool(h.root, "verify " + dir + key + " --quiet");
+  REQUIRE(whole.status == 0);
+  check_reading_commands(h, dir, key, true, "");
+  // Without a key nothing is authenticated: the readers say so.
+  check_reading_commands(h, dir, "", false, "UNVERIFIED: checkpoint signatures not checked (no public key)");
+  const std::string last_seq = std::to_string(h.verify().last_seq);
+  CHECK(run_tool(h.root, "verify " + dir + key + " --quiet --expect-seq " + last_seq).status == 0);
+
+  const auto segs = list_segments(dir);
+  REQUIRE(segs.size() == 1);
+  const std::string d = slurp(segs[0].path);
+  const auto fr = frames_of(d);
+  REQUIRE(fr.size() > 30);
+  REQUIRE(fr.back().type == RecordType::Checkpoint);
+  REQUIRE(fr[fr.size() - 2].type != RecordType::Checkpoint);
+
+  // Cut before the closing stop record and its checkpoint: every record left is intact, yet unverified.
+  spit(segs[0].path, d.substr(0, fr[fr.size() - 2].offset));
+  const auto cut = run_tool(h.root, "verify " + dir + key + " --quiet");
+  CHECK(cut.status == 1);
+  REQUIRE_FALSE(cut.lines().empty());
+  CHECK(cut.lines().back().rfind("UNVERIFIED: ", 0) == 0);
+  CHECK(cut.lines().back().find("no closing record ends the archive") != std::string::npos);
+  check_reading_commands(h, dir, key, false, "UNVERIFIED: ");
+
+  // Cut just after a checkpoint in the middle: it verifies, but not against the expected seq.
+  std::size_t cp = fr.size() / 2;
+  while (fr[cp].type != RecordType::Checkpoint) ++cp;
+  spit(segs[0].path, d.substr(0, fr[cp].offset + fr[cp].length));
+  CHECK(run_tool(h.root, "verify " + dir + key + " --quiet").status == 0);
+  const auto expected = run_tool(h.root, "verify " + dir + key + " --quiet --expect-seq " + last_seq);
+  CHECK(expected.status == 1);
+  REQUIRE_FALSE(expected.lines().empty());
+  CHECK(expected.lines().back().rfind("FAULT: MISSING-END " + segs[0].name, 0) == 0);
+  CHECK(expected.lines().back().find("seqs " + std::to_string(fr[cp].seq + 1) + ".." + last_seq + " missing") !=
+        std::string::npos);
+  for (const char* bad : {"abc", "0", "-1", "99999999999999999999"}) {
+    INFO(bad);
+    CHECK(run_tool(h.root, "verify " + dir + key + " --expect-seq " + std::string(bad)).status == 2);
+  }
+}
+
+TEST_CASE("tool: the reading commands warn about a tampered archive", "[audit][tool]") {
+  Harness h;
+  populate(h);
+  const auto segs = list_segments(h.cfg.dir);
+  std::string d = slurp(segs[0].path);
+  const auto fr = frames_of(d);
+  d[fr[20].offset + kFrameHeaderBytes + 3] ^= 1;
+  spit(segs[0].path, d);
+  check_reading_commands(h, h.cfg.dir, " --pubkey " + h.cfg.public_key_file, false,
+                         "FAULT: HASH-MISMATCH " + segs[0].name + " offset " + std::to_string(fr[20].offset));
 }
 
 TEST_CASE("tool: the HTML report is self-contained with counts and verification status", "[audit][tool]") {

@@ -3,6 +3,7 @@
 // a condition holds or a generous deadline passes (no sleeps).
 #include <seccomp.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -103,6 +104,37 @@ std::string uid_line(pid_t pid) {
   return {};
 }
 
+// A copy of the example guard that any user can reach and run: the build tree may sit
+// under a directory only its owner can enter (root's home is 0700), and the guard
+// dropped to `nobody` must still be able to exec it. The directory goes with the object.
+class GuardCopyForAnyone {
+ public:
+  GuardCopyForAnyone() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "portcullis-guard-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    dir_ = tmpl;
+    path_ = dir_ / "example-guard";
+    std::filesystem::copy_file(PORTCULLIS_EXAMPLE_GUARD, path_);
+    using std::filesystem::perms;
+    const perms rwxr_xr_x = perms::owner_all | perms::group_read | perms::group_exec | perms::others_read |
+                            perms::others_exec;
+    std::filesystem::permissions(dir_, rwxr_xr_x);
+    std::filesystem::permissions(path_, rwxr_xr_x);
+  }
+  ~GuardCopyForAnyone() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  GuardCopyForAnyone(const GuardCopyForAnyone&) = delete;
+  GuardCopyForAnyone& operator=(const GuardCopyForAnyone&) = delete;
+
+  std::string path() const { return path_.string(); }
+
+ private:
+  std::filesystem::path dir_;
+  std::filesystem::path path_;
+};
+
 }  // namespace
 
 TEST_CASE("the example guard passes a clean stanza and echoes it unchanged", "[external_guard]") {
@@ -130,6 +162,8 @@ TEST_CASE("run_as_user drops the program to that user (root only)", "[external_g
     CHECK_THROWS_AS(ExternalGuard("nobody", o, f.loop, f.log), portcullis::config::ConfigError);
     return;
   }
+  const GuardCopyForAnyone copy;
+  o.program = copy.path();
   ExternalGuard g("nobody", o, f.loop, f.log);
   CHECK(uid_line(g.pid()) == "Uid:\t65534\t65534\t65534\t65534");
   CHECK(f.ask(g, kChat).pass);
