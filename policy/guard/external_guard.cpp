@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -20,6 +21,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <optional>
@@ -77,9 +79,54 @@ struct ChildPlan {
   const char* const* hide_files;   // nullptr-terminated
 };
 
+// Landlock (kernel ABI 6 or later; Debian 12's headers predate it, so the
+// constants are written here): the guard may open no file for writing but
+// /dev/null, create or remove nothing, bind or connect no TCP port, and signal
+// or reach by abstract AF_UNIX socket nothing outside its own domain. It runs as
+// the filter's user, so without this it could signal the filter or rewrite
+// files that user owns. Only raw syscalls: this runs between fork and exec.
+constexpr long kSysLandlockCreateRuleset = 444, kSysLandlockAddRule = 445, kSysLandlockRestrictSelf = 446;
+struct LandlockRulesetAttr {
+  std::uint64_t handled_access_fs, handled_access_net, scoped;
+};
+struct __attribute__((packed)) LandlockPathBeneath {
+  std::uint64_t allowed_access;
+  std::int32_t parent_fd;
+};
+constexpr std::uint64_t kFsWriteFile = 1ULL << 1, kFsTruncate = 1ULL << 14;
+// Every write-side right of ABI 6: write, remove dir/file, make char/dir/reg/
+// sock/fifo/block/sym, refer, truncate, ioctl on devices.
+constexpr std::uint64_t kFsWriteRights = kFsWriteFile | (1ULL << 4) | (1ULL << 5) | (1ULL << 6) | (1ULL << 7) |
+                                         (1ULL << 8) | (1ULL << 9) | (1ULL << 10) | (1ULL << 11) | (1ULL << 12) |
+                                         (1ULL << 13) | kFsTruncate | (1ULL << 15);
+constexpr std::uint64_t kNetBindConnectTcp = 1ULL | 2ULL;
+constexpr std::uint64_t kScopeAbstractUnix = 1ULL, kScopeSignal = 2ULL;
+constexpr int kLandlockRulePathBeneath = 1;
+constexpr long kLandlockMinAbi = 6;
+
+// 0 when the guard is confined, else an errno.
+int confine_with_landlock() {
+  const long abi = ::syscall(kSysLandlockCreateRuleset, nullptr, 0, 1U /* LANDLOCK_CREATE_RULESET_VERSION */);
+  if (abi < 0) return errno;
+  if (abi < kLandlockMinAbi) return EOPNOTSUPP;
+  const LandlockRulesetAttr attr{kFsWriteRights, kNetBindConnectTcp, kScopeAbstractUnix | kScopeSignal};
+  const int ruleset = static_cast<int>(::syscall(kSysLandlockCreateRuleset, &attr, sizeof attr, 0U));
+  if (ruleset < 0) return errno;
+  const int devnull = ::open("/dev/null", O_PATH | O_CLOEXEC);
+  if (devnull >= 0) {
+    const LandlockPathBeneath rule{kFsWriteFile | kFsTruncate, devnull};
+    if (::syscall(kSysLandlockAddRule, ruleset, kLandlockRulePathBeneath, &rule, 0U) != 0) return errno;
+    ::close(devnull);
+  }
+  if (::syscall(kSysLandlockRestrictSelf, ruleset, 0U) != 0) return errno;
+  ::close(ruleset);
+  return 0;
+}
+
 // Runs in the forked child: only async-signal-safe calls. Fd 3 is the status
 // pipe: one isolation byte ('R' netns as root, 'U' user+net namespace, 'N'
-// none), then on failure a stage byte and the errno; EOF at exec means success.
+// none; 'r', 'u', 'x' when Landlock confines it too), then on failure a stage
+// byte and the errno; EOF at exec means success.
 [[noreturn]] void child_exec(const ChildPlan& plan, int stdin_fd, int stdout_fd, int status_fd) {
   auto report = [](char stage, int err) {
     char buf[1 + sizeof(int)];
@@ -132,6 +179,11 @@ struct ChildPlan {
     if (::setuid(plan.uid) != 0) report('u', errno);
   }
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) report('p', errno);
+  if (const int err = confine_with_landlock(); err == 0) {
+    isolation = isolation == 'N' ? 'x' : static_cast<char>(isolation - 'A' + 'a');   // 'n' is a stage
+  } else if (!plan.isolation_waived) {
+    report('l', err);
+  }
   // After any credential change (which clears it).
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) report('p', errno);
   if (::getppid() != plan.parent) ::_exit(127);
@@ -145,6 +197,7 @@ std::string stage_name(char stage) {
   switch (stage) {
     case 'n': return "cannot create its network and mount namespaces (isolation; see <waiver of='guard-isolation'>)";
     case 'm': return "cannot hide the audit archive from it (mount)";
+    case 'l': return "cannot confine it with Landlock (kernel ABI 6 or later: no writes, no signals outside; see <waiver of='guard-isolation'>)";
     case 'g': return "cannot set group";
     case 'u': return "cannot set user";
     case 'p': return "cannot set process restrictions";
@@ -253,7 +306,7 @@ struct ExternalGuard::Impl {
     ::close(st[0]);
     // Either the isolation byte alone (exec succeeded), or a failure record
     // (stage, errno), preceded by the isolation byte when exec itself failed.
-    auto is_isolation = [](char c) { return c == 'R' || c == 'U' || c == 'N'; };
+    auto is_isolation = [](char c) { return c == 'R' || c == 'U' || c == 'N' || c == 'r' || c == 'u' || c == 'x'; };
     char iso = 0;
     std::size_t at = 0;
     if (got >= 1 && is_isolation(report[0])) {
@@ -276,7 +329,9 @@ struct ExternalGuard::Impl {
       }
       return error;
     }
-    isolation = iso == 'R' ? "netns+mountns" : iso == 'U' ? "userns+netns+mountns" : "none";
+    const char base = iso >= 'a' ? static_cast<char>(iso - 'a' + 'A') : iso;
+    isolation = base == 'R' ? "netns+mountns" : base == 'U' ? "userns+netns+mountns" : iso == 'x' ? "" : "none";
+    if (iso >= 'a') isolation += isolation.empty() ? "landlock" : "+landlock";
     pid = child;
     to_fd = in[0];
     from_fd = outp[0];

@@ -141,7 +141,7 @@ TEST_CASE("the example guard passes a clean stanza and echoes it unchanged", "[e
   Fixture f;
   ExternalGuard g("example", f.options({}), f.loop, f.log);
   CHECK(g.running());
-  if (::geteuid() == 0) CHECK(g.isolation() == "netns+mountns");
+  if (::geteuid() == 0) CHECK(g.isolation() == "netns+mountns+landlock");
   const GuardResult r = f.ask(g, kChat);
   CHECK(r.pass);
   CHECK(r.guard == "example");
@@ -469,7 +469,7 @@ TEST_CASE("a guard whose namespaces cannot be made does not start, unless the co
       o.isolation_waived = waived;
       try {
         ExternalGuard g("unisolated", o, f.loop, f.log);
-        if (g.isolation() != "none") ::_exit(11);
+        if (g.isolation() != "landlock") ::_exit(11);   // no namespaces; Landlock still holds
         if (!f.ask(g, kChat).pass) ::_exit(12);
         ::_exit(waived ? 0 : 13);
       } catch (const portcullis::config::ConfigError& e) {
@@ -483,5 +483,35 @@ TEST_CASE("a guard whose namespaces cannot be made does not start, unless the co
     return WEXITSTATUS(status);
   };
   CHECK(in_child(false) == 0);   // refused, with a message about isolation
-  CHECK(in_child(true) == 0);    // runs, with isolation "none"
+  CHECK(in_child(true) == 0);    // runs, with isolation "landlock"
+}
+
+TEST_CASE("an external guard can neither signal the filter nor write a file, though it runs as the filter's user",
+          "[external_guard][isolation]") {
+  // The guard is a shell script that tries both before it becomes the example
+  // guard; either succeeding makes it exit instead, and the stanza fails.
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("portcullis-landlock-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path script = dir / "probe-guard.sh";
+  std::ofstream(script) << "#!/bin/sh\n"
+                        << "if kill -0 \"$PPID\" 2>/dev/null; then echo signalled >&2; exit 21; fi\n"
+                        << "if touch \"$1/written\" 2>/dev/null; then echo wrote >&2; exit 22; fi\n"
+                        << "exec " << PORTCULLIS_EXAMPLE_GUARD << "\n";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                                           std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+                                           std::filesystem::perms::others_exec);
+  Fixture f;
+  auto o = f.options({dir.string()});
+  o.program = script.string();
+  {
+    ExternalGuard g("probe", o, f.loop, f.log);
+    CHECK_THAT(g.isolation(), Catch::Contains("landlock"));
+    const GuardResult r = f.ask(g, kChat);
+    CAPTURE(r.reason, f.lines);
+    CHECK(r.pass);
+    CHECK(g.failures() == 0);
+  }
+  CHECK_FALSE(std::filesystem::exists(dir / "written"));
+  std::filesystem::remove_all(dir);
 }
