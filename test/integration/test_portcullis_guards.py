@@ -5,10 +5,12 @@ an external guard (portcullis-example-guard), chained in both directions.
 Config: each direction has <schema name="schema" profile="schemas/xmpp/broad.xsd"/>
 then <external name="ext-up|ext-down" timeout-ms="500"> running the example guard
 through a small wrapper script (written into the run dir) that adds the test-mode
-options found in a mode file, ONCE: the file is emptied as the guard starts, so the
-instance Portcullis starts after a failure is a healthy guard again. The test
-switches the low->high guard's mode by writing the file and killing the running
-guard (Portcullis restarts it: "program restarted (pid N)").
+options it reads from a FIFO as it starts (waiting at most 0.5 s for a writer):
+guards may write no file (Landlock), so "once" is the FIFO's: the test writes the
+options for exactly the next start, and the instance Portcullis starts after a
+failure is a healthy guard again. The test switches the low->high guard's mode by
+killing the running guard and feeding the restarted one (Portcullis restarts it:
+"program restarted (pid N)").
 
 Asserted (in this order; MUC comes last so that a profile blocking real
 Prosody MUC traffic does not hide the other results):
@@ -27,6 +29,7 @@ Prosody MUC traffic does not hide the other results):
       restarts the guard, and the next stanza passes again.
 """
 
+import errno
 import os
 import re
 import shutil
@@ -47,14 +50,31 @@ PROFILE = os.path.join(REPO, "schemas", "xmpp", "broad.xsd")
 TIMEOUT_MS = 500
 
 WRAPPER = """#!/bin/sh
-# guard-wrapper.sh MODEFILE GUARD [ARGS...]: runs GUARD ARGS plus the test-mode
-# options in MODEFILE, once (the file is emptied first).
-modefile=$1
+# guard-wrapper.sh MODEFIFO GUARD [ARGS...]: runs GUARD ARGS plus the test-mode
+# options a writer puts into MODEFIFO within 0.5 s of the start (none: healthy).
+modefifo=$1
 shift
-mode=$(cat "$modefile" 2>/dev/null)
-: > "$modefile"
+mode=$(timeout 0.5 cat "$modefifo" 2>/dev/null)
 exec "$@" $mode
 """
+
+
+def feed_mode(fifo, opts, timeout=10):
+    """Writes `opts` into the FIFO for the next guard start (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)   # ENXIO until the wrapper reads
+            break
+        except OSError as e:
+            if e.errno != errno.ENXIO or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+    try:
+        os.set_blocking(fd, True)
+        os.write(fd, (opts + "\n").encode())
+    finally:
+        os.close(fd)
 
 # mode -> (options, regex of the guard's recorded reason)
 MODES = [
@@ -69,13 +89,13 @@ def guards_xml(run_dir, guard_bin):
     wrapper = os.path.join(run_dir, "guard-wrapper.sh")
     with open(wrapper, "w") as f:
         f.write(WRAPPER)
-    # Run by the filter's user (separated mode), as are the mode files it empties.
+    # Run by the filter's user (separated mode), which reads the mode FIFOs.
     os.chmod(wrapper, 0o755)
     out = ["  <guards>"]
     for frm, to, name in (("low", "high", "ext-up"), ("high", "low", "ext-down")):
         mode_file = os.path.join(run_dir, "%s.mode" % name)
-        open(mode_file, "w").close()
-        os.chmod(mode_file, 0o666)
+        os.mkfifo(mode_file)
+        os.chmod(mode_file, 0o644)
         word = "forbidden-" + ("up" if frm == "low" else "down")
         out += ['    <direction from="%s" to="%s">' % (frm, to),
                 # The copy next to the config (appliance.prepare): the filter's user
@@ -216,10 +236,9 @@ def test(ctx):
             for mode, opts, reason_rx in MODES:
                 mark = len(log_text(fed))
                 old = guard_pid(fed, "ext-up")
-                with open(mode_file, "w") as f:
-                    f.write(opts + "\n")
                 os.kill(old, signal.SIGKILL)
                 procs.wait_until(lambda: gone(old), 5, "guard %d to die" % old, interval=0.01)
+                feed_mode(mode_file, opts)
                 m = wait_log(fed, r"guard ext-up: program restarted \(pid (\d+)\)", timeout=10,
                              start=mark)
                 bad_pid = int(m.group(1))
