@@ -47,6 +47,21 @@ std::string capabilities_beyond(std::uint64_t keep) {
 }
 
 bool limit_supervisor_capabilities(std::string& error) {
+  // A capability to keep that this process does not hold cannot be kept.
+  capng_clear(CAPNG_SELECT_BOTH);
+  if (capng_get_caps_process() != 0) {
+    error = "cannot read this process's capabilities";
+    return false;
+  }
+  std::string missing;
+  for (unsigned c : kKept) {
+    if (capng_have_capability(CAPNG_PERMITTED, c) == 0) missing += (missing.empty() ? "" : ", ") + cap_name(c);
+  }
+  if (!missing.empty()) {
+    error = "it does not hold " + missing +
+            ", which restarting children needs (under systemd: CapabilityBoundingSet= must include it)";
+    return false;
+  }
   capng_clear(CAPNG_SELECT_BOTH);
   for (unsigned c : kKept) {
     if (capng_update(CAPNG_ADD, static_cast<capng_type_t>(CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET),

@@ -29,7 +29,9 @@ Steps (topology portcullis, cert mode, this test's service users pc27-*):
      layout), so those checks can fail for the reasons they name.
   5. ExecStart with the unit's bounding set minus CAP_SETPCAP (the old unit's)
      exits non-zero saying it cannot limit its capabilities for want of
-     CAP_SETPCAP, and leaves no side firewall table behind.
+     CAP_SETPCAP, and leaves no side firewall table behind; without any other
+     one of the unit's capabilities the start fails too (none is granted for
+     nothing, at least as far as starting goes).
   6. ExecStart with the unit's set: both edges listen, chat crosses both ways;
      the supervisor runs in the read-only namespace (a write to the config
      directory from inside it gives EROFS, to the state directory succeeds),
@@ -352,6 +354,17 @@ def test(ctx):
         check(not port_accepts(ip, S2S_PORT), "something listens on %s:%d after the failed start" % (ip, S2S_PORT))
     shutil.rmtree(archive, ignore_errors=True)   # the failed start made it; the real start makes it again
     ctx.step("without CAP_SETPCAP: exit %d, %r; no table left" % (r.returncode, said.splitlines()[-1][-160:]))
+    # And no capability in the unit is there for nothing: without any one of them the start fails.
+    for cap in sorted(emu.caps - {"CAP_SETPCAP"}):
+        try:
+            r = emu.run(emu.start, caps=emu.caps - {cap}, timeout=20)
+        except AssertionError as e:
+            raise AssertionError("portcullisd starts without %s, which the unit grants: %s" % (cap, e)) from None
+        said = (r.stdout + r.stderr).strip()
+        check(r.returncode != 0, "portcullisd without %s exited %d" % (cap, r.returncode))
+        check(table not in nft_tables(), "without %s, portcullisd left its firewall table behind" % cap)
+        shutil.rmtree(archive, ignore_errors=True)
+        ctx.step("without %s: exit %d, %s" % (cap, r.returncode, said.splitlines()[-1][-160:] if said else "(silent)"))
 
     # ---- 6. ExecStart as the unit runs it ----
     def unit_command(binary, config_path, schema_dir):

@@ -59,6 +59,24 @@ TEST_CASE("without CAP_SETPCAP the bounding set cannot shrink: refused, naming C
   CHECK(limit_in_child(true) == 10);
 }
 
+TEST_CASE("without a capability it keeps, the supervisor refuses, naming it", "[capabilities]") {
+  PORTCULLIS_NEEDS_ROOT();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    capng_clear(CAPNG_SELECT_BOTH);
+    if (capng_get_caps_process() != 0) ::_exit(2);
+    if (capng_update(CAPNG_DROP, static_cast<capng_type_t>(CAPNG_EFFECTIVE | CAPNG_PERMITTED), CAP_KILL) != 0) ::_exit(3);
+    if (capng_apply(CAPNG_SELECT_CAPS) != 0) ::_exit(4);
+    std::string error;
+    if (portcullis::sandbox::limit_supervisor_capabilities(error)) ::_exit(5);
+    ::_exit(error.find("does not hold CAP_KILL") != std::string::npos ? 0 : 6);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
 TEST_CASE("capabilities_beyond names what is held outside the mask", "[capabilities]") {
   PORTCULLIS_NEEDS_ROOT();
   const std::string extra = portcullis::sandbox::capabilities_beyond(portcullis::sandbox::supervisor_capability_mask());
