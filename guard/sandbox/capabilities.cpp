@@ -2,12 +2,23 @@
 
 #include <cap-ng.h>
 #include <linux/capability.h>
+#include <sys/prctl.h>
+
+#include <cctype>
 
 namespace portcullis::sandbox {
 
 namespace {
 
 constexpr unsigned kKept[] = {CAP_SETUID, CAP_SETGID, CAP_SYS_ADMIN, CAP_KILL, CAP_NET_ADMIN};
+
+std::string cap_name(unsigned c) {
+  const char* n = capng_capability_to_name(c);
+  if (n == nullptr) return "capability " + std::to_string(c);
+  std::string s = "CAP_";
+  for (const char* p = n; *p != '\0'; ++p) s.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(*p))));
+  return s;
+}
 
 }  // namespace
 
@@ -17,7 +28,40 @@ std::uint64_t supervisor_capability_mask() {
   return m;
 }
 
+std::string capabilities_beyond(std::uint64_t keep) {
+  std::string extra;
+  const auto add = [&extra](const std::string& what) { extra += (extra.empty() ? "" : ", ") + what; };
+  capng_clear(CAPNG_SELECT_BOTH);
+  if (capng_get_caps_process() != 0) return "cannot read this process's capabilities";
+  // The kernel may know more capabilities than these headers: ask it for the bounding set.
+  for (unsigned c = 0; c < 64; ++c) {
+    const bool kept = (keep >> c) & 1U;
+    const int in_bounding = ::prctl(PR_CAPBSET_READ, c, 0, 0, 0);
+    if (in_bounding < 0) break;   // EINVAL: past the kernel's last capability
+    if (kept) continue;
+    if (in_bounding == 1) add(cap_name(c) + " (bounding)");
+    if (c <= CAP_LAST_CAP && capng_have_capability(CAPNG_PERMITTED, c) != 0) add(cap_name(c) + " (permitted)");
+    if (c <= CAP_LAST_CAP && capng_have_capability(CAPNG_EFFECTIVE, c) != 0) add(cap_name(c) + " (effective)");
+  }
+  return extra;
+}
+
 bool limit_supervisor_capabilities(std::string& error) {
+  // A capability to keep that this process does not hold cannot be kept.
+  capng_clear(CAPNG_SELECT_BOTH);
+  if (capng_get_caps_process() != 0) {
+    error = "cannot read this process's capabilities";
+    return false;
+  }
+  std::string missing;
+  for (unsigned c : kKept) {
+    if (capng_have_capability(CAPNG_PERMITTED, c) == 0) missing += (missing.empty() ? "" : ", ") + cap_name(c);
+  }
+  if (!missing.empty()) {
+    error = "it does not hold " + missing +
+            ", which restarting children needs (under systemd: CapabilityBoundingSet= must include it)";
+    return false;
+  }
   capng_clear(CAPNG_SELECT_BOTH);
   for (unsigned c : kKept) {
     if (capng_update(CAPNG_ADD, static_cast<capng_type_t>(CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET),
@@ -28,6 +72,15 @@ bool limit_supervisor_capabilities(std::string& error) {
   }
   if (capng_apply(CAPNG_SELECT_BOTH) != 0) {
     error = "capng_apply refused (not root, or no CAP_SETPCAP)";
+    return false;
+  }
+  // libcap-ng (0.8.3, Debian 12) returns success without CAP_SETPCAP but leaves
+  // the bounding set as it was: check what the kernel now holds.
+  const std::string extra = capabilities_beyond(supervisor_capability_mask());
+  if (!extra.empty()) {
+    error = "still holds " + extra +
+            " after dropping them (the bounding set needs CAP_SETPCAP to shrink: under systemd, "
+            "CapabilityBoundingSet= must include it)";
     return false;
   }
   return true;

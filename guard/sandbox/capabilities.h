@@ -10,6 +10,9 @@
 //   CAP_NET_ADMIN           delete the side firewall's table at stop.
 // Root's file access (DAC override), chown, raw sockets, module loading and
 // the rest are gone; children (non-root after their drop) have none at all.
+// Shrinking the bounding set takes CAP_SETPCAP (then dropped as well): a
+// systemd unit's CapabilityBoundingSet= must include it, or the supervisor
+// refuses to run.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +23,13 @@ namespace portcullis::sandbox {
 // The capability mask the supervisor keeps (bit n = capability n).
 std::uint64_t supervisor_capability_mask();
 
-// Applies it; false with `error` set when the kernel refuses.
+// Capabilities this process holds (effective, permitted or bounding set)
+// outside `keep`, as text ("CAP_CHOWN (bounding), ..."); empty when none.
+std::string capabilities_beyond(std::uint64_t keep);
+
+// Applies it, then reads back what the kernel holds; false with `error` set
+// when the kernel refuses or anything outside the mask is left (libcap-ng
+// reports success without CAP_SETPCAP yet leaves the bounding set unchanged).
 bool limit_supervisor_capabilities(std::string& error);
 
 }  // namespace portcullis::sandbox

@@ -82,11 +82,15 @@ def ensure_audit_keys(build_dir, config_dir):
     return public
 
 
-def start_portcullis(build_dir, config_path, log_path=None, timeout=20):
+def start_portcullis(build_dir, config_path, log_path=None, timeout=20, command=None):
     """Starts `<build>/guard/portcullisd --config FILE --foreground`, output to
     `log_path` (default: next to the config), and waits (bounded) until both edges
     accept: 127.0.0.4:5269 (low) and 127.0.0.6:5269 (high). Returns the
-    ManagedProcess (stop() it, or let the runner's cleanup do it)."""
+    ManagedProcess (stop() it, or let the runner's cleanup do it).
+
+    command: optional callable(binary, config_path, schema_dir) -> argv that
+    replaces that command line (e.g. to start it the way the systemd unit does);
+    its process must end up being portcullisd itself (exec, not fork)."""
     binary = portcullis_binary(build_dir)
     if not os.access(binary, os.X_OK):
         raise HarnessError("portcullisd not built: %s" % binary)
@@ -97,9 +101,9 @@ def start_portcullis(build_dir, config_path, log_path=None, timeout=20):
     # Owners and modes as an installed appliance has them (separated mode).
     schema_dir = appliance.prepare(config_path)
     log_path = log_path or os.path.join(os.path.dirname(config_path), "portcullisd.log")
-    proc = procs.ManagedProcess("portcullisd", [binary, "--config", config_path, "--schema-dir", schema_dir,
-                                                "--foreground"],
-                                log_path, cwd=os.path.dirname(config_path))
+    argv = ([binary, "--config", config_path, "--schema-dir", schema_dir, "--foreground"] if command is None
+            else command(binary, config_path, schema_dir))
+    proc = procs.ManagedProcess("portcullisd", argv, log_path, cwd=os.path.dirname(config_path))
     procs.wait_port(EDGE_LOW_IP, S2S_PORT, timeout, proc)
     procs.wait_port(EDGE_HIGH_IP, S2S_PORT, timeout, proc)
     return proc
@@ -244,13 +248,15 @@ class Federation:
     policy_text is the text of the generated config's policy.xml (default:
     portcullis_policy_text(allowed)), written into run_dir; audit_xml and
     guards_xml go to portcullis_config_text (default: the standard <audit/>, no
-    guards).
+    guards); portcullis_command goes to start_portcullis (default: the plain
+    command line).
     """
 
     def __init__(self, run_dir, topology="direct", mode="cert", build_dir=None,
                  users=None, a_cert=None, a_key=None, allowed=None,
                  portcullis_config=None, pki_dir=None, log_level="debug", policy_text=None,
-                 audit_xml=None, guards_xml=None):
+                 audit_xml=None, guards_xml=None, portcullis_command=None):
+        self.portcullis_command = portcullis_command
         self.run_dir = os.path.abspath(run_dir)
         self.topology = Topology(topology)
         self.mode = mode
@@ -288,7 +294,7 @@ class Federation:
                             "warning" if self.log_level == "warn" else self.log_level))
                     with open(cfg, "w") as f:
                         f.write(text)
-                self.portcullis = start_portcullis(self.build_dir, cfg)
+                self.portcullis = start_portcullis(self.build_dir, cfg, command=self.portcullis_command)
             self.a = ProsodyServer(A_DOMAIN, A_IP, self.run_dir, self.pki_dir, self.mode,
                                    t.peer_map(A_DOMAIN), trust=t.trust(A_DOMAIN, self.pki_dir),
                                    cert=self.a_cert, key=self.a_key, users=self.users,
