@@ -423,6 +423,9 @@ struct Connection::Impl {
     if (!info.peer_cert_trusted) {
       info.verify_error = X509_verify_cert_error_string(err);
       if (verify.error_depth >= 0) info.verify_error += " (at depth " + std::to_string(verify.error_depth) + ")";
+    } else if (!verify.ocsp_error.empty()) {
+      info.peer_cert_trusted = false;
+      info.verify_error = verify.ocsp_error;
     }
   }
 

@@ -15,6 +15,10 @@ namespace portcullis::net::detail {
 struct VerifyRecord {
   int first_error = X509_V_OK;
   int error_depth = -1;
+  // Client side: why the OCSP response the server stapled makes its
+  // certificate untrusted (revoked, or a response that does not check out);
+  // empty when none was stapled or it says "good".
+  std::string ocsp_error;
 };
 
 // Drains the calling thread's OpenSSL error queue into one readable line

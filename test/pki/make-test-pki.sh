@@ -2,7 +2,7 @@
 # make-test-pki.sh OUTDIR
 #
 # Creates the test PKI of the loopback test setup (EC P-256, 10 years) with the
-# openssl CLI. Idempotent: does nothing when OUTDIR/.done-v2 exists. Safe to run
+# openssl CLI. Idempotent: does nothing when OUTDIR/.done-v3 exists. Safe to run
 # concurrently (flock on OUTDIR.lock). Every file is world-readable (Prosody
 # may run as another user). Cert files hold the leaf only; peers get the CA files.
 #
@@ -17,6 +17,9 @@
 #                            xmppAddr x.test               (identity tests)
 #   ca-low.crl, ca-high.crl  CRLs revoking nothing; ca-low-revoked-a.test.crl:
 #                            ca-low's CRL revoking a.test (revocation tests)
+#   a.test-ocsp-good.der, a.test-ocsp-revoked.der: OCSP responses of ca-low
+#                            for a.test (good / revoked), for stapling tests;
+#   a.test-ocsp-rogue.der:   a.test "good", signed by ca-rogue (must not verify)
 #
 # On failure: exit 1 with one line "make-test-pki: <what> failed: <reason>".
 set -u
@@ -29,14 +32,14 @@ fail() {
 
 [ $# -eq 1 ] || fail "usage: make-test-pki.sh OUTDIR"
 OUT=$1
-[ -f "$OUT/.done-v2" ] && exit 0
+[ -f "$OUT/.done-v3" ] && exit 0
 command -v openssl >/dev/null 2>&1 || fail "openssl CLI not found"
 mkdir -p "$OUT" 2>/dev/null || fail "cannot create $OUT"
 OUT=$(cd "$OUT" 2>/dev/null && pwd) || fail "cannot enter $OUT"
 
 exec 9>"$OUT.lock" || fail "cannot create lock file $OUT.lock"
 flock 9 || fail "cannot lock $OUT.lock"
-[ -f "$OUT/.done-v2" ] && exit 0   # another run finished while we waited
+[ -f "$OUT/.done-v3" ] && exit 0   # another run finished while we waited
 
 WORK=$(mktemp -d "$OUT/.work.XXXXXX") || fail "cannot create a work directory in $OUT"
 trap 'rm -rf "$WORK"' EXIT
@@ -147,10 +150,34 @@ make_crl ca-low ca-low
 make_crl ca-high ca-high
 make_crl ca-low ca-low-revoked-a.test a.test
 
+# make_ocsp SIGNER CERT STATUS OUT: an OCSP response about CERT (issued by
+# ca-low) saying STATUS (valid|revoked), signed by SIGNER, valid DAYS.
+make_ocsp() {
+  local signer=$1 cert=$2 status=$3 out=$4
+  local db="$WORK/$out.ocspdb"
+  mkdir -p "$db" || fail "cannot create $db"
+  : >"$db/index.txt"
+  printf '%s\n' "[ca]" "default_ca = d" "[d]" "database = $db/index.txt" \
+    "certificate = $WORK/ca-low.pem" "private_key = $WORK/ca-low.key" "default_md = sha256" >"$db/ca.cnf"
+  if [ "$status" = revoked ]; then
+    run "revoke $cert for OCSP" openssl ca -batch -config "$db/ca.cnf" -revoke "$WORK/$cert.pem" -crl_reason keyCompromise
+  else
+    run "index $cert for OCSP" openssl ca -batch -config "$db/ca.cnf" -valid "$WORK/$cert.pem"
+  fi
+  run "OCSP request $out" openssl ocsp -issuer "$WORK/ca-low.pem" -cert "$WORK/$cert.pem" -no_nonce -reqout "$db/req.der"
+  run "OCSP response $out" openssl ocsp -index "$db/index.txt" -CA "$WORK/ca-low.pem" -rsigner "$WORK/$signer.pem" \
+    -rkey "$WORK/$signer.key" -reqin "$db/req.der" -ndays "$DAYS" -respout "$WORK/$out.der"
+  chmod 0644 "$WORK/$out.der" || fail "chmod $out.der failed"
+  mv -f "$WORK/$out.der" "$OUT/" || fail "cannot move $out.der into $OUT"
+}
+make_ocsp ca-low a.test valid a.test-ocsp-good
+make_ocsp ca-low a.test revoked a.test-ocsp-revoked
+make_ocsp ca-rogue a.test valid a.test-ocsp-rogue
+
 for n in ca-low ca-high ca-rogue a.test b.test guard-low guard-high rogue-a.test wildcard; do
   chmod 0644 "$WORK/$n.pem" "$WORK/$n.key" || fail "chmod $n failed"
   mv -f "$WORK/$n.pem" "$WORK/$n.key" "$OUT/" || fail "cannot move $n into $OUT"
 done
 chmod 0755 "$OUT" || fail "chmod $OUT failed"
-touch "$OUT/.done-v2" || fail "cannot write $OUT/.done-v2"
+touch "$OUT/.done-v3" || fail "cannot write $OUT/.done-v3"
 exit 0

@@ -9,12 +9,15 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -294,6 +297,72 @@ TEST_CASE("STARTTLS: with a CRL, a revoked peer certificate is recorded untruste
       CHECK(contains(e.what(), "cannot load CRL file"));
       CHECK(contains(e.what(), "ca-low.pem"));
     }
+  }
+}
+
+namespace {
+
+// The server staples the bytes at `arg` (a std::string) as its OCSP response.
+int staple(SSL* ssl, void* arg) {
+  const auto* der = static_cast<const std::string*>(arg);
+  auto* copy = static_cast<unsigned char*>(OPENSSL_memdup(der->data(), der->size()));
+  if (copy == nullptr) return SSL_TLSEXT_ERR_ALERT_FATAL;
+  SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(der->size()));
+  return SSL_TLSEXT_ERR_OK;
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+TEST_CASE("STARTTLS: an OCSP response the server staples is judged; revoked means untrusted", "[connection][tls][crl][ocsp]") {
+  // We dial a.test (the edge as TLS client, as for an outbound link); a.test staples.
+  TlsContext client_ctx(tls_config("guard-low", "ca-low"));
+  TlsContext server_ctx(tls_config("a.test", "ca-low"));
+  std::string response;
+  auto* server = static_cast<SSL_CTX*>(server_ctx.native_server());
+  SSL_CTX_set_tlsext_status_cb(server, staple);
+  SSL_CTX_set_tlsext_status_arg(server, &response);
+  auto dial = [&]() {
+    Pair p;
+    p.connect();
+    starttls(p, server_ctx, client_ctx, "a.test");
+    REQUIRE(p.client.tls);
+    CHECK(p.client.tls->peer_cert_present);
+    return *p.client.tls;
+  };
+  SECTION("stapled good: trusted") {
+    response = file_bytes(pki("a.test-ocsp-good.der"));
+    REQUIRE_FALSE(response.empty());
+    const auto info = dial();
+    CHECK(info.peer_cert_trusted);
+    CHECK(info.verify_error.empty());
+  }
+  SECTION("stapled revoked: untrusted, with the reason") {
+    response = file_bytes(pki("a.test-ocsp-revoked.der"));
+    const auto info = dial();
+    CHECK_FALSE(info.peer_cert_trusted);
+    CHECK(contains(info.verify_error, "certificate revoked (stapled OCSP response, reason keyCompromise)"));
+  }
+  SECTION("a response signed by an untrusted CA: untrusted") {
+    response = file_bytes(pki("a.test-ocsp-rogue.der"));
+    const auto info = dial();
+    CHECK_FALSE(info.peer_cert_trusted);
+    CHECK(contains(info.verify_error, "stapled OCSP response does not verify"));
+  }
+  SECTION("garbage stapled: untrusted") {
+    response = "not DER at all";
+    const auto info = dial();
+    CHECK_FALSE(info.peer_cert_trusted);
+    CHECK(contains(info.verify_error, "stapled OCSP response unreadable"));
+  }
+  SECTION("nothing stapled: the chain alone decides (trusted)") {
+    SSL_CTX_set_tlsext_status_cb(server, nullptr);
+    const auto info = dial();
+    CHECK(info.peer_cert_trusted);
   }
 }
 
