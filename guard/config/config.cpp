@@ -213,6 +213,8 @@ Side build_side(const Checker& c, const Node& n, bool reads) {
       }
       s.fronts.push_back(std::move(d));
     } else if (ch.name == "tls") {
+      s.tls_line = ch.line;
+      s.tls_column = ch.column;
       s.cert_file = reads ? c.readable_file(ch, "certificate") : c.path(ch, "certificate");
       s.key_file = reads ? c.readable_file(ch, "key") : c.path(ch, "key");
       s.ca_file = reads ? c.readable_file(ch, "ca") : c.path(ch, "ca");
@@ -285,6 +287,16 @@ Side build_side(const Checker& c, const Node& n, bool reads) {
   return s;
 }
 
+// 0.0.0.0, any spelling of ::, or an IPv4-mapped IPv6 address (whose rules
+// would be in the wrong family and never match).
+bool is_unspecified_or_mapped(const std::string& a) {
+  in_addr v4{};
+  if (::inet_pton(AF_INET, a.c_str(), &v4) == 1) return v4.s_addr == INADDR_ANY;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, a.c_str(), &v6) != 1) return false;
+  return IN6_IS_ADDR_UNSPECIFIED(&v6) || IN6_IS_ADDR_V4MAPPED(&v6);
+}
+
 bool is_v6_literal(const std::string& a) {
   unsigned char buf[16];
   return ::inet_pton(AF_INET6, a.substr(0, a.find('/')).c_str(), buf) == 1;
@@ -298,9 +310,9 @@ void check_listeners(const Checker& c, const Side& side, const Node& side_node) 
   for (const Node& ch : side_node.children) {
     if (ch.name != "listen") continue;
     const Listen& l = side.listen.at(i++);
-    if (l.address == "0.0.0.0" || l.address == "::") {
+    if (is_unspecified_or_mapped(l.address)) {
       c.fail(ch, "<listen> address: expected this side's own address in separated mode (the side firewall "
-                 "admits only side '" + side.name + "' hosts to it), got the wildcard '" + l.address + "'");
+                 "admits only side '" + side.name + "' hosts to it), got the wildcard or IPv4-mapped '" + l.address + "'");
     }
     const bool v6 = is_v6_literal(l.address);
     const bool any = std::any_of(l.from.begin(), l.from.end(), [&](const std::string& f) {
@@ -341,6 +353,8 @@ void check_fronts(const Checker& c, const Side& side, const Node& side_node, con
 AuditConfig build_audit(const Checker& c, const Node& n, bool reads) {
   AuditConfig a;
   a.enabled = true;
+  a.line = n.line;
+  a.column = n.column;
   a.dir = c.path(n, "dir");
   if (!reads) {
     a.signing_key_file = c.path(n, "signing-key");

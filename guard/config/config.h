@@ -62,6 +62,7 @@ struct Side {
   std::string crl_file;                 // empty: no revocation check
   bool crl_check_chain = true;          // every chain level (false: the peer's own certificate only)
   std::string dialback_secret_file;     // empty: dialback disabled on this side
+  int tls_line = 0, tls_column = 0;     // position of <tls>, for later messages
   std::vector<Peer> peers;              // evaluated in order; first match wins
   // Timeouts (milliseconds).
   std::uint32_t connect_timeout_ms = 10000;
@@ -109,6 +110,7 @@ struct AuditConfig {
   std::uint32_t warn_free_percent = 20;    // warn when free space on the archive fs drops below
   std::uint32_t stop_free_percent = 5;     // refuse to write (fail closed) below
   bool syslog_summary = false;             // one RFC 5424 line per record for the site SIEM
+  int line = 0, column = 0;                // position of <audit>, for later messages
 };
 
 // One XML guard of the guard stage (policy/guard).

@@ -26,7 +26,7 @@ int run_edge(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
     fallback.error(std::string("cannot load config: ") + e.what());
     return 2;
   }
-  auto log = make_logger(name, cfg, opts.foreground);
+  auto log = make_logger(name, cfg, opts.foreground, /*child=*/true);
   net::SteadyClock clock;
   net::EventLoop loop(clock);
   const config::Side& side = low ? cfg.low : cfg.high;

@@ -100,7 +100,7 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
     fallback.error(std::string("cannot load policy: ") + e.what());
     return 2;
   }
-  auto logger = make_logger("filter", cfg, opts.foreground);
+  auto logger = make_logger("filter", cfg, opts.foreground, /*child=*/true);
   Logger& log = *logger;
   net::SteadyClock clock;
   net::EventLoop loop(clock);

@@ -7,11 +7,13 @@
 // Exit status as every Portcullis program (guard/cli/command_line.h).
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <string>
 #include <vector>
 
 #include "guard/cli/command_line.h"
 #include "guard/config/config.h"
+#include "guard/daemon/preflight.h"
 #include "guard/daemon/roles.h"
 #include "guard/sandbox/seccomp.h"
 #include "policy/policy_file.h"
@@ -73,9 +75,19 @@ int main(int argc, char** argv) {
     // The config and the policy file it names: what the daemon would load.
     try {
       const config::Config cfg = config::load_config(check_file, opts.schema_dir);
+      const daemon::PreflightReport pre = daemon::preflight(cfg, std::time(nullptr));
       const policy::LoadedPolicy p = policy::load_policy(cfg.policy_file, opts.schema_dir, policy::builtin_filters());
       std::printf("%s: OK (policy %s version %s sha256 %s)\n", check_file.c_str(), p.file.c_str(), p.version.c_str(),
                   p.sha256.c_str());
+      std::printf("  supervision: %s\n", cfg.supervision.mode == config::SupervisionMode::Separated
+                                             ? ("separated: edge(low) " + cfg.supervision.low_edge.name + ", edge(high) " +
+                                                cfg.supervision.high_edge.name + ", filter " + cfg.supervision.filter.name +
+                                                "; every file's readers and writers checked").c_str()
+                                             : "single-user-development (not for deployment)");
+      for (const std::string& line : pre.summary) std::printf("  %s\n", line.c_str());
+      std::printf("  guards: %zu low->high, %zu high->low; %zu waiver(s)\n", cfg.guards.low_to_high.size(),
+                  cfg.guards.high_to_low.size(), cfg.waivers.size());
+      for (const std::string& w : pre.warnings) std::fprintf(stderr, "%s: warning: %s\n", check_file.c_str(), w.c_str());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "%s\n", e.what());
       return cli::kExitFailed;

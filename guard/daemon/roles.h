@@ -19,7 +19,8 @@ struct DaemonOptions {
 };
 
 // The process's logger as the config says (stderr when --foreground).
-std::unique_ptr<Logger> make_logger(const std::string& name, const config::Config& cfg, bool foreground);
+std::unique_ptr<Logger> make_logger(const std::string& name, const config::Config& cfg, bool foreground,
+                                    bool child = false);
 
 // portcullisd itself: starts and watches edge(low), filter, edge(high).
 int run_supervisor(const DaemonOptions& opts);

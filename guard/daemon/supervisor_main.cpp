@@ -5,11 +5,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 
 #include <memory>
 
 #include "guard/config/config.h"
+#include "guard/daemon/preflight.h"
 #include "guard/daemon/roles.h"
 #include "guard/log/log.h"
 #include "guard/sandbox/capabilities.h"
@@ -17,10 +19,15 @@
 
 namespace portcullis::daemon {
 
-std::unique_ptr<Logger> make_logger(const std::string& name, const config::Config& cfg, bool foreground) {
+std::unique_ptr<Logger> make_logger(const std::string& name, const config::Config& cfg, bool foreground, bool child) {
   LogLevel level = LogLevel::Info;
   parse_log_level(cfg.log_level, level);
-  const bool syslog = !foreground && cfg.log_target == "syslog";
+  // In separated mode a child keeps no syslog socket: an AF_UNIX datagram
+  // socket can be aimed (sendto, connect) at any socket file on the host, a
+  // way around the side firewall. Children write to the stderr they inherit
+  // (the journal's stream under systemd); the supervisor alone uses syslog.
+  const bool separated_child = child && cfg.supervision.mode == config::SupervisionMode::Separated;
+  const bool syslog = !foreground && cfg.log_target == "syslog" && !separated_child;
   return std::make_unique<Logger>(name, syslog ? Logger::Target::Syslog : Logger::Target::Stderr, level);
 }
 
@@ -58,6 +65,17 @@ int run_supervisor(const DaemonOptions& opts) {
   }
   auto logger = make_logger("portcullisd", cfg, opts.foreground);
   Logger& log = *logger;
+  // What would only fail once an edge or the filter runs (a key that does not
+  // match, a CA file that is a key, an expired certificate, an audit key pair
+  // that does not match) stops the start here, with its position.
+  try {
+    const PreflightReport pre = preflight(cfg, std::time(nullptr));
+    for (const std::string& w : pre.warnings) log.warning(w);
+    for (const std::string& line : pre.summary) log.info(line);
+  } catch (const std::exception& e) {
+    log.error(e.what());
+    return 2;
+  }
   net::SteadyClock clock;
   net::EventLoop loop(clock);
   supervisor::SupervisorOptions so;

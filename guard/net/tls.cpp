@@ -299,6 +299,25 @@ SslCtxPtr make_ctx(const TlsConfig& cfg, bool server) {
 // that does not verify, cover this certificate or is out of date: recorded, so
 // the certificate is not trusted. The handshake goes on either way, as with
 // the chain: the S2S layer refuses and says why.
+// A response without nextUpdate is taken for this long after its thisUpdate,
+// so an old "good" cannot be replayed forever after a revocation.
+constexpr long kOcspMaxAgeS = 7L * 86400;
+
+// The leaf's issuer: from the chain the handshake verified (an intermediate
+// the peer sent), else from the side's trust store. On success `issuer` holds
+// a reference the caller frees.
+bool issuer_of(SSL* ssl, X509* leaf, STACK_OF(X509)* chain, X509_STORE* store, X509_STORE_CTX*& sctx,
+               X509*& issuer) {
+  STACK_OF(X509)* verified = SSL_get0_verified_chain(ssl);
+  if (verified != nullptr && sk_X509_num(verified) >= 2 && X509_check_issued(sk_X509_value(verified, 1), leaf) == X509_V_OK) {
+    issuer = sk_X509_value(verified, 1);
+    X509_up_ref(issuer);
+    return true;
+  }
+  return (sctx = X509_STORE_CTX_new()) != nullptr && X509_STORE_CTX_init(sctx, store, leaf, chain) == 1 &&
+         X509_STORE_CTX_get1_issuer(&issuer, sctx, leaf) == 1;
+}
+
 std::string check_stapled_ocsp(SSL* ssl) {
   const unsigned char* p = nullptr;
   const long len = SSL_get_tlsext_status_ocsp_resp(ssl, &p);
@@ -321,9 +340,7 @@ std::string check_stapled_ocsp(SSL* ssl) {
     error = std::string("stapled OCSP response: ") + OCSP_response_status_str(OCSP_response_status(resp));
   } else if ((basic = OCSP_response_get1_basic(resp)) == nullptr) {
     error = "stapled OCSP response has no basic response";
-  } else if (leaf == nullptr || (sctx = X509_STORE_CTX_new()) == nullptr ||
-             X509_STORE_CTX_init(sctx, store, leaf, chain) != 1 ||
-             X509_STORE_CTX_get1_issuer(&issuer, sctx, leaf) != 1) {
+  } else if (leaf == nullptr || !issuer_of(ssl, leaf, chain, store, sctx, issuer)) {
     error = "stapled OCSP response: the certificate's issuer is not trusted";
   } else if ((signers = sk_X509_new_null()) == nullptr || sk_X509_push(signers, issuer) <= 0 ||
              OCSP_basic_verify(basic, signers, store, 0) != 1) {
@@ -331,7 +348,7 @@ std::string check_stapled_ocsp(SSL* ssl) {
   } else if ((id = OCSP_cert_to_id(nullptr, leaf, issuer)) == nullptr ||
              OCSP_resp_find_status(basic, id, &status, &reason, &revoked_at, &this_update, &next_update) != 1) {
     error = "stapled OCSP response does not cover the certificate";
-  } else if (OCSP_check_validity(this_update, next_update, 300, -1) != 1) {
+  } else if (OCSP_check_validity(this_update, next_update, 300, next_update != nullptr ? -1 : kOcspMaxAgeS) != 1) {
     error = "stapled OCSP response is out of date";
   } else if (status == V_OCSP_CERTSTATUS_REVOKED) {
     error = std::string("certificate revoked (stapled OCSP response, reason ") +

@@ -104,12 +104,13 @@ bool forbid_network_sockets(std::string& error) {
   if (!ctx) return false;
   int rc = 0;
   const auto deny = SCMP_ACT_ERRNO(EPERM);
-  // Sockets and socket pairs of any family but AF_UNIX.
-  for (int nr : {SCMP_SYS(socket), SCMP_SYS(socketpair)}) {
-    if ((rc = seccomp_rule_add(ctx.get(), deny, nr, 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX))) != 0) {
-      error = fail("seccomp rule for socket", rc);
-      return false;
-    }
+  // No socket at all: a new AF_UNIX socket could reach any socket file on the
+  // host (a resolver, the system bus), which no network namespace stops. Only
+  // socket pairs (the guards' stdin and stdout), which have no far end.
+  if ((rc = seccomp_rule_add(ctx.get(), deny, SCMP_SYS(socket), 0)) != 0 ||
+      (rc = seccomp_rule_add(ctx.get(), deny, SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX))) != 0) {
+    error = fail("seccomp rule for socket", rc);
+    return false;
   }
   static const int kDenied[] = {
       SCMP_SYS(io_uring_setup), SCMP_SYS(io_uring_enter), SCMP_SYS(io_uring_register),

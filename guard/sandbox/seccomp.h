@@ -11,8 +11,10 @@
 // installed with TSYNC, so it applies to every thread the process has, and it
 // is meant to be installed before any thread or child exists; everything the
 // process starts later inherits it, across exec. What it refuses:
-//   - socket(2) with any family but AF_UNIX (EPERM): no IP, netlink, packet
-//     or other socket can be made; socketpair(2) stays (AF_UNIX only);
+//   - socket(2) of any family, AF_UNIX too (EPERM): no IP, netlink, packet
+//     socket, and no AF_UNIX socket that could reach a socket file on the
+//     host (a resolver, the system bus) around the empty network namespace;
+//     socketpair(2) stays (AF_UNIX only: no far end);
 //   - io_uring (which can make sockets without socket(2)), ptrace,
 //     process_vm_readv/writev, bpf, perf_event_open, kexec, init/finit_module,
 //     add_key/keyctl/request_key (EPERM);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <nftables/libnftables.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -133,6 +134,12 @@ SideFirewall::SideFirewall(const FirewallSide& low, const FirewallSide& high, st
   lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (lock_fd_ < 0) {
     throw std::runtime_error("cannot open the side firewall's lock " + lock + ": " + std::strerror(errno));
+  }
+  // In a world-writable /run/lock anyone could have made the file first.
+  struct stat st {};
+  if (::fstat(lock_fd_, &st) != 0 || st.st_uid != ::geteuid() || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+    ::close(lock_fd_);
+    throw std::runtime_error("the side firewall's lock " + lock + " is not a plain file of this user's; remove it");
   }
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     const int e = errno;

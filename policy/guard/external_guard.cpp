@@ -11,6 +11,8 @@
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -22,6 +24,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstddef>
 #include <cstring>
 #include <deque>
 #include <optional>
@@ -77,6 +80,7 @@ struct ChildPlan {
   bool isolation_waived;
   const char* const* hide_dirs;    // nullptr-terminated
   const char* const* hide_files;   // nullptr-terminated
+  const sock_fprog* socket_filter;
 };
 
 // Landlock (kernel ABI 6 or later; Debian 12's headers predate it, so the
@@ -123,9 +127,32 @@ int confine_with_landlock() {
   return 0;
 }
 
+// A classic-BPF seccomp filter, built before fork and installed in the child
+// with one prctl (async-signal-safe): socket(2) fails with EACCES. An empty
+// network namespace stops IP, but not an AF_UNIX socket aimed at a socket
+// file of the host (a resolver, the system bus); Landlock ABI 6 scopes only
+// abstract ones. Socket pairs have no far end and stay. The filter's own
+// seccomp filter, inherited, already kills foreign-ABI calls; this one also
+// refuses the x32 number of socket for a guard started outside the filter.
+const sock_fprog* guard_socket_filter() {
+  static sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<std::uint32_t>(offsetof(seccomp_data, nr))),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(__NR_socket), 2, 0),
+#if defined(__x86_64__)
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x40000000U | static_cast<std::uint32_t>(__NR_socket), 1, 0),
+#else
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(__NR_socket), 1, 0),
+#endif
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EACCES & SECCOMP_RET_DATA)),
+  };
+  static const sock_fprog prog{static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+  return &prog;
+}
+
 // Runs in the forked child: only async-signal-safe calls. Fd 3 is the status
 // pipe: one isolation byte ('R' netns as root, 'U' user+net namespace, 'N'
-// none; 'r', 'u', 'x' when Landlock confines it too), then on failure a stage
+// none; '1', '2', '0' for the same when Landlock confines it too), then on failure a stage
 // byte and the errno; EOF at exec means success.
 [[noreturn]] void child_exec(const ChildPlan& plan, int stdin_fd, int stdout_fd, int status_fd) {
   auto report = [](char stage, int err) {
@@ -179,8 +206,9 @@ int confine_with_landlock() {
     if (::setuid(plan.uid) != 0) report('u', errno);
   }
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) report('p', errno);
+  if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, plan.socket_filter) != 0) report('s', errno);
   if (const int err = confine_with_landlock(); err == 0) {
-    isolation = isolation == 'N' ? 'x' : static_cast<char>(isolation - 'A' + 'a');   // 'n' is a stage
+    isolation = isolation == 'N' ? '0' : isolation == 'R' ? '1' : '2';   // letters are failure stages
   } else if (!plan.isolation_waived) {
     report('l', err);
   }
@@ -197,6 +225,7 @@ std::string stage_name(char stage) {
   switch (stage) {
     case 'n': return "cannot create its network and mount namespaces (isolation; see <waiver of='guard-isolation'>)";
     case 'm': return "cannot hide the audit archive from it (mount)";
+    case 's': return "cannot forbid it sockets (seccomp)";
     case 'l': return "cannot confine it with Landlock (kernel ABI 6 or later: no writes, no signals outside; see <waiver of='guard-isolation'>)";
     case 'g': return "cannot set group";
     case 'u': return "cannot set user";
@@ -277,7 +306,8 @@ struct ExternalGuard::Impl {
     hide_dirs.push_back(nullptr);
     hide_files.push_back(nullptr);
     const ChildPlan plan{opt.program.c_str(), argv.data(), envp, ::getpid(), ::geteuid() == 0,
-                         drop_user, uid, gid, opt.isolation_waived, hide_dirs.data(), hide_files.data()};
+                         drop_user, uid, gid, opt.isolation_waived, hide_dirs.data(), hide_files.data(),
+                         guard_socket_filter()};
 
     const pid_t child = ::fork();
     if (child < 0) {
@@ -306,7 +336,7 @@ struct ExternalGuard::Impl {
     ::close(st[0]);
     // Either the isolation byte alone (exec succeeded), or a failure record
     // (stage, errno), preceded by the isolation byte when exec itself failed.
-    auto is_isolation = [](char c) { return c == 'R' || c == 'U' || c == 'N' || c == 'r' || c == 'u' || c == 'x'; };
+    auto is_isolation = [](char c) { return c == 'R' || c == 'U' || c == 'N' || (c >= '0' && c <= '2'); };
     char iso = 0;
     std::size_t at = 0;
     if (got >= 1 && is_isolation(report[0])) {
@@ -329,9 +359,10 @@ struct ExternalGuard::Impl {
       }
       return error;
     }
-    const char base = iso >= 'a' ? static_cast<char>(iso - 'a' + 'A') : iso;
-    isolation = base == 'R' ? "netns+mountns" : base == 'U' ? "userns+netns+mountns" : iso == 'x' ? "" : "none";
-    if (iso >= 'a') isolation += isolation.empty() ? "landlock" : "+landlock";
+    const bool landlock = iso >= '0' && iso <= '2';
+    const char base = iso == '1' ? 'R' : iso == '2' ? 'U' : iso == '0' ? 'L' : iso;
+    isolation = base == 'R' ? "netns+mountns+" : base == 'U' ? "userns+netns+mountns+" : base == 'L' ? "" : "none";
+    if (landlock) isolation += "landlock";
     pid = child;
     to_fd = in[0];
     from_fd = outp[0];

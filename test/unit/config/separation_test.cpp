@@ -313,14 +313,16 @@ TEST_CASE("separated mode: each listener names its address and admits its own si
     CHECK(c.low.listen[0].from == std::vector<std::string>{"127.0.0.2", "10.1.0.0/16", "fd00::/8"});
     CHECK(c.low.listen[0].interface == "eth1");
   }
-  SECTION("a wildcard listener would accept the other side's hosts too") {
-    Appliance a;
-    a.edit(R"(<listen address="127.0.0.6" port="5269"/>)", R"(<listen address="0.0.0.0" port="5270"/>)");
-    const ConfigError e = a.error();
-    CHECK(e.line() == 11);
-    CHECK(e.column() == 5);
-    CHECK_THAT(e.message(), Catch::Contains("expected this side's own address in separated mode"));
-    CHECK_THAT(e.message(), Catch::Contains("got the wildcard '0.0.0.0'"));
+  SECTION("a wildcard listener (any spelling) would accept the other side's hosts too") {
+    for (const std::string addr : {"0.0.0.0", "::", "0::0", "0:0:0:0:0:0:0:0", "::ffff:127.0.0.6"}) {
+      Appliance a;
+      a.edit(R"(<listen address="127.0.0.6" port="5269"/>)", R"(<listen address=")" + addr + R"(" port="5270"/>)");
+      const ConfigError e = a.error();
+      CHECK(e.line() == 11);
+      CHECK(e.column() == 5);
+      CHECK_THAT(e.message(), Catch::Contains("expected this side's own address in separated mode"));
+      CHECK_THAT(e.message(), Catch::Contains("got the wildcard or IPv4-mapped '" + addr + "'"));
+    }
   }
   SECTION("an IPv6 listener with only IPv4 hosts to admit admits no one") {
     Appliance a;

@@ -486,10 +486,12 @@ TEST_CASE("a guard whose namespaces cannot be made does not start, unless the co
   CHECK(in_child(true) == 0);    // runs, with isolation "landlock"
 }
 
-TEST_CASE("an external guard can neither signal the filter nor write a file, though it runs as the filter's user",
+TEST_CASE("an external guard can neither signal the filter, write a file nor open a socket, though it runs as the filter's user",
           "[external_guard][isolation]") {
-  // The guard is a shell script that tries both before it becomes the example
-  // guard; either succeeding makes it exit instead, and the stanza fails.
+  // The guard is a shell script that tries each before it becomes the example
+  // guard; any succeeding makes it exit instead, and the stanza fails. (An
+  // AF_UNIX socket could reach host services, a resolver say, around the empty
+  // network namespace.)
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("portcullis-landlock-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
@@ -497,6 +499,8 @@ TEST_CASE("an external guard can neither signal the filter nor write a file, tho
   std::ofstream(script) << "#!/bin/sh\n"
                         << "if kill -0 \"$PPID\" 2>/dev/null; then echo signalled >&2; exit 21; fi\n"
                         << "if touch \"$1/written\" 2>/dev/null; then echo wrote >&2; exit 22; fi\n"
+                        << "if /usr/bin/python3 -c 'import socket; socket.socket(socket.AF_UNIX)' 2>/dev/null; then "
+                           "echo unix socket >&2; exit 23; fi\n"
                         << "exec " << PORTCULLIS_EXAMPLE_GUARD << "\n";
   std::filesystem::permissions(script, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
                                            std::filesystem::perms::group_exec | std::filesystem::perms::others_read |

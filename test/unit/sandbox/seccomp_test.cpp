@@ -41,8 +41,11 @@ TEST_CASE("after forbid_network_sockets no IP socket can be made", "[sandbox]") 
   CHECK(in_sandboxed_child([] { return socket_errno(AF_PACKET, SOCK_RAW) == EPERM ? 0 : 1; }) == 0);
 }
 
-TEST_CASE("AF_UNIX sockets and ordinary work still function", "[sandbox]") {
-  CHECK(in_sandboxed_child([] { return socket_errno(AF_UNIX, SOCK_STREAM); }) == 0);
+TEST_CASE("no AF_UNIX socket either (it could reach host socket files); socket pairs and ordinary work function",
+          "[sandbox]") {
+  CHECK(in_sandboxed_child([] { return socket_errno(AF_UNIX, SOCK_STREAM) == EPERM ? 0 : 1; }) == 0);
+  CHECK(in_sandboxed_child([] { return socket_errno(AF_UNIX, SOCK_DGRAM) == EPERM ? 0 : 1; }) == 0);
+  CHECK(socket_errno(AF_UNIX, SOCK_DGRAM) == 0);   // outside the filter it works: the refusal is the filter's
   CHECK(in_sandboxed_child([] {
           int sv[2];
           if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return 1;
