@@ -29,8 +29,9 @@ std::optional<std::string> reach_denied(const std::string& path, std::uint32_t u
 // neither the file (its owner could chmod it, or it is writable) nor any
 // directory above it (owned by the user, or writable and searchable so an
 // entry could be renamed away and replaced; in a sticky directory only the
-// user's own entries) on the path as written and on the path with symlinks
-// resolved. Otherwise a short reason naming the component. The StrictModes
+// user's own entries) nor a directory crossed on the way to a symbolic link's
+// target, nor anything with a POSIX ACL. Otherwise a short reason naming the
+// component. The StrictModes
 // rule, per user: what a service user could rewrite, a compromised one would.
 std::optional<std::string> tamper_possible(const std::string& path, std::uint32_t uid, std::uint32_t gid);
 

@@ -382,6 +382,19 @@ TEST_CASE("tamper_possible: owned, writable, or below a directory the user can w
     fs::create_symlink(d / "theirs/real", d / "conf/link");
     CHECK_THAT(*tamper_possible((d / "conf/link").string(), kFilter, kFilter), Catch::Contains("theirs: owned by that user"));
   }
+  SECTION("through a chain of symlinks whose middle link sits in a directory others can write") {
+    // conf/link -> mid/link2 -> safe/real: the written path and the final one
+    // are root's, but whoever can write mid can re-point link2.
+    fs::create_directories(d / "mid");
+    fs::create_directories(d / "safe");
+    put(d / "safe/real", "x\n", 0644);
+    fs::create_symlink(d / "safe/real", d / "mid/link2");
+    fs::create_symlink(d / "mid/link2", d / "conf/link");
+    CHECK_FALSE(tamper_possible((d / "conf/link").string(), kFilter, kFilter));
+    REQUIRE(::chmod((d / "mid").c_str(), 0757) == 0);
+    CHECK_THAT(*tamper_possible((d / "conf/link").string(), kFilter, kFilter),
+               Catch::Contains("mid: writable by that user (it could replace link2)"));
+  }
 }
 
 TEST_CASE("separated mode: no service user can change what decides what the processes do",
