@@ -670,6 +670,7 @@ Config build_config(const std::string& file, const std::string& schema_dir, cons
       cfg.supervision.restart_backoff_ms = c.number<std::uint32_t>(ch, "restart-backoff-ms");
       cfg.supervision.restart_backoff_max_ms = c.number<std::uint32_t>(ch, "restart-backoff-max-ms");
       cfg.supervision.watchdog_ms = c.number<std::uint32_t>(ch, "watchdog-ms");
+      cfg.supervision.give_up_after = c.number<std::uint32_t>(ch, "give-up-after");
       cfg.supervision.mode = ch.at("mode") == "single-user-development" ? SupervisionMode::SingleUserDevelopment
                                                                           : SupervisionMode::Separated;
       cfg.supervision.low_edge.name = ch.at("low-edge-user");

@@ -145,6 +145,7 @@ struct Supervision {
   std::uint32_t restart_backoff_ms = 500;     // first restart delay; doubles to max
   std::uint32_t restart_backoff_max_ms = 10000;
   std::uint32_t watchdog_ms = 10000;          // heartbeat silence that counts as hung
+  std::uint32_t give_up_after = 5;            // same quick death this many times in a row: stop (0: never)
   SupervisionMode mode = SupervisionMode::Separated;
   // Separated mode: resolved at load by the appliance (LoadFor::Appliance);
   // names only for the children.

@@ -84,6 +84,7 @@ int run_supervisor(const DaemonOptions& opts) {
   so.initial_backoff = net::Duration(cfg.supervision.restart_backoff_ms);
   so.max_backoff = net::Duration(cfg.supervision.restart_backoff_max_ms);
   so.watchdog_timeout = net::Duration(cfg.supervision.watchdog_ms);
+  so.give_up_after = cfg.supervision.give_up_after;
   std::unique_ptr<supervisor::SideFirewall> firewall;   // removed when portcullisd stops
   if (cfg.supervision.mode == config::SupervisionMode::Separated) {
     // The config loader has already checked, for each user, what it can and
@@ -146,6 +147,11 @@ int run_supervisor(const DaemonOptions& opts) {
   }
   log.info("started: edge(low), filter, edge(high) running; config " + opts.config_file);
   loop.run();
+  if (!sup.gave_up().empty()) {
+    // systemd (Restart=on-failure) shows this line and the status.
+    log.error("stopped: " + sup.gave_up());
+    return 5;
+  }
   log.info("stopped");
   return 0;
 }

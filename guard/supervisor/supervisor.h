@@ -84,6 +84,11 @@ struct SupervisorOptions {
   net::Duration max_backoff{30000};
   // A child that stayed up this long gets its backoff reset on its next death.
   net::Duration stable_after{60000};
+  // A child that dies the same way (same exit status or signal) this many
+  // times in a row, each time before stable_after, stops the appliance: the
+  // cause will not go away by restarting (a key that became unreadable, a full
+  // disk) and a supervisor that restarts forever looks healthy. 0: never.
+  unsigned give_up_after = 0;
   // stop(): how long each stage waits after SIGTERM before SIGKILL.
   net::Duration stop_grace{5000};
   // Watchdog: every child's ChildControl sends a heartbeat from its event loop
@@ -136,6 +141,8 @@ class Supervisor {
 
   pid_t pid(Role r) const;          // -1 while not running
   unsigned restarts(Role r) const;  // restarts so far
+  // Why the supervisor stopped by itself (give_up_after); empty otherwise.
+  const std::string& gave_up() const { return gave_up_; }
   bool stopping() const { return stopping_; }
   bool stopped() const { return stopped_; }
 
@@ -149,6 +156,8 @@ class Supervisor {
     bool restart_pending = false;
     net::TimerId restart_timer = 0;
     unsigned restarts = 0;
+    int last_status = -1;        // of its last quick death
+    unsigned same_deaths = 0;    // quick deaths in a row with that status
     net::TimePoint last_heartbeat{};
     bool watchdog_killed = false;       // killed for silence; its exit says so
     bool heartbeat_seen = false;        // since its (re)start
@@ -191,6 +200,7 @@ class Supervisor {
   bool signals_blocked_ = false;
   sigset_t old_mask_{};
   bool started_ = false;
+  std::string gave_up_;
   bool stopping_ = false;
   bool stopped_ = false;
   bool stopping_edges_ = false;

@@ -5,10 +5,10 @@ an external guard (portcullis-example-guard), chained in both directions.
 Config: each direction has <schema name="schema" profile="schemas/xmpp/broad.xsd"/>
 then <external name="ext-up|ext-down" timeout-ms="500"> running the example guard
 through a small wrapper script (written into the run dir) that adds the test-mode
-options it reads from a FIFO as it starts (waiting at most 0.5 s for a writer):
-guards may write no file (Landlock), so "once" is the FIFO's: the test writes the
-options for exactly the next start, and the instance Portcullis starts after a
-failure is a healthy guard again. The test switches the low->high guard's mode by
+options waiting in a FIFO as it starts (read without blocking): guards may write
+no file (Landlock), so "once" is the FIFO's: the test queues the options for
+exactly the next start, and the instance Portcullis starts after a failure
+finds the FIFO empty and is a healthy guard again. The test switches the low->high guard's mode by
 killing the running guard and feeding the restarted one (Portcullis restarts it:
 "program restarted (pid N)").
 
@@ -29,7 +29,6 @@ Prosody MUC traffic does not hide the other results):
       restarts the guard, and the next stanza passes again.
 """
 
-import errno
 import os
 import re
 import shutil
@@ -51,30 +50,23 @@ TIMEOUT_MS = 500
 
 WRAPPER = """#!/bin/sh
 # guard-wrapper.sh MODEFIFO GUARD [ARGS...]: runs GUARD ARGS plus the test-mode
-# options a writer puts into MODEFIFO within 0.5 s of the start (none: healthy).
+# options waiting in MODEFIFO (read without blocking; none: a healthy guard).
 modefifo=$1
 shift
-mode=$(timeout 0.5 cat "$modefifo" 2>/dev/null)
+mode=$(dd if="$modefifo" iflag=nonblock bs=4096 count=1 2>/dev/null)
 exec "$@" $mode
 """
 
 
-def feed_mode(fifo, opts, timeout=10):
-    """Writes `opts` into the FIFO for the next guard start (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)   # ENXIO until the wrapper reads
-            break
-        except OSError as e:
-            if e.errno != errno.ENXIO or time.monotonic() > deadline:
-                raise
-            time.sleep(0.005)
-    try:
-        os.set_blocking(fd, True)
-        os.write(fd, (opts + "\n").encode())
-    finally:
-        os.close(fd)
+def open_mode_fifo(fifo):
+    """The test's end of a guard's mode FIFO, opened read-write so that writes
+    wait in the pipe for the guard's next start without blocking anyone."""
+    return os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+
+
+def feed_mode(fd, opts):
+    """Queues `opts` for exactly the next start of the guard (one atomic write)."""
+    os.write(fd, (opts + "\n").encode())
 
 # mode -> (options, regex of the guard's recorded reason)
 MODES = [
@@ -232,13 +224,13 @@ def test(ctx):
                      % (g["reason"], pid_before))
 
             # ---- (b) failure modes ----
-            mode_file = os.path.join(run_dir, "ext-up.mode")
+            mode_fd = open_mode_fifo(os.path.join(run_dir, "ext-up.mode"))
             for mode, opts, reason_rx in MODES:
                 mark = len(log_text(fed))
                 old = guard_pid(fed, "ext-up")
+                feed_mode(mode_fd, opts)
                 os.kill(old, signal.SIGKILL)
                 procs.wait_until(lambda: gone(old), 5, "guard %d to die" % old, interval=0.01)
-                feed_mode(mode_file, opts)
                 m = wait_log(fed, r"guard ext-up: program restarted \(pid (\d+)\)", timeout=10,
                              start=mark)
                 bad_pid = int(m.group(1))

@@ -337,6 +337,7 @@ class Harness {
     o.max_backoff = Duration(200);
     o.stable_after = Duration(60000);
     o.stop_grace = Duration(3000);
+    o.give_up_after = give_up_after;
     o.handle_signals = handle_signals;
     o.log = [this](std::string_view line) { logs.emplace_back(line); };
     supervisor = std::make_unique<Supervisor>(loop, o);
@@ -380,6 +381,7 @@ class Harness {
   std::vector<std::unique_ptr<ChildPeer>> peers;
   std::vector<std::string> logs;
   bool stopped = false;
+  unsigned give_up_after = 0;   // SupervisorOptions::give_up_after for start()
   const std::string& socket_path() const { return path_; }
 
  private:
@@ -623,6 +625,43 @@ TEST_CASE("a filter crashing on a frame is restarted with a growing backoff", "[
   CHECK(first < h.logs.size());
   CHECK(second < h.logs.size());
   CHECK(first < second);
+}
+
+TEST_CASE("a child that dies the same way N times in a row stops the supervisor with that reason", "[supervisor]") {
+  Harness h;
+  h.give_up_after = 3;
+  h.start();
+  REQUIRE(run_until(h.loop, [&] { return h.all_live(); }));
+  for (unsigned i = 1; i <= 2; ++i) {
+    REQUIRE(h.live(Role::EdgeLow)->send("crash"));
+    REQUIRE(run_until(h.loop, [&] { return h.supervisor->restarts(Role::Filter) == i && h.all_live(); }));
+    REQUIRE(run_until(h.loop, [&] { return h.live(Role::EdgeLow)->reported("newfd filter"); }));
+    h.live(Role::EdgeLow)->reports.clear();
+  }
+  CHECK(h.supervisor->gave_up().empty());
+  REQUIRE(h.live(Role::EdgeLow)->send("crash"));   // the third SIGABRT in a row
+  REQUIRE(run_until(h.loop, [&] { return h.stopped; }));
+  INFO(h.dump_logs());
+  CHECK(h.supervisor->gave_up() ==
+        "filter killed by signal 6 (SIGABRT) 3 times in a row, each within 60000 ms of its start; not restarting it "
+        "again");
+  CHECK(h.supervisor->restarts(Role::Filter) == 2);
+  CHECK(h.logged("giving up: filter killed by signal 6 (SIGABRT) 3 times in a row"));
+}
+
+TEST_CASE("deaths of different kinds do not add up to giving up", "[supervisor]") {
+  Harness h;
+  h.give_up_after = 2;
+  h.start();
+  REQUIRE(run_until(h.loop, [&] { return h.all_live(); }));
+  REQUIRE(h.live(Role::EdgeLow)->send("exit:3", "self"));
+  REQUIRE(run_until(h.loop, [&] { return h.supervisor->restarts(Role::EdgeLow) == 1 && h.all_live(); }));
+  const pid_t second = h.supervisor->pid(Role::EdgeLow);
+  REQUIRE(::kill(second, SIGKILL) == 0);    // a different death: the count starts over
+  REQUIRE(run_until(h.loop, [&] { return h.supervisor->restarts(Role::EdgeLow) == 2 && h.all_live(); }));
+  INFO(h.dump_logs());
+  CHECK(h.supervisor->gave_up().empty());
+  CHECK_FALSE(h.stopped);
 }
 
 TEST_CASE("a killed edge is restarted and the filter gets a new link", "[supervisor]") {
