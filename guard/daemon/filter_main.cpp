@@ -1,5 +1,6 @@
 // The filter: pipelines, no network. Its only I/O is the two frame channels.
 #include <signal.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -77,10 +78,22 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
   // thread inherits the mask), so they reach the signalfd, not a default action
   // on some thread: a SIGTERM must close the archive with its last checkpoint.
   block_termination_signals();
-  // The kernel refuses this process every socket but AF_UNIX from here on, for
-  // every thread (TSYNC) and everything it starts: installed before the audit
-  // writer thread and the external guards exist, so none of them escapes it.
-  // Failing to install it is failing closed.
+  // The config first (files only, no thread): it says whether the archive
+  // sends its syslog summary, whose socket must be connected now, since no
+  // socket can be made once the filter below is on.
+  config::Config cfg;
+  try {
+    cfg = config::load_config(opts.config_file, opts.schema_dir, config::LoadFor::Filter);
+  } catch (const std::exception& e) {
+    Logger fallback("filter", Logger::Target::Stderr, LogLevel::Info);
+    fallback.error(std::string("cannot load the configuration: ") + e.what());
+    return 2;
+  }
+  if (cfg.audit.syslog_summary) ::openlog("portcullis-audit", LOG_PID | LOG_NDELAY, LOG_AUTHPRIV);
+  // The kernel refuses this process every socket from here on (socket pairs
+  // stay), for every thread (TSYNC) and everything it starts: installed before
+  // the audit writer thread and the external guards exist, so none of them
+  // escapes it. Failing to install it is failing closed.
   {
     std::string sandbox_error;
     if (!sandbox::forbid_network_sockets(sandbox_error)) {
@@ -89,11 +102,9 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
       return 4;
     }
   }
-  config::Config cfg;
   const policy::FilterRegistry registry = policy::builtin_filters();
   std::optional<policy::LoadedPolicy> loaded;
   try {
-    cfg = config::load_config(opts.config_file, opts.schema_dir, config::LoadFor::Filter);
     loaded.emplace(policy::load_policy(cfg.policy_file, opts.schema_dir, registry));
   } catch (const std::exception& e) {
     Logger fallback("filter", Logger::Target::Stderr, LogLevel::Info);

@@ -124,6 +124,7 @@ TEST_CASE("the demo config loads with every value as written", "[config]") {
   CHECK(c.guards.low_to_high[0].kind == portcullis::config::GuardSpec::Kind::Schema);
   CHECK(c.guards.low_to_high[0].profile == (d.dir() / "schemas/xmpp/broad.xsd").string());
   CHECK(c.audit.enabled);
+  CHECK(c.audit.syslog_summary);   // the accreditor's anchor outside the box
   CHECK(c.log_level == "info");
   CHECK(c.supervision.restart_backoff_ms == 500);
   CHECK(c.supervision.restart_backoff_max_ms == 10000);

@@ -1,6 +1,11 @@
 // The filter's deny list (forbid_network_sockets) and harden_process. Each
 // check runs in a forked child (sandboxed_child.h).
 #include <pthread.h>
+#include <sys/mount.h>
+#include <sys/un.h>
+#include <sched.h>
+#include <syslog.h>
+#include <cstring>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -15,6 +20,7 @@
 #include <string>
 
 #include "guard/sandbox/seccomp.h"
+#include "test/unit/needs_root.h"
 #include "test/unit/sandbox/sandboxed_child.h"
 
 using portcullis::sandbox::testing::in_child;
@@ -171,4 +177,37 @@ TEST_CASE("io_uring and ptrace are refused under the filter", "[sandbox]") {
         0);
   CHECK(in_sandboxed_child([] { return syscall(SYS_ptrace, 0 /*TRACEME*/, 0, 0, 0) < 0 && errno == EPERM ? 0 : 1; }) ==
         0);
+}
+
+TEST_CASE("syslog connected before the filter goes on still delivers; connected after, it cannot", "[sandbox]") {
+  PORTCULLIS_NEEDS_ROOT();
+  // In a child with a private /dev whose /dev/log is our own datagram socket.
+  auto run = [](bool connect_first) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+          mount("tmpfs", "/dev", "tmpfs", 0, "size=64k") != 0) {
+        _exit(10);
+      }
+      const int sink = socket(AF_UNIX, SOCK_DGRAM, 0);
+      sockaddr_un a{};
+      a.sun_family = AF_UNIX;
+      std::strcpy(a.sun_path, "/dev/log");
+      if (sink < 0 || bind(sink, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) _exit(11);
+      if (connect_first) openlog("portcullis-test", LOG_NDELAY, LOG_AUTHPRIV);
+      std::string err;
+      if (!portcullis::sandbox::forbid_network_sockets(err)) _exit(12);
+      syslog(LOG_AUTHPRIV | LOG_NOTICE, "summary line");
+      char buf[512];
+      const ssize_t n = recv(sink, buf, sizeof buf - 1, MSG_DONTWAIT);
+      if (n <= 0) _exit(20);   // nothing arrived
+      buf[n] = 0;
+      _exit(std::strstr(buf, "summary line") != nullptr ? 0 : 21);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 100;
+  };
+  CHECK(run(true) == 0);
+  CHECK(run(false) == 20);
 }
