@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     // The config and the policy file it names: what the daemon would load.
     try {
       const config::Config cfg = config::load_config(check_file, opts.schema_dir);
-      const daemon::PreflightReport pre = daemon::preflight(cfg, std::time(nullptr));
+      const daemon::PreflightReport pre = daemon::preflight(cfg, std::time(nullptr), opts.schema_dir);
       const policy::LoadedPolicy p = policy::load_policy(cfg.policy_file, opts.schema_dir, policy::builtin_filters());
       std::printf("%s: OK (policy %s version %s sha256 %s)\n", check_file.c_str(), p.file.c_str(), p.version.c_str(),
                   p.sha256.c_str());

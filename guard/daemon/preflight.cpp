@@ -1,9 +1,13 @@
 #include "guard/daemon/preflight.h"
 
+#include <filesystem>
 #include <stdexcept>
 
 #include "guard/audit/keys.h"
+#include "guard/config/access.h"
+#include "guard/config/xml_tree.h"
 #include "guard/net/tls_files.h"
+#include "policy/policy_file.h"
 
 namespace portcullis::daemon {
 
@@ -33,9 +37,73 @@ void check_side(const config::Config& cfg, const config::Side& side, std::time_t
                       " listener(s)");
 }
 
+struct User {
+  std::string role;
+  const config::ProcessUser* user;
+};
+
+void forbid_changes(const config::XmlNode& at, const std::string& what, const std::string& path,
+                    const std::vector<User>& users) {
+  for (const User& u : users) {
+    if (auto why = config::tamper_possible(path, u.user->uid, u.user->gid)) {
+      at.fail(what + " '" + path + "': expected " + u.role + " (user " + u.user->name +
+              ") NOT to be able to change it, but " + *why + " (give it and its directories to root)");
+    }
+  }
+}
+
+// The attributes of the policy language that name files (schemas/policy: the
+// label filters' SPIFs, the keyword filter's word lists).
+constexpr const char* kFileAttributes[] = {"spif", "from-spif", "to-spif", "file"};
+
+void check_policy_files(const config::XmlNode& n, const config::Supervision& s, const std::vector<User>& users,
+                        unsigned& count) {
+  for (const char* a : kFileAttributes) {
+    const std::string* v = n.attr(a);
+    if (v == nullptr || v->empty()) continue;
+    const std::string path = n.resolve_path(*v);
+    if (auto why = config::access_denied(path, s.filter.uid, s.filter.gid, config::kRead)) {
+      n.fail("<" + n.name + "> " + a + " '" + path + "': expected filter (user " + s.filter.name +
+             ") to be able to read it, but " + *why);
+    }
+    forbid_changes(n, "<" + n.name + "> " + a, path, users);
+    ++count;
+  }
+  for (const config::XmlNode& c : n.children) check_policy_files(c, s, users, count);
+}
+
+void check_separated_files(const config::Config& cfg, const std::string& schema_dir, PreflightReport& r) {
+  const config::Supervision& s = cfg.supervision;
+  const std::vector<User> users{{"edge(low)", &s.low_edge}, {"edge(high)", &s.high_edge}, {"filter", &s.filter}};
+  config::XmlLoad load;
+  load.file = cfg.policy_file;
+  load.schema_file = (std::filesystem::path(schema_dir) / policy::kPolicySchemaFile).string();
+  load.root_name = "policy";
+  load.what = "policy file";
+  const config::XmlNode policy = config::load_validated_xml(load);
+  unsigned named = 0;
+  check_policy_files(policy, s, users, named);
+  // Every schema file (the config's, the policy's and its includes, the
+  // guard profiles' imports), not just the directory.
+  unsigned schemas = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(schema_dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    config::XmlNode at;
+    at.file = it->path().string();
+    at.name = "schema";
+    forbid_changes(at, "schema file", it->path().string(), users);
+    ++schemas;
+  }
+  r.summary.push_back("separated: " + std::to_string(named) + " file(s) the policy names and " +
+                      std::to_string(schemas) + " schema file(s) readable by the filter where needed and changeable "
+                      "by no service user");
+}
+
 }  // namespace
 
-PreflightReport preflight(const config::Config& cfg, std::time_t now) {
+PreflightReport preflight(const config::Config& cfg, std::time_t now, const std::string& schema_dir) {
   PreflightReport r;
   check_side(cfg, cfg.low, now, r);
   check_side(cfg, cfg.high, now, r);
@@ -53,6 +121,9 @@ PreflightReport preflight(const config::Config& cfg, std::time_t now) {
     } catch (const std::exception& e) {
       throw config::ConfigError(cfg.file, cfg.audit.line, cfg.audit.column, std::string("<audit>: ") + e.what());
     }
+  }
+  if (!schema_dir.empty() && cfg.supervision.mode == config::SupervisionMode::Separated) {
+    check_separated_files(cfg, schema_dir, r);
   }
   return r;
 }

@@ -20,6 +20,10 @@ struct PreflightReport {
   std::vector<std::string> warnings;
 };
 
-PreflightReport preflight(const config::Config& cfg, std::time_t now);
+// With `schema_dir` and in separated mode, also: every file the policy names
+// (SPIFs, keyword lists) must be readable by the filter and changeable by no
+// service user (the error is at the naming element in the policy file), and so
+// must every schema file below `schema_dir`.
+PreflightReport preflight(const config::Config& cfg, std::time_t now, const std::string& schema_dir = {});
 
 }  // namespace portcullis::daemon

@@ -69,7 +69,7 @@ int run_supervisor(const DaemonOptions& opts) {
   // match, a CA file that is a key, an expired certificate, an audit key pair
   // that does not match) stops the start here, with its position.
   try {
-    const PreflightReport pre = preflight(cfg, std::time(nullptr));
+    const PreflightReport pre = preflight(cfg, std::time(nullptr), opts.schema_dir);
     for (const std::string& w : pre.warnings) log.warning(w);
     for (const std::string& line : pre.summary) log.info(line);
   } catch (const std::exception& e) {

@@ -2,12 +2,16 @@
 // the edges and the filter would use them, before any child starts.
 #include <catch2/catch.hpp>
 #include <ctime>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "guard/audit/keys.h"
 #include "guard/daemon/preflight.h"
+#include "test/unit/needs_root.h"
 #include "test_pki.h"
 
 using portcullis::config::Config;
@@ -47,6 +51,15 @@ std::string refusal(const Config& c, std::time_t now = kNow, int* line = nullptr
     preflight(c, now);
   } catch (const ConfigError& e) {
     if (line != nullptr) *line = e.line();
+    return e.what();
+  }
+  return "";
+}
+
+std::string refusal_with(const Config& c, const std::string& schema_dir) {
+  try {
+    preflight(c, kNow, schema_dir);
+  } catch (const ConfigError& e) {
     return e.what();
   }
   return "";
@@ -133,4 +146,42 @@ TEST_CASE("preflight: the audit key pair must match", "[preflight]") {
   CHECK_THAT(refusal(c, kNow, &line), Catch::Contains("does not match the signing key"));
   CHECK(line == 17);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("preflight (separated): files the policy names are the filter's to read and no service user's to change",
+          "[preflight][privsep]") {
+  PORTCULLIS_NEEDS_ROOT();
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("portcullis-preflight-policy-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  REQUIRE(::chmod(dir.c_str(), 0755) == 0);
+  fs::copy(PORTCULLIS_SOURCE_DIR "/deploy/policies/strict-nato.xml", dir / "policy.xml");
+  fs::copy(PORTCULLIS_SOURCE_DIR "/deploy/policies/spif", dir / "spif", fs::copy_options::recursive);
+  Config c = good();
+  c.policy_file = (dir / "policy.xml").string();
+  c.supervision.mode = portcullis::config::SupervisionMode::Separated;
+  c.supervision.low_edge = {"daemon", 1, 1};
+  c.supervision.high_edge = {"bin", 2, 2};
+  c.supervision.filter = {"sys", 3, 3};
+  const std::string schemas = PORTCULLIS_SOURCE_DIR "/schemas";
+  const auto r = preflight(c, kNow, schemas);
+  CHECK_THAT(r.summary.back(), Catch::Contains("file(s) the policy names"));
+  CHECK_THAT(r.summary.back(), Catch::StartsWith("separated: 6 file(s)"));
+  SECTION("a SPIF owned by the filter's user: a compromised filter could redefine the labels") {
+    REQUIRE(::chown((dir / "spif/nato.xml").c_str(), 3, 3) == 0);
+    const std::string why = refusal_with(c, schemas);
+    CHECK_THAT(why, Catch::Contains((dir / "policy.xml").string() + ":85:"));
+    CHECK_THAT(why, Catch::Contains("from-spif"));
+    CHECK_THAT(why, Catch::Contains("expected filter (user sys) NOT to be able to change it"));
+  }
+  SECTION("a SPIF the filter cannot read") {
+    REQUIRE(::chmod((dir / "spif/national.xml").c_str(), 0600) == 0);
+    CHECK_THAT(refusal_with(c, schemas), Catch::Contains("expected filter (user sys) to be able to read it"));
+  }
+  SECTION("not checked without the schema directory (the children's own loads)") {
+    REQUIRE(::chown((dir / "spif/nato.xml").c_str(), 3, 3) == 0);
+    CHECK_NOTHROW(preflight(c, kNow));
+  }
+  fs::remove_all(dir);
 }
