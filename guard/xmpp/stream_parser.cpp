@@ -239,6 +239,13 @@ struct ParserCore {
     // The XML declaration has been read; libxml2 would transcode any other
     // declared encoding. XMPP is UTF-8 only (RFC 6120 §11.6).
     xmlParserCtxt* c = p.ctxt.get();
+    // XML 1.0 only (RFC 6120 §11.2 speaks of XML 1.0; expat, which Prosody and
+    // ejabberd parse with, refuses any other version, so nothing else may cross).
+    if (c->version != nullptr && sv(c->version) != "1.0") {
+      p.fail(StreamErrorCondition::NotWellFormed,
+             "the XML declaration names version " + std::string(sv(c->version)) + "; only XML 1.0 is accepted");
+      return;
+    }
     std::string_view enc = sv(c->encoding);
     if (enc.empty() && c->input != nullptr) enc = sv(c->input->encoding);
     if (!enc.empty()) {
@@ -301,6 +308,12 @@ struct ParserCore {
       return;
     }
 
+    // A second stream header inside the stream is refused at once, not taken
+    // for a stanza that swallows everything until it closes.
+    if (!element_mode() && sv(localname) == "stream" && ns_name(uri) == kNsStream) {
+      fail(StreamErrorCondition::InvalidNamespace, "a <stream:stream> header inside the stream");
+      return;
+    }
     // Level of the new element: 1 = top-level (a stanza).
     const std::size_t level = element_mode() ? depth + 1 : depth;
     if (level > limits.max_depth) {
