@@ -135,6 +135,19 @@ void starttls(Pair& p, TlsContext& server_ctx, TlsContext& client_ctx, const std
   p.client.data.clear();
 }
 
+// One STARTTLS handshake over a fresh pair: what each end saw of the other.
+struct Seen {
+  TlsSessionInfo server, client;
+};
+Seen handshake(TlsContext& server_ctx, TlsContext& client_ctx, const std::string& sni) {
+  Pair p;
+  p.connect();
+  starttls(p, server_ctx, client_ctx, sni);
+  REQUIRE(p.server.tls);
+  REQUIRE(p.client.tls);
+  return {*p.server.tls, *p.client.tls};
+}
+
 }  // namespace
 
 TEST_CASE("plaintext echo over loopback, graceful close on both ends", "[connection]") {
@@ -256,22 +269,15 @@ TEST_CASE("STARTTLS: with a CRL, a revoked peer certificate is recorded untruste
   TlsContext client_ctx(tls_config("a.test", "ca-low"));
   SECTION("a CRL that revokes nothing: trusted") {
     TlsContext server_ctx(with_crl("ca-low.crl", true));
-    Pair p;
-    p.connect();
-    starttls(p, server_ctx, client_ctx, "b.test");
-    REQUIRE(p.server.tls);
-    CHECK(p.server.tls->peer_cert_trusted);
+    CHECK(handshake(server_ctx, client_ctx, "b.test").server.peer_cert_trusted);
   }
   for (bool chain : {true, false}) {
     DYNAMIC_SECTION("the CRL revokes a.test (crl-check " << (chain ? "chain" : "leaf") << ")") {
       TlsContext server_ctx(with_crl("ca-low-revoked-a.test.crl", chain));
-      Pair p;
-      p.connect();
-      starttls(p, server_ctx, client_ctx, "b.test");
-      REQUIRE(p.server.tls);
-      CHECK(p.server.tls->peer_cert_present);
-      CHECK_FALSE(p.server.tls->peer_cert_trusted);
-      CHECK(contains(p.server.tls->verify_error, "certificate revoked"));
+      const TlsSessionInfo seen = handshake(server_ctx, client_ctx, "b.test").server;
+      CHECK(seen.peer_cert_present);
+      CHECK_FALSE(seen.peer_cert_trusted);
+      CHECK(contains(seen.verify_error, "certificate revoked"));
     }
   }
   SECTION("a peer of another CA with no CRL of its issuer: not trusted under crl-check chain") {
@@ -280,12 +286,9 @@ TEST_CASE("STARTTLS: with a CRL, a revoked peer certificate is recorded untruste
     c.crl_file = pki("ca-low.crl");
     TlsContext server_ctx(c);
     TlsContext b_ctx(tls_config("b.test", "ca-high"));
-    Pair p;
-    p.connect();
-    starttls(p, server_ctx, b_ctx, "a.test");
-    REQUIRE(p.server.tls);
-    CHECK_FALSE(p.server.tls->peer_cert_trusted);
-    CHECK(contains(p.server.tls->verify_error, "CRL"));
+    const TlsSessionInfo seen = handshake(server_ctx, b_ctx, "a.test").server;
+    CHECK_FALSE(seen.peer_cert_trusted);
+    CHECK(contains(seen.verify_error, "CRL"));
   }
   SECTION("a file that is not a CRL is a load error naming it") {
     TlsConfig c = tls_config("guard-low", "ca-low");
@@ -327,12 +330,9 @@ TEST_CASE("STARTTLS: an OCSP response the server staples is judged; revoked mean
   SSL_CTX_set_tlsext_status_cb(server, staple);
   SSL_CTX_set_tlsext_status_arg(server, &response);
   auto dial = [&]() {
-    Pair p;
-    p.connect();
-    starttls(p, server_ctx, client_ctx, "a.test");
-    REQUIRE(p.client.tls);
-    CHECK(p.client.tls->peer_cert_present);
-    return *p.client.tls;
+    const TlsSessionInfo seen = handshake(server_ctx, client_ctx, "a.test").client;
+    CHECK(seen.peer_cert_present);
+    return seen;
   };
   SECTION("stapled good: trusted") {
     response = file_bytes(pki("a.test-ocsp-good.der"));

@@ -180,12 +180,20 @@ std::string lock_dir() {
   return d;
 }
 
+// Runs `body` in a network namespace of its own with a lock directory for
+// the firewall's lock; its result is the body's (0: every probe as expected).
+int in_firewall_netns(const std::function<int(const std::string& locks)>& body) {
+  const std::string locks = lock_dir();
+  const int rc = in_own_netns([&] { return body(locks); });
+  std::filesystem::remove_all(locks);
+  return rc;
+}
+
 }  // namespace
 
 TEST_CASE("side firewall: a listener admits its own side's hosts and refuses the other side's", "[firewall]") {
   PORTCULLIS_NEEDS_ROOT();
-  const std::string locks = lock_dir();
-  CHECK(in_own_netns([&] {
+  CHECK(in_firewall_netns([](const std::string& locks) {
           SideFirewall fw(low_side(), high_side(), kFilterUid, "test", locks);
           int fails = 0;
           {
@@ -205,13 +213,11 @@ TEST_CASE("side firewall: a listener admits its own side's hosts and refuses the
           }
           return fails;
         }) == 0);
-  std::filesystem::remove_all(locks);
 }
 
 TEST_CASE("side firewall: an edge connects to its own peers only", "[firewall]") {
   PORTCULLIS_NEEDS_ROOT();
-  const std::string locks = lock_dir();
-  CHECK(in_own_netns([&] {
+  CHECK(in_firewall_netns([](const std::string& locks) {
           const Server s1 = serve_as(0, kLowPeer, kPeerPort), s2 = serve_as(0, kHighHost, kPeerPort);
           SideFirewall fw(low_side(), high_side(), kFilterUid, "test", locks);
           int fails = 0;
@@ -246,13 +252,11 @@ TEST_CASE("side firewall: an edge connects to its own peers only", "[firewall]")
           if (as_uid(64199, [] { return connect_and_hear(nullptr, kHighHost, kPeerPort); }) != 0) fails |= 64;
           return fails;
         }) == 0);
-  std::filesystem::remove_all(locks);
 }
 
 TEST_CASE("side firewall: a listener the edge opens on some other port serves no one", "[firewall]") {
   PORTCULLIS_NEEDS_ROOT();
-  const std::string locks = lock_dir();
-  CHECK(in_own_netns([&] {
+  CHECK(in_firewall_netns([](const std::string& locks) {
           // A compromised edge(low) listens where the config says nothing: its
           // answers are not replies on a configured listener's connection.
           SideFirewall fw(low_side(), high_side(), kFilterUid, "test", locks);
@@ -261,14 +265,12 @@ TEST_CASE("side firewall: a listener the edge opens on some other port serves no
           const int low = connect_and_hear(kLowPeer, kListen, kOtherPort);
           return (high == 0 ? 1 : 0) | (low == 0 ? 2 : 0);
         }) == 0);
-  std::filesystem::remove_all(locks);
 }
 
 TEST_CASE("side firewall: a second instance with the same edge users is refused and leaves the first's table",
           "[firewall]") {
   PORTCULLIS_NEEDS_ROOT();
-  const std::string locks = lock_dir();
-  CHECK(in_own_netns([&] {
+  CHECK(in_firewall_netns([](const std::string& locks) {
           const Server server = serve_as(0, kHighHost, kPeerPort);
           SideFirewall first(low_side(), high_side(), kFilterUid, "first", locks);
           std::string why;
@@ -287,5 +289,4 @@ TEST_CASE("side firewall: a second instance with the same edge users is refused 
           if (as_uid(64199, [] { return connect_and_hear(nullptr, kHighHost, kPeerPort); }) != 0) fails |= 4;
           return fails;
         }) == 0);
-  std::filesystem::remove_all(locks);
 }
