@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <initializer_list>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -111,6 +112,12 @@ struct Appliance {
     text.replace(at, from.size(), to);
     std::ofstream(config, std::ios::binary | std::ios::trunc) << text;
   }
+  // Loading fails with ConfigError at `line`, its message holding each of `parts`.
+  void expect_refused(int line, std::initializer_list<std::string> parts) const {
+    const ConfigError e = error();
+    CHECK(e.line() == line);
+    for (const std::string& part : parts) CHECK_THAT(e.message(), Catch::Contains(part));
+  }
   ConfigError error() const {
     try {
       load_config(config, kSchemaDir);
@@ -166,17 +173,12 @@ TEST_CASE("separated mode: each user can read what its process needs and nothing
   SECTION("the high side's key readable by everyone: edge(low) could read it") {
     Appliance a;
     REQUIRE(::chmod((a.d / "pki/guard-high.key").c_str(), 0644) == 0);
-    const ConfigError e = a.error();
-    CHECK(e.line() == 13);
-    CHECK_THAT(e.message(), Catch::Contains("side high's key"));
-    CHECK_THAT(e.message(), Catch::Contains("edge(low) (user daemon) NOT to be able to read"));
+    a.expect_refused(13, {"side high's key", "edge(low) (user daemon) NOT to be able to read"});
   }
   SECTION("the low side's key owned by the filter's user: edge(low) cannot read it") {
     Appliance a;
     REQUIRE(::chown((a.d / "pki/guard-low.key").c_str(), kFilter, kFilter) == 0);
-    const ConfigError e = a.error();
-    CHECK(e.line() == 7);
-    CHECK_THAT(e.message(), Catch::Contains("expected edge(low) (user daemon) to be able to read"));
+    a.expect_refused(7, {"expected edge(low) (user daemon) to be able to read"});
   }
   SECTION("the signing key group-readable by an edge's group") {
     Appliance a;
@@ -188,19 +190,13 @@ TEST_CASE("separated mode: each user can read what its process needs and nothing
   SECTION("the signing key owned by root: the filter cannot read it") {
     Appliance a;
     REQUIRE(::chown((a.d / "keys/audit.key").c_str(), 0, 0) == 0);
-    const ConfigError e = a.error();
-    CHECK(e.line() == 17);
-    CHECK_THAT(e.message(), Catch::Contains("the audit signing key"));
-    CHECK_THAT(e.message(), Catch::Contains("filter (user sys) to be able to read"));
+    a.expect_refused(17, {"the audit signing key", "filter (user sys) to be able to read"});
   }
   SECTION("an existing archive directory the filter cannot write") {
     Appliance a;
     fs::create_directories(a.d / "audit");
     REQUIRE(::chmod((a.d / "audit").c_str(), 0755) == 0);
-    const ConfigError e = a.error();
-    CHECK(e.line() == 17);
-    CHECK_THAT(e.message(), Catch::Contains("the archive directory"));
-    CHECK_THAT(e.message(), Catch::Contains("filter (user sys) to be able to read, write and enter"));
+    a.expect_refused(17, {"the archive directory", "filter (user sys) to be able to read, write and enter"});
   }
   SECTION("an archive directory the edges can enter") {
     Appliance a;
@@ -214,10 +210,7 @@ TEST_CASE("separated mode: each user can read what its process needs and nothing
   SECTION("a config directory closed to the edges") {
     Appliance a;
     REQUIRE(::chmod(a.d.path().c_str(), 0700) == 0);
-    const ConfigError e = a.error();
-    CHECK(e.line() == 2);
-    CHECK_THAT(e.message(), Catch::Contains("the config file"));
-    CHECK_THAT(e.message(), Catch::Contains("no search permission"));
+    a.expect_refused(2, {"the config file", "no search permission"});
   }
   SECTION("run-as-user cannot work in separated mode") {
     put(fs::temp_directory_path() / "portcullis-sep-guard.sh", "#!/bin/sh\n", 0755);
@@ -226,9 +219,7 @@ TEST_CASE("separated mode: each user can read what its process needs and nothing
     <direction from="high" to="low"><schema name="profile" profile="broad.xsd"/></direction>
   </guards>
 )");
-    const ConfigError e = a.error();
-    CHECK(e.line() == 19);
-    CHECK_THAT(e.message(), Catch::Contains("run-as-user: expected none in separated mode"));
+    a.expect_refused(19, {"run-as-user: expected none in separated mode"});
   }
 }
 
@@ -246,10 +237,7 @@ TEST_CASE("fail closed at start: a direction without a guard stage needs a waive
     const auto from = text.find("  <guards>");
     text.erase(from, text.find("</portcullis>") - from);
     std::ofstream(a.config) << text;
-    const ConfigError e = a.error();
-    CHECK(e.line() == 2);
-    CHECK_THAT(e.message(), Catch::Contains("direction low-to-high has no guard stage"));
-    CHECK_THAT(e.message(), Catch::Contains("<waiver of='no-guard-stage' direction='low-to-high'"));
+    a.expect_refused(2, {"direction low-to-high has no guard stage", "<waiver of='no-guard-stage' direction='low-to-high'"});
   }
   SECTION("one direction guarded, the other waived") {
     Appliance a(single, R"(  <guards>
@@ -269,9 +257,7 @@ TEST_CASE("fail closed at start: a direction without a guard stage needs a waive
   </guards>
   <waivers><waiver of="no-guard-stage" direction="low-to-high" reason="left over from a trial"/></waivers>
 )");
-    const ConfigError e = a.error();
-    CHECK(e.line() == 21);
-    CHECK_THAT(e.message(), Catch::Contains("expected a direction without a guard stage"));
+    a.expect_refused(21, {"expected a direction without a guard stage"});
   }
   SECTION("an isolation waiver must name an external guard") {
     Appliance a(single, R"(  <guards>
@@ -280,9 +266,7 @@ TEST_CASE("fail closed at start: a direction without a guard stage needs a waive
   </guards>
   <waivers><waiver of="guard-isolation" guard="profile" reason="schema guards run in-process"/></waivers>
 )");
-    const ConfigError e = a.error();
-    CHECK(e.line() == 22);
-    CHECK_THAT(e.message(), Catch::Contains("expected the name of an <external> guard"));
+    a.expect_refused(22, {"expected the name of an <external> guard"});
   }
   SECTION("a reason is required") {
     Appliance a(single, R"(  <guards>
@@ -327,18 +311,14 @@ TEST_CASE("separated mode: each listener names its address and admits its own si
   SECTION("an IPv6 listener with only IPv4 hosts to admit admits no one") {
     Appliance a;
     a.edit(R"(<listen address="127.0.0.4" port="5269"/>)", R"(<listen address="::1" port="5269"/>)");
-    const ConfigError e = a.error();
-    CHECK(e.line() == 5);
-    CHECK_THAT(e.message(), Catch::Contains("expected at least one IPv6 address or prefix allowed to connect to ::1"));
+    a.expect_refused(5, {"expected at least one IPv6 address or prefix allowed to connect to ::1"});
   }
   SECTION("a from entry that is a name, or a prefix too long, is refused with its position") {
     for (const std::string bad : {"a.test", "127.0.0.0/33", "127.0.0.1/", "::1/129", "127.0.0.1/x"}) {
       Appliance a;
       a.edit(R"(<listen address="127.0.0.4" port="5269"/>)",
              R"(<listen address="127.0.0.4" port="5269" from="127.0.0.2 )" + bad + R"("/>)");
-      const ConfigError e = a.error();
-      CHECK(e.line() == 5);
-      CHECK_THAT(e.message(), Catch::Contains("got '" + bad + "'"));
+      a.expect_refused(5, {"got '" + bad + "'"});
     }
   }
   SECTION("single-user-development mode keeps a wildcard listener working") {
@@ -403,27 +383,18 @@ TEST_CASE("separated mode: no service user can change what decides what the proc
   SECTION("the policy file owned by the filter's user: a compromised filter could rewrite its rules") {
     Appliance a;
     REQUIRE(::chown((a.d / "policy.xml").c_str(), kFilter, kFilter) == 0);
-    const ConfigError e = a.error();
-    CHECK(e.line() == 16);
-    CHECK_THAT(e.message(), Catch::Contains("the policy file"));
-    CHECK_THAT(e.message(), Catch::Contains("expected filter (user sys) NOT to be able to change it"));
+    a.expect_refused(16, {"the policy file", "expected filter (user sys) NOT to be able to change it"});
   }
   SECTION("the CA file writable by edge(high)'s group") {
     Appliance a;
     REQUIRE(::chown((a.d / "pki/ca-low.pem").c_str(), 0, kHigh) == 0);
     REQUIRE(::chmod((a.d / "pki/ca-low.pem").c_str(), 0664) == 0);
-    const ConfigError e = a.error();
-    CHECK(e.line() == 7);
-    CHECK_THAT(e.message(), Catch::Contains("CA file"));
-    CHECK_THAT(e.message(), Catch::Contains("edge(high) (user bin) NOT to be able to change it"));
+    a.expect_refused(7, {"CA file", "edge(high) (user bin) NOT to be able to change it"});
   }
   SECTION("the config's directory writable by everyone") {
     Appliance a;
     REQUIRE(::chmod(a.d.path().c_str(), 0777) == 0);
-    const ConfigError e = a.error();
-    CHECK(e.line() == 2);
-    CHECK_THAT(e.message(), Catch::Contains("the config file"));
-    CHECK_THAT(e.message(), Catch::Contains("NOT to be able to change it"));
+    a.expect_refused(2, {"the config file", "NOT to be able to change it"});
   }
   SECTION("edge(low)'s key in a directory edge(high) owns") {
     Appliance a;
@@ -433,9 +404,7 @@ TEST_CASE("separated mode: no service user can change what decides what the proc
   SECTION("a guard profile the filter owns") {
     Appliance a;
     REQUIRE(::chown((a.d / "broad.xsd").c_str(), kFilter, kFilter) == 0);
-    const ConfigError e = a.error();
-    CHECK(e.line() == 19);
-    CHECK_THAT(e.message(), Catch::Contains("the guard profile"));
+    a.expect_refused(19, {"the guard profile"});
   }
   SECTION("each edge may own its own key, the filter its signing key") {
     Appliance a;
