@@ -90,6 +90,9 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
     return 2;
   }
   if (cfg.audit.syslog_summary) ::openlog("portcullis-audit", LOG_PID | LOG_NDELAY, LOG_AUTHPRIV);
+  // The logger too (with a syslog target, single-user mode: its socket).
+  auto logger = make_logger("filter", cfg, opts.foreground, /*child=*/true);
+  Logger& log = *logger;
   // The kernel refuses this process every socket from here on (socket pairs
   // stay), for every thread (TSYNC) and everything it starts: installed before
   // the audit writer thread and the external guards exist, so none of them
@@ -111,8 +114,6 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
     fallback.error(std::string("cannot load policy: ") + e.what());
     return 2;
   }
-  auto logger = make_logger("filter", cfg, opts.foreground, /*child=*/true);
-  Logger& log = *logger;
   net::SteadyClock clock;
   net::EventLoop loop(clock);
   const std::size_t max_bytes = std::max(cfg.low.max_stanza_bytes, cfg.high.max_stanza_bytes);

@@ -79,11 +79,13 @@ int main(int argc, char** argv) {
       const policy::LoadedPolicy p = policy::load_policy(cfg.policy_file, opts.schema_dir, policy::builtin_filters());
       std::printf("%s: OK (policy %s version %s sha256 %s)\n", check_file.c_str(), p.file.c_str(), p.version.c_str(),
                   p.sha256.c_str());
-      std::printf("  supervision: %s\n", cfg.supervision.mode == config::SupervisionMode::Separated
-                                             ? ("separated: edge(low) " + cfg.supervision.low_edge.name + ", edge(high) " +
-                                                cfg.supervision.high_edge.name + ", filter " + cfg.supervision.filter.name +
-                                                "; every file's readers and writers checked").c_str()
-                                             : "single-user-development (not for deployment)");
+      const config::Supervision& sup = cfg.supervision;
+      const std::string supervision =
+          sup.mode == config::SupervisionMode::Separated
+              ? "separated: edge(low) " + sup.low_edge.name + ", edge(high) " + sup.high_edge.name + ", filter " +
+                    sup.filter.name + "; every file's readers and writers checked"
+              : std::string("single-user-development (not for deployment)");
+      std::printf("  supervision: %s\n", supervision.c_str());
       for (const std::string& line : pre.summary) std::printf("  %s\n", line.c_str());
       std::printf("  guards: %zu low->high, %zu high->low; %zu waiver(s)\n", cfg.guards.low_to_high.size(),
                   cfg.guards.high_to_low.size(), cfg.waivers.size());

@@ -25,6 +25,19 @@ void check_side(const config::Config& cfg, const config::Side& side, std::time_t
     if (f.error) throw config::ConfigError(cfg.file, side.tls_line, side.tls_column, "<tls> of side " + side.name + ": " + f.text);
     r.warnings.push_back("side " + side.name + ": " + f.text);
   }
+  // Then everything else the edge's TLS context would refuse (a CRL file that
+  // does not load, a chain that does not), with the same words.
+  try {
+    net::TlsConfig tc;
+    tc.cert_file = side.cert_file;
+    tc.key_file = side.key_file;
+    tc.ca_file = side.ca_file;
+    tc.crl_file = side.crl_file;
+    tc.crl_check_chain = side.crl_check_chain;
+    net::TlsContext ctx(tc);
+  } catch (const std::exception& e) {
+    throw config::ConfigError(cfg.file, side.tls_line, side.tls_column, "<tls> of side " + side.name + ": " + e.what());
+  }
   std::vector<std::string> names = t.certificate.dns_names;
   for (const std::string& s : t.certificate.srv_names) names.push_back("_xmpp-server." + s);
   for (const std::string& x : t.certificate.xmpp_addrs) names.push_back("xmppAddr " + x);

@@ -496,7 +496,11 @@ void InboundSession::handle_stanza(xmpp::Element e, std::size_t wire_bytes) {
   }
   meta.peer_domain = from->domain;
   meta.tls = conn_->is_tls();
-  meta.cert_identity = tls_ ? cert_identity_of(*tls_, from->domain) : std::string{};
+  if (tls_ && (cert_id_.empty() || cert_id_domain_ != from->domain)) {
+    cert_id_domain_ = from->domain;
+    cert_id_ = cert_identity_of(*tls_, from->domain);
+  }
+  meta.cert_identity = tls_ ? cert_id_ : std::string{};
   meta.stream_id = stream_id_;
   meta.wire_bytes = wire_bytes;
   host_.on_inbound_stanza(std::move(e), meta);

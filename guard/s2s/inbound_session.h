@@ -76,6 +76,9 @@ class InboundSession : private xmpp::StreamHandler {
   const config::Peer* peer_ = nullptr;
   std::optional<net::TlsSessionInfo> tls_;
   std::string sasl_domain_;           // set after SASL EXTERNAL success
+  // cert_identity_of() for the last stanza's from domain: the TLS session does
+  // not change, so most stanzas reuse it instead of matching the SANs again.
+  std::string cert_id_domain_, cert_id_;
   std::set<std::pair<std::string, std::string>> verified_;   // (from, to) dialback pairs
   std::set<std::pair<std::string, std::string>> pending_;    // pairs being verified
   std::uint64_t generation_ = 0;      // bumped at STARTTLS: older verify answers are void

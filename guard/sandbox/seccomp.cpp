@@ -106,9 +106,16 @@ bool forbid_network_sockets(std::string& error) {
   const auto deny = SCMP_ACT_ERRNO(EPERM);
   // No socket at all: a new AF_UNIX socket could reach any socket file on the
   // host (a resolver, the system bus), which no network namespace stops. Only
-  // socket pairs (the guards' stdin and stdout), which have no far end.
+  // AF_UNIX stream socket pairs (the guards' stdin and stdout), which are
+  // connected to each other and cannot be pointed anywhere else.
   if ((rc = seccomp_rule_add(ctx.get(), deny, SCMP_SYS(socket), 0)) != 0 ||
-      (rc = seccomp_rule_add(ctx.get(), deny, SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX))) != 0) {
+      (rc = seccomp_rule_add(ctx.get(), deny, SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX))) != 0 ||
+      // A datagram pair could still be aimed elsewhere (sendto with an address,
+      // connect); a connected stream pair cannot.
+      (rc = seccomp_rule_add(ctx.get(), deny, SCMP_SYS(socketpair), 1,
+                             SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM))) != 0 ||
+      (rc = seccomp_rule_add(ctx.get(), deny, SCMP_SYS(socketpair), 1,
+                             SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_SEQPACKET))) != 0) {
     error = fail("seccomp rule for socket", rc);
     return false;
   }

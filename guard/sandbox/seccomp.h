@@ -14,7 +14,8 @@
 //   - socket(2) of any family, AF_UNIX too (EPERM): no IP, netlink, packet
 //     socket, and no AF_UNIX socket that could reach a socket file on the
 //     host (a resolver, the system bus) around the empty network namespace;
-//     socketpair(2) stays (AF_UNIX only: no far end);
+//     socketpair(2) stays for AF_UNIX SOCK_STREAM only (a connected pair; a
+//     datagram one could still be aimed at a socket file with sendto);
 //   - io_uring (which can make sockets without socket(2)), ptrace,
 //     process_vm_readv/writev, bpf, perf_event_open, kexec, init/finit_module,
 //     add_key/keyctl/request_key (EPERM);

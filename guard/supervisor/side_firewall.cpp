@@ -155,9 +155,8 @@ SideFirewall::SideFirewall(const FirewallSide& low, const FirewallSide& high, st
     throw std::runtime_error("cannot lock " + lock + ": " + std::strerror(e));
   }
   const std::string me = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, me.data(), me.size(), 0) < 0) {
-    // The pid is only for the message a second instance prints; the lock holds without it.
-  }
+  // The pid is only for the message a second instance prints; the lock holds without it.
+  if (::ftruncate(lock_fd_, 0) == 0) (void)!::pwrite(lock_fd_, me.data(), me.size(), 0);
   const std::string err = run_nft(firewall_script(low, high, filter_uid, comment));
   if (!err.empty()) {
     ::close(lock_fd_);

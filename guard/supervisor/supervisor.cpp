@@ -507,11 +507,10 @@ void Supervisor::on_child_exit(Role r, int status) {
   if (stopping_) return check_stop_progress();
   // A child that ran well for a while starts over with the shortest backoff; one
   // that keeps dying right after start backs off further each time.
-  if (up >= options_.stable_after) {
-    c.backoff = options_.initial_backoff;
-    c.same_deaths = 0;
-  }
-  c.same_deaths = up < options_.stable_after && status == c.last_status ? c.same_deaths + 1 : 1;
+  const bool quick = up < options_.stable_after;
+  if (!quick) c.backoff = options_.initial_backoff;
+  // Only quick deaths count; a stable run starts the count over.
+  c.same_deaths = !quick ? 0 : status == c.last_status ? c.same_deaths + 1 : 1;
   c.last_status = status;
   if (options_.give_up_after > 0 && c.same_deaths >= options_.give_up_after) {
     gave_up_ = std::string(to_string(r)) + " " + describe_status(status) + " " + std::to_string(c.same_deaths) +

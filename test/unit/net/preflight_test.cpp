@@ -109,6 +109,12 @@ TEST_CASE("preflight: what would make an edge fail at start is a config error wi
     c.low.cert_file = pki("ca-low.crl");
     CHECK_THAT(refusal(c), Catch::Contains("is not a PEM certificate"));
   }
+  SECTION("a CRL file that does not load (what the edge's TLS context would refuse)") {
+    Config c = good();
+    c.low.crl_file = pki("ca-low.pem");
+    CHECK_THAT(refusal(c, kNow, &line), Catch::Contains("<tls> of side low: cannot load CRL file"));
+    CHECK(line == 7);
+  }
   SECTION("an expired certificate") {
     const long left = days_left_low();
     CHECK_THAT(refusal(good(), kNow + (left + 2) * kDay), Catch::Contains("expired on"));

@@ -52,6 +52,15 @@ TEST_CASE("no AF_UNIX socket either (it could reach host socket files); socket p
   CHECK(in_sandboxed_child([] { return socket_errno(AF_UNIX, SOCK_STREAM) == EPERM ? 0 : 1; }) == 0);
   CHECK(in_sandboxed_child([] { return socket_errno(AF_UNIX, SOCK_DGRAM) == EPERM ? 0 : 1; }) == 0);
   CHECK(socket_errno(AF_UNIX, SOCK_DGRAM) == 0);   // outside the filter it works: the refusal is the filter's
+  // Datagram pairs could be aimed at a socket file (sendto with an address): refused too.
+  CHECK(in_sandboxed_child([] {
+          int sv[2];
+          return socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) != 0 && errno == EPERM ? 0 : 1;
+        }) == 0);
+  CHECK(in_sandboxed_child([] {
+          int sv[2];
+          return socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0 && errno == EPERM ? 0 : 1;
+        }) == 0);
   CHECK(in_sandboxed_child([] {
           int sv[2];
           if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return 1;
