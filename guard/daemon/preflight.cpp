@@ -7,6 +7,7 @@
 #include "guard/config/access.h"
 #include "guard/config/xml_tree.h"
 #include "guard/net/tls_files.h"
+#include "guard/s2s/edge_server.h"
 #include "policy/policy_file.h"
 
 namespace portcullis::daemon {
@@ -28,13 +29,7 @@ void check_side(const config::Config& cfg, const config::Side& side, std::time_t
   // Then everything else the edge's TLS context would refuse (a CRL file that
   // does not load, a chain that does not), with the same words.
   try {
-    net::TlsConfig tc;
-    tc.cert_file = side.cert_file;
-    tc.key_file = side.key_file;
-    tc.ca_file = side.ca_file;
-    tc.crl_file = side.crl_file;
-    tc.crl_check_chain = side.crl_check_chain;
-    net::TlsContext ctx(tc);
+    net::TlsContext ctx(s2s::tls_config_for(side));
   } catch (const std::exception& e) {
     throw config::ConfigError(cfg.file, side.tls_line, side.tls_column, "<tls> of side " + side.name + ": " + e.what());
   }

@@ -28,15 +28,19 @@ std::string read_secret_file(const std::string& path) {
   return s;
 }
 
-EdgeServer::EdgeServer(net::EventLoop& loop, const config::Side& side, ipc::Direction outgoing, Logger& log)
-    : loop_(loop), side_(side), outgoing_(outgoing), log_(log), peering_(side.peers) {
+net::TlsConfig tls_config_for(const config::Side& side) {
   net::TlsConfig tc;
   tc.cert_file = side.cert_file;
   tc.key_file = side.key_file;
   tc.ca_file = side.ca_file;
   tc.crl_file = side.crl_file;
   tc.crl_check_chain = side.crl_check_chain;
-  tls_ = std::make_unique<net::TlsContext>(tc);
+  return tc;
+}
+
+EdgeServer::EdgeServer(net::EventLoop& loop, const config::Side& side, ipc::Direction outgoing, Logger& log)
+    : loop_(loop), side_(side), outgoing_(outgoing), log_(log), peering_(side.peers) {
+  tls_ = std::make_unique<net::TlsContext>(tls_config_for(side));
   if (!side.dialback_secret_file.empty()) dialback_secret_ = read_secret_file(side.dialback_secret_file);
 }
 

@@ -39,6 +39,10 @@ struct EdgeCounters {
   std::uint64_t rejected_frames = 0;     // frames from the filter this edge refused
 };
 
+// The TLS settings of a side, as its edge's TLS context uses them (also the
+// start-time check in guard/daemon/preflight builds one from it).
+net::TlsConfig tls_config_for(const config::Side& side);
+
 class EdgeServer final : public SessionHost {
  public:
   // `outgoing` is the direction of traffic this side sends into the filter.
