@@ -4,6 +4,7 @@
 #include "policy/filters/size_limit.h"
 #include "policy/labels/register.h"
 #include "policy/registry.h"
+#include "policy/rooms/fmuc_filters.h"
 
 namespace portcullis::policy {
 
@@ -13,6 +14,7 @@ FilterRegistry builtin_filters() {
   r.add(std::string(kTypeDomainPairAllow), make_domain_pair_allow_filter);
   labels::register_label_filters(r);
   content::register_content_filters(r);
+  rooms::register_room_filters(r);
   return r;
 }
 

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "guard/config/access.h"
@@ -193,6 +194,69 @@ class Checker {
   fs::path base_;
 };
 
+// "local@domain", with the domain normalized; fails at `n`.
+std::string bare_jid(const Checker& c, const Node& n, const std::string& attr) {
+  const std::string& v = n.at(attr);
+  auto j = xmpp::parse_jid(v);
+  if (!j || j->local.empty() || !j->resource.empty()) {
+    c.fail(n, "<" + n.name + "> " + attr + ": expected a bare JID (room@service), got '" + v + "'");
+  }
+  return j->bare();
+}
+
+RoomServiceSpec build_rooms(const Checker& c, const Node& n) {
+  RoomServiceSpec svc;
+  svc.domain = c.domain(n, "domain");
+  svc.ping_interval_ms = c.number<std::uint32_t>(n, "ping-interval-ms");
+  svc.retry_ms = c.number<std::uint32_t>(n, "retry-ms");
+  svc.line = n.line;
+  svc.column = n.column;
+  for (const Node& rn : n.children) {
+    if (rn.name != "room") continue;
+    RoomSpec r;
+    r.name = rn.at("name");
+    for (const RoomSpec& earlier : svc.rooms) {
+      if (earlier.name == r.name) {
+        c.fail(rn, "<room> name: expected each room of " + svc.domain + " once, got '" + r.name +
+                       "' again (first at line " + std::to_string(earlier.line) + ")");
+      }
+    }
+    if (const std::string* t = rn.attr("title")) r.title = *t;
+    r.subject = rn.at("subject");
+    if (const std::string* l = rn.attr("label")) r.label = *l;
+    r.history = c.number<std::size_t>(rn, "history");
+    r.members_only = c.boolean(rn, "members-only");
+    r.line = rn.line;
+    r.column = rn.column;
+    const std::string self = r.name + "@" + svc.domain;
+    for (const Node& ch : rn.children) {
+      if (ch.name == "federate") {
+        r.federate_with = bare_jid(c, ch, "with");
+        r.federate_line = ch.line;
+        r.federate_column = ch.column;
+        if (r.federate_with == self) c.fail(ch, "<federate> with: expected another room, got the room itself");
+      } else if (ch.name == "accept") {
+        std::string from = bare_jid(c, ch, "from");
+        if (from == self) c.fail(ch, "<accept> from: expected another room, got the room itself");
+        if (from == r.federate_with) {
+          c.fail(ch, "<accept> from: '" + from + "' is the room this one federates with (line " +
+                         std::to_string(r.federate_line) + "): a link goes one way, or the two form a cycle");
+        }
+        if (std::find(r.accept_from.begin(), r.accept_from.end(), from) != r.accept_from.end()) {
+          c.fail(ch, "<accept> from: expected each room once, got '" + from + "' twice");
+        }
+        r.accept_from.push_back(std::move(from));
+      } else if (ch.name == "owner") {
+        r.owners.push_back(bare_jid(c, ch, "jid"));
+      } else if (ch.name == "member") {
+        r.members.push_back(bare_jid(c, ch, "jid"));
+      }
+    }
+    svc.rooms.push_back(std::move(r));
+  }
+  return svc;
+}
+
 // `reads`: this process reads the side's TLS files and dialback secret (the
 // appliance and that side's edge); everyone else only resolves their paths.
 Side build_side(const Checker& c, const Node& n, bool reads) {
@@ -270,6 +334,8 @@ Side build_side(const Checker& c, const Node& n, bool reads) {
         dialback_peer = &ch;
       }
       s.peers.push_back(std::move(p));
+    } else if (ch.name == "rooms") {
+      s.rooms.push_back(build_rooms(c, ch));
     }
   }
   if (needs_dialback && s.dialback_secret_file.empty()) {
@@ -346,6 +412,111 @@ void check_fronts(const Checker& c, const Side& side, const Node& side_node, con
       c.fail(ch, "<fronts domain='" + d + "'>: expected a <peer> on side '" + other.name +
                      "' whose domain matches '" + d + "', got none (traffic to it could never be "
                      "delivered)");
+    }
+  }
+}
+
+// The room services: their domains are neither fronted nor routed to a peer,
+// every federation link names a room that exists (on the other side, across
+// the boundary) or a domain this side routes to (a node beyond), the twin
+// accepts it, and following the upstream links never comes back (a tree).
+void check_rooms(const Checker& c, const Config& cfg, const Node& low_node, const Node& high_node) {
+  struct Where {
+    const Side* side;
+    const RoomServiceSpec* svc;
+    const RoomSpec* room;
+    const Node* node;
+  };
+  std::map<std::string, Where> rooms;   // bare JID -> where
+  std::map<std::string, std::pair<const Side*, const Node*>> services;
+  for (const auto& [side, side_node] : {std::pair{&cfg.low, &low_node}, std::pair{&cfg.high, &high_node}}) {
+    std::size_t si = 0;
+    for (const Node& sn : side_node->children) {
+      if (sn.name != "rooms") continue;
+      const RoomServiceSpec& svc = side->rooms.at(si++);
+      auto [it, fresh] = services.emplace(svc.domain, std::pair{side, &sn});
+      if (!fresh) {
+        c.fail(sn, "<rooms> domain: expected each room service once, got '" + svc.domain + "' again (first at line " +
+                       std::to_string(it->second.second->line) + ")");
+      }
+      for (const Side* s2 : {&cfg.low, &cfg.high}) {
+        if (std::find(s2->fronts.begin(), s2->fronts.end(), svc.domain) != s2->fronts.end()) {
+          c.fail(sn, "<rooms> domain: '" + svc.domain + "' is a domain side '" + s2->name +
+                         "' fronts; a hosted service needs a domain of its own");
+        }
+        for (const Peer& p : s2->peers) {
+          if (xmpp::domain_matches(p.domain_pattern, svc.domain)) {
+            c.fail(sn, "<rooms> domain: '" + svc.domain + "' matches side '" + s2->name + "' <peer domain='" +
+                           p.domain_pattern + "'> (line " + std::to_string(p.line) +
+                           "); a hosted service needs a domain no peer claims");
+          }
+        }
+      }
+      std::size_t ri = 0;
+      for (const Node& rn : sn.children) {
+        if (rn.name != "room") continue;
+        const RoomSpec& r = svc.rooms.at(ri++);
+        rooms.emplace(r.name + "@" + svc.domain, Where{side, &svc, &r, &rn});
+      }
+    }
+  }
+  auto child = [](const Node& rn, const std::string& name, const std::string& attr, const std::string& value) {
+    for (const Node& ch : rn.children) {
+      if (ch.name == name && ch.attr(attr) != nullptr) {
+        auto j = xmpp::parse_jid(ch.at(attr));
+        if (j && j->bare() == value) return &ch;
+      }
+    }
+    return &rn;
+  };
+  auto routed = [](const Side& side, const std::string& domain) {
+    return std::any_of(side.peers.begin(), side.peers.end(),
+                       [&](const Peer& p) { return xmpp::domain_matches(p.domain_pattern, domain); });
+  };
+  for (const auto& [jid, w] : rooms) {
+    // A tree: the chain of upstream links never returns to where it began.
+    std::set<std::string> passed{jid};
+    std::string next = w.room->federate_with;
+    while (!next.empty()) {
+      if (!passed.insert(next).second) {
+        c.fail(*child(*w.node, "federate", "with", w.room->federate_with),
+               "<federate>: the federation links from " + jid + " come back to " + next +
+                   " (a cycle); FMUC federation must form a tree");
+      }
+      auto n = rooms.find(next);
+      next = n == rooms.end() ? std::string{} : n->second.room->federate_with;
+    }
+  }
+  for (const auto& [jid, w] : rooms) {
+    auto links = w.room->accept_from;
+    if (!w.room->federate_with.empty()) links.push_back(w.room->federate_with);
+    for (const std::string& other : links) {
+      const bool upstream = other == w.room->federate_with;
+      const Node& at = *child(*w.node, upstream ? "federate" : "accept", upstream ? "with" : "from", other);
+      const std::string domain = other.substr(other.find('@') + 1);
+      auto svc = services.find(domain);
+      if (svc != services.end()) {
+        if (svc->second.first == w.side) {
+          c.fail(at, "<" + at.name + ">: '" + other + "' is a room of this side's own service " + domain +
+                         "; federation links cross the boundary or reach nodes beyond it");
+        }
+        auto twin = rooms.find(other);
+        if (twin == rooms.end()) {
+          c.fail(at, "<" + at.name + ">: expected a room of " + domain + ", got '" + other +
+                         "', which that service does not have");
+        }
+        const RoomSpec& t = *twin->second.room;
+        const bool mirrored = upstream ? std::find(t.accept_from.begin(), t.accept_from.end(), jid) != t.accept_from.end()
+                                       : t.federate_with == jid;
+        if (!mirrored) {
+          c.fail(at, "<" + at.name + ">: '" + other + "' (line " + std::to_string(twin->second.node->line) +
+                         ") does not " + (upstream ? "<accept from='" + jid + "'/>" : "<federate with='" + jid + "'/>") +
+                         "; both halves of a federated pair must name each other");
+        }
+      } else if (!routed(*w.side, domain)) {
+        c.fail(at, "<" + at.name + ">: expected a room of a hosted service or of a domain side '" + w.side->name +
+                       "' routes to (<peer>), got '" + other + "'");
+      }
     }
   }
 }
@@ -710,6 +881,7 @@ Config build_config(const std::string& file, const std::string& schema_dir, cons
   cfg.high = build_side(c, *high, appliance || who == LoadFor::EdgeHigh);
   check_fronts(c, cfg.low, *low, cfg.high);
   check_fronts(c, cfg.high, *high, cfg.low);
+  check_rooms(c, cfg, *low, *high);
 
   // Two edges cannot bind the same socket; better said here than at startup.
   std::map<std::pair<std::string, std::string>, int> listening;   // (address, port) -> line
@@ -758,6 +930,13 @@ const Waiver* isolation_waiver(const Config& cfg, const std::string& direction, 
     if (w.of == Waiver::Of::GuardIsolation && w.guard == guard && (w.direction.empty() || w.direction == direction)) {
       return &w;
     }
+  }
+  return nullptr;
+}
+
+const RoomServiceSpec* hosted_service(const Side& side, std::string_view domain) {
+  for (const RoomServiceSpec& s : side.rooms) {
+    if (s.domain == domain) return &s;
   }
   return nullptr;
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace portcullis::config {
@@ -54,6 +55,28 @@ struct Listen {
   int line = 0, column = 0;
 };
 
+// One room of a hosted MUC service (guard/rooms), with its FMUC links.
+struct RoomSpec {
+  std::string name;                       // localpart
+  std::string title, subject, label;
+  std::size_t history = 50;
+  bool members_only = false;
+  std::vector<std::string> owners, members;   // bare JIDs
+  std::string federate_with;              // upstream node (bare JID); empty: none
+  std::vector<std::string> accept_from;   // downstream nodes (bare JIDs)
+  int line = 0, column = 0;
+  int federate_line = 0, federate_column = 0;
+};
+
+// A MUC service hosted by a side's edge (<rooms domain=...>).
+struct RoomServiceSpec {
+  std::string domain;
+  std::uint32_t ping_interval_ms = 15000;
+  std::uint32_t retry_ms = 5000;
+  std::vector<RoomSpec> rooms;
+  int line = 0, column = 0;
+};
+
 struct Side {
   std::string name;                     // "low" or "high"
   std::vector<Listen> listen;
@@ -64,6 +87,7 @@ struct Side {
   std::string dialback_secret_file;     // empty: dialback disabled on this side
   int tls_line = 0, tls_column = 0;     // position of <tls>, for later messages
   std::vector<Peer> peers;              // evaluated in order; first match wins
+  std::vector<RoomServiceSpec> rooms;   // MUC services this side's edge hosts
   // Timeouts (milliseconds).
   std::uint32_t connect_timeout_ms = 10000;
   std::uint32_t negotiation_timeout_ms = 15000;   // every negotiation step
@@ -176,6 +200,9 @@ struct Config {
   std::string log_target = "stderr";   // "stderr" or "syslog"
   std::string log_level = "info";
 };
+
+// The hosted room service for `domain` on `side`, or nullptr.
+const RoomServiceSpec* hosted_service(const Side& side, std::string_view domain);
 
 // Who loads the config. Each process checks only the files it reads itself,
 // so an edge never needs (and must not be able) to read the other side's TLS

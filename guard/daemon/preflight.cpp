@@ -62,7 +62,7 @@ void forbid_changes(const config::XmlNode& at, const std::string& what, const st
 
 // The attributes of the policy language that name files (schemas/policy: the
 // label filters' SPIFs, the keyword filter's word lists).
-constexpr const char* kFileAttributes[] = {"spif", "from-spif", "to-spif", "file"};
+constexpr const char* kFileAttributes[] = {"spif", "from-spif", "to-spif", "file", "key-file"};
 
 void check_policy_files(const config::XmlNode& n, const config::Supervision& s, const std::vector<User>& users,
                         unsigned& count) {

@@ -35,12 +35,67 @@ std::string quoted(std::string_view s) {
   return out;
 }
 
+const config::RoomSpec* hosted_room(const SideDomains& side, const xmpp::Jid& j) {
+  for (const auto& s : side.hosted) {
+    if (s.domain != j.domain) continue;
+    for (const auto& r : s.rooms) {
+      if (r.name == j.local) return &r;
+    }
+  }
+  return nullptr;
+}
+
+bool hosts(const SideDomains& side, std::string_view domain) {
+  return std::any_of(side.hosted.begin(), side.hosted.end(), [&](const auto& s) { return s.domain == domain; });
+}
+
+// The checks of a frame from a room the origin edge hosts (auth Hosted).
+std::optional<FrameRefusal> check_hosted(const SideDomains& origin, const SideDomains& far,
+                                         const std::optional<xmpp::Jid>& from, const std::optional<xmpp::Jid>& to,
+                                         const std::optional<std::string>& peer, const xmpp::Element& stanza) {
+  auto refuse = [](std::string check, std::string reason) { return FrameRefusal{std::move(check), std::move(reason)}; };
+  if (!from) return refuse("from", "malformed or missing 'from' " + quoted(stanza.attr_or("from")));
+  if (!peer || !hosts(origin, *peer) || from->domain != *peer) {
+    return refuse("hosted", "auth hosted claimed for peer domain " + quoted(peer ? *peer : std::string{}) +
+                                ", which is not a room service side " + origin.name + " hosts, or is not the 'from' domain");
+  }
+  const config::RoomSpec* room = hosted_room(origin, *from);
+  if (room == nullptr) return refuse("hosted", "'from' " + quoted(from->bare()) + " is not a configured room");
+  if (!to) return refuse("to", "malformed or missing 'to' " + quoted(stanza.attr_or("to")));
+  const config::RoomSpec* twin = hosted_room(far, *to);
+  const std::string twin_jid = to->bare();
+  const bool paired = twin != nullptr && (room->federate_with == twin_jid ||
+                                          std::find(room->accept_from.begin(), room->accept_from.end(), twin_jid) !=
+                                              room->accept_from.end());
+  if (!paired) {
+    return refuse("hosted", "room " + quoted(from->bare()) + " is not configured to federate with " +
+                                quoted(twin_jid) + " on side " + far.name);
+  }
+  const std::string type = stanza.attr_or("type");
+  const bool fmuc = stanza.find_child("fmuc", "http://isode.com/protocol/fmuc") != nullptr;
+  bool ping = false;
+  if (stanza.name() == "iq") {
+    if (type == "result") {
+      ping = stanza.child_elements().empty();
+    } else if (type == "get") {
+      const auto kids = stanza.child_elements();
+      ping = kids.size() == 1 && kids[0]->name() == "ping" && kids[0]->ns() == "urn:xmpp:ping" &&
+             kids[0]->child_elements().empty();
+    }
+  }
+  if (!fmuc && !ping && type != "error") {
+    return refuse("hosted", "a room sends only FMUC traffic, pings and error replies across, got <" + stanza.name() +
+                                "/> type " + quoted(type));
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Boundary Boundary::from_config(const config::Config& cfg) {
   Boundary b;
-  b.low = {cfg.low.name, cfg.low.peers, cfg.low.fronts};
-  b.high = {cfg.high.name, cfg.high.peers, cfg.high.fronts};
+  b.low = {cfg.low.name, cfg.low.peers, cfg.low.fronts, cfg.low.rooms};
+  b.high = {cfg.high.name, cfg.high.peers, cfg.high.fronts, cfg.high.rooms};
   return b;
 }
 
@@ -59,6 +114,18 @@ FrameCheck check_frame(const Boundary& boundary, bool from_low, const ipc::Frame
   const bool peer_of_origin = row != nullptr && find_row(far.peers, *peer) == nullptr && !fronts(origin, *peer);
   FrameCheck out;
   out.sender_verified = from && peer && from->domain == *peer && peer_of_origin && to && fronts(origin, to->domain);
+  if (header.auth == ipc::AuthMethod::Hosted && header.direction == expected) {
+    // A room of the origin edge: an error reply goes back to that room.
+    if (auto r = check_hosted(origin, far, from, to, peer, stanza)) {
+      out.refusal = std::move(*r);
+      return out;
+    }
+    out.sender_verified = true;
+    if (stanza.attr_or("type") == "error" && !xmpp::read_stanza_error(stanza)) {
+      out.refusal = FrameRefusal{"error-element", "error stanza without exactly one <error/> with a known type and one defined condition"};
+    }
+    return out;
+  }
 
   auto refuse = [&out](std::string check, std::string reason) {
     out.refusal = FrameRefusal{std::move(check), std::move(reason)};

@@ -18,6 +18,11 @@
 //     edge(low) cannot speak for a high-side domain);
 //   - a valid `to` whose domain S fronts (one of F's domains);
 //   - for an error stanza, a well-formed <error/> with a defined condition.
+// A frame with auth Hosted comes from a room S's edge hosts: its peer domain
+// and `from` domain are a room service of S, `from` names one of its rooms,
+// `to` names a room of F's hosted services that the config pairs with it
+// (<federate>/<accept>), and it is FMUC traffic (an <fmuc/> child), an IQ ping
+// or its result, or an error reply.
 // Anything else is refused with rule kRule and one check name.
 #pragma once
 
@@ -39,6 +44,7 @@ struct SideDomains {
   std::string name;                     // "low" or "high"
   std::vector<config::Peer> peers;      // that side's peering table (first match wins)
   std::vector<std::string> fronts;      // far-side domains that side presents
+  std::vector<config::RoomServiceSpec> hosted;   // MUC services that side's edge hosts
 };
 
 // Both sides. A default-constructed Boundary lists no peers, so every frame is

@@ -38,7 +38,7 @@ std::uint64_t get_be(std::string_view in, std::size_t at, int bytes) {
 
 bool valid_kind(std::uint8_t v) { return v >= 1 && v <= 6; }
 bool valid_direction(std::uint8_t v) { return v >= 1 && v <= 3; }
-bool valid_auth(std::uint8_t v) { return v <= 3; }
+bool valid_auth(std::uint8_t v) { return v <= 4; }
 
 }  // namespace
 
@@ -69,6 +69,7 @@ std::string_view to_string(AuthMethod a) {
     case AuthMethod::SaslExternal: return "sasl-external";
     case AuthMethod::Dialback: return "dialback";
     case AuthMethod::Internal: return "internal";
+    case AuthMethod::Hosted: return "hosted";
   }
   return "unknown";
 }

@@ -1,5 +1,6 @@
 #include "guard/s2s/edge_server.h"
 
+#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,6 +43,12 @@ EdgeServer::EdgeServer(net::EventLoop& loop, const config::Side& side, ipc::Dire
     : loop_(loop), side_(side), outgoing_(outgoing), log_(log), peering_(side.peers) {
   tls_ = std::make_unique<net::TlsContext>(tls_config_for(side));
   if (!side.dialback_secret_file.empty()) dialback_secret_ = read_secret_file(side.dialback_secret_file);
+  if (!side.rooms.empty()) {
+    if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+    std::string key(32, '\0');
+    randombytes_buf(key.data(), key.size());
+    for (const auto& svc : side.rooms) rooms_.push_back(std::make_unique<rooms::RoomService>(svc, key));
+  }
 }
 
 EdgeServer::~EdgeServer() = default;
@@ -52,10 +59,115 @@ void EdgeServer::start() {
         loop_, net::Endpoint{l.address, l.port}, [this](int fd, net::Endpoint peer) { on_accept(fd, std::move(peer)); }));
     LogLine(log_, LogLevel::Info) << "listening on " << l.address << ":" << l.port << " for side " << side_.name;
   }
+  for (const auto& svc : rooms_) {
+    LogLine(log_, LogLevel::Info) << "hosting room service " << svc->domain() << " (" << svc->rooms().size()
+                                  << " room(s)) on side " << side_.name;
+  }
+  if (!rooms_.empty()) rooms_tick();
+}
+
+void EdgeServer::rooms_tick() {
+  const std::int64_t now = static_cast<std::int64_t>(unix_now_us() / 1000);
+  rooms::Outputs out;
+  for (auto& svc : rooms_) svc->tick(now, out);
+  room_outputs(std::move(out));
+  rooms_timer_ = loop_.add_timer(std::chrono::milliseconds(1000), [this] { rooms_tick(); });
+}
+
+rooms::RoomService* EdgeServer::service_for(std::string_view domain) const {
+  for (const auto& svc : rooms_) {
+    if (svc->domain() == domain) return svc.get();
+  }
+  return nullptr;
+}
+
+void EdgeServer::room_events() {
+  for (auto& svc : rooms_) {
+    for (const auto& e : svc->take_events()) connection_event("room " + e);
+  }
+}
+
+void EdgeServer::room_outputs(rooms::Outputs out) {
+  // Sending can feed a room again (a bounce of its own relay): queue, do not recurse.
+  for (auto& o : out) room_backlog_.push_back(std::move(o));
+  if (in_room_outputs_) return;
+  in_room_outputs_ = true;
+  std::size_t budget = 100000;
+  while (!room_backlog_.empty() && budget-- > 0) {
+    auto batch = std::move(room_backlog_);
+    room_backlog_.clear();
+    for (auto& o : batch) room_send(std::move(o));
+  }
+  if (!room_backlog_.empty()) {
+    LogLine(log_, LogLevel::Error) << "rooms: " << room_backlog_.size() << " stanza(s) dropped (output loop)";
+    room_backlog_.clear();
+  }
+  in_room_outputs_ = false;
+  room_events();
+}
+
+void EdgeServer::room_send(rooms::Output o) {
+  auto from = xmpp::parse_jid(o.stanza.attr_or("from"));
+  auto to = xmpp::parse_jid(o.stanza.attr_or("to"));
+  if (!from || !to || service_for(from->domain) == nullptr) return;
+  if (service_for(to->domain) != nullptr) {
+    // Two services of this edge do not federate with each other (the config refuses it).
+    return;
+  }
+  const config::Peer* peer = peering_.find(to->domain);
+  if (peer != nullptr) {
+    // A user of this side, or an FMUC node beyond it: plain S2S.
+    const auto& k = peer->kinds;
+    const std::string& n = o.stanza.name();
+    if (!((n == "message" && k.message) || (n == "presence" && k.presence) || (n == "iq" && k.iq))) return;
+    OutboundLink* link = link_for(from->domain, to->domain, *peer);
+    if (link == nullptr) return;
+    ++counters_.released_delivered;
+    link->send(std::move(o.stanza));
+    return;
+  }
+  // The twin room on the other side: only through the filter.
+  const std::int64_t now = static_cast<std::int64_t>(unix_now_us() / 1000);
+  if (!to_filter_) {
+    rooms::Outputs more;
+    auto* svc = service_for(from->domain);
+    svc->links_lost([&](const std::string& d) { return d == to->domain; }, "boundary filter unavailable", now, more);
+    for (auto& m : more) room_backlog_.push_back(std::move(m));
+    return;
+  }
+  ipc::Frame f;
+  f.header.kind = ipc::FrameKind::Stanza;
+  f.header.direction = outgoing_;
+  f.header.auth = ipc::AuthMethod::Hosted;
+  f.header.flags = 0;
+  f.header.seq = next_seq_++;
+  f.header.arrival_unix_us = unix_now_us();
+  f.header.peer_domain = from->domain;
+  f.body = o.stanza.serialize();
+  if (!to_filter_(f)) {
+    bounce_locally(o.stanza, StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait, "boundary filter busy");
+    return;
+  }
+  ++counters_.room_relays_out;
+  in_flight_.emplace(f.header.seq, std::move(o.stanza));
+}
+
+void EdgeServer::to_rooms_federated(const xmpp::Element& stanza) {
+  auto to = xmpp::parse_jid(stanza.attr_or("to"));
+  rooms::RoomService* svc = to ? service_for(to->domain) : nullptr;
+  if (svc == nullptr) return;
+  ++counters_.room_stanzas_in;
+  rooms::Outputs out;
+  svc->on_federated(stanza, static_cast<std::int64_t>(unix_now_us() / 1000), out);
+  room_outputs(std::move(out));
 }
 
 void EdgeServer::shutdown() {
   for (auto& [p, s] : inbound_) s->close_with(xmpp::StreamErrorCondition::SystemShutdown, "Portcullis is shutting down");
+  rooms::Outputs out;
+  for (auto& svc : rooms_) svc->shutdown(out);
+  for (auto& o : out) room_send(std::move(o));
+  if (rooms_timer_ != 0) loop_.cancel_timer(rooms_timer_);
   for (auto& [k, l] : links_) l->close();
   listeners_.clear();
 }
@@ -64,7 +176,7 @@ bool EdgeServer::fronts(std::string_view domain) const {
   for (const auto& d : side_.fronts) {
     if (d == domain) return true;
   }
-  return false;
+  return service_for(domain) != nullptr;
 }
 
 void EdgeServer::on_accept(int fd, net::Endpoint peer) {
@@ -136,6 +248,24 @@ OutboundLink* EdgeServer::link_for(const std::string& local, const std::string& 
 }
 
 void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta) {
+  if (auto to = xmpp::parse_jid(stanza.attr_or("to")); to && service_for(to->domain) != nullptr) {
+    // A room this edge hosts: the traffic stays on this side. From a node the
+    // room federates with (beyond this side) it is FMUC; from anyone else, a user.
+    rooms::RoomService* svc = service_for(to->domain);
+    ++counters_.room_stanzas_in;
+    auto from = xmpp::parse_jid(stanza.attr_or("from"));
+    const rooms::Room* room = to->local.empty() ? nullptr : svc->room(to->local);
+    rooms::Outputs out;
+    const std::int64_t now = static_cast<std::int64_t>(unix_now_us() / 1000);
+    if (from && room != nullptr && room->links_with(from->bare())) {
+      svc->on_federated(stanza, now, out);
+    } else {
+      svc->on_local(stanza, now, out);
+    }
+    room_outputs(std::move(out));
+    (void)meta;
+    return;
+  }
   if (!to_filter_) {
     bounce_locally(stanza, StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
                    "boundary filter unavailable");
@@ -173,6 +303,16 @@ void EdgeServer::set_filter(std::function<bool(const ipc::Frame&)> send) {
 
 void EdgeServer::filter_lost(const std::string& reason) {
   to_filter_ = nullptr;
+  if (!rooms_.empty()) {
+    // Every federation link across the boundary is gone with the filter; the rooms go on alone.
+    rooms::Outputs out;
+    const std::int64_t now = static_cast<std::int64_t>(unix_now_us() / 1000);
+    for (auto& svc : rooms_) {
+      svc->links_lost([this](const std::string& d) { return far_room_domain(d); }, "boundary filter lost (" + reason + ")",
+                      now, out);
+    }
+    room_outputs(std::move(out));
+  }
   LogLine(log_, LogLevel::Warning) << "filter channel lost (" << reason << "); " << in_flight_.size()
                                    << " stanza(s) in flight bounced; nothing crosses until it is back";
   auto in_flight = std::move(in_flight_);
@@ -231,7 +371,14 @@ void EdgeServer::on_filter_frame(const ipc::Frame& frame) {
 void EdgeServer::deliver(xmpp::Element stanza, bool local_error) {
   auto from = xmpp::parse_jid(stanza.attr_or("from"));
   auto to = xmpp::parse_jid(stanza.attr_or("to"));
-  if (!from || !to || !fronts(from->domain)) {
+  if (to && service_for(to->domain) != nullptr) {
+    // For a hosted room: released FMUC from its twin, or an error about its own relay.
+    to_rooms_federated(stanza);
+    return;
+  }
+  const bool far_domain =
+      from && std::find(side_.fronts.begin(), side_.fronts.end(), from->domain) != side_.fronts.end();
+  if (!from || !to || !far_domain) {
     // We may only speak for the domains we front; anything else is refused here.
     ++counters_.rejected_frames;
     LogLine(log_, LogLevel::Error) << "cannot deliver: sender domain '" << (from ? from->domain : "?")

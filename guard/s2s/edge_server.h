@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "guard/net/connection.h"
+#include "guard/rooms/room_service.h"
 #include "guard/s2s/inbound_session.h"
 #include "guard/s2s/outbound_link.h"
 #include "guard/s2s/session_host.h"
@@ -37,6 +38,8 @@ struct EdgeCounters {
   std::uint64_t bounced_via_filter = 0;  // undeliverable -> error reply sent into the filter
   std::uint64_t dropped_errors = 0;      // undeliverable errors (never answered, RFC 6120 §8.3.1)
   std::uint64_t rejected_frames = 0;     // frames from the filter this edge refused
+  std::uint64_t room_stanzas_in = 0;     // stanzas handled by the hosted rooms
+  std::uint64_t room_relays_out = 0;     // FMUC stanzas the rooms sent into the filter
 };
 
 // The TLS settings of a side, as its edge's TLS context uses them (also the
@@ -62,6 +65,9 @@ class EdgeServer final : public SessionHost {
   void on_filter_frame(const ipc::Frame& frame);
 
   const EdgeCounters& counters() const { return counters_; }
+  const std::vector<std::unique_ptr<rooms::RoomService>>& room_services() const { return rooms_; }
+  // Drives the rooms' clocks (pings, timeouts, rejoins); start() arms a timer that calls it.
+  void rooms_tick();
   std::size_t in_flight() const { return in_flight_.size(); }
 
   // SessionHost
@@ -91,6 +97,17 @@ class EdgeServer final : public SessionHost {
   void bounce_locally(const xmpp::Element& stanza, xmpp::StanzaErrorCondition c, xmpp::StanzaErrorType t,
                       const std::string& text);
   void on_accept(int fd, net::Endpoint peer);
+  // Hosted rooms: the service for `domain`, or nullptr.
+  rooms::RoomService* service_for(std::string_view domain) const;
+  // A stanza for a hosted room from a federated node (through the filter, an
+  // error reply about a room's relay, or over S2S from a node beyond).
+  void to_rooms_federated(const xmpp::Element& stanza);
+  // Sends what the rooms produced: to this side's servers, to a node beyond
+  // over S2S, or across the boundary through the filter (auth Hosted).
+  void room_outputs(rooms::Outputs out);
+  void room_send(rooms::Output o);
+  void room_events();
+  bool far_room_domain(const std::string& domain) const { return peering_.find(domain) == nullptr && service_for(domain) == nullptr; }
 
   net::EventLoop& loop_;
   const config::Side& side_;
@@ -114,6 +131,10 @@ class EdgeServer final : public SessionHost {
   std::vector<std::string> undelivered_;
   static constexpr std::size_t kMaxUndeliveredReports = 10000;
   EdgeCounters counters_;
+  std::vector<std::unique_ptr<rooms::RoomService>> rooms_;
+  net::TimerId rooms_timer_ = 0;
+  bool in_room_outputs_ = false;
+  std::vector<rooms::Output> room_backlog_;
 };
 
 // Reads a dialback secret file (control plane; throws std::runtime_error).

@@ -39,6 +39,8 @@ class SessionHost {
   virtual ~SessionHost() = default;
   virtual const config::Side& side() const = 0;
   virtual const PeeringTable& peering() const = 0;
+  // A domain this edge answers for on its side: a far-side domain it fronts,
+  // or a MUC service it hosts.
   virtual bool fronts(std::string_view domain) const = 0;
   // Empty when dialback is disabled on this side.
   virtual const std::string& dialback_secret() const = 0;

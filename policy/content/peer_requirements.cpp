@@ -14,6 +14,7 @@ std::string_view auth_name(ipc::AuthMethod a) {
     case ipc::AuthMethod::SaslExternal: return "sasl-external";
     case ipc::AuthMethod::Dialback: return "dialback";
     case ipc::AuthMethod::Internal: return "internal";
+    case ipc::AuthMethod::Hosted: return "hosted";
   }
   return "unknown";
 }

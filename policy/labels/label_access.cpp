@@ -43,6 +43,14 @@ LabelAccessFilter::LabelAccessFilter(std::string name, LabelAccessConfig config)
 
 Verdict LabelAccessFilter::evaluate(xmpp::Element& stanza, const StanzaContext& ctx) const {
   LabelScan scan = scan_stanza_labels(stanza);
+  // FMUC join and leave presence (XEP-0289) carries no label (XEP-0258 forbids
+  // it) but does cross into a room: it is judged by the label the room's
+  // traffic is given when unlabelled (the room's default label, else the
+  // peer's or the policy's), so a room cleared below that label stays closed.
+  if (scan.early && scan.early->rule_id == kRulePresence &&
+      stanza.find_child("fmuc", "http://isode.com/protocol/fmuc") != nullptr) {
+    scan.early.reset();
+  }
   if (scan.early) {
     if (scan.early->rule_id == kRuleLabelledPresence) ++counters_.labelled_presence;
     if (scan.early->rule_id == kRuleMalformedLabel || scan.early->rule_id == kRuleMultipleLabels ||

@@ -14,6 +14,9 @@ A_DOMAIN = "a.test"            # low side XMPP server
 B_DOMAIN = "b.test"            # high side XMPP server
 A_MUC = "conference.a.test"
 B_MUC = "conference.b.test"
+A_ROOMS = "rooms.low.test"     # MUC service hosted by edge(low) (FMUC node of the low side)
+B_ROOMS = "rooms.high.test"    # MUC service hosted by edge(high)
+PSEUDONYMS = "anon.boundary.test"   # domain of the boundary's pseudonyms
 
 A_IP = NET + ".2"             # Prosody a.test: c2s 5222, s2s 5269
 B_IP = NET + ".3"             # Prosody b.test: c2s 5222, s2s 5269

@@ -181,4 +181,16 @@ def prepare(config_path):
         archive = resolve(audit.get("dir"))
         if os.path.isdir(archive):
             _own(archive, users["filter"], 0o700)
+    # Secrets the policy names (the pseudonym key): root's, readable by the
+    # filter user's group only (the filter must read it and may not change it).
+    pol = root.find(NS + "policy")
+    if pol is not None and os.path.exists(resolve(pol.get("file"))):
+        policy_path = resolve(pol.get("file"))
+        for el in ET.parse(policy_path).getroot().iter():
+            key = el.get("key-file")
+            if key:
+                kp = key if os.path.isabs(key) else os.path.join(os.path.dirname(policy_path), key)
+                if os.path.exists(kp):
+                    os.chown(kp, 0, users["filter"].pw_gid)
+                    os.chmod(kp, 0o640)
     return schemas

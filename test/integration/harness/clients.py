@@ -30,6 +30,8 @@ from xml.etree import ElementTree as ET
 
 import slixmpp
 from slixmpp.exceptions import IqError
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 from .addresses import C2S_PORT
 from .procs import HarnessError
@@ -54,6 +56,9 @@ class XmppClient(slixmpp.ClientXMPP):
         self.presence_hook = None
         self._started = None
         self.add_event_handler("message", self._on_message)
+        # slixmpp's 'message' event needs a <body/>: a subject change has none.
+        self.register_handler(Callback("subject-only", MatchXPath("{jabber:client}message/{jabber:client}subject"),
+                                       self._on_subject))
         self.add_event_handler("message_error", self._on_error)
         self.add_event_handler("presence", self._on_presence)
         self.add_event_handler("session_start", self._on_session_start)
@@ -86,6 +91,10 @@ class XmppClient(slixmpp.ClientXMPP):
     def _on_message(self, msg):
         if self.message_hook is not None:
             self.message_hook(msg)
+
+    def _on_subject(self, msg):
+        if not msg["body"] and msg["type"] != "error":
+            self._on_message(msg)
 
     def _on_error(self, msg):
         if self.error_hook is not None:
@@ -212,6 +221,7 @@ class Session:
         self._messages = []
         self._errors = []
         self._presences = []
+        self._presence_log = []   # every presence, never consumed (presences())
         self.client = None
 
     # ---- lifecycle -----------------------------------------------------------------
@@ -220,7 +230,13 @@ class Session:
         self.client = self._lt.call(XmppClient, self.jid, self.password, self.ca_file)
         self.client.message_hook = self._record(self._messages, message_record)
         self.client.error_hook = self._record(self._errors, error_record)
-        self.client.presence_hook = self._record(self._presences, _presence_record)
+        record = self._record(self._presences, _presence_record)
+
+        def presence(stanza):
+            with self._cond:
+                self._presence_log.append(_presence_record(stanza))
+            record(stanza)
+        self.client.presence_hook = presence
         self._lt.run(self.client.start(self.server_ip, self.port, self.timeout),
                      self.timeout + 5)
         return self
@@ -265,15 +281,17 @@ class Session:
     def send_groupchat(self, room, body):
         return self.send(room, body, mtype="groupchat")
 
-    def join_room(self, room, nick, timeout=15):
+    def join_room(self, room, nick, timeout=15, history=None):
         """Joins MUC `room` as `nick` and waits for the room's self-presence (status
-        110). Raises HarnessError with the error condition if the join is refused."""
+        110). Raises HarnessError with the error condition if the join is refused.
+        history: attributes of the <history/> request (default: maxchars=0, none)."""
         occupant = "%s/%s" % (room, nick)
 
         def do():
             pres = self.client.make_presence(pto=occupant)
             x = ET.SubElement(pres.xml, "{http://jabber.org/protocol/muc}x")
-            ET.SubElement(x, "{http://jabber.org/protocol/muc}history", {"maxchars": "0"})
+            ET.SubElement(x, "{http://jabber.org/protocol/muc}history",
+                          history if history is not None else {"maxchars": "0"})
             pres.send()
         self._lt.call(do)
 
@@ -286,6 +304,31 @@ class Session:
         if p["type"] == "error":
             raise HarnessError("joining %s refused: %s" % (occupant, p["condition"]))
         return p
+
+    def join_refused(self, room, nick, timeout=15):
+        """Tries to join and returns the error condition of the refusal (raises if it is admitted)."""
+        try:
+            self.join_room(room, nick, timeout)
+        except HarnessError as e:
+            if "refused: " in str(e):
+                return str(e).rsplit("refused: ", 1)[1]
+            raise
+        raise HarnessError("%s: joining %s/%s was admitted" % (self.jid, room, nick))
+
+    def expect_presence(self, frm, ptype=None, code=None, timeout=10):
+        """Waits for (and consumes) a presence from `frm` (full JID) of type `ptype`
+        ('available', 'unavailable', 'error'; any if None) carrying muc#user status
+        `code` (any if None). Returns its record."""
+        def pred(p):
+            return (p["from"] == frm and (ptype is None or p["type"] == ptype)
+                    and (code is None or str(code) in p["codes"]))
+        return self._wait(lambda: self._take(self._presences, pred), timeout,
+                          "presence from %s type %s code %s" % (frm, ptype, code))
+
+    def presences(self):
+        """Every presence received so far, in order (expect_presence does not consume these)."""
+        with self._cond:
+            return list(self._presence_log)
 
     def leave_room(self, room, nick):
         self._lt.call(lambda: self.client.send_presence(pto="%s/%s" % (room, nick),
@@ -371,5 +414,7 @@ def _presence_record(pres):
             if child.tag.startswith("{" + STANZA_ERR_NS) and not child.tag.endswith("}text"):
                 condition = child.tag.split("}")[-1]
                 break
+    item = x.find(MUC_USER_NS + "item") if x is not None else None
     return {"from": str(pres["from"]), "type": pres["type"], "self": "110" in codes,
+            "codes": sorted(c for c in codes if c), "jid": item.get("jid") if item is not None else None,
             "condition": condition, "xml": str(pres)}

@@ -78,8 +78,8 @@ inline filterproc::Boundary test_boundary() {
   filterproc::Boundary b;
   config::Peer no_iq = peer("k.test");
   no_iq.kinds.iq = false;
-  b.low = {"low", {peer("a.test"), peer("d.test", config::PeerAuth::SaslExternal), no_iq}, {"b.test", "c.test"}};
-  b.high = {"high", {peer("b.test"), peer("c.test"), peer("*.hi.test")}, {"a.test", "d.test"}};
+  b.low = {"low", {peer("a.test"), peer("d.test", config::PeerAuth::SaslExternal), no_iq}, {"b.test", "c.test"}, {}};
+  b.high = {"high", {peer("b.test"), peer("c.test"), peer("*.hi.test")}, {"a.test", "d.test"}, {}};
   return b;
 }
 

@@ -35,8 +35,8 @@ filterproc::Boundary boundary() {
     return p;
   };
   filterproc::Boundary b;
-  b.low = {"low", {peer("a.test")}, {"b.test"}};
-  b.high = {"high", {peer("b.test")}, {"a.test"}};
+  b.low = {"low", {peer("a.test")}, {"b.test"}, {}};
+  b.high = {"high", {peer("b.test")}, {"a.test"}, {}};
   return b;
 }
 

@@ -1,0 +1,1213 @@
+#include "guard/rooms/room.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+
+#include "guard/xmpp/jid.h"
+
+namespace portcullis::rooms {
+
+using xmpp::Element;
+using xmpp::StanzaErrorCondition;
+
+namespace {
+
+constexpr std::size_t kMaxSent = 2048;       // relay ids remembered for error replies
+constexpr std::size_t kSeenFactor = 8;       // message ids remembered: history_size x this (at least 1024)
+constexpr std::size_t kMaxSessions = 16;     // resources of one occupant
+constexpr std::size_t kMaxOccupants = 5000;
+
+std::string bare_of(const std::string& jid) {
+  auto j = xmpp::parse_jid(jid);
+  return j ? j->bare() : jid;
+}
+
+std::string resource_of(const std::string& jid) {
+  auto j = xmpp::parse_jid(jid);
+  return j ? j->resource : std::string{};
+}
+
+// A nick is a non-empty resource that is not only spaces (XEP-0045 §7.2.1).
+bool valid_nick(const std::string& nick) {
+  return !nick.empty() && nick.size() <= 1023 && nick.find_first_not_of(' ') != std::string::npos;
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+Element& status(Element& x, int code) {
+  Element& s = x.add_child(std::string(kNsMucUser), "status");
+  s.set_attr("code", std::to_string(code));
+  return s;
+}
+
+// The payload of a groupchat message worth keeping and relaying: everything
+// but the routing wrappers this node adds or strips.
+Element payload_of(const Element& st) {
+  Element m(st.ns(), "message");
+  m.set_attr("type", "groupchat");
+  if (const std::string* id = st.attr("id")) m.set_attr("id", *id);
+  for (const auto& c : st.children()) {
+    if (!c.is_element()) continue;
+    const Element& e = *c.element;
+    if (e.ns() == kNsFmuc || e.ns() == kNsSid || e.ns() == kNsDelay || e.ns() == kNsOccupantId) continue;
+    if (e.ns() == kNsMucUser) continue;
+    m.add_child(e);
+  }
+  return m;
+}
+
+// Errors that say the node is out of reach, not that it refused this stanza.
+bool link_failure(const xmpp::StanzaError& e) {
+  switch (e.condition) {
+    case StanzaErrorCondition::RemoteServerNotFound:
+    case StanzaErrorCondition::RemoteServerTimeout:
+    case StanzaErrorCondition::RecipientUnavailable:
+    case StanzaErrorCondition::ServiceUnavailable:
+    case StanzaErrorCondition::Gone:
+    case StanzaErrorCondition::ItemNotFound:
+      return true;
+    default:
+      return e.type == xmpp::StanzaErrorType::Wait;
+  }
+}
+
+}  // namespace
+
+std::string_view to_string(LinkState s) {
+  switch (s) {
+    case LinkState::Down: return "down";
+    case LinkState::Joining: return "joining";
+    case LinkState::Up: return "up";
+  }
+  return "?";
+}
+
+Room::Room(RoomSettings settings, std::string service_domain, std::string occupant_id_key, Timing timing)
+    : s_(std::move(settings)), occupant_id_key_(std::move(occupant_id_key)), t_(timing) {
+  jid_ = s_.name + "@" + service_domain;
+  subject_ = s_.subject;
+  if (s_.title.empty()) s_.title = s_.name;
+  if (!s_.federate_with.empty()) {
+    Link l;
+    l.peer = s_.federate_with;
+    l.upstream = true;
+    links_.emplace(l.peer, std::move(l));
+  }
+  for (const auto& p : s_.accept_from) {
+    Link l;
+    l.peer = p;
+    links_.emplace(p, std::move(l));
+  }
+  unsigned char r[6];
+  randombytes_buf(r, sizeof r);
+  char hex[13];
+  sodium_bin2hex(hex, sizeof hex, r, sizeof r);
+  counter_ = 0;
+  id_prefix_ = hex;
+}
+
+LinkState Room::link_state(const std::string& peer) const {
+  auto it = links_.find(peer);
+  return it == links_.end() ? LinkState::Down : it->second.state;
+}
+
+std::size_t Room::local_occupants() const {
+  return static_cast<std::size_t>(
+      std::count_if(occupants_.begin(), occupants_.end(), [](const auto& kv) { return kv.second.peer.empty(); }));
+}
+
+std::size_t Room::remote_occupants() const { return occupants_.size() - local_occupants(); }
+
+std::string Room::next_id() { return id_prefix_ + "-" + std::to_string(++counter_); }
+
+std::string Room::make_occupant_id(const std::string& bare) const {
+  unsigned char out[16];
+  const std::string in = jid_ + "\n" + bare;
+  crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(in.data()), in.size(),
+                     reinterpret_cast<const unsigned char*>(occupant_id_key_.data()),
+                     std::min<std::size_t>(occupant_id_key_.size(), crypto_generichash_KEYBYTES_MAX));
+  char hex[33];
+  sodium_bin2hex(hex, sizeof hex, out, sizeof out);
+  return hex;
+}
+
+void Room::remember(const OriginKey& k) {
+  if (!seen_.insert(k).second) return;
+  seen_order_.push_back(k);
+  const std::size_t cap = std::max<std::size_t>(1024, s_.history_size * kSeenFactor);
+  while (seen_order_.size() > cap) {
+    seen_.erase(seen_order_.front());
+    seen_order_.pop_front();
+  }
+}
+
+Room::Occupant* Room::find_session(const std::string& full_jid) {
+  for (auto& [nick, o] : occupants_) {
+    if (o.peer.empty() && contains(o.sessions, full_jid)) return &o;
+  }
+  return nullptr;
+}
+
+void Room::error_to(const Element& st, StanzaErrorCondition c, const std::string& text, Outputs& out,
+                    bool to_peer) const {
+  if (!xmpp::may_bounce(st) && st.name() != "presence") return;
+  if (st.attr_or("type") == "error") return;
+  xmpp::StanzaError e{c, xmpp::default_type(c), text, jid_, {}};
+  Element reply = xmpp::make_error_reply(st, e);
+  if (st.name() == "presence") reply.set_attr("type", "error");
+  out.push_back({to_peer, std::move(reply)});
+}
+
+// ---- presences ---------------------------------------------------------------
+
+Element Room::occupant_presence(const Occupant& o, bool available, const std::string& to, bool self,
+                                const std::vector<int>& codes, const std::string& new_nick) const {
+  Element p(std::string(xmpp::kNsServer), "presence");
+  p.set_attr("from", jid_ + "/" + o.nick);
+  p.set_attr("to", to);
+  if (!available) p.set_attr("type", "unavailable");
+  if (available) {
+    for (const auto& c : o.presence.children()) {
+      if (!c.is_element()) continue;
+      const std::string& n = c.element->name();
+      if (c.element->ns() == o.presence.ns() && (n == "show" || n == "status" || n == "priority")) {
+        p.add_child(*c.element);
+      }
+    }
+  }
+  Element& x = p.add_child(std::string(kNsMucUser), "x");
+  Element& item = x.add_child(std::string(kNsMucUser), "item");
+  item.set_attr("affiliation", o.affiliation);
+  item.set_attr("role", available ? o.role : "none");
+  if (!new_nick.empty()) item.set_attr("nick", new_nick);
+  for (int c : codes) status(x, c);
+  if (self) status(x, 110);
+  p.add_child(std::string(kNsOccupantId), "occupant-id").set_attr("id", o.occupant_id);
+  return p;
+}
+
+void Room::broadcast_presence(const Occupant& o, bool available, const std::vector<int>& codes,
+                              const std::string& new_nick, Outputs& out) const {
+  for (const auto& [nick, other] : occupants_) {
+    if (!other.peer.empty()) continue;
+    for (const auto& s : other.sessions) {
+      const bool self = &other == &o;
+      out.push_back({false, occupant_presence(o, available, s, self, codes, new_nick)});
+    }
+  }
+}
+
+Element Room::fmuc_presence(const Occupant& o, bool available, const Link& l, bool join_request,
+                            std::int64_t now) const {
+  Element p(std::string(xmpp::kNsServer), "presence");
+  p.set_attr("from", jid_ + "/" + o.nick);
+  p.set_attr("to", l.peer + "/" + o.nick);
+  if (!available) p.set_attr("type", "unavailable");
+  if (available) {
+    for (const auto& c : o.presence.children()) {
+      if (!c.is_element()) continue;
+      const std::string& n = c.element->name();
+      if (c.element->ns() == o.presence.ns() && (n == "show" || n == "status")) p.add_child(*c.element);
+    }
+  }
+  set_fmuc_from(p, o.author);
+  if (join_request) {
+    // Nodes that know <resume/> backfill after it; others send the history asked for.
+    if (!l.last_in.empty()) {
+      Element& r = p.find_child("fmuc", kNsFmuc)->add_child(std::string(kNsFmuc), "resume");
+      r.set_attr("by", l.last_in.by);
+      r.set_attr("id", l.last_in.id);
+    }
+    Element& x = p.add_child(std::string(kNsMuc), "x");
+    Element& h = x.add_child(std::string(kNsMuc), "history");
+    h.set_attr("maxstanzas", std::to_string(s_.history_size));
+    (void)now;
+  }
+  Element& ux = p.add_child(std::string(kNsMucUser), "x");
+  Element& item = ux.add_child(std::string(kNsMucUser), "item");
+  item.set_attr("affiliation", o.affiliation);
+  item.set_attr("role", available ? o.role : "none");
+  item.set_attr("jid", o.author);
+  return p;
+}
+
+void Room::send_to_peer(Link& l, Element st, Outputs& out) {
+  if (l.state == LinkState::Joining) {
+    if (l.queue.size() < 4 * s_.history_size + 1000) l.queue.push_back(std::move(st));
+    return;
+  }
+  if (l.state != LinkState::Up) return;
+  ++counters_.relayed_out;
+  out.push_back({true, std::move(st)});
+}
+
+void Room::relay_presence(const Occupant& o, bool available, const std::string& except_peer, Outputs& out,
+                          const std::string& only_peer) {
+  for (auto& [peer, l] : links_) {
+    if (peer == except_peer || (!only_peer.empty() && peer != only_peer)) continue;
+    if (l.state == LinkState::Down) continue;
+    send_to_peer(l, fmuc_presence(o, available, l, false, 0), out);
+  }
+}
+
+void Room::local_presence(const Element& st, const std::string& from, const std::string& nick, std::int64_t now,
+                          Outputs& out) {
+  const std::string type = st.attr_or("type");
+  Occupant* me = find_session(from);
+  if (type.empty()) {
+    if (nick.empty()) {
+      error_to(st, StanzaErrorCondition::JidMalformed, "a join names the nickname: room@service/nick", out);
+      return;
+    }
+    if (me != nullptr && me->nick != nick) {
+      // Nick change (XEP-0045 §7.6).
+      if (!valid_nick(nick)) {
+        error_to(st, StanzaErrorCondition::JidMalformed, "not a valid nickname", out);
+        return;
+      }
+      if (occupants_.count(nick) != 0) {
+        error_to(st, StanzaErrorCondition::Conflict, "that nickname is in use in this room", out);
+        return;
+      }
+      if (me->sessions.size() > 1) {
+        error_to(st, StanzaErrorCondition::NotAcceptable, "leave with your other sessions before changing nickname",
+                 out);
+        return;
+      }
+      Occupant moved = *me;
+      broadcast_presence(*me, false, {303}, nick, out);
+      relay_presence(*me, false, {}, out);
+      occupants_.erase(me->nick);
+      moved.nick = nick;
+      moved.presence = st;
+      auto [it, ok] = occupants_.emplace(nick, std::move(moved));
+      broadcast_presence(it->second, true, {}, {}, out);
+      relay_presence(it->second, true, {}, out);
+      return;
+    }
+    if (me != nullptr) {
+      if (st.find_child("x", kNsMuc) != nullptr) {
+        // A join again from a joined session: resynchronise (XEP-0045 §7.2.1).
+        local_join(st, from, nick, now, out);
+        return;
+      }
+      me->presence = st;
+      broadcast_presence(*me, true, {}, {}, out);
+      relay_presence(*me, true, {}, out);
+      return;
+    }
+    local_join(st, from, nick, now, out);
+    return;
+  }
+  if (type == "unavailable") {
+    if (me != nullptr) local_leave(*me, from, &st, out);
+    return;   // from a non-occupant: ignored (XEP-0045 §7.14)
+  }
+  if (type == "error" && me != nullptr) {
+    // The user's server says the session is gone: a ghost no longer.
+    local_leave(*me, from, nullptr, out, {333});
+  }
+}
+
+void Room::local_join(const Element& st, const std::string& from, const std::string& nick, std::int64_t now,
+                      Outputs& out) {
+  if (!valid_nick(nick)) {
+    error_to(st, StanzaErrorCondition::JidMalformed, "not a valid nickname", out);
+    return;
+  }
+  const std::string bare = bare_of(from);
+  const bool owner = contains(s_.owners, bare);
+  if (s_.members_only && !owner && !contains(s_.members, bare)) {
+    error_to(st, StanzaErrorCondition::RegistrationRequired, "this room is members-only", out);
+    return;
+  }
+  auto it = occupants_.find(nick);
+  if (it != occupants_.end() && !(it->second.peer.empty() && it->second.bare == bare)) {
+    error_to(st, StanzaErrorCondition::Conflict,
+             it->second.peer.empty() ? "that nickname is in use in this room"
+                                     : "that nickname is in use in the federated room (" + it->second.peer + ")",
+             out);
+    return;
+  }
+  bool fresh = false;
+  if (it == occupants_.end()) {
+    if (occupants_.size() >= kMaxOccupants) {
+      error_to(st, StanzaErrorCondition::ServiceUnavailable, "the room is full", out);
+      return;
+    }
+    Occupant o;
+    o.nick = nick;
+    o.author = from;
+    o.bare = bare;
+    o.affiliation = owner ? "owner" : (contains(s_.members, bare) ? "member" : "none");
+    o.role = owner ? "moderator" : "participant";
+    o.occupant_id = make_occupant_id(bare);
+    it = occupants_.emplace(nick, std::move(o)).first;
+    fresh = true;
+  }
+  Occupant& me = it->second;
+  if (!contains(me.sessions, from)) {
+    if (me.sessions.size() >= kMaxSessions) {
+      error_to(st, StanzaErrorCondition::ServiceUnavailable, "too many sessions with this nickname", out);
+      return;
+    }
+    me.sessions.push_back(from);
+  }
+  me.presence = st;
+  // 1. everyone already here, 2. the newcomer to all (self-presence last, 110).
+  for (const auto& [n, other] : occupants_) {
+    if (&other == &me) continue;
+    out.push_back({false, occupant_presence(other, true, from, false, {}, {})});
+  }
+  for (const auto& [n, other] : occupants_) {
+    if (!other.peer.empty() || &other == &me) continue;
+    for (const auto& s : other.sessions) out.push_back({false, occupant_presence(me, true, s, false, {}, {})});
+  }
+  for (const auto& s : me.sessions) {
+    if (s == from) continue;
+    out.push_back({false, occupant_presence(me, true, s, true, {}, {})});
+  }
+  Element self = occupant_presence(me, true, from, true, {}, {});
+  if (const std::string* id = st.attr("id")) self.set_attr("id", *id);
+  out.push_back({false, std::move(self)});
+  // 3. history, 4. subject.
+  const Element* x = st.find_child("x", kNsMuc);
+  send_history(x ? x->find_child("history", kNsMuc) : nullptr, from, now, out);
+  send_subject(from, out);
+  if (!fresh) return;
+  // Federation: the new occupant is announced to every node that is up; the
+  // first local occupant makes this node join its upstream room (lazy FMUC).
+  for (auto& [peer, l] : links_) {
+    if (l.upstream && l.state == LinkState::Down && !l.rejected) {
+      start_join(l, now, out);
+      continue;
+    }
+    if (l.state != LinkState::Down) send_to_peer(l, fmuc_presence(me, true, l, false, now), out);
+  }
+}
+
+void Room::local_leave(Occupant& o, const std::string& session, const Element* st, Outputs& out,
+                       const std::vector<int>& codes) {
+  if (o.sessions.size() > 1) {
+    o.sessions.erase(std::remove(o.sessions.begin(), o.sessions.end(), session), o.sessions.end());
+    Element p = occupant_presence(o, false, session, true, codes, {});
+    out.push_back({false, std::move(p)});
+    return;
+  }
+  if (st != nullptr) {
+    if (const Element* s = st->find_child("status", st->ns())) o.presence = *st, (void)s;
+  }
+  broadcast_presence(o, false, codes, {}, out);
+  relay_presence(o, false, {}, out);
+  const std::string nick = o.nick;
+  occupants_.erase(nick);
+  if (local_occupants() != 0) return;
+  // The last local occupant left: this node leaves its upstream room.
+  for (auto& [peer, l] : links_) {
+    if (!l.upstream || l.state == LinkState::Down) continue;
+    remove_remote_occupants(l, {}, 0, out);
+    l.state = LinkState::Down;
+    l.lost_at_ms = 0;
+    l.queue.clear();
+    event("left federated room " + peer + " (no local occupant left)");
+  }
+}
+
+// ---- messages ----------------------------------------------------------------
+
+void Room::reflect_message(const HistoryEntry& e, bool delayed, const std::string& to_session,
+                           Outputs& out) const {
+  auto one = [&](const std::string& to) {
+    Element m = e.message;
+    m.set_attr("from", jid_ + "/" + e.nick);
+    m.set_attr("to", to);
+    Element& sid = m.add_child(std::string(kNsSid), "stanza-id");
+    sid.set_attr("id", e.key.by == jid_ ? e.key.id : make_occupant_id("sid\n" + e.key.by + "\n" + e.key.id));
+    sid.set_attr("by", jid_);
+    auto occ = occupants_.find(e.nick);
+    if (occ != occupants_.end()) {
+      m.add_child(std::string(kNsOccupantId), "occupant-id").set_attr("id", occ->second.occupant_id);
+    }
+    if (delayed) {
+      Element& d = m.add_child(std::string(kNsDelay), "delay");
+      d.set_attr("from", jid_);
+      d.set_attr("stamp", format_stamp(e.stamp_ms));
+    }
+    out.push_back({false, std::move(m)});
+  };
+  if (!to_session.empty()) {
+    one(to_session);
+    return;
+  }
+  for (const auto& [nick, o] : occupants_) {
+    if (!o.peer.empty()) continue;
+    for (const auto& s : o.sessions) one(s);
+  }
+}
+
+Element Room::relay_form(const HistoryEntry& e, const std::string& to, bool delayed) const {
+  Element m = e.message;
+  m.set_attr("from", jid_ + "/" + e.nick);
+  m.set_attr("to", to);
+  m.set_attr("id", e.key.id);
+  set_fmuc_from(m, e.author);
+  Element& sid = m.add_child(std::string(kNsSid), "stanza-id");
+  sid.set_attr("id", e.key.id);
+  sid.set_attr("by", e.key.by);
+  if (delayed) {
+    Element& d = m.add_child(std::string(kNsDelay), "delay");
+    d.set_attr("from", jid_);
+    d.set_attr("stamp", format_stamp(e.stamp_ms));
+  }
+  return m;
+}
+
+void Room::relay_message(const HistoryEntry& e, const std::string& except_peer, bool delayed, Outputs& out) {
+  for (auto& [peer, l] : links_) {
+    if (peer == except_peer || l.state == LinkState::Down) continue;
+    send_to_peer(l, relay_form(e, peer, delayed), out);
+  }
+}
+
+void Room::accept_message(HistoryEntry e, const std::string& via, bool delayed, Outputs& out) {
+  remember(e.key);
+  e.seq = ++next_seq_;
+  ++counters_.messages;
+  // History stays in time order: a backfilled message goes where its stamp says.
+  auto pos = history_.end();
+  if (delayed) {
+    pos = std::upper_bound(history_.begin(), history_.end(), e.stamp_ms,
+                           [](std::int64_t t, const HistoryEntry& h) { return t < h.stamp_ms; });
+  }
+  const bool newest = pos == history_.end();
+  auto it = history_.insert(pos, std::move(e));
+  const HistoryEntry& entry = *it;
+  reflect_message(entry, delayed, {}, out);
+  relay_message(entry, via, delayed, out);
+  while (history_.size() > s_.history_size) history_.pop_front();
+  (void)newest;
+}
+
+void Room::local_groupchat(const Element& st, const std::string& from, std::int64_t now, Outputs& out) {
+  Occupant* me = find_session(from);
+  if (me == nullptr) {
+    error_to(st, StanzaErrorCondition::NotAcceptable, "you are not an occupant of this room", out);
+    return;
+  }
+  const Element* subj = st.find_child("subject", st.ns());
+  const Element* body = st.find_child("body", st.ns());
+  if (subj != nullptr && body == nullptr) {
+    subject_ = subj->text();
+    subject_nick_ = me->nick;
+    for (const auto& [n, o] : occupants_) {
+      if (!o.peer.empty()) continue;
+      for (const auto& s : o.sessions) send_subject(s, out);
+    }
+    for (auto& [peer, l] : links_) {
+      if (l.state == LinkState::Down) continue;
+      Element m(std::string(xmpp::kNsServer), "message");
+      m.set_attr("from", jid_ + "/" + me->nick);
+      m.set_attr("to", peer);
+      m.set_attr("type", "groupchat");
+      m.set_attr("id", next_id());
+      m.add_child(std::string(xmpp::kNsServer), "subject").add_text(subject_);
+      set_fmuc_from(m, me->author);
+      send_to_peer(l, std::move(m), out);
+    }
+    return;
+  }
+  HistoryEntry e;
+  e.key = {jid_, next_id()};
+  e.nick = me->nick;
+  e.author = from;
+  e.stamp_ms = now;
+  e.message = payload_of(st);
+  if (sent_.size() >= kMaxSent) {
+    sent_.erase(sent_order_.front());
+    sent_order_.pop_front();
+  }
+  sent_[e.key.id] = Sent{from, me->nick, st.attr_or("id")};
+  sent_order_.push_back(e.key.id);
+  accept_message(std::move(e), {}, false, out);
+}
+
+void Room::local_private(const Element& st, const std::string& from, const std::string& nick, Outputs& out) {
+  const std::string type = st.attr_or("type");
+  if (type == "error") {
+    return;
+  }
+  if (type == "groupchat") {
+    error_to(st, StanzaErrorCondition::BadRequest, "a private message is not of type groupchat", out);
+    return;
+  }
+  Occupant* me = find_session(from);
+  if (me == nullptr) {
+    error_to(st, StanzaErrorCondition::NotAcceptable, "you are not an occupant of this room", out);
+    return;
+  }
+  auto it = occupants_.find(nick);
+  if (it == occupants_.end()) {
+    error_to(st, StanzaErrorCondition::ItemNotFound, "no occupant with that nickname", out);
+    return;
+  }
+  Occupant& to = it->second;
+  Element m = st;
+  strip_fmuc(m);
+  m.set_attr("from", jid_ + "/" + me->nick);
+  if (to.peer.empty()) {
+    m.remove_children("x", kNsMucUser);
+    m.add_child(std::string(kNsMucUser), "x");
+    for (const auto& s : to.sessions) {
+      Element c = m;
+      c.set_attr("to", s);
+      out.push_back({false, std::move(c)});
+    }
+    return;
+  }
+  auto l = links_.find(to.peer);
+  if (l == links_.end() || l->second.state != LinkState::Up) {
+    error_to(st, StanzaErrorCondition::RecipientUnavailable, "the federated room is not reachable now", out);
+    return;
+  }
+  m.set_attr("to", to.peer + "/" + nick);
+  set_fmuc_from(m, me->author);
+  send_to_peer(l->second, std::move(m), out);
+}
+
+void Room::send_subject(const std::string& to_session, Outputs& out) const {
+  Element m(std::string(xmpp::kNsServer), "message");
+  m.set_attr("from", subject_nick_.empty() ? jid_ : jid_ + "/" + subject_nick_);
+  m.set_attr("to", to_session);
+  m.set_attr("type", "groupchat");
+  m.add_child(std::string(xmpp::kNsServer), "subject").add_text(subject_);
+  out.push_back({false, std::move(m)});
+}
+
+std::vector<const Room::HistoryEntry*> Room::pick_history(const Element* req, std::int64_t now) const {
+  // XEP-0045 §7.2.15: the smallest set that meets every limit given.
+  std::size_t maxstanzas = history_.size();
+  std::size_t maxchars = SIZE_MAX;
+  std::int64_t since = INT64_MIN;
+  if (req != nullptr) {
+    auto num = [&](std::string_view a, std::size_t& v) {
+      const std::string* s = req->attr(a);
+      if (s == nullptr) return;
+      try {
+        v = std::min<std::size_t>(v, std::stoull(*s));
+      } catch (...) {
+      }
+    };
+    num("maxstanzas", maxstanzas);
+    num("maxchars", maxchars);
+    if (const std::string* s = req->attr("seconds")) {
+      try {
+        since = std::max<std::int64_t>(since, now - static_cast<std::int64_t>(std::stoull(*s)) * 1000);
+      } catch (...) {
+      }
+    }
+    if (const std::string* s = req->attr("since")) {
+      if (auto t = parse_stamp(*s)) since = std::max(since, *t);
+    }
+  }
+  std::vector<const HistoryEntry*> pick;
+  std::size_t chars = 0;
+  for (auto it = history_.rbegin(); it != history_.rend() && pick.size() < maxstanzas; ++it) {
+    if (it->stamp_ms < since) break;
+    const std::size_t n = it->message.serialize().size();
+    if (chars + n > maxchars) break;
+    chars += n;
+    pick.push_back(&*it);
+  }
+  std::reverse(pick.begin(), pick.end());
+  return pick;
+}
+
+void Room::send_history(const Element* req, const std::string& to_session, std::int64_t now, Outputs& out) const {
+  for (const HistoryEntry* e : pick_history(req, now)) reflect_message(*e, true, to_session, out);
+}
+
+// ---- IQs ---------------------------------------------------------------------
+
+Element Room::disco_info() const {
+  Element q(std::string(kNsDiscoInfo), "query");
+  Element& id = q.add_child(std::string(kNsDiscoInfo), "identity");
+  id.set_attr("category", "conference");
+  id.set_attr("type", "text");
+  id.set_attr("name", s_.title);
+  for (const char* f : {"http://jabber.org/protocol/muc", "http://jabber.org/protocol/muc#stable_id",
+                        "urn:xmpp:occupant-id:0", "urn:xmpp:sid:0", "urn:xmpp:ping", "muc_persistent",
+                        "muc_public", "muc_semianonymous", "muc_unmoderated", "muc_unsecured"}) {
+    q.add_child(std::string(kNsDiscoInfo), "feature").set_attr("var", f);
+  }
+  q.add_child(std::string(kNsDiscoInfo), "feature").set_attr("var", s_.members_only ? "muc_membersonly" : "muc_open");
+  if (!s_.label.empty()) q.add_child(std::string(kNsDiscoInfo), "feature").set_attr("var", "urn:xmpp:sec-label:0");
+  return q;
+}
+
+void Room::local_iq(const Element& st, const std::string& from, const std::string& nick, Outputs& out) {
+  const std::string type = st.attr_or("type");
+  if (type == "result" || type == "error") return;
+  auto result = [&](std::optional<Element> payload) {
+    Element r(st.ns(), "iq");
+    r.set_attr("from", st.attr_or("to"));
+    r.set_attr("to", from);
+    r.set_attr("type", "result");
+    r.set_attr("id", st.attr_or("id"));
+    if (payload) r.add_child(std::move(*payload));
+    out.push_back({false, std::move(r)});
+  };
+  const Element* q = nullptr;
+  for (const auto& c : st.children()) {
+    if (c.is_element()) {
+      q = c.element.get();
+      break;
+    }
+  }
+  if (!nick.empty()) {
+    // XEP-0410 self-ping: a client asks whether it is still joined.
+    Occupant* me = find_session(from);
+    if (type == "get" && q != nullptr && q->ns() == kNsPing && q->name() == "ping") {
+      if (me != nullptr && me->nick == nick) {
+        result(std::nullopt);
+      } else {
+        error_to(st, StanzaErrorCondition::NotAcceptable, "you are not joined with this nickname", out);
+      }
+      return;
+    }
+    error_to(st, StanzaErrorCondition::ServiceUnavailable, "IQs to occupants are not relayed", out);
+    return;
+  }
+  if (type == "get" && q != nullptr && q->ns() == kNsDiscoInfo && q->name() == "query" && q->attr("node") == nullptr) {
+    result(disco_info());
+    return;
+  }
+  if (type == "get" && q != nullptr && q->ns() == kNsDiscoItems && q->name() == "query") {
+    result(Element(std::string(kNsDiscoItems), "query"));   // occupants are not listed (semi-anonymous)
+    return;
+  }
+  if (type == "get" && q != nullptr && q->ns() == kNsPing && q->name() == "ping") {
+    result(std::nullopt);
+    return;
+  }
+  error_to(st, StanzaErrorCondition::FeatureNotImplemented, "rooms are configured by the operator", out);
+}
+
+void Room::on_local(const Element& st, std::int64_t now, Outputs& out) {
+  const std::string from = st.attr_or("from");
+  const std::string nick = resource_of(st.attr_or("to"));
+  if (st.name() == "presence") {
+    local_presence(st, from, nick, now, out);
+  } else if (st.name() == "message") {
+    const std::string type = st.attr_or("type");
+    if (nick.empty()) {
+      if (type == "groupchat") {
+        local_groupchat(st, from, now, out);
+      } else if (type != "error") {
+        error_to(st, StanzaErrorCondition::FeatureNotImplemented, "only groupchat messages go to the room", out);
+      }
+      return;
+    }
+    local_private(st, from, nick, out);
+  } else if (st.name() == "iq") {
+    local_iq(st, from, nick, out);
+  }
+}
+
+// ---- federated nodes -----------------------------------------------------------
+
+void Room::remove_remote_occupants(Link& l, const std::string& status_text, int code, Outputs& out) {
+  for (auto it = occupants_.begin(); it != occupants_.end();) {
+    if (it->second.peer != l.peer) {
+      ++it;
+      continue;
+    }
+    Occupant gone = std::move(it->second);
+    it = occupants_.erase(it);
+    if (!status_text.empty()) {
+      gone.presence = Element(std::string(xmpp::kNsServer), "presence");
+      gone.presence.add_child(std::string(xmpp::kNsServer), "status").add_text(status_text);
+    }
+    // The occupant is gone everywhere this node told about it.
+    std::vector<int> codes;
+    if (code != 0) codes.push_back(code);
+    for (const auto& [n, o] : occupants_) {
+      if (!o.peer.empty()) continue;
+      for (const auto& s : o.sessions) {
+        Element p = occupant_presence(gone, false, s, false, codes, {});
+        if (!status_text.empty()) p.add_child(std::string(xmpp::kNsServer), "status").add_text(status_text);
+        out.push_back({false, std::move(p)});
+      }
+    }
+    relay_presence(gone, false, l.peer, out);
+  }
+}
+
+void Room::start_join(Link& l, std::int64_t now, Outputs& out) {
+  const Occupant* first = nullptr;
+  for (const auto& [n, o] : occupants_) {
+    if (o.peer.empty()) {
+      first = &o;
+      break;
+    }
+  }
+  if (first == nullptr) return;
+  l.state = LinkState::Joining;
+  l.join_started_ms = now;
+  l.queue.clear();
+  ++counters_.relayed_out;
+  out.push_back({true, fmuc_presence(*first, true, l, true, now)});
+  event("joining federated room " + l.peer + (l.lost_at_ms != 0 ? " (rejoin after a loss)" : ""));
+}
+
+void Room::join_complete(Link& l, const Element& subject, std::int64_t now, Outputs& out) {
+  l.state = LinkState::Up;
+  l.last_heard_ms = now;
+  // Every occupant this node knows but the one whose presence made the join,
+  // then what was said here while the link was down, then what waited.
+  bool first = true;
+  for (const auto& [n, o] : occupants_) {
+    if (o.peer == l.peer) continue;
+    if (first && o.peer.empty()) {
+      first = false;
+      continue;
+    }
+    ++counters_.relayed_out;
+    out.push_back({true, fmuc_presence(o, true, l, false, now)});
+  }
+  const FmucView f = read_fmuc(subject);
+  std::optional<OriginKey> after;
+  if (f.resume) after = OriginKey{f.resume->first, f.resume->second};
+  const bool rejoin = l.lost_at_ms != 0;
+  const std::size_t backfilled = backfill(l, after, out);
+  auto q = std::move(l.queue);
+  l.queue.clear();
+  for (auto& st : q) {
+    ++counters_.relayed_out;
+    out.push_back({true, std::move(st)});
+  }
+  event("federated with " + l.peer + (rejoin ? " again" : "") + "; sent " + std::to_string(backfilled) +
+        " message(s) it may lack");
+  l.lost_at_ms = 0;
+}
+
+std::size_t Room::backfill(Link& l, const std::optional<OriginKey>& after, Outputs& out) {
+  std::uint64_t from_seq = 0;
+  if (after) {
+    for (const auto& e : history_) {
+      if (e.key == *after) {
+        from_seq = e.seq;
+        break;
+      }
+    }
+  }
+  std::vector<const HistoryEntry*> pick;
+  for (const auto& e : history_) {
+    if (e.seq > from_seq && e.peer != l.peer) pick.push_back(&e);
+  }
+  std::sort(pick.begin(), pick.end(), [](const HistoryEntry* a, const HistoryEntry* b) { return a->seq < b->seq; });
+  for (const HistoryEntry* e : pick) {
+    ++counters_.relayed_out;
+    ++counters_.backfilled_out;
+    out.push_back({true, relay_form(*e, l.peer, true)});
+  }
+  return pick.size();
+}
+
+void Room::accept_join(Link& l, const Element& st, std::int64_t now, Outputs& out) {
+  if (l.state == LinkState::Up) {
+    // A join on a link that is up: the joining node starts over (it restarted,
+    // or lost the link without our noticing). Forget what it told us before.
+    remove_remote_occupants(l, "the federated room rejoined", 333, out);
+  }
+  l.state = LinkState::Up;
+  l.last_heard_ms = now;
+  l.lost_at_ms = 0;
+  event("federated room " + l.peer + " joined");
+  // 1. occupants (not those the joining node gave us), 2. history as asked, 3. subject.
+  for (const auto& [n, o] : occupants_) {
+    if (o.peer == l.peer) continue;
+    Element p = fmuc_presence(o, true, l, false, now);
+    p.set_attr("to", l.peer);
+    ++counters_.relayed_out;
+    out.push_back({true, std::move(p)});
+  }
+  const FmucView f = read_fmuc(st);
+  const Element* x = st.find_child("x", kNsMuc);
+  const Element* req = x ? x->find_child("history", kNsMuc) : nullptr;
+  if (f.resume || req == nullptr) {
+    backfill(l, f.resume ? std::optional<OriginKey>(OriginKey{f.resume->first, f.resume->second}) : std::nullopt,
+             out);
+  } else {
+    for (const HistoryEntry* e : pick_history(req, now)) {
+      if (e->peer == l.peer) continue;
+      ++counters_.relayed_out;
+      ++counters_.backfilled_out;
+      out.push_back({true, relay_form(*e, l.peer, true)});
+    }
+  }
+  Element subj(std::string(xmpp::kNsServer), "message");
+  subj.set_attr("from", subject_nick_.empty() ? jid_ : jid_ + "/" + subject_nick_);
+  subj.set_attr("to", l.peer);
+  subj.set_attr("type", "groupchat");
+  subj.set_attr("id", next_id());
+  subj.add_child(std::string(xmpp::kNsServer), "subject").add_text(subject_);
+  set_fmuc_from(subj, jid_);
+  if (!l.last_in.empty()) {
+    Element& r = subj.find_child("fmuc", kNsFmuc)->add_child(std::string(kNsFmuc), "resume");
+    r.set_attr("by", l.last_in.by);
+    r.set_attr("id", l.last_in.id);
+  }
+  ++counters_.relayed_out;
+  out.push_back({true, std::move(subj)});
+}
+
+void Room::peer_presence(Link& l, const Element& st, const std::string& nick, std::int64_t now, Outputs& out) {
+  const FmucView f = read_fmuc(st);
+  const std::string type = st.attr_or("type");
+  if (f.kind == FmucKind::Reject) {
+    l.rejected = true;
+    l.state = LinkState::Down;
+    l.queue.clear();
+    event("federated room " + l.peer + " refused our join" + (f.reject_text.empty() ? "" : ": " + f.reject_text) +
+          "; not retried until restart");
+    return;
+  }
+  if (f.kind == FmucKind::Left) {
+    if (l.upstream) {
+      remove_remote_occupants(l, {}, 0, out);
+      l.state = LinkState::Down;
+      l.lost_at_ms = 0;
+    }
+    return;
+  }
+  if (type == "error") {
+    peer_error(l, st, now, out);
+    return;
+  }
+  if (f.kind != FmucKind::Relay || nick.empty() || !valid_nick(nick)) return;   // not FMUC: nothing to relay
+  const bool join_request = st.find_child("x", kNsMuc) != nullptr && st.find_child("x", kNsMucUser) != nullptr;
+  if (!l.upstream && join_request) accept_join(l, st, now, out);
+  if (l.state == LinkState::Down) return;   // a stale relay after the link was lost
+  auto it = occupants_.find(nick);
+  if (type == "unavailable") {
+    if (it == occupants_.end() || it->second.peer != l.peer) return;
+    Occupant gone = std::move(it->second);
+    occupants_.erase(it);
+    gone.presence = st;
+    for (const auto& [n, o] : occupants_) {
+      if (!o.peer.empty()) continue;
+      for (const auto& s : o.sessions) out.push_back({false, occupant_presence(gone, false, s, false, {}, {})});
+    }
+    relay_presence(gone, false, l.peer, out);
+    if (!l.upstream &&
+        std::none_of(occupants_.begin(), occupants_.end(), [&](const auto& kv) { return kv.second.peer == l.peer; })) {
+      // The joining node has no occupant left here: it left the set (XEP-0289 §4.4).
+      Element left(std::string(xmpp::kNsServer), "presence");
+      left.set_attr("from", jid_);
+      left.set_attr("to", l.peer);
+      left.add_child(std::string(kNsFmuc), "fmuc").add_child(std::string(kNsFmuc), "left");
+      ++counters_.relayed_out;
+      out.push_back({true, std::move(left)});
+      l.state = LinkState::Down;
+      event("federated room " + l.peer + " left (no occupant there)");
+    }
+    return;
+  }
+  if (type != "") return;
+  if (it != occupants_.end() && it->second.peer != l.peer) {
+    // The nick is taken here (locally or through another node): refuse it.
+    Element e = xmpp::make_error_reply(st, {StanzaErrorCondition::Conflict, xmpp::StanzaErrorType::Cancel,
+                                            "that nickname is in use in the federated room " + jid_, jid_, {}});
+    e.set_attr("type", "error");
+    ++counters_.relayed_out;
+    out.push_back({true, std::move(e)});
+    return;
+  }
+  const bool fresh = it == occupants_.end();
+  if (fresh) {
+    if (occupants_.size() >= kMaxOccupants) return;
+    Occupant o;
+    o.nick = nick;
+    o.peer = l.peer;
+    o.author = f.from.empty() ? st.attr_or("from") : f.from;
+    o.bare = bare_of(o.author);
+    if (const Element* x = st.find_child("x", kNsMucUser)) {
+      if (const Element* item = x->find_child("item", kNsMucUser)) {
+        const std::string a = item->attr_or("affiliation", "none");
+        const std::string r = item->attr_or("role", "participant");
+        if (a == "owner" || a == "admin" || a == "member" || a == "none") o.affiliation = a;
+        if (r == "moderator" || r == "participant" || r == "visitor") o.role = r;
+      }
+    }
+    o.occupant_id = make_occupant_id(o.bare);
+    it = occupants_.emplace(nick, std::move(o)).first;
+  }
+  it->second.presence = st;
+  for (const auto& [n, o] : occupants_) {
+    if (!o.peer.empty()) continue;
+    for (const auto& s : o.sessions) out.push_back({false, occupant_presence(it->second, true, s, false, {}, {})});
+  }
+  relay_presence(it->second, true, l.peer, out);
+}
+
+void Room::peer_message(Link& l, const Element& st, const std::string& nick, std::int64_t now, Outputs& out) {
+  const std::string type = st.attr_or("type");
+  if (type == "error") {
+    peer_error(l, st, now, out);
+    return;
+  }
+  const FmucView f = read_fmuc(st);
+  if (f.kind != FmucKind::Relay) return;
+  if (l.state == LinkState::Down) return;
+  const std::string to_nick = resource_of(st.attr_or("to"));
+  if (type == "groupchat") {
+    const Element* subj = st.find_child("subject", st.ns());
+    const Element* body = st.find_child("body", st.ns());
+    if (subj != nullptr && body == nullptr) {
+      const bool changed = subj->text() != subject_;
+      subject_ = subj->text();
+      subject_nick_ = (nick.empty() || f.from == l.peer) ? std::string{} : nick;
+      if (changed) {
+        for (const auto& [n, o] : occupants_) {
+          if (!o.peer.empty()) continue;
+          for (const auto& s : o.sessions) send_subject(s, out);
+        }
+      }
+      for (auto& [peer, other] : links_) {
+        if (peer == l.peer || other.state == LinkState::Down) continue;
+        Element m = st;
+        m.set_attr("from", jid_ + (subject_nick_.empty() ? "" : "/" + subject_nick_));
+        m.set_attr("to", peer);
+        send_to_peer(other, std::move(m), out);
+      }
+      if (l.upstream && l.state == LinkState::Joining) join_complete(l, st, now, out);
+      return;
+    }
+    if (nick.empty()) return;
+    auto key = read_origin(st);
+    OriginKey k = key ? *key : OriginKey{l.peer, st.attr_or("id")};
+    if (k.id.empty()) return;
+    l.last_in = k;
+    if (seen(k)) {
+      ++counters_.duplicates_dropped;
+      return;
+    }
+    auto stamp = read_delay(st);
+    HistoryEntry e;
+    e.key = k;
+    e.nick = nick;
+    e.author = f.from;
+    e.peer = l.peer;
+    e.stamp_ms = stamp ? std::min(*stamp, now) : now;
+    e.message = payload_of(st);
+    if (stamp) ++counters_.backfilled_in;
+    accept_message(std::move(e), l.peer, stamp.has_value(), out);
+    return;
+  }
+  // A private message through the federation, for one of our occupants or onward.
+  if (to_nick.empty() || nick.empty()) return;
+  auto it = occupants_.find(to_nick);
+  if (it == occupants_.end()) {
+    error_to(st, StanzaErrorCondition::ItemNotFound, "no occupant with that nickname", out, true);
+    return;
+  }
+  Element m = st;
+  strip_fmuc(m);
+  m.set_attr("from", jid_ + "/" + nick);
+  if (it->second.peer.empty()) {
+    m.remove_children("x", kNsMucUser);
+    m.add_child(std::string(kNsMucUser), "x");
+    for (const auto& s : it->second.sessions) {
+      Element c = m;
+      c.set_attr("to", s);
+      out.push_back({false, std::move(c)});
+    }
+    return;
+  }
+  if (it->second.peer == l.peer) return;   // never back where it came from
+  auto next = links_.find(it->second.peer);
+  if (next == links_.end()) return;
+  m.set_attr("to", it->second.peer + "/" + to_nick);
+  set_fmuc_from(m, f.from);
+  send_to_peer(next->second, std::move(m), out);
+}
+
+void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out) {
+  auto err = xmpp::read_stanza_error(st);
+  const std::string nick = resource_of(st.attr_or("to"));
+  if (!err) return;
+  if (st.name() == "presence" && err->condition == StanzaErrorCondition::Conflict && !nick.empty()) {
+    // Our occupant's nick is taken in the federated room: they cannot stay.
+    auto it = occupants_.find(nick);
+    if (it != occupants_.end() && it->second.peer.empty()) {
+      Occupant o = it->second;
+      for (const auto& s : o.sessions) {
+        Element e(std::string(xmpp::kNsServer), "presence");
+        e.set_attr("from", jid_ + "/" + nick);
+        e.set_attr("to", s);
+        e.set_attr("type", "error");
+        Element& er = e.add_child(std::string(xmpp::kNsServer), "error");
+        er.set_attr("type", "cancel");
+        er.set_attr("by", jid_);
+        er.add_child(std::string(xmpp::kNsStanzas), "conflict");
+        er.add_child(std::string(xmpp::kNsStanzas), "text").add_text("that nickname is in use in the federated room");
+        out.push_back({false, std::move(e)});
+      }
+      local_leave(it->second, o.sessions.front(), nullptr, out, {333});
+      if (o.sessions.size() > 1) {
+        Occupant* again = nullptr;
+        auto i2 = occupants_.find(nick);
+        if (i2 != occupants_.end()) again = &i2->second;
+        while (again != nullptr && !again->sessions.empty()) {
+          const std::string s = again->sessions.front();
+          local_leave(*again, s, nullptr, out, {333});
+          auto i3 = occupants_.find(nick);
+          again = i3 == occupants_.end() ? nullptr : &i3->second;
+        }
+      }
+    }
+    return;
+  }
+  if (link_failure(*err)) {
+    lose(l, "error " + std::string(xmpp::to_string(err->condition)) + " from " + l.peer, now, out);
+    return;
+  }
+  // Refused on the way (the boundary's policy) or by the node: the author learns
+  // that the federated half did not get it; the local half did.
+  ++counters_.refused_by_peer;
+  auto s = sent_.find(st.attr_or("id"));
+  if (st.name() != "message" || s == sent_.end()) return;
+  Element m(std::string(xmpp::kNsServer), "message");
+  m.set_attr("from", jid_);
+  m.set_attr("to", s->second.author_session);
+  m.set_attr("type", "error");
+  if (!s->second.client_id.empty()) m.set_attr("id", s->second.client_id);
+  Element& er = m.add_child(std::string(xmpp::kNsServer), "error");
+  er.set_attr("type", std::string(xmpp::to_string(err->type)));
+  er.set_attr("by", jid_);
+  er.add_child(std::string(xmpp::kNsStanzas), std::string(xmpp::to_string(err->condition)));
+  er.add_child(std::string(xmpp::kNsStanzas), "text")
+      .add_text("your message reached this room but not the federated room " + l.peer + " (" +
+                std::string(xmpp::to_string(err->condition)) + ")");
+  out.push_back({false, std::move(m)});
+  event("relay " + st.attr_or("id") + " refused on the way to " + l.peer + ": " +
+        std::string(xmpp::to_string(err->condition)) + "; author told");
+}
+
+void Room::peer_iq(Link& l, const Element& st, std::int64_t now, Outputs& out) {
+  const std::string type = st.attr_or("type");
+  if (type == "result") {
+    if (!l.ping_id.empty() && st.attr_or("id") == l.ping_id) l.ping_id.clear();
+    return;
+  }
+  if (type == "error") {
+    peer_error(l, st, now, out);
+    if (st.attr_or("id") == l.ping_id) {
+      l.ping_id.clear();
+      if (l.state != LinkState::Down) lose(l, "ping refused by " + l.peer, now, out);
+    }
+    return;
+  }
+  const Element* q = nullptr;
+  for (const auto& c : st.children()) {
+    if (c.is_element()) {
+      q = c.element.get();
+      break;
+    }
+  }
+  if (type == "get" && q != nullptr && q->ns() == kNsPing && q->name() == "ping") {
+    if (l.state == LinkState::Down) {
+      // It thinks it is federated and we do not: tell it to rejoin.
+      error_to(st, StanzaErrorCondition::ItemNotFound, "not federated with you; join again", out, true);
+      return;
+    }
+    Element r(st.ns(), "iq");
+    r.set_attr("from", jid_);
+    r.set_attr("to", st.attr_or("from"));
+    r.set_attr("type", "result");
+    r.set_attr("id", st.attr_or("id"));
+    out.push_back({true, std::move(r)});
+    return;
+  }
+  error_to(st, StanzaErrorCondition::ServiceUnavailable, "not served to federated rooms", out, true);
+}
+
+void Room::on_peer(const std::string& peer, const Element& st, std::int64_t now, Outputs& out) {
+  auto it = links_.find(peer);
+  if (it == links_.end()) return;
+  Link& l = it->second;
+  l.last_heard_ms = now;
+  const std::string nick = resource_of(st.attr_or("from"));
+  if (st.name() == "presence") {
+    peer_presence(l, st, nick, now, out);
+  } else if (st.name() == "message") {
+    peer_message(l, st, nick, now, out);
+  } else if (st.name() == "iq") {
+    peer_iq(l, st, now, out);
+  }
+}
+
+void Room::lose(Link& l, const std::string& why, std::int64_t now, Outputs& out) {
+  if (l.state == LinkState::Down) return;
+  ++counters_.links_lost;
+  l.state = LinkState::Down;
+  l.queue.clear();
+  l.ping_id.clear();
+  if (l.lost_at_ms == 0) l.lost_at_ms = now;
+  l.next_attempt_ms = now + t_.retry_ms;
+  remove_remote_occupants(l, "the link to the federated room was lost", 333, out);
+  event("link to federated room " + l.peer + " lost: " + why);
+}
+
+void Room::link_lost(const std::string& peer, const std::string& why, std::int64_t now, Outputs& out) {
+  auto it = links_.find(peer);
+  if (it != links_.end()) lose(it->second, why, now, out);
+}
+
+void Room::tick(std::int64_t now, Outputs& out) {
+  for (auto& [peer, l] : links_) {
+    switch (l.state) {
+      case LinkState::Joining:
+        if (now - l.join_started_ms > t_.join_timeout_ms) lose(l, "no answer to our join", now, out);
+        break;
+      case LinkState::Up:
+        if (l.upstream) {
+          if (!l.ping_id.empty() && now - l.ping_sent_ms > t_.ping_timeout_ms) {
+            lose(l, "no answer to ping", now, out);
+          } else if (l.ping_id.empty() && now - l.ping_sent_ms >= t_.ping_interval_ms) {
+            l.ping_id = next_id();
+            l.ping_sent_ms = now;
+            Element p(std::string(xmpp::kNsServer), "iq");
+            p.set_attr("from", jid_);
+            p.set_attr("to", l.peer);
+            p.set_attr("type", "get");
+            p.set_attr("id", l.ping_id);
+            p.add_child(std::string(kNsPing), "ping");
+            ++counters_.relayed_out;
+            out.push_back({true, std::move(p)});
+          }
+        } else if (now - l.last_heard_ms > 3 * t_.ping_interval_ms) {
+          lose(l, "nothing heard for " + std::to_string(3 * t_.ping_interval_ms / 1000) + " s", now, out);
+        }
+        break;
+      case LinkState::Down:
+        if (l.upstream && !l.rejected && local_occupants() != 0 && now >= l.next_attempt_ms) {
+          l.next_attempt_ms = now + t_.retry_ms;
+          start_join(l, now, out);
+        }
+        break;
+    }
+  }
+}
+
+void Room::shutdown(Outputs& out) {
+  for (auto& [n, o] : occupants_) {
+    if (!o.peer.empty()) continue;
+    for (const auto& s : o.sessions) out.push_back({false, occupant_presence(o, false, s, true, {332}, {})});
+  }
+}
+
+}  // namespace portcullis::rooms

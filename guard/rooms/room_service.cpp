@@ -1,0 +1,186 @@
+#include "guard/rooms/room_service.h"
+
+#include "guard/xmpp/jid.h"
+
+namespace portcullis::rooms {
+
+using xmpp::Element;
+using xmpp::StanzaErrorCondition;
+
+RoomSettings settings_from(const config::RoomSpec& spec) {
+  RoomSettings s;
+  s.name = spec.name;
+  s.title = spec.title;
+  s.subject = spec.subject;
+  s.history_size = spec.history;
+  s.members_only = spec.members_only;
+  s.members = spec.members;
+  s.owners = spec.owners;
+  s.label = spec.label;
+  s.federate_with = spec.federate_with;
+  s.accept_from = spec.accept_from;
+  return s;
+}
+
+RoomService::RoomService(const config::RoomServiceSpec& spec, std::string occupant_id_key) : domain_(spec.domain) {
+  Timing t;
+  t.ping_interval_ms = spec.ping_interval_ms;
+  t.ping_timeout_ms = std::max<std::int64_t>(spec.ping_interval_ms, 1000);
+  t.join_timeout_ms = std::max<std::int64_t>(2 * spec.ping_interval_ms, 2000);
+  t.retry_ms = spec.retry_ms;
+  for (const auto& r : spec.rooms) {
+    rooms_.emplace(r.name, std::make_unique<Room>(settings_from(r), domain_, occupant_id_key, t));
+  }
+}
+
+namespace {
+
+void reply_error(const Element& st, StanzaErrorCondition c, const std::string& text, const std::string& by,
+                 Outputs& out, bool to_peer) {
+  const std::string type = st.attr_or("type");
+  if (type == "error" || type == "result") return;
+  if (st.name() != "presence" && !xmpp::may_bounce(st)) return;
+  if (st.name() == "presence" && !type.empty() && type != "probe") return;
+  Element r = xmpp::make_error_reply(st, {c, xmpp::default_type(c), text, by, {}});
+  r.set_attr("type", "error");
+  out.push_back({to_peer, std::move(r)});
+}
+
+const Element* first_child(const Element& st) {
+  for (const auto& c : st.children()) {
+    if (c.is_element()) return c.element.get();
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void RoomService::service_iq(const Element& st, Outputs& out, bool to_peer) const {
+  const std::string type = st.attr_or("type");
+  if (type != "get" && type != "set") return;
+  const Element* q = first_child(st);
+  auto result = [&](std::optional<Element> payload) {
+    Element r(st.ns(), "iq");
+    r.set_attr("from", domain_);
+    r.set_attr("to", st.attr_or("from"));
+    r.set_attr("type", "result");
+    r.set_attr("id", st.attr_or("id"));
+    if (payload) r.add_child(std::move(*payload));
+    out.push_back({to_peer, std::move(r)});
+  };
+  if (type == "get" && q != nullptr && q->name() == "query" && q->ns() == kNsDiscoInfo && q->attr("node") == nullptr) {
+    Element info(std::string(kNsDiscoInfo), "query");
+    Element& id = info.add_child(std::string(kNsDiscoInfo), "identity");
+    id.set_attr("category", "conference");
+    id.set_attr("type", "text");
+    id.set_attr("name", "Portcullis rooms");
+    for (const char* f : {"http://jabber.org/protocol/muc", "http://jabber.org/protocol/disco#info",
+                          "http://jabber.org/protocol/disco#items", "urn:xmpp:ping"}) {
+      info.add_child(std::string(kNsDiscoInfo), "feature").set_attr("var", f);
+    }
+    result(std::move(info));
+    return;
+  }
+  if (type == "get" && q != nullptr && q->name() == "query" && q->ns() == kNsDiscoItems && q->attr("node") == nullptr) {
+    Element items(std::string(kNsDiscoItems), "query");
+    for (const auto& [name, room] : rooms_) {
+      Element& it = items.add_child(std::string(kNsDiscoItems), "item");
+      it.set_attr("jid", room->jid());
+      it.set_attr("name", room->settings().title);
+    }
+    result(std::move(items));
+    return;
+  }
+  if (type == "get" && q != nullptr && q->name() == "ping" && q->ns() == kNsPing) {
+    result(std::nullopt);
+    return;
+  }
+  reply_error(st, StanzaErrorCondition::ServiceUnavailable, "not offered by this service", domain_, out, to_peer);
+}
+
+void RoomService::on_local(const Element& st, std::int64_t now, Outputs& out) {
+  auto to = xmpp::parse_jid(st.attr_or("to"));
+  if (!to) return;
+  if (to->local.empty()) {
+    if (st.name() == "iq") service_iq(st, out, false);
+    else reply_error(st, StanzaErrorCondition::ServiceUnavailable, "address a room of this service", domain_, out, false);
+    return;
+  }
+  auto it = rooms_.find(to->local);
+  if (it == rooms_.end()) {
+    reply_error(st, StanzaErrorCondition::ItemNotFound, "no such room; rooms are configured by the operator",
+                to->bare(), out, false);
+    return;
+  }
+  // <fmuc/> from a user is never trusted: a user is not a node.
+  if (has_fmuc(st)) {
+    Element copy = st;
+    strip_fmuc(copy);
+    it->second->on_local(copy, now, out);
+    return;
+  }
+  it->second->on_local(st, now, out);
+}
+
+void RoomService::on_federated(const Element& st, std::int64_t now, Outputs& out) {
+  auto to = xmpp::parse_jid(st.attr_or("to"));
+  auto from = xmpp::parse_jid(st.attr_or("from"));
+  if (!to || !from) return;
+  auto it = to->local.empty() ? rooms_.end() : rooms_.find(to->local);
+  if (it == rooms_.end()) {
+    if (to->local.empty() && st.name() == "iq") {
+      service_iq(st, out, true);
+      return;
+    }
+    reply_error(st, StanzaErrorCondition::ItemNotFound, "no such room", to->bare(), out, true);
+    return;
+  }
+  if (!it->second->links_with(from->bare())) {
+    // Only the nodes the operator configured take part in a room's federation.
+    reply_error(st, StanzaErrorCondition::NotAllowed, "this room does not federate with you", it->second->jid(), out,
+                true);
+    return;
+  }
+  it->second->on_peer(from->bare(), st, now, out);
+}
+
+void RoomService::links_lost(const std::function<bool(const std::string&)>& which, const std::string& why,
+                             std::int64_t now, Outputs& out) {
+  for (auto& [name, room] : rooms_) {
+    const auto& s = room->settings();
+    std::vector<std::string> peers = s.accept_from;
+    if (!s.federate_with.empty()) peers.push_back(s.federate_with);
+    for (const auto& p : peers) {
+      if (which(p.substr(p.find('@') + 1))) room->link_lost(p, why, now, out);
+    }
+  }
+}
+
+void RoomService::tick(std::int64_t now, Outputs& out) {
+  for (auto& [name, room] : rooms_) room->tick(now, out);
+}
+
+void RoomService::shutdown(Outputs& out) {
+  for (auto& [name, room] : rooms_) room->shutdown(out);
+}
+
+const Room* RoomService::room(const std::string& name) const {
+  auto it = rooms_.find(name);
+  return it == rooms_.end() ? nullptr : it->second.get();
+}
+
+std::vector<const Room*> RoomService::rooms() const {
+  std::vector<const Room*> v;
+  for (const auto& [n, r] : rooms_) v.push_back(r.get());
+  return v;
+}
+
+std::vector<std::string> RoomService::take_events() {
+  std::vector<std::string> all;
+  for (auto& [name, room] : rooms_) {
+    for (auto& e : room->take_events()) all.push_back(room->jid() + ": " + e);
+  }
+  return all;
+}
+
+}  // namespace portcullis::rooms

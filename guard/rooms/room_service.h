@@ -1,0 +1,55 @@
+// A MUC service hosted by an edge (<rooms domain=...> of its side): the rooms
+// the operator configured, service discovery, and the routing of stanzas to
+// rooms. Like Room it does no I/O: the edge hands it stanzas and sends its
+// Outputs (to this side's servers, or to a federated node through the filter
+// or over S2S).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "guard/config/config.h"
+#include "guard/rooms/room.h"
+
+namespace portcullis::rooms {
+
+class RoomService {
+ public:
+  // `occupant_id_key`: keys occupant-id and stanza-id derivation (random per edge start is fine).
+  RoomService(const config::RoomServiceSpec& spec, std::string occupant_id_key);
+
+  const std::string& domain() const { return domain_; }
+
+  // From a user of this side (authenticated S2S peer of this side).
+  void on_local(const xmpp::Element& stanza, std::int64_t now_ms, Outputs& out);
+  // From a federated node: released by the filter, or an error reply about
+  // our own relay (from the boundary or the far node). Refused with an error
+  // unless the sender is a node the addressed room links with.
+  void on_federated(const xmpp::Element& stanza, std::int64_t now_ms, Outputs& out);
+  // Every link whose peer room's domain satisfies `which` is lost (the filter
+  // or the far side went away).
+  void links_lost(const std::function<bool(const std::string& domain)>& which, const std::string& why,
+                  std::int64_t now_ms, Outputs& out);
+  void tick(std::int64_t now_ms, Outputs& out);
+  void shutdown(Outputs& out);
+
+  const Room* room(const std::string& name) const;
+  std::vector<const Room*> rooms() const;
+  // Log lines from the rooms since the last call, each prefixed with the room's JID.
+  std::vector<std::string> take_events();
+
+ private:
+  void service_iq(const xmpp::Element& st, Outputs& out, bool to_peer) const;
+
+  std::string domain_;
+  std::map<std::string, std::unique_ptr<Room>> rooms_;
+};
+
+// Room settings from the config's <room>.
+RoomSettings settings_from(const config::RoomSpec& spec);
+
+}  // namespace portcullis::rooms

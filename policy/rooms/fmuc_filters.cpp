@@ -1,0 +1,243 @@
+#include "policy/rooms/fmuc_filters.h"
+
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "guard/xmpp/jid.h"
+
+namespace portcullis::policy::rooms {
+
+namespace {
+
+constexpr std::string_view kNsFmuc = "http://isode.com/protocol/fmuc";
+constexpr std::string_view kNsMucUser = "http://jabber.org/protocol/muc#user";
+constexpr std::string_view kNsMucAdmin = "http://jabber.org/protocol/muc#admin";
+constexpr std::string_view kNsAddress = "http://jabber.org/protocol/address";
+
+std::string bare_room(const PolicyNode& n, std::string_view attr) {
+  const std::string& v = n.required(attr);
+  auto j = xmpp::parse_jid(v);
+  if (!j || j->local.empty() || !j->resource.empty()) {
+    n.fail("<" + n.name + "> " + std::string(attr) + ": expected a room's bare JID (room@service), got '" + v + "'");
+  }
+  return j->bare();
+}
+
+std::string bare_of(const std::string& s) {
+  auto j = xmpp::parse_jid(s);
+  return j ? j->bare() : std::string{};
+}
+
+}  // namespace
+
+bool is_fmuc_traffic(const xmpp::Element& stanza, const StanzaContext& ctx) {
+  return ctx.auth == ipc::AuthMethod::Hosted || stanza.find_child("fmuc", kNsFmuc) != nullptr;
+}
+
+// ---- room-federation ----------------------------------------------------------
+
+RoomFederationFilter::RoomFederationFilter(std::string name, std::vector<Rule> rules)
+    : name_(std::move(name)), rules_(std::move(rules)) {}
+
+std::shared_ptr<const Filter> RoomFederationFilter::from_spec(const FilterSpec& spec) {
+  if (spec.node == nullptr) throw std::logic_error("room-federation needs its policy element");
+  std::vector<Rule> rules;
+  for (const PolicyNode* a : spec.node->children_named("allow")) {
+    Rule r;
+    r.id = a->required("id");
+    for (const auto& e : rules) {
+      if (e.id == r.id) a->fail("<allow> id: expected a rule id unique in <room-federation>, got '" + r.id + "' again");
+    }
+    r.from = bare_room(*a, "from");
+    r.to = bare_room(*a, "to");
+    const std::string sh = a->attr_or("shadow", "false");
+    r.shadow = sh == "true" || sh == "1";
+    rules.push_back(std::move(r));
+  }
+  return std::make_shared<const RoomFederationFilter>(spec.name, std::move(rules));
+}
+
+Verdict RoomFederationFilter::evaluate(xmpp::Element& stanza, const StanzaContext& ctx) const {
+  if (!is_fmuc_traffic(stanza, ctx)) return Verdict::no_opinion();
+  const std::string from = bare_of(stanza.attr_or("from"));
+  const std::string to = bare_of(stanza.attr_or("to"));
+  std::vector<std::pair<std::string, std::string>> notes;
+  for (const Rule& r : rules_) {
+    if (r.from != from || r.to != to) continue;
+    if (r.shadow) {
+      notes.emplace_back("shadow-match", r.id);
+      continue;
+    }
+    Verdict v = Verdict::accept(r.id);
+    v.notes = std::move(notes);
+    return v;
+  }
+  Verdict v = Verdict::reject(std::string(kRuleRoomPairNotAllowed), xmpp::StanzaErrorCondition::PolicyViolation,
+                              "these rooms may not federate across the boundary");
+  notes.emplace_back("room.from", from.empty() ? "(none)" : from);
+  notes.emplace_back("room.to", to.empty() ? "(none)" : to);
+  v.notes = std::move(notes);
+  return v;
+}
+
+// ---- pseudonyms ----------------------------------------------------------------
+
+PseudonymTable::PseudonymTable(std::string key, std::string domain) : key_(std::move(key)), domain_(std::move(domain)) {}
+
+std::string PseudonymTable::hash(const std::string& what, std::size_t bytes) const {
+  unsigned char out[32];
+  crypto_generichash(out, bytes, reinterpret_cast<const unsigned char*>(what.data()), what.size(),
+                     reinterpret_cast<const unsigned char*>(key_.data()), key_.size());
+  std::string hex(bytes * 2 + 1, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), out, bytes);
+  hex.pop_back();
+  return hex;
+}
+
+std::string PseudonymTable::pseudonym(const std::string& jid) {
+  auto j = xmpp::parse_jid(jid);
+  if (!j) return "invalid@" + domain_;
+  if (j->domain == domain_) return jid;   // already a pseudonym
+  std::string p = hash("bare\n" + j->bare(), 16) + "@" + domain_;
+  if (!j->resource.empty()) p += "/" + hash("full\n" + j->full(), 6);
+  std::lock_guard lock(mu_);
+  auto it = reverse_.find(p);
+  if (it != reverse_.end()) {
+    order_.splice(order_.end(), order_, it->second.second);
+    return p;
+  }
+  order_.push_back(p);
+  reverse_.emplace(p, std::pair{j->full(), std::prev(order_.end())});
+  if (reverse_.size() > kMaxRemembered) {
+    reverse_.erase(order_.front());
+    order_.pop_front();
+  }
+  return p;
+}
+
+std::optional<std::string> PseudonymTable::real(const std::string& pseudonym) const {
+  std::lock_guard lock(mu_);
+  auto it = reverse_.find(pseudonym);
+  if (it != reverse_.end()) return it->second.first;
+  // A bare pseudonym names the user behind any of its full forms.
+  for (const auto& [p, v] : reverse_) {
+    if (p.size() > pseudonym.size() && p.compare(0, pseudonym.size(), pseudonym) == 0 && p[pseudonym.size()] == '/') {
+      return bare_of(v.first);
+    }
+  }
+  return std::nullopt;
+}
+
+FmucPseudonymsFilter::FmucPseudonymsFilter(std::string name, std::shared_ptr<PseudonymTable> table)
+    : name_(std::move(name)), table_(std::move(table)) {}
+
+namespace {
+
+std::string read_key(const PolicyNode& n) {
+  const std::string path = n.resolve_path(n.required("key-file"));
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) n.fail("<fmuc-pseudonyms> key-file: cannot read '" + path + "'");
+  if ((st.st_mode & S_IROTH) != 0) {
+    n.fail("<fmuc-pseudonyms> key-file: expected a file that is not world-readable, got '" + path + "'");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) n.fail("<fmuc-pseudonyms> key-file: cannot read '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string k = ss.str();
+  while (!k.empty() && (k.back() == '\n' || k.back() == '\r' || k.back() == ' ')) k.pop_back();
+  if (k.size() < 16) {
+    n.fail("<fmuc-pseudonyms> key-file: expected a secret of at least 16 bytes, got " + std::to_string(k.size()) +
+           " in '" + path + "'");
+  }
+  if (k.size() > crypto_generichash_KEYBYTES_MAX) {
+    // Long secrets are hashed down to a key.
+    unsigned char d[crypto_generichash_KEYBYTES_MAX];
+    crypto_generichash(d, sizeof d, reinterpret_cast<const unsigned char*>(k.data()), k.size(), nullptr, 0);
+    k.assign(reinterpret_cast<const char*>(d), sizeof d);
+  }
+  return k;
+}
+
+}  // namespace
+
+std::shared_ptr<const Filter> FmucPseudonymsFilter::from_spec(const FilterSpec& spec) {
+  if (spec.node == nullptr) throw std::logic_error("fmuc-pseudonyms needs its policy element");
+  if (sodium_init() < 0) spec.node->fail("<fmuc-pseudonyms>: libsodium failed to initialise");
+  const std::string& d = spec.node->required("domain");
+  auto domain = xmpp::normalize_domain(d);
+  if (!domain) spec.node->fail("<fmuc-pseudonyms> domain: expected a domain, got '" + d + "'");
+  const std::string key = read_key(*spec.node);
+  // Both directions' filters with the same key and domain share one table,
+  // so a pseudonym made in one direction maps back in the other.
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<PseudonymTable>> tables;
+  std::lock_guard lock(mu);
+  const std::string id = *domain + '\n' + key;
+  std::shared_ptr<PseudonymTable> t = tables[id].lock();
+  if (!t) {
+    t = std::make_shared<PseudonymTable>(key, *domain);
+    tables[id] = t;
+  }
+  return std::make_shared<const FmucPseudonymsFilter>(spec.name, std::move(t));
+}
+
+Verdict FmucPseudonymsFilter::evaluate(xmpp::Element& stanza, const StanzaContext& ctx) const {
+  std::vector<std::pair<std::string, std::string>> notes;
+  auto replace = [&](xmpp::Element& e, std::string_view attr, const std::string& why) {
+    const std::string* v = e.attr(attr);
+    if (v == nullptr || v->empty()) return;
+    const std::string p = table_->pseudonym(*v);
+    if (p == *v) return;
+    notes.emplace_back(why, *v + " -> " + p);
+    e.set_attr(attr, p);
+  };
+  auto unmap = [&](xmpp::Element& e, std::string_view attr) {
+    const std::string* v = e.attr(attr);
+    if (v == nullptr) return;
+    auto j = xmpp::parse_jid(*v);
+    if (!j || j->domain != table_->domain()) return;
+    if (auto r = table_->real(*v)) {
+      notes.emplace_back("pseudonym.reversed", *v + " -> " + *r);
+      e.set_attr(attr, *r);
+    }
+  };
+  const bool fmuc = is_fmuc_traffic(stanza, ctx);
+  for (auto& c : stanza.children()) {
+    if (!c.is_element()) continue;
+    xmpp::Element& ch = *c.element;
+    if (ch.ns() == kNsFmuc && ch.name() == "fmuc") {
+      replace(ch, "from", "pseudonym.fmuc-from");
+    } else if (fmuc && ch.ns() == kNsMucUser && ch.name() == "x") {
+      for (auto& i : ch.children()) {
+        if (i.is_element() && i.element->name() == "item" && i.element->ns() == kNsMucUser) {
+          replace(*i.element, "jid", "pseudonym.item-jid");
+          for (auto& a : i.element->children()) {
+            if (a.is_element() && a.element->name() == "actor") replace(*a.element, "jid", "pseudonym.actor-jid");
+          }
+        }
+      }
+    } else if (ch.ns() == kNsMucAdmin && ch.name() == "query") {
+      // Administration by JID from the far side names our users by pseudonym.
+      for (auto& i : ch.children()) {
+        if (i.is_element() && i.element->name() == "item") unmap(*i.element, "jid");
+      }
+    }
+  }
+  if (fmuc && stanza.remove_children("addresses", kNsAddress) > 0) notes.emplace_back("removed", "addresses");
+  if (notes.empty()) return Verdict::no_opinion();
+  Verdict v = Verdict::modify(name_, std::string(kTransformPseudonyms));
+  v.notes = std::move(notes);
+  return v;
+}
+
+void register_room_filters(FilterRegistry& registry) {
+  registry.add(std::string(kTypeRoomFederation), &RoomFederationFilter::from_spec);
+  registry.add(std::string(kTypeFmucPseudonyms), &FmucPseudonymsFilter::from_spec);
+}
+
+}  // namespace portcullis::policy::rooms

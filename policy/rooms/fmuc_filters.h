@@ -1,0 +1,101 @@
+// The policy's view of federated rooms (FMUC, XEP-0289) across the boundary.
+//
+// <room-federation>: which room pairs may federate, default deny.
+//   <room-federation name="rooms">
+//     <allow id="ops-pair" from="ops@rooms.low.example" to="ops@rooms.high.example"/>
+//   </room-federation>
+//   - a stanza carrying <fmuc/> (or sent by a hosted room, auth hosted) whose
+//     sender room and recipient room (bare JIDs) match an <allow> of this
+//     direction: Accept with the rule id;
+//   - such a stanza that matches none: Reject policy-violation, rule
+//     "room-pair-not-allowed" (FMUC never crosses by a domain rule alone);
+//   - anything else: NoOpinion.
+//   Put it after the filters that judge or transform FMUC traffic (labels,
+//   pseudonyms, presence scrubbing): an Accept ends the pipeline.
+//
+// <fmuc-pseudonyms>: no real JID of this side crosses in FMUC traffic.
+//   <fmuc-pseudonyms name="pseudonyms" domain="anon.boundary.example" key-file="keys/pseudonym.key"/>
+//   - <fmuc from='JID'/> and muc#user <item jid='JID'/> become
+//     HASH@domain/RHASH: keyed BLAKE2b of the bare JID (and of the full JID for
+//     the resource) under the key file's secret, so the pseudonym is stable
+//     (a user keeps one across joins and restarts) and cannot be reversed
+//     without the key; XEP-0033 <addresses/> (ofrom) is removed;
+//   - a pseudonym this filter made, coming back in the other direction's
+//     muc#user items (a kick or ban by JID), is mapped back to the real JID
+//     from a bounded table, so administration still routes;
+//   - Modify "fmuc-pseudonyms" with a note per replaced JID; NoOpinion when
+//     there is nothing to replace.
+#pragma once
+
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "policy/filter.h"
+#include "policy/registry.h"
+
+namespace portcullis::policy::rooms {
+
+inline constexpr std::string_view kTypeRoomFederation = "room-federation";
+inline constexpr std::string_view kTypeFmucPseudonyms = "fmuc-pseudonyms";
+inline constexpr std::string_view kTransformPseudonyms = "fmuc-pseudonyms";
+inline constexpr std::string_view kRuleRoomPairNotAllowed = "room-pair-not-allowed";
+
+// True for FMUC traffic: an <fmuc/> child, or a frame from a hosted room.
+bool is_fmuc_traffic(const xmpp::Element& stanza, const StanzaContext& ctx);
+
+class RoomFederationFilter : public Filter {
+ public:
+  struct Rule {
+    std::string id, from, to;   // bare room JIDs
+    bool shadow = false;
+  };
+  RoomFederationFilter(std::string name, std::vector<Rule> rules);
+  static std::shared_ptr<const Filter> from_spec(const FilterSpec& spec);
+  Verdict evaluate(xmpp::Element& stanza, const StanzaContext& ctx) const override;
+  const std::string& name() const override { return name_; }
+  std::string_view type() const override { return kTypeRoomFederation; }
+
+ private:
+  std::string name_;
+  std::vector<Rule> rules_;
+};
+
+// The pseudonym table both directions' filters share (one per key and domain).
+class PseudonymTable {
+ public:
+  PseudonymTable(std::string key, std::string domain);
+  // The pseudonym of `jid` (full or bare); remembered for reverse mapping.
+  std::string pseudonym(const std::string& jid);
+  // The real JID behind a pseudonym this table made, if still remembered.
+  std::optional<std::string> real(const std::string& pseudonym) const;
+  const std::string& domain() const { return domain_; }
+
+ private:
+  std::string hash(const std::string& what, std::size_t bytes) const;
+  std::string key_, domain_;
+  mutable std::mutex mu_;
+  std::list<std::string> order_;
+  std::unordered_map<std::string, std::pair<std::string, std::list<std::string>::iterator>> reverse_;
+  static constexpr std::size_t kMaxRemembered = 100000;
+};
+
+class FmucPseudonymsFilter : public Filter {
+ public:
+  FmucPseudonymsFilter(std::string name, std::shared_ptr<PseudonymTable> table);
+  static std::shared_ptr<const Filter> from_spec(const FilterSpec& spec);
+  Verdict evaluate(xmpp::Element& stanza, const StanzaContext& ctx) const override;
+  const std::string& name() const override { return name_; }
+  std::string_view type() const override { return kTypeFmucPseudonyms; }
+
+ private:
+  std::string name_;
+  std::shared_ptr<PseudonymTable> table_;
+};
+
+void register_room_filters(FilterRegistry& registry);
+
+}  // namespace portcullis::policy::rooms
