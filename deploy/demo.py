@@ -5,6 +5,9 @@ Starts Prosody for a.test (low) and b.test (high) on loopback, and portcullisd o
 deploy/config/demo.xml between them, then:
   1. alice@a.test -> bob@b.test and back: both cross, the filter logs "released";
   2. a message over the filter's 64 KiB limit: refused, alice gets the error;
+  3. group chat across the boundary: alice joins ops@rooms.low.test, bob joins
+     ops@rooms.high.test; the two rooms federate through the filter, each sees
+     the other (the far occupant under a pseudonym) and they talk;
 and prints the filter's decisions. Keeps running (users can log in with any XMPP
 client: alice/alice-pw on 127.0.0.2, bob/bob-pw on 127.0.0.3) until Ctrl-C, or
 stops at once with --once.
@@ -23,7 +26,7 @@ SOURCE = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SOURCE, "test", "integration"))
 
 from harness import appliance, procs  # noqa: E402
-from harness.topology import Federation  # noqa: E402
+from harness.topology import Federation, write_pseudonym_key  # noqa: E402
 
 
 def say(text):
@@ -68,6 +71,9 @@ def main():
     shutil.copy(os.path.join(HERE, "config", "demo-policy.xml"), os.path.join(run_dir, "demo-policy.xml"))
     # The guard stage's XMPP application profiles, where demo.xml names them.
     shutil.copytree(os.path.join(SOURCE, "schemas", "xmpp"), os.path.join(run_dir, "schemas", "xmpp"))
+    # The pseudonym secret the policy names (keys/pseudonym.key).
+    os.makedirs(os.path.join(run_dir, "keys"), exist_ok=True)
+    write_pseudonym_key(os.path.join(run_dir, "keys"))
 
     fed = Federation(run_dir, topology="portcullis", mode="cert", build_dir=args.build_dir,
                      portcullis_config=config, log_level="info")
@@ -88,6 +94,20 @@ def main():
             alice.send(fed.jid("b", "bob"), "x" * 70000)
             e = alice.expect_error(frm=fed.jid("b", "bob"), timeout=20)
             say("a 70 kB message was refused: alice got <%s/> (%s)" % (e["condition"], e["text"]))
+            low_room, high_room = "ops@rooms.low.test", "ops@rooms.high.test"
+            alice.join_room(low_room, "alice", timeout=20)
+            bob.join_room(high_room, "bob", timeout=20)
+            procs.wait_until(lambda: any(p["from"] == high_room + "/alice" for p in bob.presences()), 20,
+                             "bob to see alice in " + high_room)
+            pres = [p for p in bob.presences() if p["from"] == high_room + "/alice"][-1]
+            say("bob (in %s) sees alice, who joined %s on the low side; her address does not cross: %s"
+                % (high_room, low_room, "a.test" not in pres["xml"]))
+            alice.send_groupchat(low_room, "Status report: all quiet")
+            m = bob.expect_groupchat(high_room, "alice", "Status report: all quiet", timeout=20)
+            say("bob received in %s from %s: %r" % (high_room, m["from"], m["body"]))
+            bob.send_groupchat(high_room, "Acknowledged")
+            m = alice.expect_groupchat(low_room, "bob", "Acknowledged", timeout=20)
+            say("alice received in %s from %s: %r" % (low_room, m["from"], m["body"]))
             time.sleep(0.3)
             say("the filter's decisions:")
             seen = show_decisions(log, seen)
@@ -100,7 +120,8 @@ def main():
             say("done (--once)")
             return 0
         say("running; log in as alice/alice-pw at 127.0.0.2:5222 or bob/bob-pw at "
-            "127.0.0.3:5222 with any XMPP client. Ctrl-C stops everything.")
+            "127.0.0.3:5222 with any XMPP client (rooms: ops@rooms.low.test, ops@rooms.high.test). "
+            "Ctrl-C stops everything.")
         stop = []
         signal.signal(signal.SIGINT, lambda *_: stop.append(1))
         signal.signal(signal.SIGTERM, lambda *_: stop.append(1))

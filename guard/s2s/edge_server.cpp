@@ -152,6 +152,24 @@ void EdgeServer::room_send(rooms::Output o) {
   in_flight_.emplace(f.header.seq, std::move(o.stanza));
 }
 
+void EdgeServer::to_rooms_this_side(const xmpp::Element& stanza) {
+  auto to = xmpp::parse_jid(stanza.attr_or("to"));
+  rooms::RoomService* svc = to ? service_for(to->domain) : nullptr;
+  if (svc == nullptr) return;
+  ++counters_.room_stanzas_in;
+  // From a node the room federates with (beyond this side) it is FMUC; from anyone else, a user.
+  auto from = xmpp::parse_jid(stanza.attr_or("from"));
+  const rooms::Room* room = to->local.empty() ? nullptr : svc->room(to->local);
+  rooms::Outputs out;
+  const std::int64_t now = static_cast<std::int64_t>(unix_now_us() / 1000);
+  if (from && room != nullptr && room->links_with(from->bare())) {
+    svc->on_federated(stanza, now, out);
+  } else {
+    svc->on_local(stanza, now, out);
+  }
+  room_outputs(std::move(out));
+}
+
 void EdgeServer::to_rooms_federated(const xmpp::Element& stanza) {
   auto to = xmpp::parse_jid(stanza.attr_or("to"));
   rooms::RoomService* svc = to ? service_for(to->domain) : nullptr;
@@ -249,21 +267,9 @@ OutboundLink* EdgeServer::link_for(const std::string& local, const std::string& 
 
 void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta) {
   if (auto to = xmpp::parse_jid(stanza.attr_or("to")); to && service_for(to->domain) != nullptr) {
-    // A room this edge hosts: the traffic stays on this side. From a node the
-    // room federates with (beyond this side) it is FMUC; from anyone else, a user.
-    rooms::RoomService* svc = service_for(to->domain);
-    ++counters_.room_stanzas_in;
-    auto from = xmpp::parse_jid(stanza.attr_or("from"));
-    const rooms::Room* room = to->local.empty() ? nullptr : svc->room(to->local);
-    rooms::Outputs out;
-    const std::int64_t now = static_cast<std::int64_t>(unix_now_us() / 1000);
-    if (from && room != nullptr && room->links_with(from->bare())) {
-      svc->on_federated(stanza, now, out);
-    } else {
-      svc->on_local(stanza, now, out);
-    }
-    room_outputs(std::move(out));
+    // A room this edge hosts: the traffic stays on this side.
     (void)meta;
+    to_rooms_this_side(stanza);
     return;
   }
   if (!to_filter_) {
@@ -418,6 +424,24 @@ void EdgeServer::deliver(xmpp::Element stanza, bool local_error) {
 void EdgeServer::send_local(xmpp::Element stanza) { deliver(std::move(stanza), true); }
 
 void EdgeServer::undeliverable(xmpp::Element stanza, xmpp::StanzaError error) {
+  if (auto from = xmpp::parse_jid(stanza.attr_or("from")); from && service_for(from->domain) != nullptr) {
+    // A hosted room's stanza for this side (a user, or a node beyond) did not
+    // get through: the room hears of it, nothing goes to the filter.
+    auto to = xmpp::parse_jid(stanza.attr_or("to"));
+    if (!xmpp::may_bounce(stanza)) {
+      if (to && stanza.attr_or("type") != "error") {
+        rooms::Outputs out;
+        const std::string d = to->domain;
+        service_for(from->domain)
+            ->links_lost([&](const std::string& dom) { return dom == d; }, error.text,
+                         static_cast<std::int64_t>(unix_now_us() / 1000), out);
+        room_outputs(std::move(out));
+      }
+      return;
+    }
+    to_rooms_this_side(xmpp::make_error_reply(stanza, error));
+    return;
+  }
   if (!xmpp::may_bounce(stanza)) {
     ++counters_.dropped_errors;
     LogLine(log_, LogLevel::Info) << "undeliverable " << stanza.name() << " (" << error.text

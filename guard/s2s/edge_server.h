@@ -102,6 +102,8 @@ class EdgeServer final : public SessionHost {
   // A stanza for a hosted room from a federated node (through the filter, an
   // error reply about a room's relay, or over S2S from a node beyond).
   void to_rooms_federated(const xmpp::Element& stanza);
+  // A stanza for a hosted room from this side: a user, or a node beyond over S2S.
+  void to_rooms_this_side(const xmpp::Element& stanza);
   // Sends what the rooms produced: to this side's servers, to a node beyond
   // over S2S, or across the boundary through the filter (auth Hosted).
   void room_outputs(rooms::Outputs out);

@@ -43,7 +43,7 @@ from harness.addresses import A_IP, B_IP, EDGE_HIGH_IP, EDGE_LOW_IP, NET, S2S_PO
 from harness.auditing import archive_dir, child_pids, export_json  # noqa: E402
 from harness.scenarios import chat_both_ways  # noqa: E402
 from harness.testing import check, run_test  # noqa: E402
-from harness.topology import Federation  # noqa: E402
+from harness.topology import Federation, write_pseudonym_key  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -281,6 +281,8 @@ def test(ctx):
     with open(config, "w") as f:
         f.write(text.replace("127.0.0.", NET + "."))
     shutil.copy(os.path.join(REPO, "deploy", "config", "demo-policy.xml"), os.path.join(run_dir, "demo-policy.xml"))
+    os.makedirs(os.path.join(run_dir, "keys"), exist_ok=True)
+    write_pseudonym_key(os.path.join(run_dir, "keys"))
     shutil.copytree(os.path.join(REPO, "schemas", "xmpp"), os.path.join(run_dir, "schemas", "xmpp"))
     with Federation(run_dir, topology="portcullis", mode="cert", build_dir=ctx.build_dir,
                     portcullis_config=config, log_level="info") as fed:

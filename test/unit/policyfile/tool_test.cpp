@@ -17,7 +17,25 @@ namespace fs = std::filesystem;
 
 const std::string kTool = PORTCULLIS_BINARY_DIR "/tools/portcullis-policy";
 const std::string kCorpus = PORTCULLIS_SOURCE_DIR "/test/corpus/policyfile/";
-const std::string kDemoPolicy = PORTCULLIS_SOURCE_DIR "/deploy/config/demo-policy.xml";
+const std::string kDemoPolicySource = PORTCULLIS_SOURCE_DIR "/deploy/config/demo-policy.xml";
+
+// The shipped demo policy, copied next to the pseudonym key it names
+// (keys/pseudonym.key: a secret made per installation, never shipped).
+const std::string& demo_policy() {
+  static const std::string path = [] {
+    const fs::path dir = fs::temp_directory_path() / ("portcullis-tool-test-" + std::to_string(::getpid()));
+    fs::create_directories(dir / "keys");
+    fs::copy_file(kDemoPolicySource, dir / "demo-policy.xml", fs::copy_options::overwrite_existing);
+    { std::ofstream(dir / "keys" / "pseudonym.key") << "0123456789abcdef0123456789abcdef\n"; }
+    fs::permissions(dir / "keys" / "pseudonym.key", fs::perms::owner_read | fs::perms::owner_write);
+    std::atexit([] {
+      std::error_code ec;
+      fs::remove_all(fs::temp_directory_path() / ("portcullis-tool-test-" + std::to_string(::getpid())), ec);
+    });
+    return (dir / "demo-policy.xml").string();
+  }();
+  return path;
+}
 
 struct Run {
   int status = -1;
@@ -67,7 +85,7 @@ TEST_CASE("check: a good policy prints OK with version, hash and filter counts",
 }
 
 TEST_CASE("check: the shipped example policies are good", "[tool]") {
-  for (const std::string& f : {kDemoPolicy, std::string(PORTCULLIS_SOURCE_DIR "/deploy/policies/strict-nato.xml"),
+  for (const std::string& f : {demo_policy(), std::string(PORTCULLIS_SOURCE_DIR "/deploy/policies/strict-nato.xml"),
                               std::string(PORTCULLIS_SOURCE_DIR "/deploy/policies/coalition-permissive.xml")}) {
     INFO(f);
     const Run r = run("check " + f);
@@ -94,12 +112,15 @@ TEST_CASE("check: --schema-dir is honoured", "[tool]") {
 TEST_CASE("explain: a released stanza, each filter's verdict in order", "[tool]") {
   StanzaFile s("<message from='alice@a.test/r' to='room@conference.b.test' type='groupchat'>"
                "<body>hi</body></message>\n");
-  const Run r = run("explain " + kDemoPolicy + " " + s.path() + " --direction low-to-high");
+  const Run r = run("explain " + demo_policy() + " " + s.path() + " --direction low-to-high");
   INFO(r.out);
   CHECK(r.status == 0);
-  CHECK_THAT(r.out, Catch::Contains("direction low-to-high, peer a.test, auth sasl-external, tls yes, 2 filters\n"));
+  CHECK_THAT(r.out, Catch::Contains("direction low-to-high, peer a.test, auth sasl-external, tls yes, 5 filters\n"));
   CHECK_THAT(r.out, Catch::Contains("  1. size (size_limit): no-opinion\n"
-                                    "  2. pairs (domain_pair_allow): accept, rule low-high-2\n"
+                                    "  2. pseudonyms (fmuc-pseudonyms): no-opinion\n"
+                                     "  3. presence (presence-scrub): no-opinion\n"
+                                     "  4. rooms (room-federation): no-opinion\n"
+                                     "  5. pairs (domain_pair_allow): accept, rule low-high-2\n"
                                     "outcome: RELEASED by pairs, rule low-high-2\n"));
   CHECK_THAT(r.out, Catch::Contains("released stanza (unchanged):\n<message xmlns='jabber:server' "
                                     "from='alice@a.test/r' to='room@conference.b.test' type='groupchat'>"
@@ -108,12 +129,12 @@ TEST_CASE("explain: a released stanza, each filter's verdict in order", "[tool]"
 
 TEST_CASE("explain: a rejected stanza shows the error the sender would get", "[tool]") {
   StanzaFile s("<message xmlns='jabber:server' from='eve@b.test/r' to='alice@a.test'><body>x</body></message>");
-  const Run r = run("explain " + kDemoPolicy + " " + s.path() + " --direction low-to-high --peer a.test "
+  const Run r = run("explain " + demo_policy() + " " + s.path() + " --direction low-to-high --peer a.test "
                     "--auth dialback --tls no");
   INFO(r.out);
   CHECK(r.status == 3);
   CHECK_THAT(r.out, Catch::Contains("peer a.test, auth dialback, tls no"));
-  CHECK_THAT(r.out, Catch::Contains("  2. pairs (domain_pair_allow): reject, rule peer-mismatch\n"));
+  CHECK_THAT(r.out, Catch::Contains("  5. pairs (domain_pair_allow): reject, rule peer-mismatch\n"));
   CHECK_THAT(r.out, Catch::Contains("outcome: REJECTED by pairs, rule peer-mismatch\n"
                                     "error to the sender: forbidden (type auth)"));
 }
@@ -122,10 +143,10 @@ TEST_CASE("bad usage: one readable line and a non-zero exit", "[tool]") {
   StanzaFile s("<message from='a@a.test' to='b@b.test'/>");
   for (const std::string& args :
        {std::string(""), std::string("frobnicate"), std::string("check"),
-        "check " + kDemoPolicy + " --bogus x", "explain " + kDemoPolicy + " " + s.path(),
-        "explain " + kDemoPolicy + " " + s.path() + " --direction sideways",
-        "explain " + kDemoPolicy + " " + s.path() + " --direction low-to-high --auth password",
-        "explain " + kDemoPolicy + " " + s.path() + " --direction low-to-high --tls maybe"}) {
+        "check " + demo_policy() + " --bogus x", "explain " + demo_policy() + " " + s.path(),
+        "explain " + demo_policy() + " " + s.path() + " --direction sideways",
+        "explain " + demo_policy() + " " + s.path() + " --direction low-to-high --auth password",
+        "explain " + demo_policy() + " " + s.path() + " --direction low-to-high --tls maybe"}) {
     INFO(args);
     const Run r = run(args);
     INFO(r.out);
@@ -137,7 +158,7 @@ TEST_CASE("bad usage: one readable line and a non-zero exit", "[tool]") {
 
 TEST_CASE("explain: a stanza file that is not a stanza is an error, not a crash", "[tool]") {
   StanzaFile s("<message from='a@a.test'");
-  const Run r = run("explain " + kDemoPolicy + " " + s.path() + " --direction low-to-high");
+  const Run r = run("explain " + demo_policy() + " " + s.path() + " --direction low-to-high");
   CHECK(r.status == 1);
   CHECK_THAT(r.out, Catch::StartsWith(s.path() + ": not a stanza: "));
   CHECK(count_lines(r.out) == "1");
