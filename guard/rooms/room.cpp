@@ -59,6 +59,20 @@ Element payload_of(const Element& st) {
   return m;
 }
 
+// What a room keeps of an occupant's presence: <show/> and <status/> (what it
+// reflects), nothing else (the rest is never sent on, and it costs memory per occupant).
+Element presence_essentials(const Element& st) {
+  Element p(st.ns(), "presence");
+  for (const auto& c : st.children()) {
+    if (!c.is_element() || c.element->ns() != st.ns()) continue;
+    const std::string& n = c.element->name();
+    if ((n == "show" || n == "status") && c.element->text().size() <= 1024) {
+      p.add_child(st.ns(), n).add_text(c.element->text());
+    }
+  }
+  return p;
+}
+
 // Errors that say the node is out of reach, not that it refused this stanza.
 bool link_failure(const xmpp::StanzaError& e) {
   switch (e.condition) {
@@ -282,7 +296,7 @@ void Room::local_presence(const Element& st, const std::string& from, const std:
       relay_presence(*me, false, {}, out);
       occupants_.erase(me->nick);
       moved.nick = nick;
-      moved.presence = st;
+      moved.presence = presence_essentials(st);
       auto [it, ok] = occupants_.emplace(nick, std::move(moved));
       broadcast_presence(it->second, true, {}, {}, out);
       relay_presence(it->second, true, {}, out);
@@ -294,7 +308,7 @@ void Room::local_presence(const Element& st, const std::string& from, const std:
         local_join(st, from, nick, now, out);
         return;
       }
-      me->presence = st;
+      me->presence = presence_essentials(st);
       broadcast_presence(*me, true, {}, {}, out);
       relay_presence(*me, true, {}, out);
       return;
@@ -356,7 +370,7 @@ void Room::local_join(const Element& st, const std::string& from, const std::str
     }
     me.sessions.push_back(from);
   }
-  me.presence = st;
+  me.presence = presence_essentials(st);
   // 1. everyone already here, 2. the newcomer to all (self-presence last, 110).
   for (const auto& [n, other] : occupants_) {
     if (&other == &me) continue;
@@ -398,7 +412,7 @@ void Room::local_leave(Occupant& o, const std::string& session, const Element* s
     return;
   }
   if (st != nullptr) {
-    if (const Element* s = st->find_child("status", st->ns())) o.presence = *st, (void)s;
+    if (st->find_child("status", st->ns()) != nullptr) o.presence = presence_essentials(*st);
   }
   broadcast_presence(o, false, codes, {}, out);
   relay_presence(o, false, {}, out);
@@ -896,7 +910,7 @@ void Room::peer_presence(Link& l, const Element& st, const std::string& nick, st
     if (it == occupants_.end() || it->second.peer != l.peer) return;
     Occupant gone = std::move(it->second);
     occupants_.erase(it);
-    gone.presence = st;
+    gone.presence = presence_essentials(st);
     for (const auto& [n, o] : occupants_) {
       if (!o.peer.empty()) continue;
       for (const auto& s : o.sessions) out.push_back({false, occupant_presence(gone, false, s, false, {}, {})});
@@ -945,7 +959,7 @@ void Room::peer_presence(Link& l, const Element& st, const std::string& nick, st
     o.occupant_id = make_occupant_id(o.bare);
     it = occupants_.emplace(nick, std::move(o)).first;
   }
-  it->second.presence = st;
+  it->second.presence = presence_essentials(st);
   for (const auto& [n, o] : occupants_) {
     if (!o.peer.empty()) continue;
     for (const auto& s : o.sessions) out.push_back({false, occupant_presence(it->second, true, s, false, {}, {})});

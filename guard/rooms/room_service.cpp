@@ -100,7 +100,8 @@ void RoomService::service_iq(const Element& st, Outputs& out, bool to_peer) cons
 
 void RoomService::on_local(const Element& st, std::int64_t now, Outputs& out) {
   auto to = xmpp::parse_jid(st.attr_or("to"));
-  if (!to) return;
+  if (!to || to->domain != domain_) return;   // never answers for another domain
+  if (!xmpp::parse_jid(st.attr_or("from"))) return;   // nobody to answer
   if (to->local.empty()) {
     if (st.name() == "iq") service_iq(st, out, false);
     else reply_error(st, StanzaErrorCondition::ServiceUnavailable, "address a room of this service", domain_, out, false);
@@ -110,6 +111,11 @@ void RoomService::on_local(const Element& st, std::int64_t now, Outputs& out) {
   if (it == rooms_.end()) {
     reply_error(st, StanzaErrorCondition::ItemNotFound, "no such room; rooms are configured by the operator",
                 to->bare(), out, false);
+    return;
+  }
+  // A node this room federates with is not a user, whichever way it came.
+  if (auto from = xmpp::parse_jid(st.attr_or("from")); from && it->second->links_with(from->bare())) {
+    it->second->on_peer(from->bare(), st, now, out);
     return;
   }
   // <fmuc/> from a user is never trusted: a user is not a node.
@@ -125,7 +131,7 @@ void RoomService::on_local(const Element& st, std::int64_t now, Outputs& out) {
 void RoomService::on_federated(const Element& st, std::int64_t now, Outputs& out) {
   auto to = xmpp::parse_jid(st.attr_or("to"));
   auto from = xmpp::parse_jid(st.attr_or("from"));
-  if (!to || !from) return;
+  if (!to || !from || to->domain != domain_) return;
   auto it = to->local.empty() ? rooms_.end() : rooms_.find(to->local);
   if (it == rooms_.end()) {
     if (to->local.empty() && st.name() == "iq") {

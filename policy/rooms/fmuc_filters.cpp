@@ -102,8 +102,15 @@ std::string PseudonymTable::pseudonym(const std::string& jid) {
   auto j = xmpp::parse_jid(jid);
   if (!j) return "invalid@" + domain_;
   if (j->domain == domain_) return jid;   // already a pseudonym
-  std::string p = hash("bare\n" + j->bare(), 16) + "@" + domain_;
-  if (!j->resource.empty()) p += "/" + hash("full\n" + j->full(), 6);
+  // Localparts compare without case (RFC 7622 UsernameCaseMapped, ASCII here):
+  // Alice and alice are one user and get one pseudonym.
+  std::string local = j->local;
+  for (char& c : local) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  const std::string bare = local.empty() ? j->domain : local + "@" + j->domain;
+  std::string p = hash("bare\n" + bare, 16) + "@" + domain_;
+  if (!j->resource.empty()) p += "/" + hash("full\n" + bare + "/" + j->resource, 6);
   std::lock_guard lock(mu_);
   auto it = reverse_.find(p);
   if (it != reverse_.end()) {
@@ -175,9 +182,15 @@ std::shared_ptr<const Filter> FmucPseudonymsFilter::from_spec(const FilterSpec& 
   // Both directions' filters with the same key and domain share one table,
   // so a pseudonym made in one direction maps back in the other.
   static std::mutex mu;
-  static std::map<std::string, std::weak_ptr<PseudonymTable>> tables;
+  static std::map<std::string, std::weak_ptr<PseudonymTable>> tables;   // by digest of (domain, key)
   std::lock_guard lock(mu);
-  const std::string id = *domain + '\n' + key;
+  for (auto it = tables.begin(); it != tables.end();) it = it->second.expired() ? tables.erase(it) : std::next(it);
+  unsigned char digest[32];
+  std::string material = *domain + '\n' + key;
+  crypto_generichash(digest, sizeof digest, reinterpret_cast<const unsigned char*>(material.data()), material.size(),
+                     nullptr, 0);
+  sodium_memzero(material.data(), material.size());
+  const std::string id(reinterpret_cast<const char*>(digest), sizeof digest);
   std::shared_ptr<PseudonymTable> t = tables[id].lock();
   if (!t) {
     t = std::make_shared<PseudonymTable>(key, *domain);
@@ -219,6 +232,10 @@ Verdict FmucPseudonymsFilter::evaluate(xmpp::Element& stanza, const StanzaContex
           for (auto& a : i.element->children()) {
             if (a.is_element() && a.element->name() == "actor") replace(*a.element, "jid", "pseudonym.actor-jid");
           }
+        } else if (i.is_element() && i.element->ns() == kNsMucUser &&
+                   (i.element->name() == "invite" || i.element->name() == "decline")) {
+          replace(*i.element, "from", "pseudonym." + i.element->name() + "-from");
+          replace(*i.element, "to", "pseudonym." + i.element->name() + "-to");
         }
       }
     } else if (ch.ns() == kNsMucAdmin && ch.name() == "query") {

@@ -16,4 +16,13 @@ void stream_parser_one_input(const std::uint8_t* data, std::size_t size);
 // bytes it came from.
 void frame_decoder_one_input(const std::uint8_t* data, std::size_t size);
 
+// Splits the bytes into stanzas (one per line; the first byte of a line picks
+// what it is: a user's stanza, a federated node's, a link loss, a clock tick)
+// and drives two federated rooms with them, the FMUC codec and each room's
+// stanza handling. Properties: no crash; every stanza a room sends is from the
+// room (or one of its occupant JIDs); FMUC goes only to the configured twin,
+// and no <fmuc/> ever reaches a user; one input stanza makes a bounded number
+// of outputs.
+void room_one_input(const std::uint8_t* data, std::size_t size);
+
 }  // namespace portcullis::fuzz
