@@ -123,6 +123,16 @@ Room::Room(RoomSettings settings, std::string service_domain, std::string occupa
   id_prefix_ = hex;
 }
 
+bool Room::links_with_domain(const std::string& domain) const {
+  for (const auto& [peer, l] : links_) {
+    if (peer.size() > domain.size() && peer.compare(peer.size() - domain.size(), domain.size(), domain) == 0 &&
+        peer[peer.size() - domain.size() - 1] == '@') {
+      return true;
+    }
+  }
+  return false;
+}
+
 LinkState Room::link_state(const std::string& peer) const {
   auto it = links_.find(peer);
   return it == links_.end() ? LinkState::Down : it->second.state;

@@ -97,6 +97,8 @@ class Room {
   void shutdown(Outputs& out);
 
   bool links_with(const std::string& peer) const { return links_.count(peer) != 0; }
+  // True when `domain` is the domain of a node this room links with.
+  bool links_with_domain(const std::string& domain) const;
   LinkState link_state(const std::string& peer) const;
   std::size_t local_occupants() const;
   std::size_t remote_occupants() const;

@@ -113,10 +113,15 @@ void RoomService::on_local(const Element& st, std::int64_t now, Outputs& out) {
                 to->bare(), out, false);
     return;
   }
-  // A node this room federates with is not a user, whichever way it came.
-  if (auto from = xmpp::parse_jid(st.attr_or("from")); from && it->second->links_with(from->bare())) {
-    it->second->on_peer(from->bare(), st, now, out);
-    return;
+  // A node this room federates with is not a user, whichever way it came; and
+  // no user has an address in a federated node's domain (it would be taken
+  // for that node's occupants).
+  if (auto from = xmpp::parse_jid(st.attr_or("from")); from) {
+    if (it->second->links_with(from->bare())) {
+      it->second->on_peer(from->bare(), st, now, out);
+      return;
+    }
+    if (it->second->links_with_domain(from->domain)) return;
   }
   // <fmuc/> from a user is never trusted: a user is not a node.
   if (has_fmuc(st)) {

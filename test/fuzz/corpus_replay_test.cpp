@@ -96,6 +96,19 @@ TEST_CASE("two federated rooms survive the FMUC corpus, shuffled and mutated", "
     }
   }
   REQUIRE(lines.size() >= 10);
+  // Scripts the fuzzer once failed on (op byte + stanza per line), replayed as they are.
+  std::size_t scripts = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::filesystem::path(PORTCULLIS_SOURCE_DIR) / "test" / "corpus" / "fmuc")) {
+    if (entry.path().extension() != ".script") continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    const std::string s = ss.str();
+    portcullis::fuzz::room_one_input(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
+    ++scripts;
+  }
+  CHECK(scripts >= 1);
   std::mt19937 rng(20261203);
   std::size_t runs = 0;
   for (int i = 0; i < 600; ++i) {
