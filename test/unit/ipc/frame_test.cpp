@@ -180,7 +180,7 @@ TEST_CASE("unknown kind, direction, auth and flags fail", "[ipc][frame]") {
       {fixed_header(255), "kind 255"},
       {fixed_header(1, 0), "direction 0"},
       {fixed_header(1, 4), "direction 4"},
-      {fixed_header(1, 1, 4), "auth method 4"},
+      {fixed_header(1, 1, 5), "auth method 5"},
       {fixed_header(1, 1, 1, 0x80), "flags 128"},
   };
   for (const Case& c : cases) {

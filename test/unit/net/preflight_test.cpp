@@ -78,7 +78,7 @@ long days_left_low() {
 TEST_CASE("preflight: a good layout passes and says what it checked", "[preflight]") {
   const auto r = preflight(good(), kNow);
   REQUIRE(r.summary.size() == 2);
-  CHECK_THAT(r.summary[0], Catch::StartsWith("side low: certificate names b.test, conference.b.test, valid until 20"));
+  CHECK_THAT(r.summary[0], Catch::StartsWith("side low: certificate names b.test, conference.b.test, rooms.low.test, valid until 20"));
   CHECK_THAT(r.summary[0], Catch::Contains("key matches; CA file 1 certificate(s)"));
   CHECK(r.warnings.empty());
 }
