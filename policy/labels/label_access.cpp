@@ -54,6 +54,7 @@ Verdict LabelAccessFilter::evaluate(xmpp::Element& stanza, const StanzaContext& 
   if (scan.early) {
     if (scan.early->rule_id == kRuleLabelledPresence) ++counters_.labelled_presence;
     if (scan.early->rule_id == kRuleMalformedLabel || scan.early->rule_id == kRuleMultipleLabels ||
+        scan.early->rule_id == kRuleMisplacedLabel ||
         scan.early->rule_id == kRuleLabelledError)
       ++counters_.malformed;
     return *scan.early;

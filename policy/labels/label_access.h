@@ -62,6 +62,7 @@ inline constexpr std::string_view kRuleLabelledPresence = "labelled-presence";
 inline constexpr std::string_view kRuleErrorStanza = "error-stanza";
 inline constexpr std::string_view kRuleLabelledError = "labelled-error";
 inline constexpr std::string_view kRuleMultipleLabels = "multiple-labels";
+inline constexpr std::string_view kRuleMisplacedLabel = "misplaced-label";   // a label anywhere but a top-level <securitylabel/>
 inline constexpr std::string_view kRuleMalformedLabel = "malformed-label";
 inline constexpr std::string_view kRuleInvalidLabel = "invalid-label";
 inline constexpr std::string_view kRuleNilLabel = "nil-label";

@@ -9,12 +9,47 @@ namespace portcullis::policy::labels {
 
 using xmpp::StanzaErrorCondition;
 
+namespace {
+
+// Namespaces whose elements are, or are part of, a security label.
+bool label_namespace(std::string_view ns) {
+  return ns.starts_with("urn:xmpp:sec-label") || ns.starts_with("urn:nato:stanag:4774:");
+}
+
+// The first label element outside the one place XEP-0258 puts labels (a
+// <securitylabel xmlns='urn:xmpp:sec-label:0'/> child of the stanza), as a
+// path for the record; empty when there is none. A label inside <body>, inside
+// an extension, or of another sec-label version would otherwise cross as an
+// unlabelled stanza. An IQ's security label catalog (XEP-0258 §6) holds labels
+// by design and is not searched.
+std::string misplaced_label(const xmpp::Element& e, const std::string& path, bool top, bool iq) {
+  for (const xmpp::Element* c : e.child_elements()) {
+    const std::string here = (path.empty() ? "" : path + "/") + c->name() + "{" + c->ns() + "}";
+    if (top && c->ns() == kNsSecLabel && c->name() == "securitylabel") continue;
+    if (iq && top && c->ns().starts_with("urn:xmpp:sec-label:catalog:")) continue;
+    if (label_namespace(c->ns())) return here;
+    std::string deeper = misplaced_label(*c, here, false, iq);
+    if (!deeper.empty()) return deeper;
+  }
+  return {};
+}
+
+}  // namespace
+
 LabelScan scan_stanza_labels(const xmpp::Element& stanza) {
   LabelScan scan;
   const std::string& kind = stanza.name();
   const auto labels = find_security_labels(stanza);
   if (kind != "message" && kind != "iq" && kind != "presence") {
     scan.early = Verdict::no_opinion(std::string(kRuleNotAStanza));
+    return scan;
+  }
+  if (const std::string where = misplaced_label(stanza, {}, true, kind == "iq"); !where.empty()) {
+    // Labelling that is not where a receiver looks for it is ambiguous: refused, never treated as unlabelled.
+    Verdict v = Verdict::reject(std::string(kRuleMisplacedLabel), StanzaErrorCondition::BadRequest,
+                                "security label in a place where labels are not carried");
+    v.notes.emplace_back("label.misplaced", where.substr(0, 512));
+    scan.early = std::move(v);
     return scan;
   }
   if (kind == "presence") {

@@ -163,3 +163,15 @@ TEST_CASE("explain: a stanza file that is not a stanza is an error, not a crash"
   CHECK_THAT(r.out, Catch::StartsWith(s.path() + ": not a stanza: "));
   CHECK(count_lines(r.out) == "1");
 }
+
+TEST_CASE("explain: under the strict example policy a label inside <body> is refused, not defaulted", "[tool]") {
+  StanzaFile s("<message xmlns='jabber:server' from='anna@nato.example/laptop' to='liaison@mod.example' type='chat'>"
+               "<body>hidden<securitylabel xmlns='urn:xmpp:sec-label:0'><displaymarking>NATO SECRET</displaymarking>"
+               "<label><esssecuritylabel xmlns='urn:xmpp:sec-label:ess:0'>MQkCAQ4GBCoDBAI=</esssecuritylabel></label>"
+               "</securitylabel></body></message>\n");
+  const Run r = run("explain " + std::string(PORTCULLIS_SOURCE_DIR "/deploy/policies/strict-nato.xml") + " " + s.path() +
+                    " --direction low-to-high --peer nato.example");
+  INFO(r.out);
+  CHECK_THAT(r.out, Catch::Contains("rule misplaced-label"));
+  CHECK_THAT(r.out, Catch::Contains("outcome: REJECTED"));
+}
