@@ -37,6 +37,82 @@ std::string str(const xmlChar* s) { return std::string(sv(s)); }
 
 bool is_xml_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
+// Incremental check of every '&' outside CDATA sections: it must start a
+// character reference (&#N; / &#xH;) or an entity reference (&name;). libxml2's
+// push parser waits for the ';' of a bare '&' ("fish & chips", "&amp ") until
+// one arrives, stalling the stream with no error; this check answers at once,
+// at the first byte that cannot continue a reference.
+class ReferenceCheck {
+ public:
+  // The index of the first byte of `s` that makes a bad reference, or npos.
+  std::size_t scan(std::string_view s) {
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      const auto b = static_cast<unsigned char>(s[i]);
+      switch (state_) {
+        case State::Text:
+          if (b == '&') {
+            state_ = State::Amp;
+            length_ = 0;
+            match_ = 0;
+          } else if (b == static_cast<unsigned char>(kCdataOpen[match_])) {
+            if (++match_ == sizeof kCdataOpen - 1) {
+              state_ = State::Cdata;
+              match_ = 0;
+            }
+          } else {
+            match_ = b == '<' ? 1 : 0;
+          }
+          break;
+        case State::Cdata:
+          // "]]>" ends it; "]]]>" too.
+          if (b == ']') match_ = match_ < 2 ? match_ + 1 : 2;
+          else if (b == '>' && match_ == 2) state_ = State::Text, match_ = 0;
+          else match_ = 0;
+          break;
+        case State::Amp:
+          if (b == '#') state_ = State::Hash;
+          else if (name_start(b)) state_ = State::Name;
+          else return i;
+          break;
+        case State::Name:
+          if (b == ';') state_ = State::Text;
+          else if (!name_char(b) || ++length_ > kMaxName) return i;
+          break;
+        case State::Hash:
+          if (b == 'x') state_ = State::HexStart;
+          else if (b >= '0' && b <= '9') state_ = State::Dec;
+          else return i;
+          break;
+        case State::Dec:
+          if (b == ';') state_ = State::Text;
+          else if (b < '0' || b > '9' || ++length_ > kMaxName) return i;
+          break;
+        case State::HexStart:
+        case State::Hex:
+          if (b == ';' && state_ == State::Hex) state_ = State::Text;
+          else if (!std::isxdigit(b) || ++length_ > kMaxName) return i;
+          else state_ = State::Hex;
+          break;
+      }
+    }
+    return std::string_view::npos;
+  }
+
+ private:
+  enum class State { Text, Cdata, Amp, Name, Hash, Dec, HexStart, Hex };
+  static constexpr std::size_t kMaxName = 64;
+  static bool name_start(unsigned char b) {
+    return (b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') || b == '_' || b == ':' || b >= 0x80;
+  }
+  static bool name_char(unsigned char b) {
+    return name_start(b) || (b >= '0' && b <= '9') || b == '.' || b == '-';
+  }
+  static constexpr char kCdataOpen[] = "<![CDATA[";
+  State state_ = State::Text;
+  std::size_t length_ = 0;
+  std::size_t match_ = 0;   // bytes of "<![CDATA[" (in text) or of "]]" (in CDATA) just seen
+};
+
 // Incremental UTF-8 check (RFC 3629: no overlongs, no surrogates, <= U+10FFFF)
 // that also refuses the C0 controls XML 1.0 forbids. Running it before libxml2
 // makes the verdict on bad encodings ours and deterministic, whatever libxml2's
@@ -130,6 +206,7 @@ struct ParserCore {
   std::vector<NamespaceDecl> header_decls;
   std::vector<Event> events;
   Utf8Check utf8;
+  ReferenceCheck refs;
   std::uint64_t generation = 0;    // bumped by reset()
 
   // Standalone-element mode results.
@@ -197,6 +274,7 @@ struct ParserCore {
     header_decls.clear();
     events.clear();
     utf8 = Utf8Check{};
+    refs = ReferenceCheck{};
     result.reset();
     error_text.clear();
     start();
@@ -653,9 +731,16 @@ struct ParserCore {
       const std::size_t n = std::min({bytes.size() - pos, budget(), kMaxSlice});
       const std::string_view slice = bytes.substr(pos, n);
       const std::size_t good = utf8.scan(slice);
-      if (good > 0) parse(slice.data(), good, false);
-      if (good < n) {
-        fail(StreamErrorCondition::NotWellFormed, "invalid UTF-8 or a forbidden control character");
+      const std::size_t bad_ref = refs.scan(slice.substr(0, good));
+      if (bad_ref != std::string_view::npos) {
+        // What came before is parsed (and complete stanzas dispatched) first.
+        if (bad_ref > 0) parse(slice.data(), bad_ref, false);
+        if (!failed) fail(StreamErrorCondition::NotWellFormed, "'&' that starts no character or entity reference");
+      } else {
+        if (good > 0) parse(slice.data(), good, false);
+        if (good < n) {
+          fail(StreamErrorCondition::NotWellFormed, "invalid UTF-8 or a forbidden control character");
+        }
       }
       // A reset() from the handler discards the rest of this input: bytes that
       // followed <proceed/> or <success/> in the same read were sent before

@@ -60,6 +60,11 @@ const std::vector<HostileCase> kCases = {
     {"xml-declaration-mid-stream.xml", C::NotWellFormed},
     {"mismatched-tags.xml", C::NotWellFormed},
     {"cdata-doctype-trick.xml", C::NotWellFormed},
+    // A '&' that starts no reference: at once, not when some later ';' arrives (issue 12, item 3).
+    {"bare-ampersand.xml", C::NotWellFormed},
+    {"bare-ampersand-in-attribute.xml", C::NotWellFormed},
+    {"entity-without-semicolon.xml", C::NotWellFormed},
+    {"charref-without-semicolon.xml", C::NotWellFormed},
     {"xml-version-1-1.xml", C::NotWellFormed, false, false},   // expat (Prosody, ejabberd) takes 1.0 only
     {"nested-stream-header.xml", C::InvalidNamespace},          // inside a stanza: at once, not when it closes
     {"nested-stream-header-top.xml", C::InvalidNamespace},      // where a stanza would start

@@ -274,3 +274,14 @@ TEST_CASE("stream parser: namespace declarations inside stanzas are kept where w
   CHECK(*item->attr("lang", kNsXml) == "fr");
   CHECK(r.elements[0].attr("flag", "urn:example:x") != nullptr);
 }
+
+TEST_CASE("stream parser: references with their ';' and '&' inside CDATA are fine", "[xmpp][parser]") {
+  Recorder r;
+  StreamParser p(r);
+  REQUIRE(p.feed(kHeader));
+  REQUIRE(p.feed("<message to='v@b.example' type='a&amp;b'><body>&amp;&lt;&#65;&#x42;<![CDATA[fish & chips ]]]></body>"
+                 "</message>"));
+  REQUIRE(r.elements.size() == 1);
+  CHECK(r.errors.empty());
+  CHECK(r.elements[0].find_child("body")->text() == "&<AB" "fish & chips ]");
+}
