@@ -15,7 +15,6 @@ namespace {
 
 constexpr std::string_view kNsFmuc = "http://isode.com/protocol/fmuc";
 constexpr std::string_view kNsMucUser = "http://jabber.org/protocol/muc#user";
-constexpr std::string_view kNsMucAdmin = "http://jabber.org/protocol/muc#admin";
 constexpr std::string_view kNsAddress = "http://jabber.org/protocol/address";
 
 std::string bare_room(const PolicyNode& n, std::string_view attr) {
@@ -98,10 +97,11 @@ std::string PseudonymTable::hash(const std::string& what, std::size_t bytes) con
   return hex;
 }
 
-std::string PseudonymTable::pseudonym(const std::string& jid) {
+std::string PseudonymTable::pseudonym(const std::string& jid) const {
   auto j = xmpp::parse_jid(jid);
   if (!j) return "invalid@" + domain_;
-  if (j->domain == domain_) return jid;   // already a pseudonym
+  // A JID already in the pseudonym domain is hashed again: nobody can put
+  // another user's pseudonym on a stanza and have it cross as theirs.
   // Localparts compare without case (RFC 7622 UsernameCaseMapped, ASCII here):
   // Alice and alice are one user and get one pseudonym.
   std::string local = j->local;
@@ -111,32 +111,7 @@ std::string PseudonymTable::pseudonym(const std::string& jid) {
   const std::string bare = local.empty() ? j->domain : local + "@" + j->domain;
   std::string p = hash("bare\n" + bare, 16) + "@" + domain_;
   if (!j->resource.empty()) p += "/" + hash("full\n" + bare + "/" + j->resource, 6);
-  std::lock_guard lock(mu_);
-  auto it = reverse_.find(p);
-  if (it != reverse_.end()) {
-    order_.splice(order_.end(), order_, it->second.second);
-    return p;
-  }
-  order_.push_back(p);
-  reverse_.emplace(p, std::pair{j->full(), std::prev(order_.end())});
-  if (reverse_.size() > kMaxRemembered) {
-    reverse_.erase(order_.front());
-    order_.pop_front();
-  }
   return p;
-}
-
-std::optional<std::string> PseudonymTable::real(const std::string& pseudonym) const {
-  std::lock_guard lock(mu_);
-  auto it = reverse_.find(pseudonym);
-  if (it != reverse_.end()) return it->second.first;
-  // A bare pseudonym names the user behind any of its full forms.
-  for (const auto& [p, v] : reverse_) {
-    if (p.size() > pseudonym.size() && p.compare(0, pseudonym.size(), pseudonym) == 0 && p[pseudonym.size()] == '/') {
-      return bare_of(v.first);
-    }
-  }
-  return std::nullopt;
 }
 
 FmucPseudonymsFilter::FmucPseudonymsFilter(std::string name, std::shared_ptr<PseudonymTable> table)
@@ -179,23 +154,7 @@ std::shared_ptr<const Filter> FmucPseudonymsFilter::from_spec(const FilterSpec& 
   auto domain = xmpp::normalize_domain(d);
   if (!domain) spec.node->fail("<fmuc-pseudonyms> domain: expected a domain, got '" + d + "'");
   const std::string key = read_key(*spec.node);
-  // Both directions' filters with the same key and domain share one table,
-  // so a pseudonym made in one direction maps back in the other.
-  static std::mutex mu;
-  static std::map<std::string, std::weak_ptr<PseudonymTable>> tables;   // by digest of (domain, key)
-  std::lock_guard lock(mu);
-  for (auto it = tables.begin(); it != tables.end();) it = it->second.expired() ? tables.erase(it) : std::next(it);
-  unsigned char digest[32];
-  std::string material = *domain + '\n' + key;
-  crypto_generichash(digest, sizeof digest, reinterpret_cast<const unsigned char*>(material.data()), material.size(),
-                     nullptr, 0);
-  sodium_memzero(material.data(), material.size());
-  const std::string id(reinterpret_cast<const char*>(digest), sizeof digest);
-  std::shared_ptr<PseudonymTable> t = tables[id].lock();
-  if (!t) {
-    t = std::make_shared<PseudonymTable>(key, *domain);
-    tables[id] = t;
-  }
+  auto t = std::make_shared<PseudonymTable>(key, *domain);
   return std::make_shared<const FmucPseudonymsFilter>(spec.name, std::move(t));
 }
 
@@ -208,16 +167,6 @@ Verdict FmucPseudonymsFilter::evaluate(xmpp::Element& stanza, const StanzaContex
     if (p == *v) return;
     notes.emplace_back(why, *v + " -> " + p);
     e.set_attr(attr, p);
-  };
-  auto unmap = [&](xmpp::Element& e, std::string_view attr) {
-    const std::string* v = e.attr(attr);
-    if (v == nullptr) return;
-    auto j = xmpp::parse_jid(*v);
-    if (!j || j->domain != table_->domain()) return;
-    if (auto r = table_->real(*v)) {
-      notes.emplace_back("pseudonym.reversed", *v + " -> " + *r);
-      e.set_attr(attr, *r);
-    }
   };
   const bool fmuc = is_fmuc_traffic(stanza, ctx);
   for (auto& c : stanza.children()) {
@@ -237,11 +186,6 @@ Verdict FmucPseudonymsFilter::evaluate(xmpp::Element& stanza, const StanzaContex
           replace(*i.element, "from", "pseudonym." + i.element->name() + "-from");
           replace(*i.element, "to", "pseudonym." + i.element->name() + "-to");
         }
-      }
-    } else if (ch.ns() == kNsMucAdmin && ch.name() == "query") {
-      // Administration by JID from the far side names our users by pseudonym.
-      for (auto& i : ch.children()) {
-        if (i.is_element() && i.element->name() == "item") unmap(*i.element, "jid");
       }
     }
   }

@@ -20,18 +20,15 @@
 //     the resource) under the key file's secret, so the pseudonym is stable
 //     (a user keeps one across joins and restarts) and cannot be reversed
 //     without the key; XEP-0033 <addresses/> (ofrom) is removed;
-//   - a pseudonym this filter made, coming back in the other direction's
-//     muc#user items (a kick or ban by JID), is mapped back to the real JID
-//     from a bounded table, so administration still routes;
+//   - nothing maps a pseudonym back: the filter keeps no table (a reverse map
+//     would be an oracle for whoever can make a stanza cross with a
+//     pseudonym in it); private messages route by occupant nick;
 //   - Modify "fmuc-pseudonyms" with a note per replaced JID; NoOpinion when
 //     there is nothing to replace.
 #pragma once
 
-#include <list>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "policy/filter.h"
@@ -64,23 +61,17 @@ class RoomFederationFilter : public Filter {
   std::vector<Rule> rules_;
 };
 
-// The pseudonym table both directions' filters share (one per key and domain).
+// Keyed pseudonyms: a pure function of the key, the domain and the JID (no state).
 class PseudonymTable {
  public:
   PseudonymTable(std::string key, std::string domain);
-  // The pseudonym of `jid` (full or bare); remembered for reverse mapping.
-  std::string pseudonym(const std::string& jid);
-  // The real JID behind a pseudonym this table made, if still remembered.
-  std::optional<std::string> real(const std::string& pseudonym) const;
+  // The pseudonym of `jid` (full or bare).
+  std::string pseudonym(const std::string& jid) const;
   const std::string& domain() const { return domain_; }
 
  private:
   std::string hash(const std::string& what, std::size_t bytes) const;
   std::string key_, domain_;
-  mutable std::mutex mu_;
-  std::list<std::string> order_;
-  std::unordered_map<std::string, std::pair<std::string, std::list<std::string>::iterator>> reverse_;
-  static constexpr std::size_t kMaxRemembered = 100000;
 };
 
 class FmucPseudonymsFilter : public Filter {
