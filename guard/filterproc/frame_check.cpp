@@ -72,7 +72,21 @@ std::optional<FrameRefusal> check_hosted(const SideDomains& origin, const SideDo
                                 quoted(twin_jid) + " on side " + far.name);
   }
   const std::string type = stanza.attr_or("type");
-  const bool fmuc = stanza.find_child("fmuc", "http://isode.com/protocol/fmuc") != nullptr;
+  // Exactly one <fmuc/>, holding nothing but what XEP-0289 and our resume marker put there.
+  std::size_t fmuc_count = 0;
+  bool fmuc_clean = true;
+  for (const xmpp::Element* c : stanza.child_elements()) {
+    if (c->ns() != "http://isode.com/protocol/fmuc") continue;
+    ++fmuc_count;
+    if (c->name() != "fmuc") fmuc_clean = false;
+    for (const xmpp::Element* g : c->child_elements()) {
+      if (g->ns() != c->ns() || (g->name() != "reject" && g->name() != "left" && g->name() != "resume")) fmuc_clean = false;
+    }
+  }
+  if (fmuc_count > 1 || !fmuc_clean) {
+    return refuse("hosted", "an FMUC element that is not one <fmuc/> holding reject, left or resume");
+  }
+  const bool fmuc = fmuc_count == 1 && (stanza.name() == "presence" || stanza.name() == "message");
   bool ping = false;
   if (stanza.name() == "iq") {
     if (type == "result") {

@@ -17,6 +17,7 @@ constexpr std::size_t kMaxSent = 2048;       // relay ids remembered for error r
 constexpr std::size_t kSeenFactor = 8;       // message ids remembered: history_size x this (at least 1024)
 constexpr std::size_t kMaxSessions = 16;     // resources of one occupant
 constexpr std::size_t kMaxOccupants = 5000;
+constexpr std::size_t kReservedLocal = 1000;  // places federated nodes cannot take
 
 std::string bare_of(const std::string& jid) {
   auto j = xmpp::parse_jid(jid);
@@ -59,6 +60,12 @@ Element payload_of(const Element& st) {
   return m;
 }
 
+// The stanza's security label (XEP-0258), if any: a subject keeps its label.
+std::optional<Element> label_of(const Element& st) {
+  if (const Element* l = st.find_child("securitylabel", "urn:xmpp:sec-label:0")) return *l;
+  return std::nullopt;
+}
+
 // What a room keeps of an occupant's presence: <show/> and <status/> (what it
 // reflects), nothing else (the rest is never sent on, and it costs memory per occupant).
 Element presence_essentials(const Element& st) {
@@ -74,18 +81,11 @@ Element presence_essentials(const Element& st) {
 }
 
 // Errors that say the node is out of reach, not that it refused this stanza.
+// (A per-stanza refusal, an unknown nick or a busy filter is not: those are
+// told to the author; pings and joins judge the link itself.)
 bool link_failure(const xmpp::StanzaError& e) {
-  switch (e.condition) {
-    case StanzaErrorCondition::RemoteServerNotFound:
-    case StanzaErrorCondition::RemoteServerTimeout:
-    case StanzaErrorCondition::RecipientUnavailable:
-    case StanzaErrorCondition::ServiceUnavailable:
-    case StanzaErrorCondition::Gone:
-    case StanzaErrorCondition::ItemNotFound:
-      return true;
-    default:
-      return e.type == xmpp::StanzaErrorType::Wait;
-  }
+  return e.condition == StanzaErrorCondition::RemoteServerNotFound ||
+         e.condition == StanzaErrorCondition::RemoteServerTimeout;
 }
 
 }  // namespace
@@ -123,6 +123,15 @@ Room::Room(RoomSettings settings, std::string service_domain, std::string occupa
   id_prefix_ = hex;
 }
 
+bool Room::impersonates(const Link& l, const std::string& nick) {
+  auto it = occupants_.find(nick);
+  if (it == occupants_.end() || it->second.peer == l.peer) return false;
+  // A node speaks only for the occupants it brought: never as ours, or another node's.
+  ++counters_.refused_from_peer;
+  event("dropped a stanza from " + l.peer + " under the nick '" + nick + "' of an occupant it did not bring");
+  return true;
+}
+
 bool Room::links_with_domain(const std::string& domain) const {
   for (const auto& [peer, l] : links_) {
     if (peer.size() > domain.size() && peer.compare(peer.size() - domain.size(), domain.size(), domain) == 0 &&
@@ -145,7 +154,15 @@ std::size_t Room::local_occupants() const {
 
 std::size_t Room::remote_occupants() const { return occupants_.size() - local_occupants(); }
 
-std::string Room::next_id() { return id_prefix_ + "-" + std::to_string(++counter_); }
+std::string Room::next_id() {
+  // Unpredictable: a peer that learns one id must not be able to name the next.
+  unsigned char r[16];
+  randombytes_buf(r, sizeof r);
+  char hex[33];
+  sodium_bin2hex(hex, sizeof hex, r, sizeof r);
+  ++counter_;
+  return hex;
+}
 
 std::string Room::make_occupant_id(const std::string& bare) const {
   unsigned char out[16];
@@ -369,6 +386,7 @@ void Room::local_join(const Element& st, const std::string& from, const std::str
     o.affiliation = owner ? "owner" : (contains(s_.members, bare) ? "member" : "none");
     o.role = owner ? "moderator" : "participant";
     o.occupant_id = make_occupant_id(bare);
+    o.joined_ms = now;
     it = occupants_.emplace(nick, std::move(o)).first;
     fresh = true;
   }
@@ -452,7 +470,7 @@ void Room::reflect_message(const HistoryEntry& e, bool delayed, const std::strin
     sid.set_attr("id", e.key.by == jid_ ? e.key.id : make_occupant_id("sid\n" + e.key.by + "\n" + e.key.id));
     sid.set_attr("by", jid_);
     auto occ = occupants_.find(e.nick);
-    if (occ != occupants_.end()) {
+    if (occ != occupants_.end() && occ->second.peer == e.peer) {
       m.add_child(std::string(kNsOccupantId), "occupant-id").set_attr("id", occ->second.occupant_id);
     }
     if (delayed) {
@@ -526,6 +544,7 @@ void Room::local_groupchat(const Element& st, const std::string& from, std::int6
   if (subj != nullptr && body == nullptr) {
     subject_ = subj->text();
     subject_nick_ = me->nick;
+    subject_label_ = label_of(st);   // a labelled subject crosses (and is judged) with its label
     for (const auto& [n, o] : occupants_) {
       if (!o.peer.empty()) continue;
       for (const auto& s : o.sessions) send_subject(s, out);
@@ -538,6 +557,7 @@ void Room::local_groupchat(const Element& st, const std::string& from, std::int6
       m.set_attr("type", "groupchat");
       m.set_attr("id", next_id());
       m.add_child(std::string(xmpp::kNsServer), "subject").add_text(subject_);
+      if (subject_label_) m.add_child(*subject_label_);
       set_fmuc_from(m, me->author);
       send_to_peer(l, std::move(m), out);
     }
@@ -553,7 +573,7 @@ void Room::local_groupchat(const Element& st, const std::string& from, std::int6
     sent_.erase(sent_order_.front());
     sent_order_.pop_front();
   }
-  sent_[e.key.id] = Sent{from, me->nick, st.attr_or("id")};
+  sent_[e.key.id] = Sent{from, me->nick, st.attr_or("id"), false};
   sent_order_.push_back(e.key.id);
   accept_message(std::move(e), {}, false, out);
 }
@@ -598,6 +618,15 @@ void Room::local_private(const Element& st, const std::string& from, const std::
   }
   m.set_attr("to", to.peer + "/" + nick);
   set_fmuc_from(m, me->author);
+  // Remembered like a groupchat relay, so a refusal on the way reaches its author.
+  const std::string relay_id = next_id();
+  if (sent_.size() >= kMaxSent) {
+    sent_.erase(sent_order_.front());
+    sent_order_.pop_front();
+  }
+  sent_[relay_id] = Sent{from, me->nick, st.attr_or("id"), true};
+  sent_order_.push_back(relay_id);
+  m.set_attr("id", relay_id);
   send_to_peer(l->second, std::move(m), out);
 }
 
@@ -607,6 +636,7 @@ void Room::send_subject(const std::string& to_session, Outputs& out) const {
   m.set_attr("to", to_session);
   m.set_attr("type", "groupchat");
   m.add_child(std::string(xmpp::kNsServer), "subject").add_text(subject_);
+  if (subject_label_) m.add_child(*subject_label_);
   out.push_back({false, std::move(m)});
 }
 
@@ -628,7 +658,8 @@ std::vector<const Room::HistoryEntry*> Room::pick_history(const Element* req, st
     num("maxchars", maxchars);
     if (const std::string* s = req->attr("seconds")) {
       try {
-        since = std::max<std::int64_t>(since, now - static_cast<std::int64_t>(std::stoull(*s)) * 1000);
+        const std::uint64_t secs = std::min<std::uint64_t>(std::stoull(*s), 10ull * 365 * 86400);
+        since = std::max<std::int64_t>(since, now - static_cast<std::int64_t>(secs) * 1000);
       } catch (...) {
       }
     }
@@ -841,6 +872,12 @@ std::size_t Room::backfill(Link& l, const std::optional<OriginKey>& after, Outpu
 }
 
 void Room::accept_join(Link& l, const Element& st, std::int64_t now, Outputs& out) {
+  if (l.state == LinkState::Up && now - l.last_accept_ms < t_.retry_ms) {
+    // Each accepted join sends the whole room across: not more often than a rejoin may come.
+    ++counters_.refused_from_peer;
+    return;
+  }
+  l.last_accept_ms = now;
   if (l.state == LinkState::Up) {
     // A join on a link that is up: the joining node starts over (it restarted,
     // or lost the link without our noticing). Forget what it told us before.
@@ -873,11 +910,14 @@ void Room::accept_join(Link& l, const Element& st, std::int64_t now, Outputs& ou
     }
   }
   Element subj(std::string(xmpp::kNsServer), "message");
-  subj.set_attr("from", subject_nick_.empty() ? jid_ : jid_ + "/" + subject_nick_);
+  // From the room itself: it ends the join answer, and the nick that set the subject may
+  // be one of the joining room's own occupants (which that room would take for impersonation).
+  subj.set_attr("from", jid_);
   subj.set_attr("to", l.peer);
   subj.set_attr("type", "groupchat");
   subj.set_attr("id", next_id());
   subj.add_child(std::string(xmpp::kNsServer), "subject").add_text(subject_);
+  if (subject_label_) subj.add_child(*subject_label_);
   set_fmuc_from(subj, jid_);
   if (!l.last_in.empty()) {
     Element& r = subj.find_child("fmuc", kNsFmuc)->add_child(std::string(kNsFmuc), "resume");
@@ -952,18 +992,24 @@ void Room::peer_presence(Link& l, const Element& st, const std::string& nick, st
   }
   const bool fresh = it == occupants_.end();
   if (fresh) {
-    if (occupants_.size() >= kMaxOccupants) return;
+    // Room for this side's own users is kept whatever a node brings.
+    if (remote_occupants() >= kMaxOccupants - kReservedLocal) {
+      ++counters_.refused_from_peer;
+      return;
+    }
     Occupant o;
     o.nick = nick;
     o.peer = l.peer;
     o.author = f.from.empty() ? st.attr_or("from") : f.from;
+    if (o.author.size() > 3071 || !xmpp::parse_jid(o.author)) {
+      ++counters_.refused_from_peer;
+      return;
+    }
     o.bare = bare_of(o.author);
+    // Affiliations are this room's to give: a node's occupants are plain participants here.
     if (const Element* x = st.find_child("x", kNsMucUser)) {
       if (const Element* item = x->find_child("item", kNsMucUser)) {
-        const std::string a = item->attr_or("affiliation", "none");
-        const std::string r = item->attr_or("role", "participant");
-        if (a == "owner" || a == "admin" || a == "member" || a == "none") o.affiliation = a;
-        if (r == "moderator" || r == "participant" || r == "visitor") o.role = r;
+        if (item->attr_or("role") == "visitor") o.role = "visitor";
       }
     }
     o.occupant_id = make_occupant_id(o.bare);
@@ -991,9 +1037,11 @@ void Room::peer_message(Link& l, const Element& st, const std::string& nick, std
     const Element* subj = st.find_child("subject", st.ns());
     const Element* body = st.find_child("body", st.ns());
     if (subj != nullptr && body == nullptr) {
+      if (!nick.empty() && impersonates(l, nick)) return;
       const bool changed = subj->text() != subject_;
       subject_ = subj->text();
-      subject_nick_ = (nick.empty() || f.from == l.peer) ? std::string{} : nick;
+      subject_label_ = label_of(st);
+      subject_nick_ = nick;
       if (changed) {
         for (const auto& [n, o] : occupants_) {
           if (!o.peer.empty()) continue;
@@ -1010,10 +1058,17 @@ void Room::peer_message(Link& l, const Element& st, const std::string& nick, std
       if (l.upstream && l.state == LinkState::Joining) join_complete(l, st, now, out);
       return;
     }
-    if (nick.empty()) return;
+    if (nick.empty() || impersonates(l, nick)) return;
     auto key = read_origin(st);
     OriginKey k = key ? *key : OriginKey{l.peer, st.attr_or("id")};
     if (k.id.empty()) return;
+    if (k.by == jid_) {
+      // Only this room makes ids in its own name: a peer claiming one would
+      // poison the dedupe of this room's own future messages.
+      ++counters_.refused_from_peer;
+      event("dropped a relay from " + l.peer + " claiming this room's own message id");
+      return;
+    }
     l.last_in = k;
     if (seen(k)) {
       ++counters_.duplicates_dropped;
@@ -1032,7 +1087,7 @@ void Room::peer_message(Link& l, const Element& st, const std::string& nick, std
     return;
   }
   // A private message through the federation, for one of our occupants or onward.
-  if (to_nick.empty() || nick.empty()) return;
+  if (to_nick.empty() || nick.empty() || impersonates(l, nick)) return;
   auto it = occupants_.find(to_nick);
   if (it == occupants_.end()) {
     error_to(st, StanzaErrorCondition::ItemNotFound, "no occupant with that nickname", out, true);
@@ -1066,7 +1121,9 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
   if (st.name() == "presence" && err->condition == StanzaErrorCondition::Conflict && !nick.empty()) {
     // Our occupant's nick is taken in the federated room: they cannot stay.
     auto it = occupants_.find(nick);
-    if (it != occupants_.end() && it->second.peer.empty()) {
+    // Only an answer to the announcement of a recent join counts: a peer must
+    // not be able to remove our occupants whenever it likes.
+    if (it != occupants_.end() && it->second.peer.empty() && now - it->second.joined_ms <= t_.join_timeout_ms) {
       Occupant o = it->second;
       for (const auto& s : o.sessions) {
         Element e(std::string(xmpp::kNsServer), "presence");
@@ -1095,7 +1152,7 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
     }
     return;
   }
-  if (link_failure(*err)) {
+  if (link_failure(*err) || (st.name() == "presence" && l.state == LinkState::Joining)) {
     lose(l, "error " + std::string(xmpp::to_string(err->condition)) + " from " + l.peer, now, out);
     return;
   }
@@ -1114,8 +1171,9 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
   er.set_attr("by", jid_);
   er.add_child(std::string(xmpp::kNsStanzas), std::string(xmpp::to_string(err->condition)));
   er.add_child(std::string(xmpp::kNsStanzas), "text")
-      .add_text("your message reached this room but not the federated room " + l.peer + " (" +
-                std::string(xmpp::to_string(err->condition)) + ")");
+      .add_text((s->second.pm ? "your private message did not reach the federated room " + l.peer
+                              : "your message reached this room but not the federated room " + l.peer) +
+                " (" + std::string(xmpp::to_string(err->condition)) + ")");
   out.push_back({false, std::move(m)});
   event("relay " + st.attr_or("id") + " refused on the way to " + l.peer + ": " +
         std::string(xmpp::to_string(err->condition)) + "; author told");

@@ -75,6 +75,7 @@ struct RoomCounters {
   std::uint64_t backfilled_out = 0;      // messages sent as backfill
   std::uint64_t links_lost = 0;
   std::uint64_t refused_by_peer = 0;     // our relays the far side (or the boundary) refused
+  std::uint64_t refused_from_peer = 0;   // stanzas from a node dropped (impersonation, our own ids, limits)
 };
 
 class Room {
@@ -120,6 +121,7 @@ class Room {
     std::string bare;                  // bare JID of `author`
     std::string affiliation = "none", role = "participant";
     std::string occupant_id;
+    std::int64_t joined_ms = 0;        // local: when it joined (a conflict answer may follow within the join timeout)
     xmpp::Element presence;            // last available presence (show/status kept)
   };
   struct HistoryEntry {
@@ -144,9 +146,11 @@ class Room {
     std::int64_t ping_sent_ms = 0;
     std::vector<xmpp::Element> queue;  // produced while joining, sent once up
     OriginKey last_in;                 // the last message received on this link
+    std::int64_t last_accept_ms = -1'000'000'000;   // downstream: when its last join was accepted
   };
   struct Sent {                        // a message relayed to peers, for error replies
     std::string author_session, nick, client_id;
+    bool pm = false;                   // a private message (else groupchat)
   };
 
   // Local users.
@@ -196,6 +200,8 @@ class Room {
   bool seen(const OriginKey& k) const { return seen_.count(k) != 0; }
   void remember(const OriginKey& k);
   std::string make_occupant_id(const std::string& bare) const;
+  // True (and counted, logged) when `nick` is an occupant `l` did not bring.
+  bool impersonates(const Link& l, const std::string& nick);
   std::string next_id();
   Occupant* find_session(const std::string& full_jid);
   void event(std::string line) { events_.push_back(std::move(line)); }
@@ -206,6 +212,7 @@ class Room {
   Timing t_;
   std::string subject_;
   std::string subject_nick_;
+  std::optional<xmpp::Element> subject_label_;   // the subject's security label, kept with it
   std::map<std::string, Occupant> occupants_;   // by nick
   std::deque<HistoryEntry> history_;            // oldest first, bounded by history_size
   std::set<OriginKey> seen_;

@@ -382,8 +382,11 @@ void EdgeServer::deliver(xmpp::Element stanza, bool local_error) {
     to_rooms_federated(stanza);
     return;
   }
+  // Released traffic speaks for far-side domains only; an error this edge made
+  // itself for one of its own senders may also come from a room service it hosts.
   const bool far_domain =
-      from && std::find(side_.fronts.begin(), side_.fronts.end(), from->domain) != side_.fronts.end();
+      from && (std::find(side_.fronts.begin(), side_.fronts.end(), from->domain) != side_.fronts.end() ||
+               (local_error && service_for(from->domain) != nullptr));
   if (!from || !to || !far_domain) {
     // We may only speak for the domains we front; anything else is refused here.
     ++counters_.rejected_frames;

@@ -249,3 +249,21 @@ TEST_CASE("hosted: without rooms in the config every hosted frame is refused", "
   const auto c = filterproc::check_frame(b, true, hosted_header(), s);
   expect_refused(c, "hosted", "not a room service side low hosts");
 }
+
+TEST_CASE("hosted: FMUC content is one <fmuc/> holding only reject, left or resume", "[filterproc][hosted][fmuc]") {
+  expect_accepted(check("<presence xmlns='jabber:server' from='ops@rooms.low.test/nick' to='ops@rooms.high.test/nick'>"
+                        "<fmuc xmlns='http://isode.com/protocol/fmuc' from='alice@a.test/r'>"
+                        "<resume by='ops@rooms.high.test' id='x1'/></fmuc></presence>"));
+  expect_refused(check("<message xmlns='jabber:server' from='ops@rooms.low.test/nick' to='ops@rooms.high.test' "
+                       "type='groupchat'><body>b</body><fmuc xmlns='http://isode.com/protocol/fmuc' from='a@a.test'/>"
+                       "<fmuc xmlns='http://isode.com/protocol/fmuc' from='b@a.test'/></message>"),
+                 "hosted", "one <fmuc/>");
+  expect_refused(check("<message xmlns='jabber:server' from='ops@rooms.low.test/nick' to='ops@rooms.high.test' "
+                       "type='groupchat'><body>b</body><fmuc xmlns='http://isode.com/protocol/fmuc' from='a@a.test'>"
+                       "<x xmlns='urn:example'/></fmuc></message>"),
+                 "hosted", "one <fmuc/>");
+  // <fmuc/> makes neither an IQ nor anything but presence and message FMUC traffic.
+  expect_refused(check("<iq xmlns='jabber:server' from='ops@rooms.low.test' to='ops@rooms.high.test' type='set' id='s'>"
+                       "<query xmlns='urn:example'/><fmuc xmlns='http://isode.com/protocol/fmuc' from='a@a.test'/></iq>"),
+                 "hosted", "only FMUC traffic");
+}

@@ -435,3 +435,94 @@ TEST_CASE("a chain of three rooms: each message reaches every node once and neve
   CHECK(net.bodies("alice@a.test/r", "up the chain") == 1);
   CHECK(net.bodies("carol@c.test/r", "up the chain") == 1);
 }
+
+TEST_CASE("a federated node speaks only for the occupants it brought", "[rooms][fmuc]") {
+  rooms::RoomService low(service("rooms.low.test", "ops@rooms.high.test"), "k0123456789abcdef");
+  rooms::RoomService high(service("rooms.high.test", {}, {"ops@rooms.low.test"}), "k0123456789abcdef");
+  Net net;
+  net.add(low);
+  net.add(high);
+  net.local(high, join("bob@b.test/r", "ops@rooms.high.test/bob"));
+  net.local(low, join("alice@a.test/r", "ops@rooms.low.test/alice"));
+  net.local(low, join("carol@a.test/r", "ops@rooms.low.test/carol"));
+  const std::size_t before = net.users["carol@a.test/r"].size();
+  auto forged = [&](const std::string& stanza) {
+    Outputs o;
+    low.on_federated(el(stanza), net.now, o);
+    net.pump(std::move(o), "rooms.low.test");
+  };
+  // A groupchat, a PM and a subject under a local occupant's nick.
+  forged("<message xmlns='jabber:server' from='ops@rooms.high.test/alice' to='ops@rooms.low.test' type='groupchat' "
+         "id='f1'><body>I am alice</body><fmuc xmlns='http://isode.com/protocol/fmuc' from='x@anon.test'/></message>");
+  forged("<message xmlns='jabber:server' from='ops@rooms.high.test/alice' to='ops@rooms.low.test/carol' type='chat'>"
+         "<body>pm as alice</body><fmuc xmlns='http://isode.com/protocol/fmuc' from='x@anon.test'/></message>");
+  forged("<message xmlns='jabber:server' from='ops@rooms.high.test/alice' to='ops@rooms.low.test' type='groupchat'>"
+         "<subject>forged</subject><fmuc xmlns='http://isode.com/protocol/fmuc' from='x@anon.test'/></message>");
+  // A relay claiming this room's own message id.
+  forged("<message xmlns='jabber:server' from='ops@rooms.high.test/bob' to='ops@rooms.low.test' type='groupchat' id='f2'>"
+         "<body>own id</body><fmuc xmlns='http://isode.com/protocol/fmuc' from='x@anon.test'/>"
+         "<stanza-id xmlns='urn:xmpp:sid:0' by='ops@rooms.low.test' id='abc'/></message>");
+  CHECK(net.users["carol@a.test/r"].size() == before);
+  CHECK(low.room("ops")->subject() == "initial");
+  CHECK(low.room("ops")->counters().refused_from_peer == 4);
+  // A conflict error long after alice joined does not remove her.
+  net.now += 60000;
+  forged("<presence xmlns='jabber:server' from='ops@rooms.high.test/alice' to='ops@rooms.low.test/alice' type='error'>"
+         "<error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>");
+  CHECK(low.room("ops")->local_occupants() == 2);
+  // bob (whom the node brought) still speaks.
+  forged("<message xmlns='jabber:server' from='ops@rooms.high.test/bob' to='ops@rooms.low.test' type='groupchat' id='f3'>"
+         "<body>really bob</body><fmuc xmlns='http://isode.com/protocol/fmuc' from='x@anon.test'/>"
+         "<stanza-id xmlns='urn:xmpp:sid:0' by='ops@rooms.high.test' id='h-9'/></message>");
+  CHECK(net.bodies("carol@a.test/r", "really bob") == 1);
+}
+
+TEST_CASE("a labelled subject keeps its label, locally and across", "[rooms][fmuc]") {
+  rooms::RoomService low(service("rooms.low.test", "ops@rooms.high.test"), "k0123456789abcdef");
+  rooms::RoomService high(service("rooms.high.test", {}, {"ops@rooms.low.test"}), "k0123456789abcdef");
+  Net net;
+  net.add(low);
+  net.add(high);
+  net.local(high, join("bob@b.test/r", "ops@rooms.high.test/bob"));
+  net.local(low, join("alice@a.test/r", "ops@rooms.low.test/alice"));
+  Outputs o;
+  high.on_local(el("<message xmlns='jabber:server' from='bob@b.test/r' to='ops@rooms.high.test' type='groupchat'>"
+                   "<subject>secret plan</subject><securitylabel xmlns='urn:xmpp:sec-label:0'><displaymarking>SECRET"
+                   "</displaymarking><label><x xmlns='urn:example'/></label></securitylabel></message>"),
+                net.now, o);
+  bool relay_labelled = false;
+  for (const auto& x : o) {
+    if (x.to_peer && xml(x.stanza).find("<subject>secret plan</subject>") != std::string::npos) {
+      relay_labelled = xml(x.stanza).find("urn:xmpp:sec-label:0") != std::string::npos;
+    }
+  }
+  CHECK(relay_labelled);   // the boundary judges the subject by its own label
+  net.pump(std::move(o), "rooms.high.test");
+  // A later joiner on the high side gets the subject with its label.
+  net.local(high, join("dave@b.test/r", "ops@rooms.high.test/dave"));
+  const auto& d = net.users["dave@b.test/r"];
+  REQUIRE_FALSE(d.empty());
+  CHECK(xml(d.back()).find("<subject>secret plan</subject>") != std::string::npos);
+  CHECK(xml(d.back()).find("SECRET") != std::string::npos);
+}
+
+TEST_CASE("a subject set on the joining half survives a rejoin", "[rooms][fmuc]") {
+  rooms::RoomService low(service("rooms.low.test", "ops@rooms.high.test"), "k0123456789abcdef");
+  rooms::RoomService high(service("rooms.high.test", {}, {"ops@rooms.low.test"}), "k0123456789abcdef");
+  Net net;
+  net.add(low);
+  net.add(high);
+  net.local(high, join("bob@b.test/r", "ops@rooms.high.test/bob"));
+  net.local(low, join("alice@a.test/r", "ops@rooms.low.test/alice"));
+  net.local(low, "<message xmlns='jabber:server' from='alice@a.test/r' to='ops@rooms.low.test' type='groupchat'>"
+                 "<subject>set by alice</subject></message>");
+  REQUIRE(high.room("ops")->subject() == "set by alice");
+  Outputs o;
+  low.links_lost([](const std::string&) { return true; }, "test", net.now, o);
+  high.links_lost([](const std::string&) { return true; }, "test", net.now, o);
+  net.pump(std::move(o), "rooms.low.test");
+  for (int i = 0; i < 3; ++i) net.tick(low, 1500);
+  // The join answer ends with the subject alice set: from the room, so alice's own room takes it.
+  CHECK(low.room("ops")->link_state("ops@rooms.high.test") == rooms::LinkState::Up);
+  CHECK(low.room("ops")->counters().refused_from_peer == 0);
+}
