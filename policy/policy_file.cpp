@@ -35,7 +35,15 @@ Pipeline build_direction(const PolicyNode& dir, ipc::Direction direction,
                          const FilterRegistry& registry) {
   Pipeline p;
   std::map<std::string, const PolicyNode*, std::less<>> names;
+  bool pseudonyms_before = false;
   for (const PolicyNode& f : dir.children) {
+    // room-federation's accept ends the pipeline: FMUC traffic must have had
+    // its real addresses replaced by then (issue 8: no real JID crosses in it).
+    if (f.name == "fmuc-pseudonyms" && f.attr_or("shadow", "false") == "false") pseudonyms_before = true;
+    if (f.name == "room-federation" && !pseudonyms_before) {
+      f.fail("<room-federation>: expected an enforced <fmuc-pseudonyms> before it in this direction (its accept "
+             "ends the pipeline, and no real address may cross in FMUC traffic)");
+    }
     FilterSpec spec;
     spec.type = filter_type_for_element(f.name);
     spec.name = f.required("name");

@@ -262,10 +262,12 @@ TEST_CASE("room-federation: a shadow rule is noted and does not accept", "[polic
 
 TEST_CASE("room-federation: a rule id used twice is refused at load with its position", "[policyfile][rooms][fmuc]") {
   FmucDir d;
+  d.write("pseudonym.key", kKey);
   const std::string text =
       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
       "<policy xmlns=\"urn:portcullis:policy:1\" version=\"fmuc-dup\">\n"
       "  <direction from=\"low\" to=\"high\">\n"
+      "    <fmuc-pseudonyms name=\"pseudonyms\" domain=\"anon.test\" key-file=\"pseudonym.key\"/>\n"
       "    <room-federation name=\"rooms\">\n"
       "      <allow id=\"r1\" from=\"ops@rooms.low.test\" to=\"ops@rooms.high.test\"/>\n"
       "      <allow id=\"r1\" from=\"team@rooms.low.test\" to=\"team@rooms.high.test\"/>\n"
@@ -457,5 +459,31 @@ TEST_CASE("fmuc-pseudonyms: the key file is checked at load", "[policyfile][room
     INFO(e.what());
     CHECK(e.line() == line);
     CHECK_THAT(e.message(), Catch::Contains("<fmuc-pseudonyms> key-file: cannot read"));
+  }
+}
+
+TEST_CASE("room-federation without an enforced fmuc-pseudonyms before it is refused at load", "[policyfile][rooms][fmuc]") {
+  FmucDir d;
+  d.write("pseudonym.key", kKey);
+  for (const std::string& before : {std::string(),
+                                    std::string("    <fmuc-pseudonyms name=\"p\" domain=\"anon.test\" "
+                                                "key-file=\"pseudonym.key\" shadow=\"true\"/>\n")}) {
+    const std::string text =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<policy xmlns=\"urn:portcullis:policy:1\" version=\"fmuc-order\">\n"
+        "  <direction from=\"low\" to=\"high\">\n" + before +
+        "    <room-federation name=\"rooms\">\n"
+        "      <allow id=\"r1\" from=\"ops@rooms.low.test\" to=\"ops@rooms.high.test\"/>\n"
+        "    </room-federation>\n"
+        "    <fmuc-pseudonyms name=\"late\" domain=\"anon.test\" key-file=\"pseudonym.key\"/>\n"
+        "  </direction>\n"
+        "  <direction from=\"high\" to=\"low\"/>\n"
+        "</policy>\n";
+    const config::ConfigError e = load_error(d.write("order.xml", text, fs::perms(0644)));
+    INFO(e.what());
+    const auto [line, column] = position_of(text, "<room-federation", 0);
+    CHECK(e.line() == line);
+    CHECK(e.column() == column);
+    CHECK_THAT(e.message(), Catch::Contains("expected an enforced <fmuc-pseudonyms> before it"));
   }
 }
