@@ -44,9 +44,10 @@ std::shared_ptr<const Filter> PeerRequirementsFilter::from_spec(const FilterSpec
       if (m == "sasl-external") r.allow_sasl_external = true;
       else if (m == "dialback") r.allow_dialback = true;
       else if (m == "internal") r.allow_internal = true;
-      else p->fail("'" + m + "' is not an authentication method (sasl-external, dialback, internal)");
+      else if (m == "hosted") r.allow_hosted = true;
+      else p->fail("'" + m + "' is not an authentication method (sasl-external, dialback, internal, hosted)");
     }
-    if (!r.allow_sasl_external && !r.allow_dialback && !r.allow_internal) {
+    if (!r.allow_sasl_external && !r.allow_dialback && !r.allow_internal && !r.allow_hosted) {
       p->fail("<peer> 'auth' lists no method: no peer could ever pass");
     }
     r.shadow = bool_attr(*p, "shadow", false);
@@ -64,9 +65,10 @@ Verdict PeerRequirementsFilter::evaluate(xmpp::Element&, const StanzaContext& ct
     v.notes.emplace_back("check", "auth");
     return v;
   }
-  if (ctx.auth == ipc::AuthMethod::Internal && config_.internal_passes) {
+  if ((ctx.auth == ipc::AuthMethod::Internal || ctx.auth == ipc::AuthMethod::Hosted) && config_.internal_passes) {
+    // Made inside the appliance (a bounce, or a hosted room's FMUC): no peer link to judge.
     Verdict v = Verdict::no_opinion();
-    v.notes.emplace_back("internal", "pass");
+    v.notes.emplace_back(ctx.auth == ipc::AuthMethod::Hosted ? "hosted" : "internal", "pass");
     return v;
   }
 
@@ -87,7 +89,8 @@ Verdict PeerRequirementsFilter::evaluate(xmpp::Element&, const StanzaContext& ct
   } else {
     const bool ok = (ctx.auth == ipc::AuthMethod::SaslExternal && rule->allow_sasl_external) ||
                     (ctx.auth == ipc::AuthMethod::Dialback && rule->allow_dialback) ||
-                    (ctx.auth == ipc::AuthMethod::Internal && rule->allow_internal);
+                    (ctx.auth == ipc::AuthMethod::Internal && rule->allow_internal) ||
+                    (ctx.auth == ipc::AuthMethod::Hosted && rule->allow_hosted);
     if (!ok) {
       refusal = Verdict::reject(rule->id, xmpp::StanzaErrorCondition::NotAuthorized,
                                 "this boundary requires stronger authentication of the link");

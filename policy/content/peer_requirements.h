@@ -14,7 +14,10 @@
 // peer link: with internal="pass" (the default) they pass this filter
 // untouched (NoOpinion, note ("internal", "pass")); with internal="check" they
 // are held to the matching rule like any other, and pass only if that rule's
-// `auth` lists "internal" (and TLS is not required or was used).
+// `auth` lists "internal" (and TLS is not required or was used). The FMUC
+// traffic of the edges' hosted rooms (ctx.auth == Hosted: made inside the
+// appliance, on no network link) is treated alike, with note ("hosted",
+// "pass"), and under internal="check" passes only rules whose auth lists "hosted".
 //
 // Verdicts:
 //  - ctx.auth == None (never valid for a stanza) -> Reject not-authorized,
@@ -46,6 +49,7 @@ struct PeerRule {
   bool allow_sasl_external = false;
   bool allow_dialback = false;
   bool allow_internal = false;
+  bool allow_hosted = false;     // FMUC frames of the edge's own rooms
   bool shadow = false;
 };
 

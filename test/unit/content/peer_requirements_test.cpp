@@ -67,6 +67,19 @@ TEST_CASE_METHOD(PeersFixture, "Portcullis's own bounces pass by default", "[con
   CHECK(note(v, "internal") == "pass");
 }
 
+TEST_CASE_METHOD(PeersFixture, "a hosted room's FMUC passes by default, like a bounce", "[content][peer-requirements][fmuc]") {
+  // (A match="*" require-tls rule would otherwise refuse all room traffic: it crossed no network link.)
+  const auto v = filter->evaluate(m, link("rooms.low.example", AuthMethod::Hosted, false));
+  CHECK(v.kind == VerdictKind::NoOpinion);
+  CHECK(note(v, "hosted") == "pass");
+  const auto strict = test::build_filter(test::policy_node(
+      "<peer-requirements name='l' internal='check'><peer id='p' match='*' require-tls='false' auth='sasl-external'/></peer-requirements>"));
+  const auto lenient = test::build_filter(test::policy_node(
+      "<peer-requirements name='l' internal='check'><peer id='p' match='*' require-tls='false' auth='sasl-external hosted'/></peer-requirements>"));
+  CHECK(strict->evaluate(m, link("rooms.low.example", AuthMethod::Hosted, false)).kind == VerdictKind::Reject);
+  CHECK(lenient->evaluate(m, link("rooms.low.example", AuthMethod::Hosted, false)).kind == VerdictKind::NoOpinion);
+}
+
 TEST_CASE_METHOD(PeersFixture, "an unauthenticated frame is always refused", "[content][peer-requirements]") {
   const auto v = filter->evaluate(m, link("hq.nato.example", AuthMethod::None, true));
   REQUIRE(v.kind == VerdictKind::Reject);
