@@ -982,7 +982,11 @@ void Room::peer_presence(Link& l, const Element& st, const std::string& nick, st
   }
   if (type != "") return;
   if (it != occupants_.end() && it->second.peer != l.peer) {
-    // The nick is taken here (locally or through another node): refuse it.
+    // The nick is taken here (locally or through another node). From the
+    // joined room (upstream) its occupant keeps the nick: that room refuses
+    // ours with its own conflict error, which removes our newcomer. From a
+    // joining room, we refuse its occupant.
+    if (l.upstream) return;
     Element e = xmpp::make_error_reply(st, {StanzaErrorCondition::Conflict, xmpp::StanzaErrorType::Cancel,
                                             "that nickname is in use in the federated room " + jid_, jid_, {}});
     e.set_attr("type", "error");
@@ -1119,6 +1123,9 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
   const std::string nick = resource_of(st.attr_or("to"));
   if (!err) return;
   if (st.name() == "presence" && err->condition == StanzaErrorCondition::Conflict && !nick.empty()) {
+    // Only the joined room (upstream) decides who keeps a nick: a joining room
+    // never removes the joined room's occupants.
+    if (!l.upstream) return;
     // Our occupant's nick is taken in the federated room: they cannot stay.
     auto it = occupants_.find(nick);
     // Only an answer to the announcement of a recent join counts: a peer must

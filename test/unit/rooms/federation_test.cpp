@@ -1,0 +1,448 @@
+// Two or three Room objects federated (XEP-0289 primary-primary) through the
+// Net harness of support.h: what crosses, how often, and what users of each
+// half see across a loss, the rejoin and the backfill.
+#include <algorithm>
+
+#include "guard/config/config.h"
+#include "guard/rooms/room_service.h"
+#include "support.h"
+
+using namespace rooms_test;
+namespace rooms = portcullis::rooms;
+namespace xmpp = portcullis::xmpp;
+
+namespace {
+
+const std::string kA = "ops@rooms.low";    // joining (downstream) room
+const std::string kB = "ops@rooms.high";   // joined (upstream) room
+const std::string kAlice = "alice@low.test/phone";
+const std::string kCarol = "carol@low.test/home";
+const std::string kBob = "bob@high.test/desk";
+const std::string kBob2 = "bob@high.test/tablet";
+
+struct Pair {
+  Room a{room_settings("ops", kB), "rooms.low", "key-low", fast_timing()};
+  Room b{[] {
+           auto s = room_settings("ops", "", {kA});
+           s.subject = "High subject";
+           return s;
+         }(),
+         "rooms.high", "key-high", fast_timing()};
+  Net net{{&a, &b}};
+};
+
+std::vector<const Element*> wire_from(const Net& n, const std::string& room, std::size_t mark,
+                                      const std::string& name = "") {
+  std::vector<const Element*> v;
+  for (std::size_t i = mark; i < n.wire.size(); ++i) {
+    if (n.wire[i].from_room != room) continue;
+    if (!name.empty() && n.wire[i].stanza.name() != name) continue;
+    v.push_back(&n.wire[i].stanza);
+  }
+  return v;
+}
+
+Outputs since(const Net& n, std::size_t mark) { return Outputs(n.users.begin() + static_cast<long>(mark), n.users.end()); }
+
+bool delayed(const Element& m) { return m.find_child("delay", rooms::kNsDelay) != nullptr; }
+
+// Advances until `pred` holds (at most `max_ms`).
+template <class P>
+bool advance_until(Net& n, P pred, std::int64_t max_ms = 20000) {
+  for (std::int64_t t = 0; t < max_ms && !pred(); t += 100) n.advance(100);
+  return pred();
+}
+
+}  // namespace
+
+TEST_CASE("federation: lazy join of the upstream room, its answer, then each half sees the other",
+          "[fmuc][federation]") {
+  Pair p;
+  p.net.user(p.b, join(kBob, kB + "/bob"));
+  p.net.now += 1000;
+  p.net.user(p.b, say(kBob, kB, "said before", "b0"));
+  CHECK(p.a.link_state(kB) == rooms::LinkState::Down);   // nobody at A: no federation
+
+  p.net.now += 1000;
+  const std::size_t wmark = p.net.wire.size(), umark = p.net.users.size();
+  Outputs direct;
+  p.a.on_local(join(kAlice, kA + "/alice"), p.net.now, direct);
+  REQUIRE(count_to_peer(direct) == 1);
+  const Element* jp = nullptr;
+  for (const auto& o : direct)
+    if (o.to_peer) jp = &o.stanza;
+  REQUIRE(jp);
+  CHECK(jp->name() == "presence");
+  CHECK(jp->attr_or("from") == kA + "/alice");
+  CHECK(jp->attr_or("to") == kB + "/alice");
+  auto f = rooms::read_fmuc(*jp);
+  CHECK(f.kind == rooms::FmucKind::Relay);
+  CHECK(f.from == kAlice);
+  const Element* mx = jp->find_child("x", rooms::kNsMuc);
+  REQUIRE(mx);
+  CHECK(mx->find_child("history", rooms::kNsMuc) != nullptr);
+  REQUIRE(muc_item(*jp));
+  CHECK(muc_item(*jp)->attr_or("jid") == kAlice);
+  p.net.pump(kA, std::move(direct));
+
+  CHECK(p.a.link_state(kB) == rooms::LinkState::Up);
+  CHECK(p.b.link_state(kA) == rooms::LinkState::Up);
+
+  // The joined room answered: occupants, then history, then the subject (last).
+  auto answer = wire_from(p.net, kB, wmark);
+  REQUIRE(answer.size() >= 3);
+  CHECK(answer[0]->name() == "presence");
+  CHECK(answer[0]->attr_or("from") == kB + "/bob");
+  CHECK(rooms::read_fmuc(*answer[0]).from == kBob);
+  CHECK(answer[1]->name() == "message");
+  CHECK(body_of(*answer[1]) == "said before");
+  CHECK(delayed(*answer[1]));
+  CHECK(is_subject(*answer[2]));
+
+  Outputs got = since(p.net, umark);
+  CHECK(count_presence(got, kAlice, kA + "/bob", true) == 1);
+  CHECK(bodies_to(got, kAlice) == std::vector<std::string>{"said before"});
+  CHECK(delayed(*chat_to(got, kAlice)[0]));
+  CHECK(p.a.subject() == "High subject");
+  CHECK(count_presence(got, kBob, kB + "/alice", true) == 1);
+  for (const auto& o : got) CHECK_FALSE(rooms::has_fmuc(o.stanza));
+  CHECK(p.a.remote_occupants() == 1);
+  CHECK(p.b.remote_occupants() == 1);
+}
+
+TEST_CASE("federation: one copy per message per link, whatever the number of far occupants; never echoed",
+          "[fmuc][federation]") {
+  for (int far : {1, 10}) {
+    INFO("occupants on each far half: " << far);
+    Pair p;
+    std::vector<std::string> bs, as;
+    for (int i = 0; i < far; ++i) {
+      bs.push_back("u" + std::to_string(i) + "@high.test/r");
+      p.net.user(p.b, join(bs.back(), kB + "/hu" + std::to_string(i)));
+    }
+    for (int i = 0; i < far; ++i) {
+      as.push_back("u" + std::to_string(i) + "@low.test/r");
+      p.net.user(p.a, join(as.back(), kA + "/lu" + std::to_string(i)));
+    }
+    REQUIRE(p.a.remote_occupants() == static_cast<std::size_t>(far));
+    REQUIRE(p.b.remote_occupants() == static_cast<std::size_t>(far));
+
+    // A -> B
+    std::size_t wmark = p.net.wire.size(), umark = p.net.users.size();
+    Outputs o;
+    p.a.on_local(say(as[0], kA, "low to high", "c1"), p.net.now, o);
+    CHECK(count_to_peer(o) == 1);
+    p.net.pump(kA, std::move(o));
+    CHECK(wire_from(p.net, kB, wmark, "message").empty());   // not back to its origin
+    Outputs got = since(p.net, umark);
+    for (const auto& u : bs) CHECK(count_body(got, u, "low to high") == 1);
+    for (const auto& u : as) CHECK(count_body(got, u, "low to high") == 1);
+
+    // B -> A
+    wmark = p.net.wire.size();
+    umark = p.net.users.size();
+    Outputs o2;
+    p.b.on_local(say(bs[0], kB, "high to low", "c2"), p.net.now, o2);
+    CHECK(count_to_peer(o2) == 1);
+    p.net.pump(kB, std::move(o2));
+    CHECK(wire_from(p.net, kA, wmark, "message").empty());
+    got = since(p.net, umark);
+    for (const auto& u : bs) CHECK(count_body(got, u, "high to low") == 1);
+    for (const auto& u : as) CHECK(count_body(got, u, "high to low") == 1);
+    CHECK(p.a.history_size() == 2);
+    CHECK(p.b.history_size() == 2);
+  }
+}
+
+TEST_CASE("federation: a nick in use on the other half is refused with conflict (409)", "[fmuc][federation]") {
+  SECTION("federation up: the local join is refused at once") {
+    Pair p;
+    p.net.user(p.b, join(kBob, kB + "/bob"));
+    p.net.user(p.a, join(kAlice, kA + "/alice"));
+    Outputs out = p.net.user(p.a, join(kCarol, kA + "/bob"));
+    auto err = sent_to(out, kCarol, "presence");
+    REQUIRE(err.size() == 1);
+    CHECK(err[0]->attr_or("type") == "error");
+    CHECK(error_condition(*err[0]) == "conflict");
+    CHECK(sent_to(out, kBob).empty());
+    CHECK(p.a.local_occupants() == 1);
+  }
+  SECTION("the first user of the joining half takes a nick used in the joined room") {
+    Pair p;
+    p.net.user(p.b, join(kBob, kB + "/sam"));
+    p.net.now += 60000;   // bob has been there a while
+    const std::size_t umark = p.net.users.size();
+    p.net.user(p.a, join(kAlice, kA + "/sam"));
+    Outputs got = since(p.net, umark);
+    bool conflict = false;
+    for (const Element* e : sent_to(got, kAlice, "presence"))
+      if (e->attr_or("type") == "error" && error_condition(*e) == "conflict") conflict = true;
+    CHECK(conflict);
+    CHECK(p.a.local_occupants() == 0);
+    // The occupant already in the joined room is not disturbed.
+    CHECK(p.b.local_occupants() == 1);
+    CHECK(count_presence(got, kBob, kB + "/sam", false) == 0);
+    for (const Element* e : sent_to(got, kBob, "presence")) CHECK(e->attr_or("type") != "error");
+  }
+}
+
+TEST_CASE("federation: private messages cross by nick", "[fmuc][federation]") {
+  Pair p;
+  p.net.user(p.b, join(kBob, kB + "/bob"));
+  p.net.user(p.b, join(kBob2, kB + "/bob"));
+  p.net.user(p.a, join(kAlice, kA + "/alice"));
+  Outputs got = p.net.user(p.a, pm(kAlice, kA + "/bob", "psst bob"));
+  for (const std::string& s : {kBob, kBob2}) {
+    INFO(s);
+    auto ms = sent_to(got, s, "message");
+    REQUIRE(ms.size() == 1);
+    CHECK(ms[0]->attr_or("from") == kB + "/alice");
+    CHECK(body_of(*ms[0]) == "psst bob");
+    CHECK(muc_user_x(*ms[0]) != nullptr);
+    CHECK_FALSE(rooms::has_fmuc(*ms[0]));
+  }
+  CHECK(sent_to(got, kAlice).empty());
+  Outputs back = p.net.user(p.b, pm(kBob, kB + "/alice", "hi alice"));
+  auto ms = sent_to(back, kAlice, "message");
+  REQUIRE(ms.size() == 1);
+  CHECK(ms[0]->attr_or("from") == kA + "/bob");
+  CHECK(body_of(*ms[0]) == "hi alice");
+  CHECK(p.a.history_size() == 0);
+  CHECK(p.b.history_size() == 0);
+}
+
+TEST_CASE("federation: the subject is kept in sync both ways", "[fmuc][federation]") {
+  Pair p;
+  p.net.user(p.b, join(kBob, kB + "/bob"));
+  p.net.user(p.a, join(kAlice, kA + "/alice"));
+  Outputs got = p.net.user(p.a, set_subject(kAlice, kA, "Set at low"));
+  auto to_bob = sent_to(got, kBob, "message");
+  REQUIRE(to_bob.size() == 1);
+  CHECK(is_subject(*to_bob[0]));
+  CHECK(to_bob[0]->find_child("subject", to_bob[0]->ns())->text() == "Set at low");
+  CHECK(to_bob[0]->attr_or("from") == kB + "/alice");
+  CHECK(p.b.subject() == "Set at low");
+  Outputs later = p.net.user(p.b, join("dave@high.test/r", kB + "/dave"));
+  auto ms = sent_to(later, "dave@high.test/r", "message");
+  REQUIRE_FALSE(ms.empty());
+  CHECK(ms.back()->find_child("subject", ms.back()->ns())->text() == "Set at low");
+
+  Outputs got2 = p.net.user(p.b, set_subject(kBob, kB, "Set at high"));
+  auto to_alice = sent_to(got2, kAlice, "message");
+  REQUIRE(to_alice.size() == 1);
+  CHECK(to_alice[0]->find_child("subject", to_alice[0]->ns())->text() == "Set at high");
+  CHECK(to_alice[0]->attr_or("from") == kA + "/bob");
+  CHECK(p.a.subject() == "Set at high");
+}
+
+TEST_CASE("federation: link loss (333), both halves go on, rejoin and backfill each message once, in order",
+          "[fmuc][federation][loss]") {
+  Pair p;
+  p.net.user(p.b, join(kBob, kB + "/bob"));
+  p.net.user(p.b, join(kBob2, kB + "/bob"));
+  p.net.user(p.a, join(kAlice, kA + "/alice"));
+  p.net.advance(500);
+  p.net.user(p.a, say(kAlice, kA, "pre-a"));
+  p.net.user(p.b, say(kBob, kB, "pre-b"));
+  p.net.advance(1500);   // pings answered: the link is fine
+  REQUIRE(p.a.link_state(kB) == rooms::LinkState::Up);
+
+  // The link goes silent: what is said now is lost in flight.
+  p.net.drop = true;
+  std::size_t umark = p.net.users.size();
+  p.net.user(p.a, say(kAlice, kA, "a-inflight"));
+  p.net.user(p.b, say(kBob, kB, "b-inflight"));
+  REQUIRE(advance_until(p.net, [&] {
+    return p.a.link_state(kB) != rooms::LinkState::Up && p.b.link_state(kA) == rooms::LinkState::Down;
+  }));
+  Outputs lost = since(p.net, umark);
+  auto left_333 = [&](const std::string& to, const std::string& occ) {
+    for (const Element* e : sent_to(lost, to, "presence"))
+      if (e->attr_or("from") == occ && is_unavailable(*e) && has_status(*e, 333)) return true;
+    return false;
+  };
+  CHECK(left_333(kAlice, kA + "/bob"));
+  CHECK(left_333(kBob, kB + "/alice"));
+  CHECK(left_333(kBob2, kB + "/alice"));
+  CHECK(p.a.remote_occupants() == 0);
+  CHECK(p.b.remote_occupants() == 0);
+
+  // Each half keeps chatting locally.
+  umark = p.net.users.size();
+  p.net.user(p.a, say(kAlice, kA, "a1"));
+  p.net.now += 50;
+  p.net.user(p.a, say(kAlice, kA, "a2"));
+  p.net.user(p.b, say(kBob2, kB, "b1"));
+  Outputs during = since(p.net, umark);
+  CHECK(count_body(during, kAlice, "a1") == 1);
+  CHECK(count_body(during, kBob, "b1") == 1);
+  CHECK(count_body(during, kBob2, "b1") == 1);
+  CHECK(count_body(during, kAlice, "b1") == 0);
+
+  // The link comes back: the joining room rejoins by itself.
+  p.net.drop = false;
+  const std::size_t wmark = p.net.wire.size();
+  umark = p.net.users.size();
+  REQUIRE(advance_until(p.net, [&] {
+    return p.a.link_state(kB) == rooms::LinkState::Up && p.b.link_state(kA) == rooms::LinkState::Up;
+  }));
+  const Element* rejoin = nullptr;
+  for (const Element* e : wire_from(p.net, kA, wmark, "presence"))
+    if (e->find_child("x", rooms::kNsMuc) != nullptr) rejoin = e;
+  REQUIRE(rejoin);
+  // docs/design.md 2026-12-03: the rejoin names the last message received (<resume/>), not a time.
+  CHECK(rooms::read_fmuc(*rejoin).resume.has_value());
+
+  Outputs after = since(p.net, umark);
+  CHECK(count_presence(after, kAlice, kA + "/bob", true) >= 1);
+  for (const std::string& s : {kBob, kBob2}) {
+    INFO(s);
+    CHECK(bodies_to(after, s) == std::vector<std::string>{"a-inflight", "a1", "a2"});
+    for (const Element* m : chat_to(after, s)) CHECK(delayed(*m));
+  }
+  CHECK(bodies_to(after, kAlice) == std::vector<std::string>{"b-inflight", "b1"});
+  for (const Element* m : chat_to(after, kAlice)) CHECK(delayed(*m));
+
+  SECTION("a second loss and backfill delivers nothing twice") {
+    p.net.advance(300);
+    p.net.cut(p.a, p.b);
+    p.net.user(p.a, say(kAlice, kA, "a3"));
+    umark = p.net.users.size();
+    REQUIRE(advance_until(p.net, [&] {
+      return p.a.link_state(kB) == rooms::LinkState::Up && p.b.link_state(kA) == rooms::LinkState::Up;
+    }));
+    Outputs again = since(p.net, umark);
+    CHECK(bodies_to(again, kBob) == std::vector<std::string>{"a3"});
+    CHECK(bodies_to(again, kBob2) == std::vector<std::string>{"a3"});
+    CHECK(bodies_to(again, kAlice).empty());
+  }
+  SECTION("the same backfill delivered twice is dropped the second time") {
+    // Replay every message B ever relayed to A: A has them all.
+    umark = p.net.users.size();
+    std::vector<Element> replay;
+    for (const auto& w : p.net.wire)
+      if (w.from_room == kB && w.stanza.name() == "message" && !is_subject(w.stanza)) replay.push_back(w.stanza);
+    REQUIRE_FALSE(replay.empty());
+    for (const auto& st : replay) p.net.peer(p.a, kB, st);
+    CHECK(chat_to(since(p.net, umark), kAlice).empty());
+    CHECK(p.a.counters().duplicates_dropped >= replay.size());
+  }
+}
+
+TEST_CASE("federation: a chain of three rooms, a message from the end reaches the other end once, never back",
+          "[fmuc][federation][chain]") {
+  const std::string ra = "ops@rooms.a", rb = "ops@rooms.b", rc = "ops@rooms.c";
+  Room a(room_settings("ops", rb), "rooms.a", "ka", fast_timing());
+  Room b(room_settings("ops", rc, {ra}), "rooms.b", "kb", fast_timing());
+  Room c(room_settings("ops", "", {rb}), "rooms.c", "kc", fast_timing());
+  Net net({&a, &b, &c});
+  net.user(c, join("cy@c.test/r", rc + "/cy"));
+  net.user(b, join("bo@b.test/r", rb + "/bo"));
+  net.user(a, join("al@a.test/r", ra + "/al"));
+  REQUIRE(a.link_state(rb) == rooms::LinkState::Up);
+  REQUIRE(b.link_state(rc) == rooms::LinkState::Up);
+  CHECK(c.remote_occupants() == 2);   // bo and al
+  CHECK(a.remote_occupants() == 2);   // bo and cy
+
+  std::size_t wmark = net.wire.size(), umark = net.users.size();
+  net.user(a, say("al@a.test/r", ra, "from the end", "e1"));
+  Outputs got = since(net, umark);
+  CHECK(count_body(got, "cy@c.test/r", "from the end") == 1);
+  CHECK(count_body(got, "bo@b.test/r", "from the end") == 1);
+  CHECK(count_body(got, "al@a.test/r", "from the end") == 1);
+  std::size_t to_a = 0, total = 0;
+  for (std::size_t i = wmark; i < net.wire.size(); ++i) {
+    if (net.wire[i].stanza.name() != "message") continue;
+    ++total;
+    if (bare(net.wire[i].stanza.attr_or("to")) == ra) ++to_a;
+  }
+  CHECK(to_a == 0);
+  CHECK(total == 2);   // a->b, b->c
+
+  umark = net.users.size();
+  net.user(c, say("cy@c.test/r", rc, "from the other end", "e2"));
+  got = since(net, umark);
+  CHECK(count_body(got, "al@a.test/r", "from the other end") == 1);
+  CHECK(count_body(got, "cy@c.test/r", "from the other end") == 1);
+}
+
+TEST_CASE("federation: a relay refused on the way (policy-violation) is told to its author", "[fmuc][federation]") {
+  Pair p;
+  p.net.user(p.b, join(kBob, kB + "/bob"));
+  p.net.user(p.a, join(kAlice, kA + "/alice"));
+  p.net.user(p.a, join(kCarol, kA + "/carol"));
+  std::vector<Element> held;
+  p.net.intercept = [&](const std::string& from, const Element& st) {
+    if (from == kA && st.name() == "message" && body_of(st) == "secret words") {
+      held.push_back(st);
+      return true;
+    }
+    return false;
+  };
+  const std::size_t umark = p.net.users.size();
+  p.net.user(p.a, say(kAlice, kA, "secret words", "client-9"));
+  REQUIRE(held.size() == 1);
+  Element err = xmpp::make_error_reply(
+      held[0], {xmpp::StanzaErrorCondition::PolicyViolation, xmpp::StanzaErrorType::Modify, "refused", kB, {}});
+  p.net.peer(p.a, kB, err);
+  Outputs got = since(p.net, umark);
+  CHECK(count_body(got, kCarol, "secret words") == 1);   // the local half got it
+  CHECK(count_body(got, kAlice, "secret words") == 1);
+  CHECK(sent_to(got, kBob).empty());
+  const Element* e = nullptr;
+  for (const Element* m : sent_to(got, kAlice, "message"))
+    if (m->attr_or("type") == "error") e = m;
+  REQUIRE(e);
+  CHECK(error_condition(*e) == "policy-violation");
+  CHECK(e->attr_or("id") == "client-9");
+  CHECK(sent_to(got, kCarol, "message").size() == 1);   // carol is told nothing more
+  CHECK(p.a.link_state(kB) == rooms::LinkState::Up);    // a refusal is not a lost link
+}
+
+TEST_CASE("federation: a join from a room not in accept_from is refused (not-allowed)", "[fmuc][federation]") {
+  portcullis::config::RoomServiceSpec spec;
+  spec.domain = "rooms.high";
+  portcullis::config::RoomSpec r;
+  r.name = "ops";
+  r.accept_from = {kA};
+  spec.rooms = {r};
+  rooms::RoomService svc(spec, "key");
+  Outputs out;
+  svc.on_federated(parse("<presence xmlns='jabber:server' from='ops@rooms.evil/mal' to='ops@rooms.high/mal'>"
+                         "<fmuc xmlns='http://isode.com/protocol/fmuc' from='mallory@evil.test/x'/>"
+                         "<x xmlns='http://jabber.org/protocol/muc'/>"
+                         "<x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/></x>"
+                         "</presence>"),
+                   kT0, out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].to_peer);
+  CHECK(out[0].stanza.name() == "presence");
+  CHECK(out[0].stanza.attr_or("type") == "error");
+  CHECK(out[0].stanza.attr_or("to") == "ops@rooms.evil/mal");
+  CHECK(error_condition(out[0].stanza) == "not-allowed");
+  REQUIRE(svc.room("ops"));
+  CHECK(svc.room("ops")->remote_occupants() == 0);
+  CHECK(svc.room("ops")->link_state("ops@rooms.evil") == rooms::LinkState::Down);
+}
+
+TEST_CASE("federation: a nick collision at the lazy join spares the occupant already in the joined room, "
+          "however recently it joined",
+          "[fmuc][federation][conflict]") {
+  // Bob took "sam" in the joined room one second before Alice, the first user
+  // of the joining half, asks for "sam" too. Alice is the newcomer: she gets
+  // 409; Bob, already in, must stay.
+  Pair p;
+  p.net.user(p.b, join(kBob, kB + "/sam"));
+  p.net.now += 1000;
+  const std::size_t umark = p.net.users.size();
+  p.net.user(p.a, join(kAlice, kA + "/sam"));
+  Outputs got = since(p.net, umark);
+  bool conflict = false;
+  for (const Element* e : sent_to(got, kAlice, "presence"))
+    if (e->attr_or("type") == "error" && error_condition(*e) == "conflict") conflict = true;
+  CHECK(conflict);
+  CHECK(p.a.local_occupants() == 0);
+  CHECK(p.b.local_occupants() == 1);
+  CHECK(count_presence(got, kBob, kB + "/sam", false) == 0);
+  for (const Element* e : sent_to(got, kBob, "presence")) CHECK(e->attr_or("type") != "error");
+}
