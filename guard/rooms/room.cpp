@@ -115,12 +115,6 @@ Room::Room(RoomSettings settings, std::string service_domain, std::string occupa
     l.peer = p;
     links_.emplace(p, std::move(l));
   }
-  unsigned char r[6];
-  randombytes_buf(r, sizeof r);
-  char hex[13];
-  sodium_bin2hex(hex, sizeof hex, r, sizeof r);
-  counter_ = 0;
-  id_prefix_ = hex;
 }
 
 bool Room::impersonates(const Link& l, const std::string& nick) {
@@ -160,7 +154,6 @@ std::string Room::next_id() {
   randombytes_buf(r, sizeof r);
   char hex[33];
   sodium_bin2hex(hex, sizeof hex, r, sizeof r);
-  ++counter_;
   return hex;
 }
 
@@ -211,13 +204,7 @@ Element Room::occupant_presence(const Occupant& o, bool available, const std::st
   p.set_attr("to", to);
   if (!available) p.set_attr("type", "unavailable");
   if (available) {
-    for (const auto& c : o.presence.children()) {
-      if (!c.is_element()) continue;
-      const std::string& n = c.element->name();
-      if (c.element->ns() == o.presence.ns() && (n == "show" || n == "status" || n == "priority")) {
-        p.add_child(*c.element);
-      }
-    }
+    for (const xmpp::Element* c : o.presence.child_elements()) p.add_child(*c);   // show/status only (presence_essentials)
   }
   Element& x = p.add_child(std::string(kNsMucUser), "x");
   Element& item = x.add_child(std::string(kNsMucUser), "item");
@@ -241,18 +228,13 @@ void Room::broadcast_presence(const Occupant& o, bool available, const std::vect
   }
 }
 
-Element Room::fmuc_presence(const Occupant& o, bool available, const Link& l, bool join_request,
-                            std::int64_t now) const {
+Element Room::fmuc_presence(const Occupant& o, bool available, const Link& l, bool join_request) const {
   Element p(std::string(xmpp::kNsServer), "presence");
   p.set_attr("from", jid_ + "/" + o.nick);
   p.set_attr("to", l.peer + "/" + o.nick);
   if (!available) p.set_attr("type", "unavailable");
   if (available) {
-    for (const auto& c : o.presence.children()) {
-      if (!c.is_element()) continue;
-      const std::string& n = c.element->name();
-      if (c.element->ns() == o.presence.ns() && (n == "show" || n == "status")) p.add_child(*c.element);
-    }
+    for (const xmpp::Element* c : o.presence.child_elements()) p.add_child(*c);   // show/status only
   }
   set_fmuc_from(p, o.author);
   if (join_request) {
@@ -265,7 +247,6 @@ Element Room::fmuc_presence(const Occupant& o, bool available, const Link& l, bo
     Element& x = p.add_child(std::string(kNsMuc), "x");
     Element& h = x.add_child(std::string(kNsMuc), "history");
     h.set_attr("maxstanzas", std::to_string(s_.history_size));
-    (void)now;
   }
   Element& ux = p.add_child(std::string(kNsMucUser), "x");
   Element& item = ux.add_child(std::string(kNsMucUser), "item");
@@ -290,7 +271,7 @@ void Room::relay_presence(const Occupant& o, bool available, const std::string& 
   for (auto& [peer, l] : links_) {
     if (peer == except_peer || (!only_peer.empty() && peer != only_peer)) continue;
     if (l.state == LinkState::Down) continue;
-    send_to_peer(l, fmuc_presence(o, available, l, false, 0), out);
+    send_to_peer(l, fmuc_presence(o, available, l, false), out);
   }
 }
 
@@ -427,7 +408,7 @@ void Room::local_join(const Element& st, const std::string& from, const std::str
       start_join(l, now, out);
       continue;
     }
-    if (l.state != LinkState::Down) send_to_peer(l, fmuc_presence(me, true, l, false, now), out);
+    if (l.state != LinkState::Down) send_to_peer(l, fmuc_presence(me, true, l, false), out);
   }
 }
 
@@ -524,13 +505,11 @@ void Room::accept_message(HistoryEntry e, const std::string& via, bool delayed, 
     pos = std::upper_bound(history_.begin(), history_.end(), e.stamp_ms,
                            [](std::int64_t t, const HistoryEntry& h) { return t < h.stamp_ms; });
   }
-  const bool newest = pos == history_.end();
   auto it = history_.insert(pos, std::move(e));
   const HistoryEntry& entry = *it;
   reflect_message(entry, delayed, {}, out);
   relay_message(entry, via, delayed, out);
   while (history_.size() > s_.history_size) history_.pop_front();
-  (void)newest;
 }
 
 void Room::local_groupchat(const Element& st, const std::string& from, std::int64_t now, Outputs& out) {
@@ -813,7 +792,7 @@ void Room::start_join(Link& l, std::int64_t now, Outputs& out) {
   l.join_started_ms = now;
   l.queue.clear();
   ++counters_.relayed_out;
-  out.push_back({true, fmuc_presence(*first, true, l, true, now)});
+  out.push_back({true, fmuc_presence(*first, true, l, true)});
   event("joining federated room " + l.peer + (l.lost_at_ms != 0 ? " (rejoin after a loss)" : ""));
 }
 
@@ -830,7 +809,7 @@ void Room::join_complete(Link& l, const Element& subject, std::int64_t now, Outp
       continue;
     }
     ++counters_.relayed_out;
-    out.push_back({true, fmuc_presence(o, true, l, false, now)});
+    out.push_back({true, fmuc_presence(o, true, l, false)});
   }
   const FmucView f = read_fmuc(subject);
   std::optional<OriginKey> after;
@@ -890,7 +869,7 @@ void Room::accept_join(Link& l, const Element& st, std::int64_t now, Outputs& ou
   // 1. occupants (not those the joining node gave us), 2. history as asked, 3. subject.
   for (const auto& [n, o] : occupants_) {
     if (o.peer == l.peer) continue;
-    Element p = fmuc_presence(o, true, l, false, now);
+    Element p = fmuc_presence(o, true, l, false);
     p.set_attr("to", l.peer);
     ++counters_.relayed_out;
     out.push_back({true, std::move(p)});

@@ -187,8 +187,7 @@ class Room {
                       const std::string& only_peer = {});
   xmpp::Element occupant_presence(const Occupant& o, bool available, const std::string& to, bool self,
                                   const std::vector<int>& codes, const std::string& new_nick) const;
-  xmpp::Element fmuc_presence(const Occupant& o, bool available, const Link& l, bool join_request,
-                              std::int64_t now) const;
+  xmpp::Element fmuc_presence(const Occupant& o, bool available, const Link& l, bool join_request) const;
   void send_to_peer(Link& l, xmpp::Element st, Outputs& out);
   std::vector<const HistoryEntry*> pick_history(const xmpp::Element* history_req, std::int64_t now) const;
   xmpp::Element relay_form(const HistoryEntry& e, const std::string& to, bool delayed) const;
@@ -220,9 +219,7 @@ class Room {
   std::map<std::string, Link> links_;           // by peer room JID
   std::map<std::string, Sent> sent_;            // relay id -> author, bounded
   std::deque<std::string> sent_order_;
-  std::string id_prefix_;
   std::uint64_t next_seq_ = 0;
-  std::uint64_t counter_ = 0;
   RoomCounters counters_;
   std::vector<std::string> events_;
 };

@@ -119,9 +119,17 @@ void EdgeServer::room_send(rooms::Output o) {
     // A user of this side, or an FMUC node beyond it: plain S2S.
     const auto& k = peer->kinds;
     const std::string& n = o.stanza.name();
-    if (!((n == "message" && k.message) || (n == "presence" && k.presence) || (n == "iq" && k.iq))) return;
+    if (!((n == "message" && k.message) || (n == "presence" && k.presence) || (n == "iq" && k.iq))) {
+      LogLine(log_, LogLevel::Warning) << "room " << from->bare() << ": <" << n << "/> to " << to->domain
+                                       << " not sent: the peering row does not permit that kind";
+      return;
+    }
     OutboundLink* link = link_for(from->domain, to->domain, *peer);
-    if (link == nullptr) return;
+    if (link == nullptr) {
+      undeliverable(std::move(o.stanza), {StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait,
+                                          "too many server-to-server links open", {}, {}});
+      return;
+    }
     ++counters_.released_delivered;
     link->send(std::move(o.stanza));
     return;

@@ -13,11 +13,12 @@
 
 namespace {
 
-std::vector<std::string> corpus() {
+// Every file of test/corpus/DIR with extension EXT.
+std::vector<std::string> corpus(const std::string& dir = "xml", const std::string& ext = ".xml") {
   std::vector<std::string> out;
-  const std::filesystem::path dir = std::filesystem::path(PORTCULLIS_SOURCE_DIR) / "test" / "corpus" / "xml";
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().extension() != ".xml") continue;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::filesystem::path(PORTCULLIS_SOURCE_DIR) / "test" / "corpus" / dir)) {
+    if (entry.path().extension() != ext) continue;
     std::ifstream in(entry.path(), std::ios::binary);
     std::ostringstream ss;
     ss << in.rdbuf();
@@ -57,19 +58,6 @@ TEST_CASE("the stream parser survives the hostile corpus and its mutations", "[f
 
 namespace {
 
-std::vector<std::string> room_corpus() {
-  std::vector<std::string> out;
-  const std::filesystem::path dir = std::filesystem::path(PORTCULLIS_SOURCE_DIR) / "test" / "corpus" / "fmuc";
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().extension() != ".xml") continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    out.push_back(ss.str());
-  }
-  return out;
-}
-
 // Each corpus line, with an operation byte in front of it (user of either side,
 // node of either side, loss, ticks), in orders drawn from a fixed seed.
 std::string room_script(const std::vector<std::string>& lines, std::mt19937& rng) {
@@ -89,7 +77,7 @@ std::string room_script(const std::vector<std::string>& lines, std::mt19937& rng
 
 TEST_CASE("two federated rooms survive the FMUC corpus, shuffled and mutated", "[fuzz][fmuc]") {
   std::vector<std::string> lines;
-  for (const auto& file : room_corpus()) {
+  for (const auto& file : corpus("fmuc")) {
     std::istringstream in(file);
     for (std::string l; std::getline(in, l);) {
       if (!l.empty()) lines.push_back(l);
@@ -98,14 +86,8 @@ TEST_CASE("two federated rooms survive the FMUC corpus, shuffled and mutated", "
   REQUIRE(lines.size() >= 10);
   // Scripts the fuzzer once failed on (op byte + stanza per line), replayed as they are.
   std::size_t scripts = 0;
-  for (const auto& entry :
-       std::filesystem::directory_iterator(std::filesystem::path(PORTCULLIS_SOURCE_DIR) / "test" / "corpus" / "fmuc")) {
-    if (entry.path().extension() != ".script") continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    const std::string s = ss.str();
-    portcullis::fuzz::room_one_input(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
+  for (const std::string& script : corpus("fmuc", ".script")) {
+    portcullis::fuzz::room_one_input(reinterpret_cast<const std::uint8_t*>(script.data()), script.size());
     ++scripts;
   }
   CHECK(scripts >= 1);
