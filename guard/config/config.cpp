@@ -39,6 +39,7 @@ XmlNode parse_and_validate(const std::string& file, const std::string& text,
   load.file = file;
   load.schema_file = (fs::path(schema_dir) / kSchemaFile).string();
   load.root_name = "portcullis";
+  load.other_root = "node";
   load.what = "config file";
   load.max_bytes = kMaxConfigBytes;
   return parse_validated_xml(load, text);
@@ -257,11 +258,14 @@ RoomServiceSpec build_rooms(const Checker& c, const Node& n) {
   return svc;
 }
 
+// How messages name a server: "side 'low'", or "the node".
+std::string server_name(const Side& s) { return s.name == "node" ? "the node" : "side '" + s.name + "'"; }
+
 // `reads`: this process reads the side's TLS files and dialback secret (the
 // appliance and that side's edge); everyone else only resolves their paths.
-Side build_side(const Checker& c, const Node& n, bool reads) {
+Side build_side(const Checker& c, const Node& n, bool reads, const std::string& name = {}) {
   Side s;
-  s.name = n.at("name");
+  s.name = name.empty() ? n.at("name") : name;
   bool needs_dialback = false;
   const Node* dialback_peer = nullptr;
   for (const Node& ch : n.children) {
@@ -340,8 +344,7 @@ Side build_side(const Checker& c, const Node& n, bool reads) {
   }
   if (needs_dialback && s.dialback_secret_file.empty()) {
     c.fail(*dialback_peer, "<peer> auth: expected 'sasl-external', got '" + dialback_peer->at("auth") +
-                               "' but side '" + s.name +
-                               "' has no <dialback secret-file=.../> element");
+                               "' but " + server_name(s) + " has no <dialback secret-file=.../> element");
   }
   // A listener without `from` accepts the servers this side peers with.
   for (Listen& l : s.listen) {
@@ -378,7 +381,7 @@ void check_listeners(const Checker& c, const Side& side, const Node& side_node) 
     const Listen& l = side.listen.at(i++);
     if (is_unspecified_or_mapped(l.address)) {
       c.fail(ch, "<listen> address: expected this side's own address in separated mode (the side firewall "
-                 "admits only side '" + side.name + "' hosts to it), got the wildcard or IPv4-mapped '" + l.address + "'");
+                 "admits only " + server_name(side) + "'s hosts to it), got the wildcard or IPv4-mapped '" + l.address + "'");
     }
     const bool v6 = is_v6_literal(l.address);
     const bool any = std::any_of(l.from.begin(), l.from.end(), [&](const std::string& f) {
@@ -386,8 +389,8 @@ void check_listeners(const Checker& c, const Side& side, const Node& side_node) 
     });
     if (!any) {
       c.fail(ch, "<listen> from: expected at least one " + std::string(v6 ? "IPv6" : "IPv4") +
-                     " address or prefix allowed to connect to " + l.address + " (given or from side '" +
-                     side.name + "' peers), got none, so no server of this side could connect");
+                     " address or prefix allowed to connect to " + l.address + " (given or from " +
+                     server_name(side) + "'s peers), got none, so no peer could connect");
     }
   }
 }
@@ -420,7 +423,8 @@ void check_fronts(const Checker& c, const Side& side, const Node& side_node, con
 // every federation link names a room that exists (on the other side, across
 // the boundary) or a domain this side routes to (a node beyond), the twin
 // accepts it, and following the upstream links never comes back (a tree).
-void check_rooms(const Checker& c, const Config& cfg, const Node& low_node, const Node& high_node) {
+// `servers`: the appliance's two sides, or a node's one server.
+void check_rooms(const Checker& c, const std::vector<std::pair<const Side*, const Node*>>& servers) {
   struct Where {
     const Side* side;
     const RoomServiceSpec* svc;
@@ -429,7 +433,7 @@ void check_rooms(const Checker& c, const Config& cfg, const Node& low_node, cons
   };
   std::map<std::string, Where> rooms;   // bare JID -> where
   std::map<std::string, std::pair<const Side*, const Node*>> services;
-  for (const auto& [side, side_node] : {std::pair{&cfg.low, &low_node}, std::pair{&cfg.high, &high_node}}) {
+  for (const auto& [side, side_node] : servers) {
     std::size_t si = 0;
     for (const Node& sn : side_node->children) {
       if (sn.name != "rooms") continue;
@@ -439,7 +443,8 @@ void check_rooms(const Checker& c, const Config& cfg, const Node& low_node, cons
         c.fail(sn, "<rooms> domain: expected each room service once, got '" + svc.domain + "' again (first at line " +
                        std::to_string(it->second.second->line) + ")");
       }
-      for (const Side* s2 : {&cfg.low, &cfg.high}) {
+      for (const auto& [s2, unused] : servers) {
+        (void)unused;
         if (std::find(s2->fronts.begin(), s2->fronts.end(), svc.domain) != s2->fronts.end()) {
           c.fail(sn, "<rooms> domain: '" + svc.domain + "' is a domain side '" + s2->name +
                          "' fronts; a hosted service needs a domain of its own");
@@ -497,7 +502,8 @@ void check_rooms(const Checker& c, const Config& cfg, const Node& low_node, cons
       auto svc = services.find(domain);
       if (svc != services.end()) {
         if (svc->second.first == w.side) {
-          c.fail(at, "<" + at.name + ">: '" + other + "' is a room of this side's own service " + domain +
+          c.fail(at, "<" + at.name + ">: '" + other + "' is a room of " +
+                         (w.side->name == "node" ? "this node's" : "this side's") + " own service " + domain +
                          "; federation links cross the boundary or reach nodes beyond it");
         }
         auto twin = rooms.find(other);
@@ -514,8 +520,9 @@ void check_rooms(const Checker& c, const Config& cfg, const Node& low_node, cons
                          "; both halves of a federated pair must name each other");
         }
       } else if (!routed(*w.side, domain)) {
-        c.fail(at, "<" + at.name + ">: expected a room of a hosted service or of a domain side '" + w.side->name +
-                       "' routes to (<peer>), got '" + other + "'");
+        c.fail(at, "<" + at.name + ">: expected a room of a hosted service or of a domain " +
+                       (w.side->name == "node" ? std::string("the node") : "side '" + w.side->name + "'") +
+                       " routes to (<peer>), got '" + other + "'");
       }
     }
   }
@@ -881,7 +888,7 @@ Config build_config(const std::string& file, const std::string& schema_dir, cons
   cfg.high = build_side(c, *high, appliance || who == LoadFor::EdgeHigh);
   check_fronts(c, cfg.low, *low, cfg.high);
   check_fronts(c, cfg.high, *high, cfg.low);
-  check_rooms(c, cfg, *low, *high);
+  check_rooms(c, {{&cfg.low, low}, {&cfg.high, high}});
 
   // Two edges cannot bind the same socket; better said here than at startup.
   std::map<std::pair<std::string, std::string>, int> listening;   // (address, port) -> line
@@ -915,6 +922,85 @@ Config build_config(const std::string& file, const std::string& schema_dir, cons
   return cfg;
 }
 
+// Separated mode for a node: its user can read what it needs, and changes
+// nothing that decides what it does.
+void check_node_separation(const Checker& c, const Config& cfg, const std::string& schema_dir, const Node& root,
+                           const Node& server) {
+  const Who node{"node", &cfg.supervision.node};
+  const std::vector<const Who*> all{&node};
+  const std::string schema = (fs::path(schema_dir) / kSchemaFile).string();
+  require(c, root, "the config file", fs::absolute(cfg.file).string(), node, kRead);
+  require(c, root, "the schema directory", schema_dir, node, kRead | kSearch);
+  require(c, root, "the config schema", schema, node, kRead);
+  forbid_tamper(c, root, "the config file", fs::absolute(cfg.file).string(), all);
+  forbid_tamper(c, root, "the schema directory", schema_dir, all);
+  forbid_tamper(c, root, "the config schema", schema, all);
+  const Side& side = cfg.node;
+  if (const Node* tls = child_named(server, "tls")) {
+    require(c, *tls, "certificate", side.cert_file, node, kRead);
+    require(c, *tls, "CA file", side.ca_file, node, kRead);
+    if (!side.crl_file.empty()) require(c, *tls, "CRL file", side.crl_file, node, kRead);
+    require(c, *tls, "key", side.key_file, node, kRead);
+    forbid_tamper(c, *tls, "certificate", side.cert_file, all);
+    forbid_tamper(c, *tls, "CA file", side.ca_file, all);
+    if (!side.crl_file.empty()) forbid_tamper(c, *tls, "CRL file", side.crl_file, all);
+  }
+  if (const Node* db = child_named(server, "dialback")) {
+    require(c, *db, "dialback secret", side.dialback_secret_file, node, kRead);
+  }
+}
+
+Config build_node_config(const std::string& file, const std::string& schema_dir, const Node& root, LoadFor who) {
+  Checker c(file);
+  Config cfg;
+  cfg.file = file;
+  cfg.kind = ConfigKind::Node;
+  if (who == LoadFor::Filter || who == LoadFor::EdgeLow || who == LoadFor::EdgeHigh) {
+    c.fail(root, "<node>: a standalone FMUC node has no filter and no sides; this process expected an appliance "
+                 "config (<portcullis>)");
+  }
+  const Node* server = nullptr;
+  const Node* supervision = nullptr;
+  for (const Node& ch : root.children) {
+    if (ch.name == "logging") {
+      cfg.log_target = ch.at("target");
+      cfg.log_level = ch.at("level");
+    } else if (ch.name == "supervision") {
+      Supervision& sup = cfg.supervision;
+      sup.restart_backoff_ms = c.number<std::uint32_t>(ch, "restart-backoff-ms");
+      sup.restart_backoff_max_ms = c.number<std::uint32_t>(ch, "restart-backoff-max-ms");
+      sup.watchdog_ms = c.number<std::uint32_t>(ch, "watchdog-ms");
+      sup.give_up_after = c.number<std::uint32_t>(ch, "give-up-after");
+      sup.mode = ch.at("mode") == "single-user-development" ? SupervisionMode::SingleUserDevelopment
+                                                             : SupervisionMode::Separated;
+      sup.node.name = ch.at("node-user");
+      sup.line = ch.line;
+      sup.column = ch.column;
+      supervision = &ch;
+      if (sup.restart_backoff_max_ms < sup.restart_backoff_ms) {
+        c.fail(ch, "<supervision>: expected restart-backoff-max-ms >= restart-backoff-ms, got " +
+                       std::to_string(sup.restart_backoff_max_ms) + " < " + std::to_string(sup.restart_backoff_ms));
+      }
+    } else if (ch.name == "server") {
+      server = &ch;
+    }
+  }
+  if (server == nullptr) c.fail(root, "<node>: expected a <server>");   // XSD prevents
+  cfg.node = build_side(c, *server, /*reads=*/true, "node");
+  if (cfg.node.rooms.empty()) {
+    c.fail(*server, "<server>: expected at least one <rooms domain=...> (a standalone node exists to host "
+                    "federated rooms), got none");
+  }
+  check_rooms(c, {{&cfg.node, server}});
+  if (who == LoadFor::Appliance && cfg.supervision.mode == SupervisionMode::Separated) {
+    const Node& at = supervision != nullptr ? *supervision : root;
+    resolve_user(c, at, "node-user", cfg.supervision.node);
+    check_node_separation(c, cfg, schema_dir, root, *server);
+    check_listeners(c, cfg.node, *server);
+  }
+  return cfg;
+}
+
 }  // namespace
 
 ConfigError::ConfigError(const std::string& file, int line, int column, const std::string& message)
@@ -944,6 +1030,10 @@ const RoomServiceSpec* hosted_service(const Side& side, std::string_view domain)
 Config load_config(const std::string& file, const std::string& schema_dir, LoadFor who) {
   const std::string text = read_file_capped(file, kMaxConfigBytes, "config file");
   Node root = parse_and_validate(file, text, schema_dir);
+  if (root.name == "node") return build_node_config(file, schema_dir, root, who);
+  if (who == LoadFor::Node) {
+    root.fail("<portcullis>: this process runs a standalone node and expected a <node> config");
+  }
   return build_config(file, schema_dir, root, who);
 }
 

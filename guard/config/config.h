@@ -174,6 +174,7 @@ struct Supervision {
   // Separated mode: resolved at load by the appliance (LoadFor::Appliance);
   // names only for the children.
   ProcessUser low_edge{"portcullis-low"}, high_edge{"portcullis-high"}, filter{"portcullis-filter"};
+  ProcessUser node{"portcullis-node"};        // a standalone node's server process (<node>)
   int line = 0, column = 0;                   // of <supervision>, 0 when absent
 };
 
@@ -188,9 +189,16 @@ struct Waiver {
   int line = 0, column = 0;
 };
 
+// What the file configures: the appliance (<portcullis>: two sides, the filter
+// between them) or a standalone FMUC node (<node>: one server with rooms, no
+// boundary, no filter, no audit; only `node`, `supervision` and logging are set).
+enum class ConfigKind { Appliance, Node };
+
 struct Config {
   std::string file;                 // path it was loaded from
+  ConfigKind kind = ConfigKind::Appliance;
   Side low, high;
+  Side node;                        // ConfigKind::Node: the node's server (name "node")
   DirectionPolicy low_to_high, high_to_low;   // LEGACY, never filled by load_config (see above)
   Supervision supervision;
   std::string policy_file;          // the security policy file (<policy file=.../>), absolute
@@ -210,7 +218,9 @@ const RoomServiceSpec* hosted_service(const Side& side, std::string_view domain)
 // touches TLS files. The appliance (the supervisor, and --check-config) checks
 // every file, and in separated mode that each user can read what its process
 // needs and cannot read what it must not (check_separation).
-enum class LoadFor { Appliance, Filter, EdgeLow, EdgeHigh };
+// A node's file is loaded by the supervisor (Appliance: every check) and by
+// its server process (Node).
+enum class LoadFor { Appliance, Filter, EdgeLow, EdgeHigh, Node };
 
 // A waiver that covers `guard` of `direction` ("low-to-high"/"high-to-low"), or nullptr.
 const Waiver* isolation_waiver(const Config& cfg, const std::string& direction, const std::string& guard);

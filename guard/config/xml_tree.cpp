@@ -390,9 +390,11 @@ XmlNode parse_validated_xml(const XmlLoad& load, const std::string& text) {
   }
   // A schema may declare other global elements (a policy's filter elements
   // are); only the document element named by the caller is a document.
-  if (builder.root()->name != load.root_name) {
-    builder.root()->fail("expected the <" + load.root_name + "> element, got <" +
-                         builder.root()->name + ">");
+  const std::string& got = builder.root()->name;
+  if (got != load.root_name && (load.other_root.empty() || got != load.other_root)) {
+    builder.root()->fail("expected the <" + load.root_name + ">" +
+                         (load.other_root.empty() ? std::string() : " or <" + load.other_root + ">") +
+                         " element, got <" + got + ">");
   }
   return std::move(*builder.root());
 }

@@ -79,6 +79,7 @@ struct XmlLoad {
   std::string file;              // the file to read (also the name in messages and nodes)
   std::string schema_file;       // the XSD: its directory is the only place includes come from
   std::string root_name;         // expected document element, for messages ("portcullis")
+  std::string other_root;        // a second document element the schema allows ("node"), or empty
   std::string what = "file";     // how messages call the file ("config file", "policy file")
   std::uintmax_t max_bytes = 4 * 1024 * 1024;
 };

@@ -1,5 +1,7 @@
 // edge(low) / edge(high): the S2S server of one side plus its frame channel to
 // the filter. The channel is the only route to the other side.
+// node: the S2S server of a standalone FMUC node: the same server with no
+// filter channel at all (there is no other side), hosting its rooms.
 #include <signal.h>
 
 #include <memory>
@@ -16,11 +18,13 @@
 namespace portcullis::daemon {
 
 int run_edge(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
+  const bool node = args.role == supervisor::Role::Node;
   const bool low = args.role == supervisor::Role::EdgeLow;
-  const std::string name = low ? "edge(low)" : "edge(high)";
+  const std::string name(supervisor::to_string(args.role));
   config::Config cfg;
   try {
-    cfg = config::load_config(opts.config_file, opts.schema_dir, low ? config::LoadFor::EdgeLow : config::LoadFor::EdgeHigh);
+    cfg = config::load_config(opts.config_file, opts.schema_dir,
+                              node ? config::LoadFor::Node : low ? config::LoadFor::EdgeLow : config::LoadFor::EdgeHigh);
   } catch (const std::exception& e) {
     Logger fallback(name, Logger::Target::Stderr, LogLevel::Info);
     fallback.error(std::string("cannot load config: ") + e.what());
@@ -29,7 +33,7 @@ int run_edge(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
   auto log = make_logger(name, cfg, opts.foreground, /*child=*/true);
   net::SteadyClock clock;
   net::EventLoop loop(clock);
-  const config::Side& side = low ? cfg.low : cfg.high;
+  const config::Side& side = node ? cfg.node : low ? cfg.low : cfg.high;
   std::unique_ptr<s2s::EdgeServer> server;
   try {
     server = std::make_unique<s2s::EdgeServer>(loop, side, low ? ipc::Direction::LowToHigh : ipc::Direction::HighToLow, *log);
@@ -56,11 +60,12 @@ int run_edge(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
     ipc::FrameChannel* raw = channel.get();
     server->set_filter([raw](const ipc::Frame& f) { return raw->send(f); });
   };
-  attach(args.fds.ipc_fd);
+  // A node has no filter: nothing it receives can leave but over S2S to its peers.
+  if (!node) attach(args.fds.ipc_fd);
 
   supervisor::ChildControl::Callbacks ccb;
   ccb.on_fd = [&](std::string_view tag, ipc::UniqueFd fd) {
-    if (tag != "filter") {
+    if (tag != "filter" || node) {
       LogLine(*log, LogLevel::Error) << "control: ignoring fd tagged '" << tag << "'";
       return;
     }
@@ -102,7 +107,8 @@ int run_edge(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
     log->error("cannot install the seccomp allow-list: " + sandbox_error);
     return 4;
   }
-  log->info("started for side " + side.name + " (seccomp allow-list installed)");
+  log->info(node ? std::string("started as a standalone FMUC node (seccomp allow-list installed)")
+                 : "started for side " + side.name + " (seccomp allow-list installed)");
   loop.run();
   return 0;
 }

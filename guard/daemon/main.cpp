@@ -31,7 +31,8 @@ constexpr const char* kHelp =
     "       portcullisd --check-config FILE [--schema-dir DIR]\n"
     "       portcullisd --help | --version\n"
     "Runs the Portcullis XMPP boundary guard: the supervisor, which starts and watches\n"
-    "edge(low), the filter and edge(high), on the appliance configuration FILE.\n"
+    "edge(low), the filter and edge(high), on the appliance configuration FILE; or, when\n"
+    "FILE is a <node> configuration, a standalone FMUC node (one server, no boundary).\n"
     "  --config FILE        run on this configuration\n"
     "  --check-config FILE  load the configuration and the policy it names, print OK or the error\n"
     "  --foreground         log to stderr instead of syslog\n"
@@ -76,6 +77,17 @@ int main(int argc, char** argv) {
     try {
       const config::Config cfg = config::load_config(check_file, opts.schema_dir);
       const daemon::PreflightReport pre = daemon::preflight(cfg, std::time(nullptr), opts.schema_dir);
+      if (cfg.kind == config::ConfigKind::Node) {
+        std::printf("%s: OK (standalone FMUC node)\n", check_file.c_str());
+        const config::Supervision& sup = cfg.supervision;
+        std::printf("  supervision: %s\n", sup.mode == config::SupervisionMode::Separated
+                                                 ? ("separated: the node runs as " + sup.node.name +
+                                                    "; every file's readers and writers checked").c_str()
+                                                 : "single-user-development (not for deployment)");
+        for (const std::string& line : pre.summary) std::printf("  %s\n", line.c_str());
+        for (const std::string& w : pre.warnings) std::fprintf(stderr, "%s: warning: %s\n", check_file.c_str(), w.c_str());
+        return cli::kExitOk;
+      }
       const policy::LoadedPolicy p = policy::load_policy(cfg.policy_file, opts.schema_dir, policy::builtin_filters());
       std::printf("%s: OK (policy %s version %s sha256 %s)\n", check_file.c_str(), p.file.c_str(), p.version.c_str(),
                   p.sha256.c_str());
@@ -104,6 +116,7 @@ int main(int argc, char** argv) {
     return 4;
   }
   if (child) {
+    // An edge or a standalone node's server: the same S2S server (a node's has no filter).
     return child->role == supervisor::Role::Filter ? daemon::run_filter(opts, *child)
                                                    : daemon::run_edge(opts, *child);
   }

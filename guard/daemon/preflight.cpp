@@ -21,23 +21,28 @@ std::string join(const std::vector<std::string>& v) {
 }
 
 void check_side(const config::Config& cfg, const config::Side& side, std::time_t now, PreflightReport& r) {
-  const net::TlsFilesReport t = net::inspect_tls_files(side.cert_file, side.key_file, side.ca_file, side.fronts, now);
+  // The certificate must name every domain the server presents: what it
+  // fronts and the room services it hosts.
+  const std::string label = side.name == "node" ? std::string("node") : "side " + side.name;
+  std::vector<std::string> presented = side.fronts;
+  for (const config::RoomServiceSpec& svc : side.rooms) presented.push_back(svc.domain);
+  const net::TlsFilesReport t = net::inspect_tls_files(side.cert_file, side.key_file, side.ca_file, presented, now);
   for (const net::TlsFilesFinding& f : t.findings) {
-    if (f.error) throw config::ConfigError(cfg.file, side.tls_line, side.tls_column, "<tls> of side " + side.name + ": " + f.text);
-    r.warnings.push_back("side " + side.name + ": " + f.text);
+    if (f.error) throw config::ConfigError(cfg.file, side.tls_line, side.tls_column, "<tls> of " + label + ": " + f.text);
+    r.warnings.push_back(label + ": " + f.text);
   }
   // Then everything else the edge's TLS context would refuse (a CRL file that
   // does not load, a chain that does not), with the same words.
   try {
     net::TlsContext ctx(s2s::tls_config_for(side));
   } catch (const std::exception& e) {
-    throw config::ConfigError(cfg.file, side.tls_line, side.tls_column, "<tls> of side " + side.name + ": " + e.what());
+    throw config::ConfigError(cfg.file, side.tls_line, side.tls_column, "<tls> of " + label + ": " + e.what());
   }
   std::vector<std::string> names = t.certificate.dns_names;
   for (const std::string& s : t.certificate.srv_names) names.push_back("_xmpp-server." + s);
   for (const std::string& x : t.certificate.xmpp_addrs) names.push_back("xmppAddr " + x);
   if (names.empty()) names = t.certificate.common_names;
-  r.summary.push_back("side " + side.name + ": certificate names " + join(names) + ", valid until " + t.not_after +
+  r.summary.push_back(label + ": certificate names " + join(names) + ", valid until " + t.not_after +
                       " (" + std::to_string(t.days_left) + " days); key matches; CA file " +
                       std::to_string(t.ca_certificates) + " certificate(s)" +
                       (side.crl_file.empty() ? std::string("; no CRL") : "; CRL " + side.crl_file) + "; " +
@@ -80,6 +85,22 @@ void check_policy_files(const config::XmlNode& n, const config::Supervision& s, 
   for (const config::XmlNode& c : n.children) check_policy_files(c, s, users, count);
 }
 
+// Every schema file below `schema_dir`: changeable by none of `users`; returns their number.
+unsigned check_schema_files(const std::string& schema_dir, const std::vector<User>& users) {
+  unsigned schemas = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(schema_dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    config::XmlNode at;
+    at.file = it->path().string();
+    at.name = "schema";
+    forbid_changes(at, "schema file", it->path().string(), users);
+    ++schemas;
+  }
+  return schemas;
+}
+
 void check_separated_files(const config::Config& cfg, const std::string& schema_dir, PreflightReport& r) {
   const config::Supervision& s = cfg.supervision;
   const std::vector<User> users{{"edge(low)", &s.low_edge}, {"edge(high)", &s.high_edge}, {"filter", &s.filter}};
@@ -93,25 +114,32 @@ void check_separated_files(const config::Config& cfg, const std::string& schema_
   check_policy_files(policy, s, users, named);
   // Every schema file (the config's, the policy's and its includes, the
   // guard profiles' imports), not just the directory.
-  unsigned schemas = 0;
-  std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(schema_dir, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (!it->is_regular_file(ec)) continue;
-    config::XmlNode at;
-    at.file = it->path().string();
-    at.name = "schema";
-    forbid_changes(at, "schema file", it->path().string(), users);
-    ++schemas;
-  }
+  const unsigned schemas = check_schema_files(schema_dir, users);
   r.summary.push_back("separated: " + std::to_string(named) + " file(s) the policy names and " +
                       std::to_string(schemas) + " schema file(s) readable by the filter where needed and changeable "
                       "by no service user");
 }
 
+// A node: its server's TLS files, and in separated mode no schema file the
+// node user could change.
+PreflightReport preflight_node(const config::Config& cfg, std::time_t now, const std::string& schema_dir) {
+  PreflightReport r;
+  check_side(cfg, cfg.node, now, r);
+  std::size_t rooms = 0;
+  for (const config::RoomServiceSpec& svc : cfg.node.rooms) rooms += svc.rooms.size();
+  r.summary.push_back("node: " + std::to_string(cfg.node.rooms.size()) + " room service(s), " + std::to_string(rooms) +
+                      " room(s); no boundary, no filter, no audit archive");
+  if (schema_dir.empty() || cfg.supervision.mode != config::SupervisionMode::Separated) return r;
+  const std::vector<User> users{{"node", &cfg.supervision.node}};
+  const unsigned schemas = check_schema_files(schema_dir, users);
+  r.summary.push_back("separated: " + std::to_string(schemas) + " schema file(s) changeable by no service user");
+  return r;
+}
+
 }  // namespace
 
 PreflightReport preflight(const config::Config& cfg, std::time_t now, const std::string& schema_dir) {
+  if (cfg.kind == config::ConfigKind::Node) return preflight_node(cfg, now, schema_dir);
   PreflightReport r;
   check_side(cfg, cfg.low, now, r);
   check_side(cfg, cfg.high, now, r);

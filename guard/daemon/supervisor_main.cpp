@@ -86,7 +86,43 @@ int run_supervisor(const DaemonOptions& opts) {
   so.watchdog_timeout = net::Duration(cfg.supervision.watchdog_ms);
   so.give_up_after = cfg.supervision.give_up_after;
   std::unique_ptr<supervisor::SideFirewall> firewall;   // removed when portcullisd stops
-  if (cfg.supervision.mode == config::SupervisionMode::Separated) {
+  const bool node = cfg.kind == config::ConfigKind::Node;
+  so.node = node;
+  // Each server reaches only its own peers: the kernel rejects anything else it sends.
+  const auto firewall_side = [](const config::Side& sd, const config::ProcessUser& u) {
+    supervisor::FirewallSide f;
+    f.name = sd.name;
+    f.uid = u.uid;
+    for (const config::Peer& p : sd.peers) f.peers.push_back({p.host, p.port});
+    for (const config::Listen& l : sd.listen) f.listen.push_back({l.address, l.port, l.from, l.interface});
+    return f;
+  };
+  const std::string firewall_comment = "portcullisd pid " + std::to_string(::getpid()) + " config " + opts.config_file;
+  if (node && cfg.supervision.mode == config::SupervisionMode::Separated) {
+    if (::geteuid() != 0) {
+      log.error("separated mode needs portcullisd to start as root (it starts the node as its own user); "
+                "for development set <supervision mode='single-user-development'/>");
+      return 2;
+    }
+    const config::ProcessUser& u = cfg.supervision.node;
+    so.identities[static_cast<std::size_t>(supervisor::Role::Node)] = {true, u.uid, u.gid};
+    try {
+      firewall = std::make_unique<supervisor::SideFirewall>(firewall_side(cfg.node, u), firewall_comment);
+    } catch (const std::exception& e) {
+      log.error(e.what());
+      return 2;
+    }
+    log.info("node firewall: nftables table inet " + firewall->table() + " keeps the node to its peers");
+    std::string error;
+    if (!sandbox::limit_supervisor_capabilities(error)) {
+      log.error("cannot limit the supervisor's capabilities: " + error);
+      return 2;
+    }
+    log.info("separated: the node runs as " + u.name);
+  } else if (node) {
+    log.warning("single-user-development mode: the node runs as this user (uid " + std::to_string(::getuid()) +
+                "). Not for deployment.");
+  } else if (cfg.supervision.mode == config::SupervisionMode::Separated) {
     // The config loader has already checked, for each user, what it can and
     // cannot read (config::load_config, LoadFor::Appliance).
     if (::geteuid() != 0) {
@@ -106,19 +142,10 @@ int run_supervisor(const DaemonOptions& opts) {
       log.error("cannot prepare the archive directory: " + error);
       return 2;
     }
-    // Each edge reaches only its own side: the kernel rejects anything else it sends.
-    const auto side = [](const config::Side& sd, const config::ProcessUser& u) {
-      supervisor::FirewallSide f;
-      f.name = sd.name;
-      f.uid = u.uid;
-      for (const config::Peer& p : sd.peers) f.peers.push_back({p.host, p.port});
-      for (const config::Listen& l : sd.listen) f.listen.push_back({l.address, l.port, l.from, l.interface});
-      return f;
-    };
     try {
-      firewall = std::make_unique<supervisor::SideFirewall>(
-          side(cfg.low, cfg.supervision.low_edge), side(cfg.high, cfg.supervision.high_edge), cfg.supervision.filter.uid,
-          "portcullisd pid " + std::to_string(::getpid()) + " config " + opts.config_file);
+      firewall = std::make_unique<supervisor::SideFirewall>(firewall_side(cfg.low, cfg.supervision.low_edge),
+                                                            firewall_side(cfg.high, cfg.supervision.high_edge),
+                                                            cfg.supervision.filter.uid, firewall_comment);
     } catch (const std::exception& e) {
       log.error(e.what());
       return 2;
@@ -145,7 +172,8 @@ int run_supervisor(const DaemonOptions& opts) {
     log.error(std::string("cannot start: ") + e.what());
     return 3;
   }
-  log.info("started: edge(low), filter, edge(high) running; config " + opts.config_file);
+  log.info(std::string(node ? "started: standalone FMUC node running" : "started: edge(low), filter, edge(high) running") +
+           "; config " + opts.config_file);
   loop.run();
   if (!sup.gave_up().empty()) {
     // systemd (Restart=on-failure) shows this line and the status.

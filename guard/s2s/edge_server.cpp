@@ -57,11 +57,11 @@ void EdgeServer::start() {
   for (const auto& l : side_.listen) {
     listeners_.push_back(std::make_unique<net::Listener>(
         loop_, net::Endpoint{l.address, l.port}, [this](int fd, net::Endpoint peer) { on_accept(fd, std::move(peer)); }));
-    LogLine(log_, LogLevel::Info) << "listening on " << l.address << ":" << l.port << " for side " << side_.name;
+    LogLine(log_, LogLevel::Info) << "listening on " << l.address << ":" << l.port << (side_.name == "node" ? " for the node" : " for side " + side_.name);
   }
   for (const auto& svc : rooms_) {
     LogLine(log_, LogLevel::Info) << "hosting room service " << svc->domain() << " (" << svc->rooms().size()
-                                  << " room(s)) on side " << side_.name;
+                                  << " room(s))" << (side_.name == "node" ? "" : " on side " + side_.name);
   }
   if (!rooms_.empty()) rooms_tick();
 }

@@ -65,10 +65,10 @@ void edge_chain(std::string& s, const FirewallSide& side) {
 }
 
 // Input: each listener admits its side's hosts (on its interface) and no one else.
-void input_chain(std::string& s, const FirewallSide& low, const FirewallSide& high) {
+void input_chain(std::string& s, const std::vector<const FirewallSide*>& sides) {
   s += "  chain input {\n";
   s += "    type filter hook input priority filter; policy accept;\n";
-  for (const FirewallSide* side : {&low, &high}) {
+  for (const FirewallSide* side : sides) {
     for (const Listener& l : side->listen) {
       const std::string f = family(l.address);
       const std::string to = f + " daddr " + l.address + " tcp dport " + std::to_string(l.port);
@@ -91,24 +91,40 @@ std::string firewall_table(std::uint32_t low_uid, std::uint32_t high_uid) {
   return "portcullis_u" + std::to_string(low_uid) + "_" + std::to_string(high_uid);
 }
 
-std::string firewall_script(const FirewallSide& low, const FirewallSide& high, std::uint32_t filter_uid,
-                            const std::string& comment) {
-  const std::string t = firewall_table(low.uid, high.uid);
+std::string node_firewall_table(std::uint32_t node_uid) { return "portcullis_node_u" + std::to_string(node_uid); }
+
+namespace {
+
+// The table for `sides` (each server's uid judged by its own chain), and the
+// filter's uid rejected outright when it has one.
+std::string script_for(const std::string& t, const std::vector<const FirewallSide*>& sides, const std::uint32_t* filter_uid,
+                       const std::string& comment) {
   // add + delete: removes a stale table of the same name without failing when there is none.
   std::string s = "add table inet " + t + "\ndelete table inet " + t + "\n";
   s += "table inet " + t + " {\n";
   s += "  comment \"" + clean(comment) + "\"\n";
   s += "  chain output {\n";
   s += "    type filter hook output priority filter; policy accept;\n";
-  s += "    meta skuid " + std::to_string(low.uid) + " jump edge_" + low.name + "\n";
-  s += "    meta skuid " + std::to_string(high.uid) + " jump edge_" + high.name + "\n";
-  s += "    meta skuid " + std::to_string(filter_uid) + " counter reject\n";
+  for (const FirewallSide* side : sides) {
+    s += "    meta skuid " + std::to_string(side->uid) + " jump edge_" + side->name + "\n";
+  }
+  if (filter_uid != nullptr) s += "    meta skuid " + std::to_string(*filter_uid) + " counter reject\n";
   s += "  }\n";
-  edge_chain(s, low);
-  edge_chain(s, high);
-  input_chain(s, low, high);
+  for (const FirewallSide* side : sides) edge_chain(s, *side);
+  input_chain(s, sides);
   s += "}\n";
   return s;
+}
+
+}  // namespace
+
+std::string firewall_script(const FirewallSide& low, const FirewallSide& high, std::uint32_t filter_uid,
+                            const std::string& comment) {
+  return script_for(firewall_table(low.uid, high.uid), {&low, &high}, &filter_uid, comment);
+}
+
+std::string node_firewall_script(const FirewallSide& node, const std::string& comment) {
+  return script_for(node_firewall_table(node.uid), {&node}, nullptr, comment);
 }
 
 std::string run_nft(const std::string& script) {
@@ -130,6 +146,15 @@ std::string run_nft(const std::string& script) {
 SideFirewall::SideFirewall(const FirewallSide& low, const FirewallSide& high, std::uint32_t filter_uid,
                            const std::string& comment, const std::string& lock_dir)
     : table_(firewall_table(low.uid, high.uid)) {
+  install(firewall_script(low, high, filter_uid, comment), lock_dir);
+}
+
+SideFirewall::SideFirewall(const FirewallSide& node, const std::string& comment, const std::string& lock_dir)
+    : table_(node_firewall_table(node.uid)) {
+  install(node_firewall_script(node, comment), lock_dir);
+}
+
+void SideFirewall::install(const std::string& script, const std::string& lock_dir) {
   const std::string lock = lock_dir + "/" + table_ + ".lock";
   lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (lock_fd_ < 0) {
@@ -149,7 +174,7 @@ SideFirewall::SideFirewall(const FirewallSide& low, const FirewallSide& high, st
     if (e == EWOULDBLOCK) {
       std::string holder = n > 0 ? std::string(pid, static_cast<std::size_t>(n)) : std::string("?");
       while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
-      throw std::runtime_error("another portcullisd (pid " + holder + ") runs with these edge users and holds " +
+      throw std::runtime_error("another portcullisd (pid " + holder + ") runs with these service users and holds " +
                                lock + "; refusing to replace its side firewall");
     }
     throw std::runtime_error("cannot lock " + lock + ": " + std::strerror(e));
@@ -157,7 +182,7 @@ SideFirewall::SideFirewall(const FirewallSide& low, const FirewallSide& high, st
   const std::string me = std::to_string(::getpid()) + "\n";
   // The pid is only for the message a second instance prints; the lock holds without it.
   if (::ftruncate(lock_fd_, 0) == 0) (void)!::pwrite(lock_fd_, me.data(), me.size(), 0);
-  const std::string err = run_nft(firewall_script(low, high, filter_uid, comment));
+  const std::string err = run_nft(script);
   if (!err.empty()) {
     ::close(lock_fd_);
     throw std::runtime_error("cannot install the side firewall (nftables): " + err);

@@ -58,6 +58,12 @@ std::string firewall_table(std::uint32_t low_uid, std::uint32_t high_uid);
 std::string firewall_script(const FirewallSide& low, const FirewallSide& high, std::uint32_t filter_uid,
                             const std::string& comment);
 
+// A standalone FMUC node's table (one server, the same chains as one side of
+// the appliance's: it reaches only its peers, its listeners admit only their
+// `from` hosts), named after the node's uid.
+std::string node_firewall_table(std::uint32_t node_uid);
+std::string node_firewall_script(const FirewallSide& node, const std::string& comment);
+
 class SideFirewall {
  public:
   // Takes the table's lock in lock_dir, then installs the rule set (replacing a
@@ -65,6 +71,8 @@ class SideFirewall {
   // reason (another portcullisd holds the lock; nft's message) when it cannot.
   SideFirewall(const FirewallSide& low, const FirewallSide& high, std::uint32_t filter_uid,
                const std::string& comment, const std::string& lock_dir = "/run/lock");
+  // The same for a standalone node's server.
+  SideFirewall(const FirewallSide& node, const std::string& comment, const std::string& lock_dir = "/run/lock");
   // Deletes the table, then releases the lock.
   ~SideFirewall();
   SideFirewall(const SideFirewall&) = delete;
@@ -73,6 +81,8 @@ class SideFirewall {
   const std::string& table() const { return table_; }
 
  private:
+  void install(const std::string& script, const std::string& lock_dir);
+
   std::string table_;
   int lock_fd_ = -1;
 };

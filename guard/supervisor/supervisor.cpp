@@ -64,7 +64,7 @@ bool parse_fd(const std::string& s, int& out) {
   return true;
 }
 
-constexpr Role kEdges[] = {Role::EdgeLow, Role::EdgeHigh};
+constexpr Role kEdges[] = {Role::EdgeLow, Role::EdgeHigh, Role::Node};   // what stops first
 
 }  // namespace
 
@@ -73,6 +73,7 @@ std::string_view to_string(Role r) {
     case Role::EdgeLow: return "edge(low)";
     case Role::Filter: return "filter";
     case Role::EdgeHigh: return "edge(high)";
+    case Role::Node: return "node";
   }
   return "unknown";
 }
@@ -82,6 +83,7 @@ std::string_view link_tag(Role r) {
     case Role::EdgeLow: return "edge:low";
     case Role::Filter: return "filter";
     case Role::EdgeHigh: return "edge:high";
+    case Role::Node: return "node";
   }
   return "unknown";
 }
@@ -94,6 +96,8 @@ std::vector<std::string> child_command_line(const std::string& executable, Role 
     argv.insert(argv.end(), {"--role", "filter", "--low-fd", std::to_string(fds.low_fd),
                              "--high-fd", std::to_string(fds.high_fd), "--control-fd",
                              std::to_string(fds.control_fd)});
+  } else if (role == Role::Node) {
+    argv.insert(argv.end(), {"--role", "node", "--control-fd", std::to_string(fds.control_fd)});
   } else {
     argv.insert(argv.end(), {"--role", "edge", "--side", role == Role::EdgeLow ? "low" : "high",
                              "--ipc-fd", std::to_string(fds.ipc_fd), "--control-fd",
@@ -192,8 +196,14 @@ std::optional<ChildArgs> parse_child_args(const std::vector<std::string>& args,
     out.role = Role::Filter;
     out.fds.low_fd = *low;
     out.fds.high_fd = *high;
+  } else if (*role == "node") {
+    if (side || ipc || low || high) {
+      error = "--role node takes only --control-fd (a node has no filter and no sides)";
+      return std::nullopt;
+    }
+    out.role = Role::Node;
   } else {
-    error = "unknown --role '" + *role + "' (expected edge or filter)";
+    error = "unknown --role '" + *role + "' (expected edge, filter or node)";
     return std::nullopt;
   }
   return out;
@@ -201,7 +211,7 @@ std::optional<ChildArgs> parse_child_args(const std::vector<std::string>& args,
 
 Supervisor::Supervisor(net::EventLoop& loop, SupervisorOptions options)
     : loop_(loop), options_(std::move(options)) {
-  for (Role r : {Role::EdgeLow, Role::Filter, Role::EdgeHigh}) child(r).role = r;
+  for (Role r : {Role::EdgeLow, Role::Filter, Role::EdgeHigh, Role::Node}) child(r).role = r;
   if (!options_.log) {
     options_.log = [](std::string_view line) {
       std::fprintf(stderr, "portcullisd: %.*s\n", static_cast<int>(line.size()), line.data());
@@ -389,6 +399,13 @@ void Supervisor::start() {
   if (!exe_fd_) {
     throw std::runtime_error("cannot open " + options_.executable + ": " + std::strerror(errno));
   }
+  if (options_.node) {
+    launch(Role::Node, ChildFds{}, true);
+    if (options_.watchdog_timeout.count() > 0) {
+      watchdog_timer_ = loop_.add_timer(net::Duration(1000), [this] { check_heartbeats(); });
+    }
+    return;
+  }
   FilterLink low = make_link();
   FilterLink high = make_link();
   if (!low.edge_end || !high.edge_end) {
@@ -456,6 +473,10 @@ void Supervisor::check_heartbeats() {
 void Supervisor::restart(Role r) {
   child(r).restart_pending = false;
   if (stopping_) return;
+  if (r == Role::Node) {
+    if (!launch(Role::Node, ChildFds{}, false)) schedule_restart(r);
+    return;
+  }
   if (r == Role::Filter) {
     FilterLink low = make_link();
     FilterLink high = make_link();
@@ -535,6 +556,10 @@ void Supervisor::reap() {
 
 void Supervisor::reload() {
   const Child& f = child(Role::Filter);
+  if (options_.node) {
+    log("SIGHUP received: a node has no policy to reload; ignored");
+    return;
+  }
   if (f.pid > 0) {
     log("forwarding SIGHUP to filter (pid " + std::to_string(f.pid) + ")");
     ::kill(f.pid, SIGHUP);
@@ -615,7 +640,7 @@ void Supervisor::stop_stage(bool edges) {
 void Supervisor::check_stop_progress() {
   if (!stopping_ || stopped_) return;
   if (stopping_edges_) {
-    if (running(Role::EdgeLow) || running(Role::EdgeHigh)) return;
+    if (running(Role::EdgeLow) || running(Role::EdgeHigh) || running(Role::Node)) return;
     if (kill_timer_armed_) loop_.cancel_timer(kill_timer_);
     kill_timer_armed_ = false;
     stop_stage(false);

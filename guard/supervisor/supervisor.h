@@ -40,9 +40,11 @@
 
 namespace portcullis::supervisor {
 
-enum class Role { EdgeLow = 0, Filter = 1, EdgeHigh = 2 };
+// Node: the one child of a standalone FMUC node (SupervisorOptions::node): no
+// filter, no links, no other side.
+enum class Role { EdgeLow = 0, Filter = 1, EdgeHigh = 2, Node = 3 };
 
-// "edge(low)", "filter", "edge(high)": the names used in logs.
+// "edge(low)", "filter", "edge(high)", "node": the names used in logs.
 std::string_view to_string(Role r);
 // Tag sent with a fresh fd to a neighbour: "edge:low", "filter", "edge:high".
 std::string_view link_tag(Role r);
@@ -58,6 +60,7 @@ struct ChildFds {
 // argv of a child, argv[0] = `executable`:
 //   <exe> --role edge --side low|high --ipc-fd N --control-fd M [common args]
 //   <exe> --role filter --low-fd N --high-fd M --control-fd C [common args]
+//   <exe> --role node --control-fd M [common args]
 std::vector<std::string> child_command_line(const std::string& executable, Role role,
                                             const ChildFds& fds,
                                             const std::vector<std::string>& common_args);
@@ -105,7 +108,10 @@ struct SupervisorOptions {
     uid_t uid = 0;
     gid_t gid = 0;
   };
-  std::array<Identity, 3> identities{};
+  std::array<Identity, 4> identities{};
+  // A standalone FMUC node: start() launches Role::Node alone (no filter, no
+  // edges, no links between children); restarts, watchdog and stop as usual.
+  bool node = false;
   // The filter starts in a fresh, empty network namespace (only a down
   // loopback), made while the child is still root, before it drops.
   bool filter_netns = false;
@@ -123,7 +129,7 @@ class Supervisor {
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
-  // Starts the three children. Throws std::runtime_error if the links, control
+  // Starts the three children (a node: its one child). Throws std::runtime_error if the links, control
   // sockets or signalfd cannot be created or fork fails (control plane).
   void start();
 
@@ -191,7 +197,7 @@ class Supervisor {
 
   net::EventLoop& loop_;
   SupervisorOptions options_;
-  std::array<Child, 3> children_;
+  std::array<Child, 4> children_;
   ipc::UniqueFd signal_fd_;
   // The executable, opened at start: children exec it through this fd, so a
   // child dropped to an unprivileged user does not need search permission on

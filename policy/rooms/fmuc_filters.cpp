@@ -60,10 +60,35 @@ std::shared_ptr<const Filter> RoomFederationFilter::from_spec(const FilterSpec& 
   return std::make_shared<const RoomFederationFilter>(spec.name, std::move(rules));
 }
 
+namespace {
+
+// What two federated nodes exchange besides <fmuc/> stanzas: XEP-0199 pings
+// between the rooms, their empty results, and error replies.
+bool is_link_upkeep(const xmpp::Element& stanza) {
+  const std::string type = stanza.attr_or("type");
+  if (type == "error") return true;
+  if (stanza.name() != "iq") return false;
+  const std::vector<const xmpp::Element*> kids = stanza.child_elements();
+  if (type == "result") return kids.empty();
+  return type == "get" && kids.size() == 1 && kids.front()->name() == "ping" && kids.front()->ns() == "urn:xmpp:ping";
+}
+
+}  // namespace
+
 Verdict RoomFederationFilter::evaluate(xmpp::Element& stanza, const StanzaContext& ctx) const {
-  if (!is_fmuc_traffic(stanza, ctx)) return Verdict::no_opinion();
   const std::string from = bare_of(stanza.attr_or("from"));
   const std::string to = bare_of(stanza.attr_or("to"));
+  if (!is_fmuc_traffic(stanza, ctx)) {
+    // Pass-through (two FMUC nodes beyond the boundary, no room hosted here):
+    // a ping, its result or an error between the two rooms of an allowed pair
+    // is that pair's link upkeep, accepted by its rule. Anything else without
+    // <fmuc/> is not this filter's to judge.
+    if (!is_link_upkeep(stanza)) return Verdict::no_opinion();
+    for (const Rule& r : rules_) {
+      if (!r.shadow && r.from == from && r.to == to) return Verdict::accept(r.id);
+    }
+    return Verdict::no_opinion();
+  }
   std::vector<std::pair<std::string, std::string>> notes;
   for (const Rule& r : rules_) {
     if (r.from != from || r.to != to) continue;

@@ -9,6 +9,10 @@
 //     direction: Accept with the rule id;
 //   - such a stanza that matches none: Reject policy-violation, rule
 //     "room-pair-not-allowed" (FMUC never crosses by a domain rule alone);
+//   - a ping (XEP-0199), an empty iq result or an error between the two
+//     rooms of an allowed pair, without <fmuc/>: the pair's link upkeep
+//     (FMUC pass-through: two nodes beyond the boundary, neither hosted
+//     here), Accept with the rule id;
 //   - anything else: NoOpinion.
 //   Put it after the filters that judge or transform FMUC traffic (labels,
 //   pseudonyms, presence scrubbing): an Accept ends the pipeline.

@@ -517,3 +517,160 @@ TEST_CASE("rooms: a link to a domain that is neither hosted nor routed is refuse
                     {"<federate>: expected a room of a hosted service or of a domain side 'low' routes to (<peer>), "
                      "got 'ops@nowhere.test'"});
 }
+
+// ---- a standalone FMUC node (<node>) --------------------------------------------
+
+namespace {
+
+// A node hosting rooms.site-a.test, peering with a.test and the guard's rooms.low.test.
+std::string node_config(const std::string& rooms, const std::string& supervision = "<supervision mode=\"single-user-development\"/>") {
+  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+         "<node xmlns=\"urn:portcullis:config:1\">" + supervision + "\n"
+         "  <server>\n"
+         "    <listen address=\"127.0.0.8\" port=\"5269\"/>\n"
+         "    <tls certificate=\"pki/guard-low.pem\" key=\"pki/guard-low.key\" ca=\"pki/ca-low.pem\"/>\n"
+         "    <peer domain=\"a.test\" host=\"127.0.0.2\"/>\n"
+         "    <peer domain=\"rooms.low.test\" host=\"127.0.0.4\"/>\n" +
+         rooms +
+         "  </server>\n"
+         "</node>\n";
+}
+
+const std::string kNodeOps =
+    "    <rooms domain=\"rooms.site-a.test\" ping-interval-ms=\"2000\">\n"
+    "      <room name=\"ops\" subject=\"site A\">\n"
+    "        <federate with=\"ops@rooms.low.test\"/>\n"
+    "      </room>\n"
+    "    </rooms>\n";
+
+}  // namespace
+
+TEST_CASE("node: a standalone FMUC node loads its one server and its rooms", "[config][rooms][fmuc][node]") {
+  RoomsConfigDir d;
+  const Config cfg = load_config(d.config(node_config(kNodeOps)), kSchemaDir);
+  CHECK(cfg.kind == portcullis::config::ConfigKind::Node);
+  CHECK(cfg.node.name == "node");
+  REQUIRE(cfg.node.listen.size() == 1);
+  CHECK(cfg.node.listen[0].address == "127.0.0.8");
+  // A listener admits the node's peers by default.
+  CHECK(cfg.node.listen[0].from == std::vector<std::string>{"127.0.0.2", "127.0.0.4"});
+  CHECK(cfg.node.fronts.empty());
+  REQUIRE(cfg.node.peers.size() == 2);
+  REQUIRE(cfg.node.rooms.size() == 1);
+  CHECK(cfg.node.rooms[0].domain == "rooms.site-a.test");
+  CHECK(cfg.node.rooms[0].ping_interval_ms == 2000);
+  REQUIRE(cfg.node.rooms[0].rooms.size() == 1);
+  CHECK(cfg.node.rooms[0].rooms[0].federate_with == "ops@rooms.low.test");
+  CHECK(cfg.node.rooms[0].rooms[0].subject == "site A");
+  CHECK(cfg.supervision.mode == portcullis::config::SupervisionMode::SingleUserDevelopment);
+  CHECK(cfg.supervision.node.name == "portcullis-node");
+  // Nothing of the appliance is set: no sides, no policy, no audit.
+  CHECK(cfg.low.listen.empty());
+  CHECK(cfg.high.listen.empty());
+  CHECK(cfg.policy_file.empty());
+  CHECK_FALSE(cfg.audit.enabled);
+  // Its server process loads it too; an edge or the filter does not.
+  CHECK(load_config(d.config(node_config(kNodeOps)), kSchemaDir, portcullis::config::LoadFor::Node).kind ==
+        portcullis::config::ConfigKind::Node);
+  CHECK_THROWS_WITH(load_config(d.config(node_config(kNodeOps)), kSchemaDir, portcullis::config::LoadFor::Filter),
+                    Catch::Contains("a standalone FMUC node has no filter"));
+}
+
+TEST_CASE("node: the node-user attribute names its server's user", "[config][rooms][fmuc][node]") {
+  RoomsConfigDir d;
+  const Config cfg = load_config(
+      d.config(node_config(kNodeOps, "<supervision mode=\"single-user-development\" node-user=\"pc-site-a\"/>")),
+      kSchemaDir);
+  CHECK(cfg.supervision.node.name == "pc-site-a");
+}
+
+TEST_CASE("node: a node without rooms is refused at its <server>", "[config][rooms][fmuc][node]") {
+  expect_refused_at(node_config(""), "<server>", 0, {"expected at least one <rooms domain=...>"});
+}
+
+TEST_CASE("node: fronted domains are not part of a node", "[config][rooms][fmuc][node]") {
+  std::string text = node_config(kNodeOps);
+  text.insert(text.find("    <tls "), "    <fronts domain=\"b.test\"/>\n");
+  RoomsConfigDir d;
+  const ConfigError e = load_error(d.config(text));
+  INFO(e.what());
+  CHECK(e.line() == position_of(text, "<fronts").first);
+  CHECK_THAT(e.message(), Catch::Contains("fronts"));
+}
+
+TEST_CASE("node: a room federating with a domain the node does not route to is refused", "[config][rooms][fmuc][node]") {
+  const std::string rooms =
+      "    <rooms domain=\"rooms.site-a.test\">\n"
+      "      <room name=\"ops\">\n"
+      "        <federate with=\"ops@rooms.high.test\"/>\n"
+      "      </room>\n"
+      "    </rooms>\n";
+  expect_refused_at(node_config(rooms), "<federate with=\"ops@rooms.high.test\"", 0,
+                    {"<federate>: expected a room of a hosted service or of a domain the node routes to (<peer>), "
+                     "got 'ops@rooms.high.test'"});
+}
+
+TEST_CASE("node: a room that both joins and accepts the same room (a cycle) is refused", "[config][rooms][fmuc][node]") {
+  const std::string rooms =
+      "    <rooms domain=\"rooms.site-a.test\">\n"
+      "      <room name=\"ops\">\n"
+      "        <federate with=\"ops@rooms.low.test\"/>\n"
+      "        <accept from=\"ops@rooms.low.test\"/>\n"
+      "      </room>\n"
+      "    </rooms>\n";
+  expect_refused_at(node_config(rooms), "<accept from=\"ops@rooms.low.test\"", 0,
+                    {"is the room this one federates with", "cycle"});
+}
+
+TEST_CASE("node: a cycle between the node's own rooms is refused", "[config][rooms][fmuc][node]") {
+  const std::string rooms =
+      "    <rooms domain=\"rooms.site-a.test\">\n"
+      "      <room name=\"one\">\n"
+      "        <federate with=\"two@rooms.site-a.test\"/>\n"
+      "      </room>\n"
+      "      <room name=\"two\">\n"
+      "        <federate with=\"one@rooms.site-a.test\"/>\n"
+      "      </room>\n"
+      "    </rooms>\n";
+  RoomsConfigDir d;
+  const ConfigError e = load_error(d.config(node_config(rooms)));
+  INFO(e.what());
+  CHECK_THAT(e.message(), Catch::Contains("cycle"));
+}
+
+TEST_CASE("node: a room federating with a room of the node's own service is refused", "[config][rooms][fmuc][node]") {
+  const std::string rooms =
+      "    <rooms domain=\"rooms.site-a.test\">\n"
+      "      <room name=\"one\">\n"
+      "        <federate with=\"two@rooms.site-a.test\"/>\n"
+      "      </room>\n"
+      "      <room name=\"two\">\n"
+      "        <accept from=\"one@rooms.site-a.test\"/>\n"
+      "      </room>\n"
+      "    </rooms>\n";
+  expect_refused_at(node_config(rooms), "<federate with=\"two@rooms.site-a.test\"", 0,
+                    {"is a room of this node's own service rooms.site-a.test"});
+}
+
+TEST_CASE("node: a node's service domain claimed by one of its peers is refused", "[config][rooms][fmuc][node]") {
+  const std::string rooms =
+      "    <rooms domain=\"rooms.low.test\">\n"
+      "      <room name=\"ops\"/>\n"
+      "    </rooms>\n";
+  expect_refused_at(node_config(rooms), "<rooms domain=\"rooms.low.test\"", 0,
+                    {"a hosted service needs a domain no peer claims"});
+}
+
+TEST_CASE("node: separated mode needs an existing node user other than root", "[config][rooms][fmuc][node]") {
+  expect_refused_at(node_config(kNodeOps, "<supervision node-user=\"pc-no-such-user-xyz\"/>"), "<supervision", 0,
+                    {"<supervision> node-user: expected an existing user, got 'pc-no-such-user-xyz'"});
+  expect_refused_at(node_config(kNodeOps, "<supervision node-user=\"root\"/>"), "<supervision", 0,
+                    {"<supervision> node-user: expected a user other than root, got 'root'"});
+}
+
+TEST_CASE("node: an appliance config is not a node's", "[config][rooms][fmuc][node]") {
+  RoomsConfigDir d;
+  CHECK_THROWS_WITH(load_config(d.config(rooms_config(kLowOps, kHighOps)), kSchemaDir,
+                                portcullis::config::LoadFor::Node),
+                    Catch::Contains("expected a <node> config"));
+}

@@ -61,14 +61,18 @@ TEST_CASE("child command lines", "[supervisor][args]") {
   CHECK(child_command_line("x", Role::Filter, filter, {"--config", "c.xml"}) ==
         std::vector<std::string>{"x", "--role", "filter", "--low-fd", "7", "--high-fd", "8",
                                  "--control-fd", "9", "--config", "c.xml"});
+  ChildFds node;
+  node.control_fd = 4;
+  CHECK(child_command_line("x", Role::Node, node, {"--config", "n.xml"}) ==
+        std::vector<std::string>{"x", "--role", "node", "--control-fd", "4", "--config", "n.xml"});
 }
 
 TEST_CASE("child command lines parse back", "[supervisor][args]") {
   std::string error;
-  for (Role r : {Role::EdgeLow, Role::Filter, Role::EdgeHigh}) {
+  for (Role r : {Role::EdgeLow, Role::Filter, Role::EdgeHigh, Role::Node}) {
     ChildFds fds;
     fds.control_fd = 10;
-    fds.ipc_fd = r == Role::Filter ? -1 : 11;
+    fds.ipc_fd = r == Role::Filter || r == Role::Node ? -1 : 11;
     fds.low_fd = r == Role::Filter ? 12 : -1;
     fds.high_fd = r == Role::Filter ? 13 : -1;
     auto argv = child_command_line("exe", r, fds, {"--config", "c.xml", "--foreground"});
@@ -108,6 +112,9 @@ TEST_CASE("bad child command lines are rejected with a reason", "[supervisor][ar
         "8"},
        "edge arguments"},
       {{"--role", "router", "--control-fd", "6"}, "unknown --role"},
+      {{"--role", "node", "--ipc-fd", "5", "--control-fd", "6"}, "only --control-fd"},
+      {{"--role", "node", "--side", "low", "--control-fd", "6"}, "only --control-fd"},
+      {{"--role", "node"}, "--control-fd"},
       {{"--role"}, "needs a value"},
       {{"--ipc-fd", "5"}, "without --role"},
       {{"--role", "edge", "--role", "filter"}, "twice"},
@@ -126,6 +133,7 @@ TEST_CASE("role names and link tags", "[supervisor][args]") {
   CHECK(link_tag(Role::EdgeLow) == "edge:low");
   CHECK(link_tag(Role::Filter) == "filter");
   CHECK(link_tag(Role::EdgeHigh) == "edge:high");
+  CHECK(to_string(Role::Node) == "node");
 }
 
 // ---- ChildControl --------------------------------------------------------
@@ -325,9 +333,10 @@ class Harness {
   }
 
   void start(bool handle_signals = true, Duration watchdog = Duration(10000),
-             std::optional<std::array<SupervisorOptions::Identity, 3>> identities = std::nullopt,
-             std::string executable = {}, bool filter_netns = false) {
+             std::optional<std::array<SupervisorOptions::Identity, 4>> identities = std::nullopt,
+             std::string executable = {}, bool filter_netns = false, bool node = false) {
     SupervisorOptions o;
+    o.node = node;
     o.watchdog_timeout = watchdog;
     if (identities) o.identities = *identities;
     o.filter_netns = filter_netns;
@@ -554,7 +563,7 @@ TEST_CASE("separated: each child runs as its own user, the filter in an empty ne
   Harness h;
   const std::string exe = h.open_to_everyone();
   // Three uids with no passwd entry: setuid needs none.
-  std::array<SupervisorOptions::Identity, 3> ids{};
+  std::array<SupervisorOptions::Identity, 4> ids{};
   ids[static_cast<std::size_t>(Role::EdgeLow)] = {true, 61001, 61001};
   ids[static_cast<std::size_t>(Role::Filter)] = {true, 61002, 61002};
   ids[static_cast<std::size_t>(Role::EdgeHigh)] = {true, 61003, 61003};
@@ -768,4 +777,35 @@ TEST_CASE("a child exits when its supervisor goes away", "[supervisor][control]"
   REQUIRE(run_until(h.loop, [&] { return ::waitpid(pid, &status, WNOHANG) == pid; }));
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 1);
+}
+
+// ---- a standalone FMUC node: one child, no filter, no links --------------------
+
+TEST_CASE("a node supervisor starts the node alone, restarts it, ignores SIGHUP and stops it", "[supervisor][node]") {
+  Harness h;
+  h.start(true, Duration(10000), std::nullopt, {}, false, /*node=*/true);
+  REQUIRE(run_until(h.loop, [&] { return h.live(Role::Node) != nullptr; }));
+  INFO(h.dump_logs());
+  // Nothing else runs: no filter to route through, no edges of any side.
+  for (Role r : {Role::EdgeLow, Role::Filter, Role::EdgeHigh}) CHECK(h.supervisor->pid(r) == -1);
+  CHECK(h.live(Role::Node)->role == "node");
+  CHECK(h.live(Role::Node)->link_fds.empty());
+  CHECK(h.logged("started node"));
+
+  const pid_t first = h.supervisor->pid(Role::Node);
+  REQUIRE(::kill(first, SIGKILL) == 0);
+  REQUIRE(run_until(h.loop, [&] { return h.supervisor->pid(Role::Node) != first && h.live(Role::Node); }));
+  CHECK(h.logged("node killed by signal 9 (SIGKILL)"));
+  CHECK(h.logged("restarted node"));
+  CHECK_FALSE(h.logged("handed new"));   // no link to hand anyone
+  for (Role r : {Role::EdgeLow, Role::Filter, Role::EdgeHigh}) CHECK(h.supervisor->pid(r) == -1);
+
+  REQUIRE(::kill(::getpid(), SIGHUP) == 0);
+  REQUIRE(run_until(h.loop, [&] { return h.logged("a node has no policy to reload"); }));
+  const pid_t second = h.supervisor->pid(Role::Node);
+  REQUIRE(::kill(::getpid(), SIGTERM) == 0);
+  REQUIRE(run_until(h.loop, [&] { return h.stopped; }));
+  CHECK(process_gone(second));
+  CHECK(h.logged("stopping node"));
+  CHECK(h.logged("all children stopped"));
 }

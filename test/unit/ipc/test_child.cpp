@@ -176,6 +176,8 @@ int main(int argc, char** argv) {
             " " + std::to_string(parsed->fds.high_fd);
     child.attach(0, parsed->fds.low_fd);
     child.attach(1, parsed->fds.high_fd);
+  } else if (parsed->role == Role::Node) {
+    hello = "node " + std::to_string(::getpid());   // a node has no link to anyone
   } else {
     hello = std::string(parsed->role == Role::EdgeLow ? "edge:low " : "edge:high ") +
             std::to_string(::getpid()) + " " + std::to_string(parsed->fds.ipc_fd);

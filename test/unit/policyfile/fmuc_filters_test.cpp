@@ -487,3 +487,51 @@ TEST_CASE("room-federation without an enforced fmuc-pseudonyms before it is refu
     CHECK_THAT(e.message(), Catch::Contains("expected an enforced <fmuc-pseudonyms> before it"));
   }
 }
+
+TEST_CASE("room-federation: pass-through link upkeep between an allowed pair is accepted", "[policyfile][rooms][fmuc]") {
+  // Two FMUC nodes beyond the boundary (no room hosted here): their pings,
+  // results and errors carry no <fmuc/> and arrive over ordinary S2S.
+  FmucDir d;
+  d.write("pseudonym.key", kKey);
+  const LoadedPolicy p = load(d.write("policy.xml", fmuc_policy(), fs::perms(0644)));
+  const policy::Filter& rooms = stage(p.pipelines.low_to_high, "rooms");
+  const auto s2s = ctx(ipc::Direction::LowToHigh, "rooms.low.test", ipc::AuthMethod::SaslExternal);
+  SECTION("a ping between the pair's rooms") {
+    auto s = parse("<iq xmlns='jabber:server' from='ops@rooms.low.test' to='ops@rooms.high.test' type='get' id='p1'>"
+                   "<ping xmlns='urn:xmpp:ping'/></iq>");
+    const Verdict v = rooms.evaluate(s, s2s);
+    CHECK(v.kind == VerdictKind::Accept);
+    CHECK(v.rule_id == "ops-pair");
+  }
+  SECTION("an empty result and an error between them") {
+    auto r = parse("<iq xmlns='jabber:server' from='ops@rooms.low.test' to='ops@rooms.high.test/Nick' type='result' id='p1'/>");
+    CHECK(rooms.evaluate(r, s2s).kind == VerdictKind::Accept);
+    auto e = parse("<message xmlns='jabber:server' from='ops@rooms.low.test' to='ops@rooms.high.test/Nick' type='error'>"
+                   "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
+    CHECK(rooms.evaluate(e, s2s).kind == VerdictKind::Accept);
+  }
+  SECTION("upkeep between rooms of no allowed pair, or the wrong way, is not this filter's to pass") {
+    auto other = parse("<iq xmlns='jabber:server' from='ops@rooms.low.test' to='secret@rooms.high.test' type='get' id='p1'>"
+                       "<ping xmlns='urn:xmpp:ping'/></iq>");
+    CHECK(rooms.evaluate(other, s2s).kind == VerdictKind::NoOpinion);
+    auto back = parse("<iq xmlns='jabber:server' from='ops@rooms.high.test' to='ops@rooms.low.test' type='get' id='p1'>"
+                      "<ping xmlns='urn:xmpp:ping'/></iq>");
+    CHECK(rooms.evaluate(back, s2s).kind == VerdictKind::NoOpinion);
+  }
+  SECTION("other iqs and a result with a payload between the pair are not upkeep") {
+    auto disco = parse("<iq xmlns='jabber:server' from='ops@rooms.low.test/Nick' to='ops@rooms.high.test' type='get' id='d1'>"
+                       "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    CHECK(rooms.evaluate(disco, s2s).kind == VerdictKind::NoOpinion);
+    auto loaded = parse("<iq xmlns='jabber:server' from='ops@rooms.low.test' to='ops@rooms.high.test' type='result' id='v1'>"
+                        "<vCard xmlns='vcard-temp'><FN>x</FN></vCard></iq>");
+    CHECK(rooms.evaluate(loaded, s2s).kind == VerdictKind::NoOpinion);
+    auto ping_plus = parse("<iq xmlns='jabber:server' from='ops@rooms.low.test' to='ops@rooms.high.test' type='get' id='p2'>"
+                           "<ping xmlns='urn:xmpp:ping'/><query xmlns='jabber:iq:version'/></iq>");
+    CHECK(rooms.evaluate(ping_plus, s2s).kind == VerdictKind::NoOpinion);
+  }
+  SECTION("a shadow rule does not pass upkeep either") {
+    auto s = parse("<iq xmlns='jabber:server' from='lobby@rooms.low.test' to='lobby@rooms.high.test' type='get' id='p1'>"
+                   "<ping xmlns='urn:xmpp:ping'/></iq>");
+    CHECK(rooms.evaluate(s, s2s).kind == VerdictKind::NoOpinion);
+  }
+}
