@@ -290,3 +290,33 @@ TEST_CASE("side firewall: a second instance with the same edge users is refused 
           return fails;
         }) == 0);
 }
+
+TEST_CASE("node firewall: a standalone node reaches its peers only and admits only them", "[firewall][node]") {
+  PORTCULLIS_NEEDS_ROOT();
+  CHECK(portcullis::supervisor::node_firewall_table(kLowUid) == "portcullis_node_u64101");
+  const std::string script = portcullis::supervisor::node_firewall_script(low_side(), "test");
+  CHECK(script.find("meta skuid 64101 jump edge_low") != std::string::npos);
+  CHECK(script.find("64102") == std::string::npos);   // nobody else's rules
+  CHECK(in_firewall_netns([](const std::string& locks) {
+          const Server s1 = serve_as(0, kLowPeer, kPeerPort), s2 = serve_as(0, kHighHost, kPeerPort);
+          SideFirewall fw(low_side(), "test", locks);
+          int fails = 0;
+          if (fw.table() != "portcullis_node_u64101") fails |= 1;
+          if (as_uid(kLowUid, [] { return connect_and_hear(nullptr, kLowPeer, kPeerPort); }) != 0) fails |= 2;
+          if (as_uid(kLowUid, [] { return connect_and_hear(nullptr, kHighHost, kPeerPort); }) != ECONNREFUSED) {
+            fails |= 4;
+          }
+          {
+            const Server node = serve_as(kLowUid, kListen, kListenPort);
+            if (connect_and_hear(kLowPeer, kListen, kListenPort) != 0) fails |= 8;
+            if (connect_and_hear(kHighHost, kListen, kListenPort) != ECONNREFUSED) fails |= 16;
+          }
+          // A second node with the same user is refused.
+          try {
+            SideFirewall again(low_side(), "test", locks);
+            fails |= 32;
+          } catch (const std::runtime_error&) {
+          }
+          return fails;
+        }) == 0);
+}
