@@ -412,6 +412,34 @@ void Room::local_join(const Element& st, const std::string& from, const std::str
   }
 }
 
+std::size_t Room::occupants_wanting(const Link& upstream) const {
+  std::size_t n = static_cast<std::size_t>(std::count_if(
+      occupants_.begin(), occupants_.end(), [&](const auto& kv) { return kv.second.peer != upstream.peer; }));
+  // A downstream node lost (not left) will rejoin and ask for what it missed:
+  // this room stays in the federation meanwhile, so it has it to give.
+  for (const auto& [peer, l] : links_) {
+    if (!l.upstream && l.state == LinkState::Down && l.lost_at_ms != 0) ++n;
+  }
+  return n;
+}
+
+void Room::join_upstream_if_wanted(std::int64_t now, Outputs& out) {
+  for (auto& [peer, l] : links_) {
+    if (l.upstream && l.state == LinkState::Down && !l.rejected && occupants_wanting(l) != 0) start_join(l, now, out);
+  }
+}
+
+void Room::leave_upstream_if_idle(Outputs& out) {
+  for (auto& [peer, l] : links_) {
+    if (!l.upstream || l.state == LinkState::Down || occupants_wanting(l) != 0) continue;
+    remove_remote_occupants(l, {}, 0, out);
+    l.state = LinkState::Down;
+    l.lost_at_ms = 0;
+    l.queue.clear();
+    event("left federated room " + peer + " (no occupant here needs it)");
+  }
+}
+
 void Room::local_leave(Occupant& o, const std::string& session, const Element* st, Outputs& out,
                        const std::vector<int>& codes) {
   if (o.sessions.size() > 1) {
@@ -427,16 +455,8 @@ void Room::local_leave(Occupant& o, const std::string& session, const Element* s
   relay_presence(o, false, {}, out);
   const std::string nick = o.nick;
   occupants_.erase(nick);
-  if (local_occupants() != 0) return;
-  // The last local occupant left: this node leaves its upstream room.
-  for (auto& [peer, l] : links_) {
-    if (!l.upstream || l.state == LinkState::Down) continue;
-    remove_remote_occupants(l, {}, 0, out);
-    l.state = LinkState::Down;
-    l.lost_at_ms = 0;
-    l.queue.clear();
-    event("left federated room " + peer + " (no local occupant left)");
-  }
+  // The last occupant that needed it left: this node leaves its upstream room.
+  leave_upstream_if_idle(out);
 }
 
 // ---- messages ----------------------------------------------------------------
@@ -780,14 +800,18 @@ void Room::remove_remote_occupants(Link& l, const std::string& status_text, int 
 }
 
 void Room::start_join(Link& l, std::int64_t now, Outputs& out) {
+  // The join goes in the name of an occupant of this side if there is one,
+  // else of one a downstream node brought (a middle node relays for it).
   const Occupant* first = nullptr;
   for (const auto& [n, o] : occupants_) {
     if (o.peer.empty()) {
       first = &o;
       break;
     }
+    if (first == nullptr && o.peer != l.peer) first = &o;
   }
   if (first == nullptr) return;
+  l.join_nick = first->nick;
   l.state = LinkState::Joining;
   l.join_started_ms = now;
   l.queue.clear();
@@ -801,13 +825,8 @@ void Room::join_complete(Link& l, const Element& subject, std::int64_t now, Outp
   l.last_heard_ms = now;
   // Every occupant this node knows but the one whose presence made the join,
   // then what was said here while the link was down, then what waited.
-  bool first = true;
   for (const auto& [n, o] : occupants_) {
-    if (o.peer == l.peer) continue;
-    if (first && o.peer.empty()) {
-      first = false;
-      continue;
-    }
+    if (o.peer == l.peer || n == l.join_nick) continue;
     ++counters_.relayed_out;
     out.push_back({true, fmuc_presence(o, true, l, false)});
   }
@@ -957,6 +976,7 @@ void Room::peer_presence(Link& l, const Element& st, const std::string& nick, st
       l.state = LinkState::Down;
       event("federated room " + l.peer + " left (no occupant there)");
     }
+    if (!l.upstream) leave_upstream_if_idle(out);
     return;
   }
   if (type != "") return;
@@ -1004,6 +1024,8 @@ void Room::peer_presence(Link& l, const Element& st, const std::string& nick, st
     for (const auto& s : o.sessions) out.push_back({false, occupant_presence(it->second, true, s, false, {}, {})});
   }
   relay_presence(it->second, true, l.peer, out);
+  // An occupant a downstream node brought needs the upstream room too.
+  if (fresh && !l.upstream) join_upstream_if_wanted(now, out);
 }
 
 void Room::peer_message(Link& l, const Element& st, const std::string& nick, std::int64_t now, Outputs& out) {
@@ -1262,7 +1284,7 @@ void Room::tick(std::int64_t now, Outputs& out) {
         }
         break;
       case LinkState::Down:
-        if (l.upstream && !l.rejected && local_occupants() != 0 && now >= l.next_attempt_ms) {
+        if (l.upstream && !l.rejected && occupants_wanting(l) != 0 && now >= l.next_attempt_ms) {
           l.next_attempt_ms = now + t_.retry_ms;
           start_join(l, now, out);
         }

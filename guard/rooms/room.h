@@ -147,6 +147,7 @@ class Room {
     std::vector<xmpp::Element> queue;  // produced while joining, sent once up
     OriginKey last_in;                 // the last message received on this link
     std::int64_t last_accept_ms = -1'000'000'000;   // downstream: when its last join was accepted
+    std::string join_nick;             // upstream: the occupant whose presence made our join
   };
   struct Sent {                        // a message relayed to peers, for error replies
     std::string author_session, nick, client_id;
@@ -174,6 +175,13 @@ class Room {
   // Sends `l.peer` every message taken in after `after` (all if unknown), except its own.
   std::size_t backfill(Link& l, const std::optional<OriginKey>& after, Outputs& out);
   void start_join(Link& l, std::int64_t now, Outputs& out);
+  // Occupants that need the upstream room: this side's own and those brought
+  // by downstream nodes (a middle node with no user of its own still relays).
+  std::size_t occupants_wanting(const Link& upstream) const;
+  // Lazy FMUC both ways: join the upstream room when someone here needs it,
+  // leave it when nobody does any more.
+  void join_upstream_if_wanted(std::int64_t now, Outputs& out);
+  void leave_upstream_if_idle(Outputs& out);
   void lose(Link& l, const std::string& why, std::int64_t now, Outputs& out);
 
   // Building blocks.

@@ -446,3 +446,63 @@ TEST_CASE("federation: a nick collision at the lazy join spares the occupant alr
   CHECK(count_presence(got, kBob, kB + "/sam", false) == 0);
   for (const Element* e : sent_to(got, kBob, "presence")) CHECK(e->attr_or("type") != "error");
 }
+
+TEST_CASE("federation: a middle room with no user of its own joins upstream for a downstream node, and leaves with it",
+          "[fmuc][federation][chain]") {
+  // site A node -> guard room B (nobody joins it directly) -> room C.
+  const std::string ra = "ops@rooms.a", rb = "ops@rooms.b", rc = "ops@rooms.c";
+  Room a(room_settings("ops", rb), "rooms.a", "ka", fast_timing());
+  Room b(room_settings("ops", rc, {ra}), "rooms.b", "kb", fast_timing());
+  Room c(room_settings("ops", "", {rb}), "rooms.c", "kc", fast_timing());
+  Net net({&a, &b, &c});
+  net.user(c, join("cy@c.test/r", rc + "/cy"));
+  REQUIRE(b.link_state(rc) == rooms::LinkState::Down);   // lazy: nobody needs it yet
+  net.user(a, join("al@a.test/r", ra + "/al"));
+  CHECK(b.local_occupants() == 0);
+  CHECK(a.link_state(rb) == rooms::LinkState::Up);
+  CHECK(b.link_state(rc) == rooms::LinkState::Up);        // joined for al, brought by A
+  CHECK(c.remote_occupants() == 1);                       // al reached the far end
+  CHECK(a.remote_occupants() == 1);                       // and cy reached A
+
+  const std::size_t umark = net.users.size();
+  net.user(a, say("al@a.test/r", ra, "through the middle", "m1"));
+  CHECK(count_body(since(net, umark), "cy@c.test/r", "through the middle") == 1);
+  const std::size_t umark2 = net.users.size();
+  net.user(c, say("cy@c.test/r", rc, "back through", "m2"));
+  CHECK(count_body(since(net, umark2), "al@a.test/r", "back through") == 1);
+
+  // The last occupant that needed C leaves: B leaves C too (and nothing is left there).
+  net.user(a, leave("al@a.test/r", ra + "/al"));
+  CHECK(b.link_state(rc) == rooms::LinkState::Down);
+  CHECK(c.remote_occupants() == 0);
+}
+
+TEST_CASE("federation: when a downstream node comes back, what the far end said meanwhile reaches it once",
+          "[fmuc][federation][chain]") {
+  // A middle room with no user of its own leaves the upstream room when its
+  // downstream node is lost (the upstream room says <left/>: nobody of B's is
+  // there); when A is back, B rejoins C naming the last message it had, so
+  // what C said meanwhile comes down the chain to A exactly once.
+  const std::string ra = "ops@rooms.a", rb = "ops@rooms.b", rc = "ops@rooms.c";
+  Room a(room_settings("ops", rb), "rooms.a", "ka", fast_timing());
+  Room b(room_settings("ops", rc, {ra}), "rooms.b", "kb", fast_timing());
+  Room c(room_settings("ops", "", {rb}), "rooms.c", "kc", fast_timing());
+  Net net({&a, &b, &c});
+  net.user(c, join("cy@c.test/r", rc + "/cy"));
+  net.user(a, join("al@a.test/r", ra + "/al"));
+  net.user(c, say("cy@c.test/r", rc, "before", "w0"));
+  REQUIRE(b.link_state(rc) == rooms::LinkState::Up);
+  net.cut(a, b);
+  CHECK(c.remote_occupants() == 0);   // al is gone from C's view
+  const std::size_t umark = net.users.size();
+  net.user(c, say("cy@c.test/r", rc, "said while A was away", "w1"));
+  REQUIRE(advance_until(net, [&] {
+    return a.link_state(rb) == rooms::LinkState::Up && b.link_state(rc) == rooms::LinkState::Up &&
+           c.remote_occupants() == 1;
+  }));
+  net.advance(500);
+  const Outputs after = since(net, umark);
+  CHECK(count_body(after, "al@a.test/r", "said while A was away") == 1);
+  CHECK(count_body(after, "al@a.test/r", "before") == 0);   // already had it
+  CHECK(count_body(after, "cy@c.test/r", "said while A was away") == 1);   // its own echo, once
+}
