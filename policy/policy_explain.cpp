@@ -88,7 +88,7 @@ Decision explain_stanza(const LoadedPolicy& policy, xmpp::Element& stanza, const
     } else {
       out << "error to the sender: policy-violation (type cancel) \"blocked by policy\"\n";
     }
-    if (!xmpp::may_bounce(stanza)) out << "(no error is sent: bounce rules forbid answering this stanza: an error, an iq result, a presence or a headline)\n";
+    if (!xmpp::may_bounce(stanza)) out << "(no error is sent: bounce rules forbid answering this stanza: an error, an iq result, a presence other than a MUC join, or a headline)\n";
   }
   return d;
 }

@@ -822,6 +822,7 @@ void Room::start_join(Link& l, std::int64_t now, Outputs& out) {
 
 void Room::join_complete(Link& l, const Element& subject, std::int64_t now, Outputs& out) {
   l.state = LinkState::Up;
+  l.failed_joins = 0;
   l.last_heard_ms = now;
   // Every occupant this node knows but the one whose presence made the join,
   // then what was said here while the link was down, then what waited.
@@ -1161,7 +1162,8 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
     return;
   }
   if (link_failure(*err) || (st.name() == "presence" && l.state == LinkState::Joining)) {
-    lose(l, "error " + std::string(xmpp::to_string(err->condition)) + " from " + l.peer, now, out);
+    const bool refused = st.name() == "presence" && l.state == LinkState::Joining && !link_failure(*err);
+    lose(l, "error " + std::string(xmpp::to_string(err->condition)) + " from " + l.peer, now, out, refused);
     return;
   }
   // Refused on the way (the boundary's policy) or by the node: the author learns
@@ -1240,16 +1242,24 @@ void Room::on_peer(const std::string& peer, const Element& st, std::int64_t now,
   }
 }
 
-void Room::lose(Link& l, const std::string& why, std::int64_t now, Outputs& out) {
+void Room::lose(Link& l, const std::string& why, std::int64_t now, Outputs& out, bool refused_join) {
   if (l.state == LinkState::Down) return;
   ++counters_.links_lost;
+  // A join refused again and again (the boundary's policy does not allow the
+  // pair, the peer will not have us) is retried less and less often:
+  // retry_ms doubling, up to 64x. A join that got no answer (a dead link) is
+  // retried at the usual pace, so the halves find each other soon after.
+  l.failed_joins = refused_join ? l.failed_joins + 1 : 0;
   l.state = LinkState::Down;
   l.queue.clear();
   l.ping_id.clear();
   if (l.lost_at_ms == 0) l.lost_at_ms = now;
-  l.next_attempt_ms = now + t_.retry_ms;
+  l.next_attempt_ms = now + (static_cast<std::int64_t>(t_.retry_ms) << std::min(l.failed_joins, 6u));
   remove_remote_occupants(l, "the link to the federated room was lost", 333, out);
-  event("link to federated room " + l.peer + " lost: " + why);
+  event("link to federated room " + l.peer + " lost: " + why +
+        (l.failed_joins > 1 ? " (" + std::to_string(l.failed_joins) + " failed joins in a row; next try in " +
+                                  std::to_string((l.next_attempt_ms - now) / 1000) + " s)"
+                            : std::string()));
 }
 
 void Room::link_lost(const std::string& peer, const std::string& why, std::int64_t now, Outputs& out) {

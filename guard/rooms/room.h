@@ -148,6 +148,7 @@ class Room {
     OriginKey last_in;                 // the last message received on this link
     std::int64_t last_accept_ms = -1'000'000'000;   // downstream: when its last join was accepted
     std::string join_nick;             // upstream: the occupant whose presence made our join
+    unsigned failed_joins = 0;         // upstream: joins in a row refused with an error (backoff)
   };
   struct Sent {                        // a message relayed to peers, for error replies
     std::string author_session, nick, client_id;
@@ -182,7 +183,7 @@ class Room {
   // leave it when nobody does any more.
   void join_upstream_if_wanted(std::int64_t now, Outputs& out);
   void leave_upstream_if_idle(Outputs& out);
-  void lose(Link& l, const std::string& why, std::int64_t now, Outputs& out);
+  void lose(Link& l, const std::string& why, std::int64_t now, Outputs& out, bool refused_join = false);
 
   // Building blocks.
   void accept_message(HistoryEntry e, const std::string& via, bool delayed, Outputs& out);

@@ -119,9 +119,15 @@ bool may_bounce(const Element& stanza) {
   const std::string& kind = stanza.name();
   if (kind == "iq") return type == "get" || type == "set";
   if (kind == "message") return type != "headline";
-  // Presence is never answered with an error (RFC 6121 §8.5): availability is
-  // dropped, subscription requests are answered (if at all) with
-  // 'unsubscribed', which is the router's business, not an error bounce.
+  // A MUC join (available presence with <x xmlns='http://jabber.org/protocol/muc'/>,
+  // FMUC's node joins included) fails with a presence error (XEP-0045 §7.2):
+  // without one the joiner waits for a room that will never answer.
+  if (kind == "presence") {
+    return type.empty() && stanza.find_child("x", "http://jabber.org/protocol/muc") != nullptr;
+  }
+  // Other presence is never answered with an error (RFC 6121 §8.5):
+  // availability is dropped, subscription requests are answered (if at all)
+  // with 'unsubscribed', which is the router's business, not an error bounce.
   return false;
 }
 

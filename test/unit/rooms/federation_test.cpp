@@ -506,3 +506,50 @@ TEST_CASE("federation: when a downstream node comes back, what the far end said 
   CHECK(count_body(after, "al@a.test/r", "before") == 0);   // already had it
   CHECK(count_body(after, "cy@c.test/r", "said while A was away") == 1);   // its own echo, once
 }
+
+TEST_CASE("federation: a join the boundary refuses is answered, and retried less and less often", "[fmuc][federation][loss]") {
+  // The filter answers a refused MUC join with a presence error
+  // (xmpp::may_bounce); the joining room backs off instead of asking (and
+  // being refused, and audited) every retry interval.
+  Pair p;
+  std::vector<std::int64_t> joins;
+  p.net.intercept = [&](const std::string& from, const Element& st) {
+    if (from != kA || st.name() != "presence" || st.find_child("x", rooms::kNsMuc) == nullptr) return false;
+    joins.push_back(p.net.now);
+    REQUIRE(xmpp::may_bounce(st));
+    Element err = xmpp::make_error_reply(
+        st, {xmpp::StanzaErrorCondition::PolicyViolation, xmpp::StanzaErrorType::Modify, "not allowed", "", {}});
+    Outputs out;
+    p.a.on_peer(kB, err, p.net.now, out);
+    p.net.pump(kA, std::move(out));
+    return true;
+  };
+  p.net.user(p.a, join(kAlice, kA + "/alice"));
+  REQUIRE(joins.size() == 1);
+  CHECK(p.a.link_state(kB) == rooms::LinkState::Down);
+  p.net.advance(40000);
+  // retry 1 s doubling: tries at about 0, 2, 6, 14, 30 s (never more often).
+  REQUIRE(joins.size() >= 4);
+  CHECK(joins.size() <= 6);
+  for (std::size_t i = 2; i < joins.size(); ++i) {
+    INFO("join " << i);
+    CHECK(joins[i] - joins[i - 1] >= 2 * (joins[i - 1] - joins[i - 2]) - 200);
+  }
+  // The local half works meanwhile.
+  const std::size_t umark = p.net.users.size();
+  p.net.user(p.a, say(kAlice, kA, "alone"));
+  CHECK(count_body(since(p.net, umark), kAlice, "alone") == 1);
+}
+
+TEST_CASE("federation: a join that gets no answer is retried at the usual pace", "[fmuc][federation][loss]") {
+  Pair p;
+  std::size_t joins = 0;
+  p.net.intercept = [&](const std::string& from, const Element& st) {
+    if (from == kA && st.name() == "presence" && st.find_child("x", rooms::kNsMuc) != nullptr) ++joins;
+    return true;   // everything is lost in flight
+  };
+  p.net.user(p.a, join(kAlice, kA + "/alice"));
+  p.net.advance(30000);
+  // join timeout 2 s + retry 1 s: about one try every 3 s, no backoff.
+  CHECK(joins >= 8);
+}

@@ -64,6 +64,11 @@ TEST_CASE("may_bounce follows RFC 6120/6121", "[xmpp][errors]") {
   CHECK_FALSE(may_bounce(stanza("<presence type='subscribe'/>")));
   CHECK_FALSE(may_bounce(stanza("<presence type='probe'/>")));
   CHECK_FALSE(may_bounce(stanza("<presence type='error'/>")));
+  // A MUC join is answered: its failure is a presence error (XEP-0045 §7.2).
+  CHECK(may_bounce(stanza("<presence><x xmlns='http://jabber.org/protocol/muc'/></presence>")));
+  CHECK_FALSE(may_bounce(stanza("<presence type='unavailable'><x xmlns='http://jabber.org/protocol/muc'/></presence>")));
+  CHECK_FALSE(may_bounce(stanza("<presence type='error'><x xmlns='http://jabber.org/protocol/muc'/></presence>")));
+  CHECK_FALSE(may_bounce(stanza("<presence><x xmlns='http://jabber.org/protocol/muc#user'/></presence>")));
   CHECK_FALSE(may_bounce(stanza("<db:result xmlns:db='jabber:server:dialback' type='valid'/>")));
 }
 
