@@ -258,6 +258,21 @@ RoomServiceSpec build_rooms(const Checker& c, const Node& n) {
   return svc;
 }
 
+// Two listeners cannot bind the same socket; better said here than at startup.
+void check_listen_unique(const Checker& c, const std::vector<const Node*>& servers) {
+  std::map<std::pair<std::string, std::string>, int> listening;   // (address, port) -> line
+  for (const Node* server : servers) {
+    for (const Node& ch : server->children) {
+      if (ch.name != "listen") continue;
+      auto [it, fresh] = listening.emplace(std::pair{ch.at("address"), ch.at("port")}, ch.line);
+      if (!fresh) {
+        c.fail(ch, "<listen>: expected each address and port once, got " + ch.at("address") + " port " +
+                       ch.at("port") + " again (first at line " + std::to_string(it->second) + ")");
+      }
+    }
+  }
+}
+
 // How messages name a server: "side 'low'", or "the node".
 std::string server_name(const Side& s) { return s.name == "node" ? "the node" : "side '" + s.name + "'"; }
 
@@ -381,7 +396,7 @@ void check_listeners(const Checker& c, const Side& side, const Node& side_node) 
     const Listen& l = side.listen.at(i++);
     if (is_unspecified_or_mapped(l.address)) {
       c.fail(ch, "<listen> address: expected this side's own address in separated mode (the side firewall "
-                 "admits only " + server_name(side) + "'s hosts to it), got the wildcard or IPv4-mapped '" + l.address + "'");
+                 "admits only the hosts of " + server_name(side) + " to it), got the wildcard or IPv4-mapped '" + l.address + "'");
     }
     const bool v6 = is_v6_literal(l.address);
     const bool any = std::any_of(l.from.begin(), l.from.end(), [&](const std::string& f) {
@@ -389,8 +404,8 @@ void check_listeners(const Checker& c, const Side& side, const Node& side_node) 
     });
     if (!any) {
       c.fail(ch, "<listen> from: expected at least one " + std::string(v6 ? "IPv6" : "IPv4") +
-                     " address or prefix allowed to connect to " + l.address + " (given or from " +
-                     server_name(side) + "'s peers), got none, so no peer could connect");
+                     " address or prefix allowed to connect to " + l.address + " (given or from the peers of " +
+                     server_name(side) + "), got none, so no peer could connect");
     }
   }
 }
@@ -446,12 +461,12 @@ void check_rooms(const Checker& c, const std::vector<std::pair<const Side*, cons
       for (const auto& [s2, unused] : servers) {
         (void)unused;
         if (std::find(s2->fronts.begin(), s2->fronts.end(), svc.domain) != s2->fronts.end()) {
-          c.fail(sn, "<rooms> domain: '" + svc.domain + "' is a domain side '" + s2->name +
-                         "' fronts; a hosted service needs a domain of its own");
+          c.fail(sn, "<rooms> domain: '" + svc.domain + "' is a domain " + server_name(*s2) +
+                         " fronts; a hosted service needs a domain of its own");
         }
         for (const Peer& p : s2->peers) {
           if (xmpp::domain_matches(p.domain_pattern, svc.domain)) {
-            c.fail(sn, "<rooms> domain: '" + svc.domain + "' matches side '" + s2->name + "' <peer domain='" +
+            c.fail(sn, "<rooms> domain: '" + svc.domain + "' matches " + server_name(*s2) + " <peer domain='" +
                            p.domain_pattern + "'> (line " + std::to_string(p.line) +
                            "); a hosted service needs a domain no peer claims");
           }
@@ -890,19 +905,7 @@ Config build_config(const std::string& file, const std::string& schema_dir, cons
   check_fronts(c, cfg.high, *high, cfg.low);
   check_rooms(c, {{&cfg.low, low}, {&cfg.high, high}});
 
-  // Two edges cannot bind the same socket; better said here than at startup.
-  std::map<std::pair<std::string, std::string>, int> listening;   // (address, port) -> line
-  for (const Node* side_node : {low, high}) {
-    for (const Node& ch : side_node->children) {
-      if (ch.name != "listen") continue;
-      auto [it, fresh] = listening.emplace(std::pair{ch.at("address"), ch.at("port")}, ch.line);
-      if (!fresh) {
-        c.fail(ch, "<listen>: expected each address and port once, got " + ch.at("address") +
-                       " port " + ch.at("port") + " again (first at line " +
-                       std::to_string(it->second) + ")");
-      }
-    }
-  }
+  check_listen_unique(c, {low, high});
 
   // The security policy is a separate file with its own owner (the security
   // officer); the filter process loads and validates it (policy/policy_file).
@@ -987,6 +990,7 @@ Config build_node_config(const std::string& file, const std::string& schema_dir,
   }
   if (server == nullptr) c.fail(root, "<node>: expected a <server>");   // XSD prevents
   cfg.node = build_side(c, *server, /*reads=*/true, "node");
+  check_listen_unique(c, {server});
   if (cfg.node.rooms.empty()) {
     c.fail(*server, "<server>: expected at least one <rooms domain=...> (a standalone node exists to host "
                     "federated rooms), got none");

@@ -114,7 +114,7 @@ int run_supervisor(const DaemonOptions& opts) {
     }
     log.info("node firewall: nftables table inet " + firewall->table() + " keeps the node to its peers");
     std::string error;
-    if (!sandbox::limit_supervisor_capabilities(error)) {
+    if (!sandbox::limit_supervisor_capabilities(error, /*netns=*/false)) {
       log.error("cannot limit the supervisor's capabilities: " + error);
       return 2;
     }

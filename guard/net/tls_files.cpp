@@ -88,7 +88,7 @@ TlsFilesReport inspect_tls_files(const std::string& cert_file, const std::string
     for (const std::string& d : names) {
       if (!certificate_matches_domain(r.certificate, d)) {
         r.findings.push_back({true, "certificate '" + cert_file + "' does not name '" + d +
-                                        "', a domain this side presents (peers would refuse it)"});
+                                        "', a domain this server presents (peers would refuse it)"});
       }
     }
     check_validity(r, cert.get(), "certificate '" + cert_file + "'", now, &r.not_after, &r.days_left);

@@ -228,7 +228,8 @@ void Room::broadcast_presence(const Occupant& o, bool available, const std::vect
   }
 }
 
-Element Room::fmuc_presence(const Occupant& o, bool available, const Link& l, bool join_request) const {
+Element Room::fmuc_presence(const Occupant& o, bool available, const Link& l, bool join_request,
+                            const std::vector<int>& codes) const {
   Element p(std::string(xmpp::kNsServer), "presence");
   p.set_attr("from", jid_ + "/" + o.nick);
   p.set_attr("to", l.peer + "/" + o.nick);
@@ -253,6 +254,7 @@ Element Room::fmuc_presence(const Occupant& o, bool available, const Link& l, bo
   item.set_attr("affiliation", o.affiliation);
   item.set_attr("role", available ? o.role : "none");
   item.set_attr("jid", o.author);
+  for (int code : codes) ux.add_child(std::string(kNsMucUser), "status").set_attr("code", std::to_string(code));
   return p;
 }
 
@@ -267,11 +269,11 @@ void Room::send_to_peer(Link& l, Element st, Outputs& out) {
 }
 
 void Room::relay_presence(const Occupant& o, bool available, const std::string& except_peer, Outputs& out,
-                          const std::string& only_peer) {
+                          const std::string& only_peer, const std::vector<int>& codes) {
   for (auto& [peer, l] : links_) {
     if (peer == except_peer || (!only_peer.empty() && peer != only_peer)) continue;
     if (l.state == LinkState::Down) continue;
-    send_to_peer(l, fmuc_presence(o, available, l, false), out);
+    send_to_peer(l, fmuc_presence(o, available, l, false, codes), out);
   }
 }
 
@@ -795,7 +797,7 @@ void Room::remove_remote_occupants(Link& l, const std::string& status_text, int 
         out.push_back({false, std::move(p)});
       }
     }
-    relay_presence(gone, false, l.peer, out);
+    relay_presence(gone, false, l.peer, out, {}, codes);
   }
 }
 
@@ -960,11 +962,18 @@ void Room::peer_presence(Link& l, const Element& st, const std::string& nick, st
     Occupant gone = std::move(it->second);
     occupants_.erase(it);
     gone.presence = presence_essentials(st);
+    // An occupant lost with a link further along (333) is told as lost here too.
+    std::vector<int> codes;
+    if (const Element* ux = st.find_child("x", kNsMucUser)) {
+      for (const Element* c : ux->child_elements()) {
+        if (c->name() == "status" && c->attr_or("code") == "333") codes = {333};
+      }
+    }
     for (const auto& [n, o] : occupants_) {
       if (!o.peer.empty()) continue;
-      for (const auto& s : o.sessions) out.push_back({false, occupant_presence(gone, false, s, false, {}, {})});
+      for (const auto& s : o.sessions) out.push_back({false, occupant_presence(gone, false, s, false, codes, {})});
     }
-    relay_presence(gone, false, l.peer, out);
+    relay_presence(gone, false, l.peer, out, {}, codes);
     if (!l.upstream &&
         std::none_of(occupants_.begin(), occupants_.end(), [&](const auto& kv) { return kv.second.peer == l.peer; })) {
       // The joining node has no occupant left here: it left the set (XEP-0289 §4.4).

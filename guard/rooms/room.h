@@ -192,11 +192,14 @@ class Room {
   void send_subject(const std::string& to_session, Outputs& out) const;
   void broadcast_presence(const Occupant& o, bool available, const std::vector<int>& codes,
                           const std::string& new_nick, Outputs& out) const;
+  // `codes`: muc#user status codes that travel with a departure (only 333:
+  // the occupant was lost with a link, told along the whole federation).
   void relay_presence(const Occupant& o, bool available, const std::string& except_peer, Outputs& out,
-                      const std::string& only_peer = {});
+                      const std::string& only_peer = {}, const std::vector<int>& codes = {});
   xmpp::Element occupant_presence(const Occupant& o, bool available, const std::string& to, bool self,
                                   const std::vector<int>& codes, const std::string& new_nick) const;
-  xmpp::Element fmuc_presence(const Occupant& o, bool available, const Link& l, bool join_request) const;
+  xmpp::Element fmuc_presence(const Occupant& o, bool available, const Link& l, bool join_request,
+                              const std::vector<int>& codes = {}) const;
   void send_to_peer(Link& l, xmpp::Element st, Outputs& out);
   std::vector<const HistoryEntry*> pick_history(const xmpp::Element* history_req, std::int64_t now) const;
   xmpp::Element relay_form(const HistoryEntry& e, const std::string& to, bool delayed) const;

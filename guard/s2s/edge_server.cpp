@@ -399,14 +399,14 @@ void EdgeServer::deliver(xmpp::Element stanza, bool local_error) {
     // We may only speak for the domains we front; anything else is refused here.
     ++counters_.rejected_frames;
     LogLine(log_, LogLevel::Error) << "cannot deliver: sender domain '" << (from ? from->domain : "?")
-                                   << "' is not fronted by side " << side_.name;
+                                   << "' is not fronted by " << (side_.name == "node" ? std::string("the node") : "side " + side_.name);
     undeliverable(std::move(stanza), {StanzaErrorCondition::ServiceUnavailable, StanzaErrorType::Cancel,
                                       "sender domain not served by this boundary", {}, {}});
     return;
   }
   const config::Peer* peer = peering_.find(to->domain);
   if (peer == nullptr) {
-    LogLine(log_, LogLevel::Warning) << "no route to " << to->domain << " on side " << side_.name;
+    LogLine(log_, LogLevel::Warning) << "no route to " << to->domain << (side_.name == "node" ? std::string(" from the node") : " on side " + side_.name);
     undeliverable(std::move(stanza), {StanzaErrorCondition::RemoteServerNotFound, StanzaErrorType::Cancel,
                                       "no route to " + to->domain, {}, {}});
     return;

@@ -5,12 +5,23 @@
 #include <sys/prctl.h>
 
 #include <cctype>
+#include <vector>
 
 namespace portcullis::sandbox {
 
 namespace {
 
 constexpr unsigned kKept[] = {CAP_SETUID, CAP_SETGID, CAP_SYS_ADMIN, CAP_KILL, CAP_NET_ADMIN};
+
+// What is kept: all of kKept, less CAP_SYS_ADMIN for a node (no filter, no
+// network namespace to make).
+std::vector<unsigned> kept(bool netns) {
+  std::vector<unsigned> v;
+  for (unsigned c : kKept) {
+    if (c != CAP_SYS_ADMIN || netns) v.push_back(c);
+  }
+  return v;
+}
 
 std::string cap_name(unsigned c) {
   const char* n = capng_capability_to_name(c);
@@ -22,9 +33,9 @@ std::string cap_name(unsigned c) {
 
 }  // namespace
 
-std::uint64_t supervisor_capability_mask() {
+std::uint64_t supervisor_capability_mask(bool netns) {
   std::uint64_t m = 0;
-  for (unsigned c : kKept) m |= std::uint64_t{1} << c;
+  for (unsigned c : kept(netns)) m |= std::uint64_t{1} << c;
   return m;
 }
 
@@ -46,7 +57,8 @@ std::string capabilities_beyond(std::uint64_t keep) {
   return extra;
 }
 
-bool limit_supervisor_capabilities(std::string& error) {
+bool limit_supervisor_capabilities(std::string& error, bool netns) {
+  const std::vector<unsigned> keep = kept(netns);
   // A capability to keep that this process does not hold cannot be kept.
   capng_clear(CAPNG_SELECT_BOTH);
   if (capng_get_caps_process() != 0) {
@@ -54,7 +66,7 @@ bool limit_supervisor_capabilities(std::string& error) {
     return false;
   }
   std::string missing;
-  for (unsigned c : kKept) {
+  for (unsigned c : keep) {
     if (capng_have_capability(CAPNG_PERMITTED, c) == 0) missing += (missing.empty() ? "" : ", ") + cap_name(c);
   }
   if (!missing.empty()) {
@@ -63,7 +75,7 @@ bool limit_supervisor_capabilities(std::string& error) {
     return false;
   }
   capng_clear(CAPNG_SELECT_BOTH);
-  for (unsigned c : kKept) {
+  for (unsigned c : keep) {
     if (capng_update(CAPNG_ADD, static_cast<capng_type_t>(CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET),
                      c) != 0) {
       error = "cannot select capability " + std::to_string(c);
@@ -76,7 +88,7 @@ bool limit_supervisor_capabilities(std::string& error) {
   }
   // libcap-ng (0.8.3, Debian 12) returns success without CAP_SETPCAP but leaves
   // the bounding set as it was: check what the kernel now holds.
-  const std::string extra = capabilities_beyond(supervisor_capability_mask());
+  const std::string extra = capabilities_beyond(supervisor_capability_mask(netns));
   if (!extra.empty()) {
     error = "still holds " + extra +
             " after dropping them (the bounding set needs CAP_SETPCAP to shrink: under systemd, "

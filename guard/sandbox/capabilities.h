@@ -5,7 +5,8 @@
 // made, limit_supervisor_capabilities() leaves it (effective, permitted and
 // bounding set, via libcap-ng) exactly:
 //   CAP_SETUID, CAP_SETGID  drop a restarted child to its user,
-//   CAP_SYS_ADMIN           unshare a restarted filter's network namespace,
+//   CAP_SYS_ADMIN           unshare a restarted filter's network namespace
+//                           (not kept for a standalone node: it has no filter),
 //   CAP_KILL                signal children that run as other users,
 //   CAP_NET_ADMIN           delete the side firewall's table at stop.
 // Root's file access (DAC override), chown, raw sockets, module loading and
@@ -21,7 +22,8 @@
 namespace portcullis::sandbox {
 
 // The capability mask the supervisor keeps (bit n = capability n).
-std::uint64_t supervisor_capability_mask();
+// `netns`: children get a network namespace made (the appliance's filter).
+std::uint64_t supervisor_capability_mask(bool netns = true);
 
 // Capabilities this process holds (effective, permitted or bounding set)
 // outside `keep`, as text ("CAP_CHOWN (bounding), ..."); empty when none.
@@ -30,6 +32,6 @@ std::string capabilities_beyond(std::uint64_t keep);
 // Applies it, then reads back what the kernel holds; false with `error` set
 // when the kernel refuses or anything outside the mask is left (libcap-ng
 // reports success without CAP_SETPCAP yet leaves the bounding set unchanged).
-bool limit_supervisor_capabilities(std::string& error);
+bool limit_supervisor_capabilities(std::string& error, bool netns = true);
 
 }  // namespace portcullis::sandbox

@@ -31,7 +31,13 @@ std::shared_ptr<const Filter> PresenceScrubFilter::from_spec(const FilterSpec& s
   return std::make_shared<PresenceScrubFilter>(spec.name, std::move(cfg));
 }
 
-bool PresenceScrubFilter::kept(const xmpp::Element& child) const {
+bool PresenceScrubFilter::kept(const xmpp::Element& child, bool error_presence) const {
+  // The <error/> of a presence error (a refused MUC join) is what it says;
+  // scrubbing it would leave an error that explains nothing.
+  if (child.name() == "error" && (child.ns() == xmpp::kNsServer || child.ns() == xmpp::kNsClient) &&
+      error_presence) {
+    return true;
+  }
   return std::any_of(config_.keep.begin(), config_.keep.end(), [&](const KeptChild& k) {
     return k.ns == child.ns() && k.local == child.name();
   });
@@ -40,10 +46,11 @@ bool PresenceScrubFilter::kept(const xmpp::Element& child) const {
 Verdict PresenceScrubFilter::evaluate(xmpp::Element& stanza, const StanzaContext&) const {
   if (kind_of(stanza) != StanzaKind::Presence) return Verdict::no_opinion();
 
+  const bool error_presence = stanza.attr_or("type") == "error";
   // Decide first, change after: a shadow rule must leave the stanza as it was.
   std::vector<std::string> removed;
   for (const xmpp::Node& n : stanza.children()) {
-    if (n.is_element() && !kept(*n.element)) removed.push_back(note_name(stanza, *n.element));
+    if (n.is_element() && !kept(*n.element, error_presence)) removed.push_back(note_name(stanza, *n.element));
     // Character data directly in <presence> has no meaning (RFC 6121): if it
     // is more than white space it is a channel of its own, and goes too.
     if (!n.is_element() && !is_blank(n.text)) removed.push_back("#text");
@@ -62,7 +69,7 @@ Verdict PresenceScrubFilter::evaluate(xmpp::Element& stanza, const StanzaContext
   // White space between the removed children goes with them (it would only
   // leave the released presence full of indentation).
   children.erase(std::remove_if(children.begin(), children.end(),
-                                [&](const xmpp::Node& n) { return !n.is_element() || !kept(*n.element); }),
+                                [&](const xmpp::Node& n) { return !n.is_element() || !kept(*n.element, error_presence); }),
                  children.end());
   Verdict v = Verdict::modify(config_.rule_id, std::string(kTransformPresenceScrub));
   for (std::string& r : removed) v.notes.emplace_back("removed", std::move(r));

@@ -11,7 +11,8 @@
 // nothing. Character data directly inside <presence> is removed too (noted as
 // "#text" unless it is only white space). To let MUC joins work, keep {http://jabber.org/protocol/muc}x and
 // {http://jabber.org/protocol/muc#user}x. Attributes (from, to, id, type,
-// xml:lang) are never touched.
+// xml:lang) are never touched. The <error/> of a presence of type 'error' (a
+// refused MUC join) is always kept.
 //
 // Policy:
 //   <presence-scrub name="scrub-presence">
@@ -60,7 +61,7 @@ class PresenceScrubFilter : public Filter {
   std::string_view type() const override { return kTypePresenceScrub; }
 
  private:
-  bool kept(const xmpp::Element& child) const;
+  bool kept(const xmpp::Element& child, bool error_presence) const;
 
   std::string name_;
   PresenceScrubConfig config_;

@@ -3,6 +3,7 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -62,15 +63,51 @@ std::shared_ptr<const Filter> RoomFederationFilter::from_spec(const FilterSpec& 
 
 namespace {
 
+constexpr std::string_view kNsStanzas = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+bool blank(const std::string& t) { return t.find_first_not_of(" \t\r\n") == std::string::npos; }
+
+// No character data but white space directly in `e`.
+bool no_text(const xmpp::Element& e) {
+  return std::all_of(e.children().begin(), e.children().end(),
+                     [](const xmpp::Node& n) { return n.is_element() || blank(n.text); });
+}
+
+// An error stanza that says nothing but its error: one <error/> holding one
+// defined condition and at most one <text/> (RFC 6120 8.3), nothing else. An
+// error carrying a body, addresses or an application payload is a channel of
+// its own (label filters do not judge errors).
+bool plain_error(const xmpp::Element& stanza) {
+  if (stanza.attr_or("type") != "error" || !no_text(stanza)) return false;
+  const std::vector<const xmpp::Element*> kids = stanza.child_elements();
+  if (kids.size() != 1 || kids.front()->name() != "error" || kids.front()->ns() != stanza.ns()) return false;
+  const xmpp::Element& err = *kids.front();
+  if (!no_text(err)) return false;
+  int conditions = 0, texts = 0;
+  for (const xmpp::Element* c : err.child_elements()) {
+    if (c->ns() != kNsStanzas || !c->child_elements().empty()) return false;
+    if (c->name() == "text") {
+      ++texts;
+    } else {
+      ++conditions;
+      // Only gone and redirect carry character data (a URI).
+      if (c->name() != "gone" && c->name() != "redirect" && !no_text(*c)) return false;
+    }
+  }
+  return conditions == 1 && texts <= 1;
+}
+
 // What two federated nodes exchange besides <fmuc/> stanzas: XEP-0199 pings
-// between the rooms, their empty results, and error replies.
+// between the rooms (a bare <ping/>), their empty results, and plain errors.
 bool is_link_upkeep(const xmpp::Element& stanza) {
   const std::string type = stanza.attr_or("type");
-  if (type == "error") return true;
-  if (stanza.name() != "iq") return false;
+  if (type == "error") return plain_error(stanza);
+  if (stanza.name() != "iq" || !no_text(stanza)) return false;
   const std::vector<const xmpp::Element*> kids = stanza.child_elements();
   if (type == "result") return kids.empty();
-  return type == "get" && kids.size() == 1 && kids.front()->name() == "ping" && kids.front()->ns() == "urn:xmpp:ping";
+  if (type != "get" || kids.size() != 1) return false;
+  const xmpp::Element& ping = *kids.front();
+  return ping.name() == "ping" && ping.ns() == "urn:xmpp:ping" && ping.child_elements().empty() && no_text(ping);
 }
 
 }  // namespace
@@ -84,10 +121,28 @@ Verdict RoomFederationFilter::evaluate(xmpp::Element& stanza, const StanzaContex
     // is that pair's link upkeep, accepted by its rule. Anything else without
     // <fmuc/> is not this filter's to judge.
     if (!is_link_upkeep(stanza)) return Verdict::no_opinion();
+    std::vector<std::pair<std::string, std::string>> shadowed;
     for (const Rule& r : rules_) {
-      if (!r.shadow && r.from == from && r.to == to) return Verdict::accept(r.id);
+      if (r.from != from || r.to != to) continue;
+      if (r.shadow) {
+        shadowed.emplace_back("shadow-match", r.id);
+        continue;
+      }
+      Verdict v = Verdict::accept(r.id);
+      v.notes = std::move(shadowed);
+      return v;
     }
-    return Verdict::no_opinion();
+    Verdict v = Verdict::no_opinion();
+    v.notes = std::move(shadowed);
+    return v;
+  }
+  if (stanza.attr_or("type") == "error" && !plain_error(stanza)) {
+    // An FMUC error that carries more than its error would cross unjudged.
+    Verdict v = Verdict::reject(std::string(kRuleRoomErrorNotPlain), xmpp::StanzaErrorCondition::PolicyViolation,
+                                "an error between federated rooms carries only its error");
+    v.notes.emplace_back("room.from", from.empty() ? "(none)" : from);
+    v.notes.emplace_back("room.to", to.empty() ? "(none)" : to);
+    return v;
   }
   std::vector<std::pair<std::string, std::string>> notes;
   for (const Rule& r : rules_) {

@@ -9,10 +9,14 @@
 //     direction: Accept with the rule id;
 //   - such a stanza that matches none: Reject policy-violation, rule
 //     "room-pair-not-allowed" (FMUC never crosses by a domain rule alone);
-//   - a ping (XEP-0199), an empty iq result or an error between the two
-//     rooms of an allowed pair, without <fmuc/>: the pair's link upkeep
-//     (FMUC pass-through: two nodes beyond the boundary, neither hosted
-//     here), Accept with the rule id;
+//   - an FMUC error (type='error') carrying more than one <error/> with one
+//     defined condition and at most a <text/>: Reject policy-violation, rule
+//     "room-error-not-plain" (label filters do not judge errors, so an error
+//     with a body would be a channel around them);
+//   - a bare ping (XEP-0199), an empty iq result or such a plain error
+//     between the two rooms of an allowed pair, without <fmuc/>: the pair's
+//     link upkeep (FMUC pass-through: two nodes beyond the boundary, neither
+//     hosted here), Accept with the rule id (a shadow rule: a note only);
 //   - anything else: NoOpinion.
 //   Put it after the filters that judge or transform FMUC traffic (labels,
 //   pseudonyms, presence scrubbing): an Accept ends the pipeline.
@@ -44,6 +48,7 @@ inline constexpr std::string_view kTypeRoomFederation = "room-federation";
 inline constexpr std::string_view kTypeFmucPseudonyms = "fmuc-pseudonyms";
 inline constexpr std::string_view kTransformPseudonyms = "fmuc-pseudonyms";
 inline constexpr std::string_view kRuleRoomPairNotAllowed = "room-pair-not-allowed";
+inline constexpr std::string_view kRuleRoomErrorNotPlain = "room-error-not-plain";
 
 // True for FMUC traffic: an <fmuc/> child, or a frame from a hosted room.
 bool is_fmuc_traffic(const xmpp::Element& stanza, const StanzaContext& ctx);

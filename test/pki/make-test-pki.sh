@@ -2,7 +2,7 @@
 # make-test-pki.sh OUTDIR
 #
 # Creates the test PKI of the loopback test setup (EC P-256, 10 years) with the
-# openssl CLI. Idempotent: does nothing when OUTDIR/.done-v4 exists. Safe to run
+# openssl CLI. Idempotent: does nothing when OUTDIR/.done-v5 exists. Safe to run
 # concurrently (flock on OUTDIR.lock). Every file is world-readable (Prosody
 # may run as another user). Cert files hold the leaf only; peers get the CA files.
 #
@@ -10,8 +10,13 @@
 #   ca-rogue    untrusted CA
 #   a.test      by ca-low:   a.test, conference.a.test     (low side's Prosody)
 #   b.test      by ca-high:  b.test, conference.b.test     (high side's Prosody)
-#   guard-low   by ca-low:   b.test, conference.b.test, rooms.low.test   (guard, facing low)
-#   guard-high  by ca-high:  a.test, conference.a.test, rooms.high.test (guard, facing high)
+#   guard-low   by ca-low:   b.test, conference.b.test, rooms.low.test, rooms.site-b.test
+#                                                          (guard, facing low)
+#   guard-high  by ca-high:  a.test, conference.a.test, rooms.high.test, rooms.site-a.test
+#                                                          (guard, facing high; the
+#                            rooms.site-* names: FMUC pass-through fronts the far node)
+#   node-a      by ca-low:   rooms.site-a.test             (standalone FMUC node, low side)
+#   node-b      by ca-high:  rooms.site-b.test             (standalone FMUC node, high side)
 #   rogue-a.test by ca-rogue: a.test, conference.a.test    (impostor)
 #   wildcard    by ca-low:   DNS *.w.test, SRVName _xmpp-server.srv.test,
 #                            xmppAddr x.test               (identity tests)
@@ -32,14 +37,14 @@ fail() {
 
 [ $# -eq 1 ] || fail "usage: make-test-pki.sh OUTDIR"
 OUT=$1
-[ -f "$OUT/.done-v4" ] && exit 0
+[ -f "$OUT/.done-v5" ] && exit 0
 command -v openssl >/dev/null 2>&1 || fail "openssl CLI not found"
 mkdir -p "$OUT" 2>/dev/null || fail "cannot create $OUT"
 OUT=$(cd "$OUT" 2>/dev/null && pwd) || fail "cannot enter $OUT"
 
 exec 9>"$OUT.lock" || fail "cannot create lock file $OUT.lock"
 flock 9 || fail "cannot lock $OUT.lock"
-[ -f "$OUT/.done-v4" ] && exit 0   # another run finished while we waited
+[ -f "$OUT/.done-v5" ] && exit 0   # another run finished while we waited
 
 WORK=$(mktemp -d "$OUT/.work.XXXXXX") || fail "cannot create a work directory in $OUT"
 trap 'rm -rf "$WORK"' EXIT
@@ -119,8 +124,12 @@ make_ca ca-rogue "Rogue CA"
 
 make_leaf a.test ca-low a.test "DNS.1 = a.test" "DNS.2 = conference.a.test"
 make_leaf b.test ca-high b.test "DNS.1 = b.test" "DNS.2 = conference.b.test"
-make_leaf guard-low ca-low b.test "DNS.1 = b.test" "DNS.2 = conference.b.test" "DNS.3 = rooms.low.test"
-make_leaf guard-high ca-high a.test "DNS.1 = a.test" "DNS.2 = conference.a.test" "DNS.3 = rooms.high.test"
+make_leaf guard-low ca-low b.test "DNS.1 = b.test" "DNS.2 = conference.b.test" "DNS.3 = rooms.low.test" \
+  "DNS.4 = rooms.site-b.test"
+make_leaf guard-high ca-high a.test "DNS.1 = a.test" "DNS.2 = conference.a.test" "DNS.3 = rooms.high.test" \
+  "DNS.4 = rooms.site-a.test"
+make_leaf node-a ca-low rooms.site-a.test "DNS.1 = rooms.site-a.test"
+make_leaf node-b ca-high rooms.site-b.test "DNS.1 = rooms.site-b.test"
 make_leaf rogue-a.test ca-rogue a.test "DNS.1 = a.test" "DNS.2 = conference.a.test"
 make_leaf wildcard ca-low wildcard.test "DNS.1 = *.w.test" \
   "otherName.1 = 1.3.6.1.5.5.7.8.7;IA5STRING:_xmpp-server.srv.test" \
@@ -174,10 +183,10 @@ make_ocsp ca-low a.test valid a.test-ocsp-good
 make_ocsp ca-low a.test revoked a.test-ocsp-revoked
 make_ocsp ca-rogue a.test valid a.test-ocsp-rogue
 
-for n in ca-low ca-high ca-rogue a.test b.test guard-low guard-high rogue-a.test wildcard; do
+for n in ca-low ca-high ca-rogue a.test b.test guard-low guard-high node-a node-b rogue-a.test wildcard; do
   chmod 0644 "$WORK/$n.pem" "$WORK/$n.key" || fail "chmod $n failed"
   mv -f "$WORK/$n.pem" "$WORK/$n.key" "$OUT/" || fail "cannot move $n into $OUT"
 done
 chmod 0755 "$OUT" || fail "chmod $OUT failed"
-touch "$OUT/.done-v4" || fail "cannot write $OUT/.done-v4"
+touch "$OUT/.done-v5" || fail "cannot write $OUT/.done-v5"
 exit 0

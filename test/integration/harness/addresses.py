@@ -17,12 +17,16 @@ B_MUC = "conference.b.test"
 A_ROOMS = "rooms.low.test"     # MUC service hosted by edge(low) (FMUC node of the low side)
 B_ROOMS = "rooms.high.test"    # MUC service hosted by edge(high)
 PSEUDONYMS = "anon.boundary.test"   # domain of the boundary's pseudonyms
+NODE_A_ROOMS = "rooms.site-a.test"  # MUC service of standalone FMUC node A (low side, site A)
+NODE_B_ROOMS = "rooms.site-b.test"  # MUC service of standalone FMUC node B (high side, site B)
 
 A_IP = NET + ".2"             # Prosody a.test: c2s 5222, s2s 5269
 B_IP = NET + ".3"             # Prosody b.test: c2s 5222, s2s 5269
 EDGE_LOW_IP = NET + ".4"      # Portcullis edge(low): fronts b.test toward a.test
 IRC_IP = NET + ".5"           # ngIRCd (irc.test), port 6667
 EDGE_HIGH_IP = NET + ".6"     # Portcullis edge(high): fronts a.test toward b.test
+NODE_A_IP = NET + ".8"        # standalone FMUC node A (portcullisd <node>): rooms.site-a.test
+NODE_B_IP = NET + ".9"        # standalone FMUC node B (portcullisd <node>): rooms.site-b.test
 
 C2S_PORT = 5222
 S2S_PORT = 5269

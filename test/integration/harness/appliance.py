@@ -22,6 +22,11 @@ nothing it must not. `prepare(config)` plays the installer for a test run:
     home that the service users cannot enter) and returns that directory for
     --schema-dir.
 
+A standalone FMUC node's config (root <node>) is laid out the same way: its
+one service user (<supervision node-user>, per test pc<N>-nodea / pc<N>-nodeb,
+test_users(nodes=True)), its TLS key and dialback secret given to that user,
+its <server><listen> addresses routed like an edge's.
+
 The run directory itself must be reachable by the service users: run_test puts
 it under /tmp/portcullis-interop/.
 """
@@ -41,11 +46,16 @@ _created = []
 _routes = []
 
 
-def test_users(net=None):
-    """The service users of this test: {'low': .., 'high': .., 'filter': ..}."""
+def test_users(net=None, nodes=False):
+    """The service users of this test: {'low': .., 'high': .., 'filter': ..}
+    (the appliance's); with nodes=True also 'nodea' and 'nodeb' (the users of
+    the standalone FMUC nodes A and B: pc<N>-nodea, pc<N>-nodeb)."""
     net = net or os.environ.get("PORTCULLIS_TEST_NET", "127.0.0")
     tag = net.split(".")[-1]
-    return {"low": "pc%s-low" % tag, "high": "pc%s-high" % tag, "filter": "pc%s-filter" % tag}
+    users = {"low": "pc%s-low" % tag, "high": "pc%s-high" % tag, "filter": "pc%s-filter" % tag}
+    if nodes:
+        users.update({"nodea": "pc%s-nodea" % tag, "nodeb": "pc%s-nodeb" % tag})
+    return users
 
 
 def supervision_xml(users=None, mode="separated"):
@@ -81,11 +91,23 @@ def remove_created_users():
         subprocess.run(["userdel", name], capture_output=True, timeout=30)
 
 
+def node_supervision_xml(node_user, mode="separated", extra_attrs=""):
+    """A <supervision/> line for a standalone node's config (<node>)."""
+    if mode != "separated":
+        return '  <supervision mode="%s"%s/>' % (mode, (" " + extra_attrs) if extra_attrs else "")
+    return '  <supervision mode="separated" node-user="%s"%s/>' % (node_user, (" " + extra_attrs) if extra_attrs else "")
+
+
+def _servers(root):
+    """The S2S servers a config describes: an appliance's <side>s, or a node's <server>."""
+    return root.findall(NS + "side") + root.findall(NS + "server")
+
+
 def _route_sources(root):
     """(listen address, source) for each loopback listener: its first `from`
-    address, else its side's first peer host."""
+    address, else its side's (or node's) first peer host."""
     out = []
-    for side in root.findall(NS + "side"):
+    for side in _servers(root):
         peers = [p.get("host") for p in side.findall(NS + "peer")]
         for listen in side.findall(NS + "listen"):
             addr = listen.get("address")
@@ -155,6 +177,8 @@ def prepare(config_path):
     mode = sup.get("mode", "separated") if sup is not None else "separated"
     if mode != "separated":
         return schemas
+    if root.tag == NS + "node":
+        return _prepare_node(config_path, root, sup, schemas)
     names = {"low": "portcullis-low", "high": "portcullis-high", "filter": "portcullis-filter"}
     if sup is not None:
         names = {"low": sup.get("low-edge-user", names["low"]), "high": sup.get("high-edge-user", names["high"]),
@@ -193,4 +217,28 @@ def prepare(config_path):
                 if os.path.exists(kp):
                     os.chown(kp, 0, users["filter"].pw_gid)
                     os.chmod(kp, 0o640)
+    return schemas
+
+
+def _prepare_node(config_path, root, sup, schemas):
+    """prepare() for a standalone FMUC node in separated mode: its user, its
+    secrets given to that user, its listeners' loopback routes."""
+    base = os.path.dirname(config_path)
+    name = sup.get("node-user", "portcullis-node") if sup is not None else "portcullis-node"
+    pw = ensure_user(name)
+    _reachable(config_path)
+    for addr, src in _route_sources(root):
+        route_from(addr, src)
+
+    def resolve(p):
+        return p if os.path.isabs(p) else os.path.join(base, p)
+
+    server = root.find(NS + "server")
+    if server is not None:
+        tls = server.find(NS + "tls")
+        if tls is not None:
+            _own(resolve(tls.get("key")), pw, 0o600)
+        db = server.find(NS + "dialback")
+        if db is not None:
+            _own(resolve(db.get("secret-file")), pw, 0o600)
     return schemas

@@ -222,6 +222,7 @@ class Session:
         self._errors = []
         self._presences = []
         self._presence_log = []   # every presence, never consumed (presences())
+        self._message_log = []    # every message and message error, never consumed (received())
         self.client = None
 
     # ---- lifecycle -----------------------------------------------------------------
@@ -260,6 +261,8 @@ class Session:
             rec = convert(stanza)
             with self._cond:
                 store.append(rec)
+                if store is not self._presences:
+                    self._message_log.append(rec)
                 self._cond.notify_all()
         return hook
 
@@ -400,6 +403,12 @@ class Session:
     def errors(self):
         with self._cond:
             return list(self._errors)
+
+    def received(self):
+        """Every message and message error received so far, in arrival order,
+        consumed or not (e.g. to check that none of them names some JID)."""
+        with self._cond:
+            return list(self._message_log)
 
 
 def _presence_record(pres):

@@ -3,9 +3,12 @@
 Files (all PEM): ca-low.pem, ca-high.pem, ca-rogue.pem;
 a.test.pem/.key (SAN a.test, conference.a.test; ca-low),
 b.test.pem/.key (SAN b.test, conference.b.test; ca-high),
-guard-low.pem/.key (b.test, conference.b.test; ca-low),
-guard-high.pem/.key (a.test, conference.a.test; ca-high),
-rogue-a.test.pem/.key (a.test, conference.a.test; ca-rogue).
+guard-low.pem/.key (b.test, conference.b.test, rooms.low.test, rooms.site-b.test; ca-low),
+guard-high.pem/.key (a.test, conference.a.test, rooms.high.test, rooms.site-a.test; ca-high),
+node-a.pem/.key (rooms.site-a.test; ca-low: the standalone FMUC node of the low side),
+node-b.pem/.key (rooms.site-b.test; ca-high: the standalone FMUC node of the high side),
+rogue-a.test.pem/.key (a.test, conference.a.test; ca-rogue);
+ca-low.crl, ca-high.crl (nothing revoked), ca-low-revoked-a.test.crl (a.test revoked).
 """
 
 import os
@@ -19,6 +22,7 @@ MAKE_PKI = os.path.join(SOURCE_DIR, "test", "pki", "make-test-pki.sh")
 REQUIRED = ["ca-low.pem", "ca-high.pem", "ca-rogue.pem",
             "a.test.pem", "a.test.key", "b.test.pem", "b.test.key",
             "guard-low.pem", "guard-low.key", "guard-high.pem", "guard-high.key",
+            "node-a.pem", "node-a.key", "node-b.pem", "node-b.key",
             "rogue-a.test.pem", "rogue-a.test.key", "ca-low.crl", "ca-high.crl", "ca-low-revoked-a.test.crl"]
 
 
@@ -66,8 +70,10 @@ def _fallback_pki(out):
              "-addext", "keyUsage=critical,keyCertSign,cRLSign")
     leaves = [("a.test", "low", ["a.test", "conference.a.test"]),
               ("b.test", "high", ["b.test", "conference.b.test"]),
-              ("guard-low", "low", ["b.test", "conference.b.test"]),
-              ("guard-high", "high", ["a.test", "conference.a.test"]),
+              ("guard-low", "low", ["b.test", "conference.b.test", "rooms.low.test", "rooms.site-b.test"]),
+              ("guard-high", "high", ["a.test", "conference.a.test", "rooms.high.test", "rooms.site-a.test"]),
+              ("node-a", "low", ["rooms.site-a.test"]),
+              ("node-b", "high", ["rooms.site-b.test"]),
               ("rogue-a.test", "rogue", ["a.test", "conference.a.test"])]
     for name, ca, sans in leaves:
         ext = os.path.join(out, name + ".ext")

@@ -8,6 +8,12 @@
 
 `Federation` starts the whole thing (PKI, both servers, Portcullis if asked) and
 stops it again, whatever happens.
+
+Standalone FMUC nodes (portcullisd on a <node> config, issue 8): node A
+(rooms.site-a.test, 127.0.0.8) on the low side, node B (rooms.site-b.test,
+127.0.0.9) on the high side; a.test resolves rooms.site-a.test to node A and
+b.test rooms.site-b.test to node B. node_config_text / write_node_config make
+their configs, start_node / StandaloneNode run them.
 """
 
 import os
@@ -15,7 +21,8 @@ import subprocess
 
 from . import appliance, procs
 from .addresses import (A_DOMAIN, A_IP, A_MUC, A_ROOMS, B_DOMAIN, B_IP, B_MUC, B_ROOMS,
-                        EDGE_HIGH_IP, EDGE_LOW_IP, S2S_PORT)
+                        EDGE_HIGH_IP, EDGE_LOW_IP, NODE_A_IP, NODE_A_ROOMS, NODE_B_IP, NODE_B_ROOMS,
+                        S2S_PORT)
 from .clients import Session
 from .pki import bundle, make_pki
 from .procs import HarnessError
@@ -32,15 +39,22 @@ class Topology:
             raise ValueError("topology must be 'direct' or 'portcullis'")
         self.name = name
 
-    def peer_map(self, domain):
-        """{remote domain: ip} for the hosts file of `domain`'s server."""
+    def peer_map(self, domain, extra=None):
+        """{remote domain: ip} for the hosts file of `domain`'s server: the far
+        server (or the edge fronting it), this side's guard-hosted room service,
+        and this side's standalone FMUC node (rooms.site-a.test -> node A for
+        a.test, rooms.site-b.test -> node B for b.test); `extra` ({domain: ip})
+        adds or replaces entries (e.g. the far node's rooms through the edge)."""
         if domain == A_DOMAIN:
             ip = B_IP if self.name == "direct" else EDGE_LOW_IP
-            return {B_DOMAIN: ip, B_MUC: ip, A_ROOMS: EDGE_LOW_IP}
-        if domain == B_DOMAIN:
+            out = {B_DOMAIN: ip, B_MUC: ip, A_ROOMS: EDGE_LOW_IP, NODE_A_ROOMS: NODE_A_IP}
+        elif domain == B_DOMAIN:
             ip = A_IP if self.name == "direct" else EDGE_HIGH_IP
-            return {A_DOMAIN: ip, A_MUC: ip, B_ROOMS: EDGE_HIGH_IP}
-        raise ValueError("unknown domain " + domain)
+            out = {A_DOMAIN: ip, A_MUC: ip, B_ROOMS: EDGE_HIGH_IP, NODE_B_ROOMS: NODE_B_IP}
+        else:
+            raise ValueError("unknown domain " + domain)
+        out.update(extra or {})
+        return out
 
     def trust(self, domain, pki_dir):
         """CA files the server for `domain` must trust for its s2s peer."""
@@ -119,7 +133,8 @@ DEFAULT_ALLOWED = {
 
 
 def portcullis_config_text(pki_dir, mode, allowed, run_dir, policy_file="policy.xml",
-                           audit_xml=None, guards_xml=None, supervision_xml=None, rooms_xml=None):
+                           audit_xml=None, guards_xml=None, supervision_xml=None, rooms_xml=None,
+                           extra_peers=None, extra_fronts=None):
     """The text of a Portcullis config for the test topology.
 
     pki_dir: test PKI (guard-low/guard-high certs, ca-low/ca-high);
@@ -136,6 +151,12 @@ def portcullis_config_text(pki_dir, mode, allowed, run_dir, policy_file="policy.
              test's service users, appliance.supervision_xml()).
     rooms_xml: {"low": text, "high": text}: <rooms> elements placed at the end of
              that side (hosted MUC services; see fmuc_rooms_xml()).
+    extra_peers: {"low": [(domain, ip), ...], "high": [...]}: peers added after
+             that side's default ones (a.test / b.test and their MUC), e.g. a
+             standalone FMUC node: ("rooms.site-a.test", NODE_A_IP) on low;
+    extra_fronts: {"low": [domain, ...], "high": [...]}: domains that side fronts
+             besides the far server's (FMUC pass-through: low fronts the far
+             node's rooms.site-b.test, which high must then route to).
     """
     # This is the only place the harness knows the appliance config format
     # (schemas/portcullis-config.xsd), as portcullis_policy_text knows the policy's:
@@ -164,10 +185,11 @@ def portcullis_config_text(pki_dir, mode, allowed, run_dir, policy_file="policy.
            '<portcullis xmlns="urn:portcullis:config:1">',
            '  <logging target="stderr" level="debug"/>',
            supervision_xml if supervision_xml is not None else appliance.supervision_xml()]
-    out += side("low", EDGE_LOW_IP, [B_DOMAIN, B_MUC], "guard-low", "ca-low.pem",
-                [(A_DOMAIN, A_IP), (A_MUC, A_IP)])
-    out += side("high", EDGE_HIGH_IP, [A_DOMAIN, A_MUC], "guard-high", "ca-high.pem",
-                [(B_DOMAIN, B_IP), (B_MUC, B_IP)])
+    xp, xf = extra_peers or {}, extra_fronts or {}
+    out += side("low", EDGE_LOW_IP, [B_DOMAIN, B_MUC] + list(xf.get("low", [])), "guard-low", "ca-low.pem",
+                [(A_DOMAIN, A_IP), (A_MUC, A_IP)] + list(xp.get("low", [])))
+    out += side("high", EDGE_HIGH_IP, [A_DOMAIN, A_MUC] + list(xf.get("high", [])), "guard-high", "ca-high.pem",
+                [(B_DOMAIN, B_IP), (B_MUC, B_IP)] + list(xp.get("high", [])))
     out.append('  <policy file="%s"/>' % policy_file)
     # The audit archive: keys made by ensure_audit_keys() next to the config.
     out.append(audit_xml if audit_xml is not None else
@@ -219,33 +241,45 @@ def _dialback_secret(run_dir, side):
     return path
 
 
-def fmuc_rooms_xml(rooms=("ops",), ping_ms=2000, retry_ms=1000, history=50):
+def fmuc_rooms_xml(rooms=("ops",), ping_ms=2000, retry_ms=1000, history=50, accept=None):
     """{"low": .., "high": ..}: rooms.low.test and rooms.high.test, each room
     `name` of the low service federating with its twin of the same name on the
-    high service (low joins, high accepts)."""
-    def svc(domain, other, upstream):
+    high service (low joins, high accepts).
+    accept: {"low": {room: [bare JID, ...]}, "high": {...}}: further downstream
+    rooms each room accepts (e.g. a standalone FMUC node's twin)."""
+    def svc(side, domain, other, upstream):
         out = ['    <rooms domain="%s" ping-interval-ms="%d" retry-ms="%d">' % (domain, ping_ms, retry_ms)]
         for r in rooms:
             out.append('      <room name="%s" subject="%s subject" history="%d">' % (r, r, history))
-            out.append('        <%s/>' % (('federate with="%s@%s"' if upstream else 'accept from="%s@%s"') % (r, other)))
+            if upstream:
+                out.append('        <federate with="%s@%s"/>' % (r, other))
+            else:
+                out.append('        <accept from="%s@%s"/>' % (r, other))
+            for jid in ((accept or {}).get(side) or {}).get(r, []):
+                out.append('        <accept from="%s"/>' % jid)
             out.append('      </room>')
         out.append('    </rooms>')
         return "\n".join(out)
-    return {"low": svc(A_ROOMS, B_ROOMS, True), "high": svc(B_ROOMS, A_ROOMS, False)}
+    return {"low": svc("low", A_ROOMS, B_ROOMS, True), "high": svc("high", B_ROOMS, A_ROOMS, False)}
 
 
-def fmuc_policy_text(rooms=("ops",), allowed=None, pseudonym_key="pseudonym.key", extra=None, version="harness-fmuc-1"):
+def fmuc_policy_text(rooms=("ops",), allowed=None, pseudonym_key="pseudonym.key", extra=None, version="harness-fmuc-1",
+                     room_domains=None):
     """A policy for federated rooms: per direction size-limit, fmuc-pseudonyms
     (domain anon.boundary.test, key file `pseudonym_key` next to the policy),
     presence-scrub keeping the MUC and FMUC elements, `extra` (text placed
     before room-federation, per direction: {(from, to): text}), room-federation
-    allowing each room's pair, then the domain pairs of `allowed`."""
+    allowing each room's pair, then the domain pairs of `allowed`.
+    room_domains: (low service, high service) whose rooms of the same name
+    federate (default: the guard's own rooms.low.test, rooms.high.test; FMUC
+    pass-through: the nodes' rooms.site-a.test, rooms.site-b.test)."""
     allowed = allowed or DEFAULT_ALLOWED
+    low_svc, high_svc = room_domains or (A_ROOMS, B_ROOMS)
     out = ['<?xml version="1.0" encoding="UTF-8"?>',
            "<!-- generated by test/integration/harness/topology.py (fmuc) -->",
            '<policy xmlns="urn:portcullis:policy:1" version="%s">' % version]
     for frm, to in (("low", "high"), ("high", "low")):
-        src, dst = (A_ROOMS, B_ROOMS) if frm == "low" else (B_ROOMS, A_ROOMS)
+        src, dst = (low_svc, high_svc) if frm == "low" else (high_svc, low_svc)
         out.append('  <direction from="%s" to="%s">' % (frm, to))
         out.append('    <size-limit name="size-limit" max-bytes="65536"/>')
         out.append('    <fmuc-pseudonyms name="pseudonyms" domain="anon.boundary.test" key-file="%s"/>' % pseudonym_key)
@@ -281,7 +315,7 @@ def write_pseudonym_key(config_dir, name="pseudonym.key"):
 
 def write_portcullis_config(path, pki_dir, mode="cert", allowed=None, run_dir=None,
                             policy_text=None, audit_xml=None, guards_xml=None, supervision_xml=None,
-                            rooms_xml=None):
+                            rooms_xml=None, extra_peers=None, extra_fronts=None):
     """Writes the Portcullis config for the test topology to `path`, and its
     policy file next to it (policy.xml: `policy_text` if given, else
     portcullis_policy_text(allowed)); returns path. Files a ready-made policy
@@ -294,10 +328,163 @@ def write_portcullis_config(path, pki_dir, mode="cert", allowed=None, run_dir=No
                                   run_dir or os.path.dirname(os.path.abspath(path)),
                                   policy_file=policy_path, audit_xml=audit_xml,
                                   guards_xml=guards_xml, supervision_xml=supervision_xml,
-                                  rooms_xml=rooms_xml)
+                                  rooms_xml=rooms_xml, extra_peers=extra_peers, extra_fronts=extra_fronts)
     with open(path, "w") as f:
         f.write(text)
     return path
+
+
+# ---- standalone FMUC nodes ------------------------------------------------------------
+
+def node_rooms_xml(domain, rooms, ping_ms=2000, retry_ms=1000, history=50):
+    """A <rooms> element for a node's service `domain`. rooms: {name: {"federate":
+    bare JID or None, "accept": [bare JID, ...], "subject": text}} (in order)."""
+    out = ['    <rooms domain="%s" ping-interval-ms="%d" retry-ms="%d">' % (domain, ping_ms, retry_ms)]
+    for name, r in rooms.items():
+        out.append('      <room name="%s" subject="%s" history="%d">'
+                   % (name, r.get("subject", name + " subject"), r.get("history", history)))
+        if r.get("federate"):
+            out.append('        <federate with="%s"/>' % r["federate"])
+        for jid in r.get("accept", []):
+            out.append('        <accept from="%s"/>' % jid)
+        out.append('      </room>')
+    out.append('    </rooms>')
+    return "\n".join(out)
+
+
+def node_config_text(pki_dir, name, listen_ip, peers, rooms_xml, mode="cert", node_user=None,
+                     supervision_xml=None, listen_from=None, run_dir=None, log_level="debug", ca=None):
+    """The text of a standalone FMUC node's config (root <node>, the same
+    namespace as the appliance's; schemas/portcullis-config.xsd).
+
+    pki_dir: test PKI; name: the node's certificate ("node-a" / "node-b": its
+             cert and key in pki_dir);
+    ca:      the CA file (in pki_dir, or absolute) its peers' certificates are
+             checked against (default: its side's, ca-low.pem for node-a,
+             ca-high.pem for node-b: the CA of its side's server and of the
+             guard's edge facing that side);
+    listen_ip: its S2S listener (port 5269);
+    peers:   [(domain, ip), ...]: its peering table (the first peer's host is
+             the source of connections to the listener, appliance.prepare);
+    rooms_xml: one or more <rooms> elements (node_rooms_xml());
+    mode:    'cert' (SASL EXTERNAL) or 'dialback' (with a fresh secret in run_dir);
+    node_user / supervision_xml: the <supervision/> line (default: separated
+             mode as node_user, appliance.node_supervision_xml());
+    listen_from: the listener's `from` attribute (default: none, its peers' hosts).
+    """
+    # With portcullis_config_text, the only place the harness knows the config format.
+    auth = "sasl-external" if mode == "cert" else "dialback"
+    pki = os.path.abspath(pki_dir)
+    ca = os.path.join(pki, ca or {"node-a": "ca-low.pem", "node-b": "ca-high.pem"}[name])
+    if supervision_xml is None:
+        if node_user is None:
+            raise ValueError("node_config_text needs node_user or supervision_xml")
+        supervision_xml = appliance.node_supervision_xml(node_user)
+    out = ['<?xml version="1.0" encoding="UTF-8"?>',
+           "<!-- generated by test/integration/harness/topology.py (standalone FMUC node %s) -->" % name,
+           '<node xmlns="urn:portcullis:config:1">',
+           '  <logging target="stderr" level="%s"/>' % log_level,
+           supervision_xml,
+           '  <server>',
+           '    <listen address="%s" port="%d"%s/>' % (listen_ip, S2S_PORT,
+                                                        ' from="%s"' % listen_from if listen_from else ""),
+           '    <tls certificate="%s/%s.pem" key="%s/%s.key" ca="%s"/>' % (pki, name, pki, name, ca)]
+    if mode == "dialback":
+        out.append('    <dialback secret-file="%s"/>' % _dialback_secret(run_dir, name))
+    out += ['    <peer domain="%s" host="%s" port="%d" auth="%s" tls="required"/>' % (d, ip, S2S_PORT, auth)
+            for d, ip in peers]
+    out.append(rooms_xml)
+    out += ['  </server>', '</node>']
+    return "\n".join(out) + "\n"
+
+
+def write_node_config(path, pki_dir, name, listen_ip, peers, rooms_xml, **kw):
+    """Writes node_config_text(...) to `path` (its directory: one per node, the
+    schemas are copied next to it); returns path."""
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    kw.setdefault("run_dir", os.path.dirname(path))
+    with open(path, "w") as f:
+        f.write(node_config_text(pki_dir, name, listen_ip, peers, rooms_xml, **kw))
+    return path
+
+
+def check_config(build_dir, config_path, timeout=30):
+    """`portcullisd --check-config FILE --schema-dir DIR` on a config laid out by
+    appliance.prepare (users, owners, schemas next to it): (exit status, stdout,
+    stderr)."""
+    binary = portcullis_binary(build_dir)
+    schema_dir = appliance.prepare(config_path)
+    try:
+        r = subprocess.run([binary, "--check-config", os.path.abspath(config_path), "--schema-dir", schema_dir],
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise HarnessError("portcullisd --check-config %s did not finish within %d s" % (config_path, timeout)) from None
+    return r.returncode, r.stdout, r.stderr
+
+
+def start_node(build_dir, config_path, listen_ip, log_path=None, timeout=20, port=S2S_PORT):
+    """Starts `portcullisd --config NODE.xml --schema-dir DIR --foreground` (a
+    standalone FMUC node), output to `log_path` (default: portcullisd.log next
+    to the config), after appliance.prepare (its user, key owner, routes,
+    schemas), and waits (bounded) until listen_ip:port accepts. Returns the
+    ManagedProcess (stop() it, or let the runner's cleanup do it)."""
+    binary = portcullis_binary(build_dir)
+    if not os.access(binary, os.X_OK):
+        raise HarnessError("portcullisd not built: %s" % binary)
+    procs.ensure_port_free(listen_ip, port)
+    config_path = os.path.abspath(config_path)
+    schema_dir = appliance.prepare(config_path)
+    log_path = log_path or os.path.join(os.path.dirname(config_path), "portcullisd.log")
+    proc = procs.ManagedProcess("portcullisd node %s" % os.path.basename(os.path.dirname(config_path)),
+                                [binary, "--config", config_path, "--schema-dir", schema_dir, "--foreground"],
+                                log_path, cwd=os.path.dirname(config_path))
+    try:
+        procs.wait_port(listen_ip, port, timeout, proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
+class StandaloneNode:
+    """A standalone FMUC node run by the harness: start() / stop() / restart(),
+    or a `with` block; stopped whatever happens (procs.ManagedProcess)."""
+
+    def __init__(self, build_dir, config_path, listen_ip):
+        self.build_dir = build_dir
+        self.config_path = os.path.abspath(config_path)
+        self.listen_ip = listen_ip
+        self.log_path = os.path.join(os.path.dirname(self.config_path), "portcullisd.log")
+        self.proc = None
+
+    def start(self, timeout=20):
+        if self.proc is None:
+            self.proc = start_node(self.build_dir, self.config_path, self.listen_ip, self.log_path, timeout)
+        return self
+
+    def stop(self):
+        """SIGTERM portcullisd (it stops the node and removes its firewall table). Idempotent."""
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+
+    def restart(self, timeout=20):
+        self.stop()
+        return self.start(timeout)
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 # ---- the whole federation ------------------------------------------------------------
@@ -316,17 +503,22 @@ class Federation:
     portcullis_policy_text(allowed)), written into run_dir; audit_xml and
     guards_xml go to portcullis_config_text (default: the standard <audit/>, no
     guards); portcullis_command goes to start_portcullis (default: the plain
-    command line).
+    command line). extra_peers / extra_fronts ({"low": [...], "high": [...]})
+    go to portcullis_config_text (peers and fronted domains added to a side,
+    e.g. for standalone FMUC nodes); extra_hosts ({"a": {domain: ip}, "b":
+    {...}}) adds entries to a server's private hosts file (Topology.peer_map).
     """
 
     def __init__(self, run_dir, topology="direct", mode="cert", build_dir=None,
                  users=None, a_cert=None, a_key=None, allowed=None,
                  portcullis_config=None, pki_dir=None, log_level="debug", policy_text=None,
                  audit_xml=None, guards_xml=None, portcullis_command=None, rooms_xml=None,
-                 supervision_attrs=None):
+                 supervision_attrs=None, extra_peers=None, extra_fronts=None, extra_hosts=None):
         self.portcullis_command = portcullis_command
         self.supervision_attrs = supervision_attrs
         self.rooms_xml = rooms_xml
+        self.extra_peers, self.extra_fronts = extra_peers, extra_fronts
+        self.extra_hosts = dict(extra_hosts or {})
         self.run_dir = os.path.abspath(run_dir)
         self.topology = Topology(topology)
         self.mode = mode
@@ -356,7 +548,8 @@ class Federation:
                 cfg = self.portcullis_config or write_portcullis_config(
                     os.path.join(self.run_dir, "portcullis.xml"), self.pki_dir, self.mode,
                     self.allowed, self.run_dir, policy_text=self.policy_text,
-                    audit_xml=self.audit_xml, guards_xml=self.guards_xml, rooms_xml=self.rooms_xml)
+                    audit_xml=self.audit_xml, guards_xml=self.guards_xml, rooms_xml=self.rooms_xml,
+                    extra_peers=self.extra_peers, extra_fronts=self.extra_fronts)
                 if not self.portcullis_config and self.supervision_attrs:
                     # Extra <supervision> attributes (e.g. a slower restart, to hold an outage open).
                     with open(cfg) as f:
@@ -372,16 +565,24 @@ class Federation:
                         f.write(text)
                 self.portcullis = start_portcullis(self.build_dir, cfg, command=self.portcullis_command)
             self.a = ProsodyServer(A_DOMAIN, A_IP, self.run_dir, self.pki_dir, self.mode,
-                                   t.peer_map(A_DOMAIN), trust=t.trust(A_DOMAIN, self.pki_dir),
+                                   t.peer_map(A_DOMAIN, self._hosts("a")), trust=t.trust(A_DOMAIN, self.pki_dir),
                                    cert=self.a_cert, key=self.a_key, users=self.users,
                                    log_level=self.log_level).start()
             self.b = ProsodyServer(B_DOMAIN, B_IP, self.run_dir, self.pki_dir, self.mode,
-                                   t.peer_map(B_DOMAIN), trust=t.trust(B_DOMAIN, self.pki_dir),
+                                   t.peer_map(B_DOMAIN, self._hosts("b")), trust=t.trust(B_DOMAIN, self.pki_dir),
                                    users=self.users, log_level=self.log_level).start()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _hosts(self, side):
+        """extra_hosts for `side`'s server ("a"/"low"/"a.test" or "b"/"high"/"b.test")."""
+        names = ("a", "low", A_DOMAIN) if side == "a" else ("b", "high", B_DOMAIN)
+        out = {}
+        for n in names:
+            out.update(self.extra_hosts.get(n) or {})
+        return out
 
     def stop(self):
         for s in (self.a, self.b):

@@ -674,3 +674,10 @@ TEST_CASE("node: an appliance config is not a node's", "[config][rooms][fmuc][no
                                 portcullis::config::LoadFor::Node),
                     Catch::Contains("expected a <node> config"));
 }
+
+TEST_CASE("node: the same listener twice is refused at the second", "[config][rooms][fmuc][node]") {
+  std::string text = node_config(kNodeOps);
+  const std::string listen = "    <listen address=\"127.0.0.8\" port=\"5269\"/>\n";
+  text.insert(text.find(listen) + listen.size(), listen);
+  expect_refused_at(text, "<listen address=\"127.0.0.8\"", 1, {"expected each address and port once"});
+}

@@ -152,3 +152,24 @@ TEST_CASE_METHOD(ScrubFixture, "white space alone in a kept presence is no chang
   CHECK(filter->evaluate(p, ctx).kind == VerdictKind::NoOpinion);
   CHECK(p.serialize() == before);
 }
+
+TEST_CASE_METHOD(ScrubFixture, "a presence error keeps its <error/>, and only a presence error does",
+                 "[content][presence-scrub]") {
+  // A refused MUC join is answered with a presence error (xmpp::may_bounce):
+  // scrubbing its <error/> would leave the joiner an error that says nothing.
+  auto e = test::stanza(
+      "<presence xmlns='jabber:server' type='error' from='coven@chat.high.example/thirdwitch' to='hag66@low.example/pda'>"
+      "<status>leak</status><error type='modify'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
+      "</presence>");
+  const auto v = filter->evaluate(e, ctx);
+  CHECK(v.kind == VerdictKind::Modify);
+  CHECK(note(v, "removed") == "status");
+  CHECK(e.serialize() ==
+        "<presence xmlns='jabber:server' type='error' from='coven@chat.high.example/thirdwitch' to='hag66@low.example/pda'>"
+        "<error type='modify'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>");
+  auto available = test::stanza("<presence xmlns='jabber:server' from='a@low.example/r' to='b@high.example'>"
+                                "<error type='modify'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+                                "</error></presence>");
+  filter->evaluate(available, ctx);
+  CHECK(available.serialize() == "<presence xmlns='jabber:server' from='a@low.example/r' to='b@high.example'/>");
+}

@@ -78,7 +78,7 @@ long days_left_low() {
 TEST_CASE("preflight: a good layout passes and says what it checked", "[preflight]") {
   const auto r = preflight(good(), kNow);
   REQUIRE(r.summary.size() == 2);
-  CHECK_THAT(r.summary[0], Catch::StartsWith("side low: certificate names b.test, conference.b.test, rooms.low.test, valid until 20"));
+  CHECK_THAT(r.summary[0], Catch::StartsWith("side low: certificate names b.test, conference.b.test, rooms.low.test, rooms.site-b.test, valid until 20"));
   CHECK_THAT(r.summary[0], Catch::Contains("key matches; CA file 1 certificate(s)"));
   CHECK(r.warnings.empty());
 }
@@ -102,7 +102,7 @@ TEST_CASE("preflight: what would make an edge fail at start is a config error wi
   SECTION("a certificate that does not name a domain the side presents") {
     Config c = good();
     c.low.fronts.push_back("c.test");
-    CHECK_THAT(refusal(c), Catch::Contains("does not name 'c.test', a domain this side presents"));
+    CHECK_THAT(refusal(c), Catch::Contains("does not name 'c.test', a domain this server presents"));
   }
   SECTION("a certificate file that is not a certificate") {
     Config c = good();
@@ -190,4 +190,17 @@ TEST_CASE("preflight (separated): files the policy names are the filter's to rea
     CHECK_NOTHROW(preflight(c, kNow));
   }
   fs::remove_all(dir);
+}
+
+TEST_CASE("preflight: a certificate must name the room services the server hosts", "[preflight][fmuc]") {
+  Config c = good();
+  c.low.rooms.push_back({});
+  c.low.rooms.back().domain = "rooms.nowhere.test";
+  try {
+    preflight(c, kNow);
+    FAIL("expected a ConfigError for a hosted domain the certificate does not name");
+  } catch (const portcullis::config::ConfigError& e) {
+    CHECK_THAT(e.message(), Catch::Contains("<tls> of side low"));
+    CHECK_THAT(e.message(), Catch::Contains("rooms.nowhere.test"));
+  }
 }

@@ -535,3 +535,76 @@ TEST_CASE("room-federation: pass-through link upkeep between an allowed pair is 
     CHECK(rooms.evaluate(s, s2s).kind == VerdictKind::NoOpinion);
   }
 }
+
+TEST_CASE("room-federation: upkeep is only upkeep: errors, results and pings that carry anything else do not pass",
+          "[policyfile][rooms][fmuc][hostile]") {
+  // Review finding: label filters do not judge errors and room-federation's
+  // accept ends the pipeline, so anything it passes as upkeep must say nothing.
+  FmucDir d;
+  d.write("pseudonym.key", kKey);
+  const LoadedPolicy p = load(d.write("policy.xml", fmuc_policy(), fs::perms(0644)));
+  const policy::Filter& rooms = stage(p.pipelines.low_to_high, "rooms");
+  const auto s2s = ctx(ipc::Direction::LowToHigh, "rooms.low.test", ipc::AuthMethod::SaslExternal);
+  const std::string hdr = "from='ops@rooms.low.test/alice' to='ops@rooms.high.test/x'";
+  const std::string cond = "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>";
+  for (const std::string& xml : {
+           // an error-typed message with a body: a message by another name
+           "<message xmlns='jabber:server' type='error' " + hdr + "><body>SECRET</body>" + cond + "</message>",
+           // an error with no <error/> at all
+           "<message xmlns='jabber:server' type='error' " + hdr + "><body>SECRET</body></message>",
+           // a presence error carrying a real JID
+           "<presence xmlns='jabber:server' type='error' " + hdr +
+               "><x xmlns='http://jabber.org/protocol/muc#user'><item jid='alice@a.test/laptop'/></x>" + cond +
+               "</presence>",
+           // addresses beside the error
+           "<message xmlns='jabber:server' type='error' " + hdr +
+               "><addresses xmlns='http://jabber.org/protocol/address'><address type='ofrom' jid='alice@a.test'/>"
+               "</addresses>" + cond + "</message>",
+           // text in the error, or an application condition
+           "<message xmlns='jabber:server' type='error' " + hdr +
+               "><error type='cancel'>SECRET<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
+           "<message xmlns='jabber:server' type='error' " + hdr +
+               "><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>SECRET</item-not-found>"
+               "</error></message>",
+           "<message xmlns='jabber:server' type='error' " + hdr +
+               "><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+               "<secret xmlns='urn:example:app'>SECRET</secret></error></message>",
+           // two conditions
+           "<message xmlns='jabber:server' type='error' " + hdr +
+               "><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+               "<gone xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
+           // an iq result with text, a ping with content
+           "<iq xmlns='jabber:server' type='result' id='r1' " + hdr + ">SECRET TEXT</iq>",
+           "<iq xmlns='jabber:server' type='get' id='p1' " + hdr +
+               "><ping xmlns='urn:xmpp:ping'><body>SECRET</body></ping></iq>",
+           "<iq xmlns='jabber:server' type='get' id='p1' " + hdr + "><ping xmlns='urn:xmpp:ping'>SECRET</ping></iq>",
+       }) {
+    INFO(xml);
+    auto s = parse(xml);
+    const Verdict v = rooms.evaluate(s, s2s);
+    CHECK(v.kind == VerdictKind::NoOpinion);
+    // And the whole direction's pipeline does not release it either.
+    auto again = parse(xml);
+    CHECK_FALSE(p.pipelines.low_to_high.run(again, s2s).release);
+  }
+  SECTION("a plain error with a <text/> is upkeep") {
+    auto s = parse("<message xmlns='jabber:server' type='error' " + hdr +
+                   "><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+                   "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>no such occupant</text></error></message>");
+    CHECK(rooms.evaluate(s, s2s).kind == VerdictKind::Accept);
+  }
+  SECTION("an FMUC error that carries more than its error is refused") {
+    auto s = parse("<message xmlns='jabber:server' type='error' " + hdr + "><body>SECRET</body>" + cond +
+                   "<fmuc xmlns='http://isode.com/protocol/fmuc' from='alice@a.test/r'/></message>");
+    const Verdict v = rooms.evaluate(s, s2s);
+    CHECK(v.kind == VerdictKind::Reject);
+    CHECK(v.rule_id == "room-error-not-plain");
+  }
+  SECTION("a shadow rule leaves a note on upkeep it would have passed") {
+    auto s = parse("<iq xmlns='jabber:server' from='lobby@rooms.low.test' to='lobby@rooms.high.test' type='get' id='p1'>"
+                   "<ping xmlns='urn:xmpp:ping'/></iq>");
+    const Verdict v = rooms.evaluate(s, s2s);
+    CHECK(v.kind == VerdictKind::NoOpinion);
+    CHECK(note(v, "shadow-match") == "lobby-trial");
+  }
+}

@@ -492,8 +492,16 @@ TEST_CASE("federation: when a downstream node comes back, what the far end said 
   net.user(a, join("al@a.test/r", ra + "/al"));
   net.user(c, say("cy@c.test/r", rc, "before", "w0"));
   REQUIRE(b.link_state(rc) == rooms::LinkState::Up);
+  const std::size_t cut_mark = net.users.size();
   net.cut(a, b);
   CHECK(c.remote_occupants() == 0);   // al is gone from C's view
+  // ... and C's users are told al was lost with a link (333), not that al left.
+  bool lost_333 = false;
+  const Outputs at_cut = since(net, cut_mark);
+  for (const Element* e : sent_to(at_cut, "cy@c.test/r", "presence")) {
+    if (e->attr_or("from") == rc + "/al" && is_unavailable(*e) && has_status(*e, 333)) lost_333 = true;
+  }
+  CHECK(lost_333);
   const std::size_t umark = net.users.size();
   net.user(c, say("cy@c.test/r", rc, "said while A was away", "w1"));
   REQUIRE(advance_until(net, [&] {
