@@ -27,6 +27,7 @@ IRC_IP = NET + ".5"           # ngIRCd (irc.test), port 6667
 EDGE_HIGH_IP = NET + ".6"     # Portcullis edge(high): fronts a.test toward b.test
 NODE_A_IP = NET + ".8"        # standalone FMUC node A (portcullisd <node>): rooms.site-a.test
 NODE_B_IP = NET + ".9"        # standalone FMUC node B (portcullisd <node>): rooms.site-b.test
+IRC2_IP = NET + ".10"         # second ngIRCd (irc-b.test), linked to the one on IRC_IP
 
 C2S_PORT = 5222
 S2S_PORT = 5269
