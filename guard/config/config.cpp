@@ -57,6 +57,7 @@ class Checker {
   [[noreturn]] void fail(const Node& n, const std::string& message) const {
     throw ConfigError(file_, n.line, n.column, message);
   }
+  const std::string& file() const { return file_; }
 
   std::string domain(const Node& n, const std::string& attr) const {
     const std::string& v = n.at(attr);
@@ -165,6 +166,26 @@ class Checker {
     return s;
   }
 
+  // A password (first line of the file): not world-readable, not empty.
+  std::string password_file(const Node& n, const std::string& attr) const {
+    std::string s = readable_file(n, attr);
+    struct stat st {};
+    ::stat(s.c_str(), &st);
+    if ((st.st_mode & S_IROTH) != 0) {
+      fail(n, "<" + n.name + "> " + attr + ": expected a file that is not world-readable, got '" + s +
+                  "' with mode " + mode_string(st.st_mode));
+    }
+    std::ifstream in(s, std::ios::binary);
+    std::string first;
+    std::getline(in, first);
+    if (!first.empty() && first.back() == '\r') first.pop_back();
+    if (first.empty()) fail(n, "<" + n.name + "> " + attr + ": expected a password on the first line, got none in '" + s + "'");
+    for (char ch : first) {
+      if (ch == '\0' || ch == '\r') fail(n, "<" + n.name + "> " + attr + ": expected a password without NUL or CR, in '" + s + "'");
+    }
+    return s;
+  }
+
   std::string secret_file(const Node& n, const std::string& attr) const {
     std::string s = readable_file(n, attr);
     struct stat st {};
@@ -205,7 +226,61 @@ std::string bare_jid(const Checker& c, const Node& n, const std::string& attr) {
   return j->bare();
 }
 
-RoomServiceSpec build_rooms(const Checker& c, const Node& n) {
+IrcLinkSpec build_irc(const Checker& c, const Node& n, bool reads) {
+  IrcLinkSpec l;
+  l.line = n.line;
+  l.column = n.column;
+  l.server = c.ip(n, "server");
+  l.port = c.number<int>(n, "port");
+  l.tls = n.at("tls") == "required";
+  if (!l.tls && !c.boolean(n, "allow-plaintext")) {
+    c.fail(n, "<irc> tls: expected 'required', got 'forbidden' (plaintext IRC needs allow-plaintext='true')");
+  }
+  if (l.tls) {
+    if (n.attr("ca") == nullptr || n.attr("server-name") == nullptr) {
+      c.fail(n, "<irc>: expected ca='...' and server-name='...' with tls='required' (the server's certificate "
+                "is checked against them), got " + std::string(n.attr("ca") == nullptr ? "no ca" : "no server-name"));
+    }
+    l.ca_file = reads ? c.readable_file(n, "ca") : c.path(n, "ca");
+    l.server_name = c.domain(n, "server-name");
+  }
+  l.channel = n.at("channel");
+  for (char ch : l.channel) {
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) {
+      c.fail(n, "<irc> channel: expected no control characters, got '" + l.channel + "'");
+    }
+  }
+  const auto secret = [&](const char* attr) {
+    if (n.attr(attr) == nullptr) return std::string();
+    return reads ? c.password_file(n, attr) : c.path(n, attr);
+  };
+  l.password_file = secret("password-file");
+  l.sasl_password_file = secret("sasl-password-file");
+  if (const std::string* u = n.attr("sasl-user")) l.sasl_user = *u;
+  if (l.sasl_user.empty() != l.sasl_password_file.empty()) {
+    c.fail(n, "<irc>: expected sasl-user and sasl-password-file together, got only " +
+                  std::string(l.sasl_user.empty() ? "sasl-password-file" : "sasl-user"));
+  }
+  l.nick = n.at("nick");
+  l.max_nick_length = c.number<std::size_t>(n, "max-nick-length");
+  if (l.nick.size() > l.max_nick_length) {
+    c.fail(n, "<irc> nick: expected at most max-nick-length (" + std::to_string(l.max_nick_length) +
+                  ") characters, got '" + l.nick + "'");
+  }
+  l.line_cap = c.number<std::size_t>(n, "line-cap");
+  l.flood_burst = c.number<std::uint32_t>(n, "flood-burst");
+  l.flood_interval_ms = c.number<std::uint32_t>(n, "flood-interval-ms");
+  l.retry_ms = c.number<std::uint32_t>(n, "retry-ms");
+  l.retry_max_ms = c.number<std::uint32_t>(n, "retry-max-ms");
+  l.max_puppets = c.number<std::size_t>(n, "max-puppets");
+  if (l.retry_max_ms < l.retry_ms) {
+    c.fail(n, "<irc>: expected retry-max-ms >= retry-ms, got " + std::to_string(l.retry_max_ms) + " < " +
+                  std::to_string(l.retry_ms));
+  }
+  return l;
+}
+
+RoomServiceSpec build_rooms(const Checker& c, const Node& n, bool reads) {
   RoomServiceSpec svc;
   svc.domain = c.domain(n, "domain");
   svc.ping_interval_ms = c.number<std::uint32_t>(n, "ping-interval-ms");
@@ -251,11 +326,55 @@ RoomServiceSpec build_rooms(const Checker& c, const Node& n) {
         r.owners.push_back(bare_jid(c, ch, "jid"));
       } else if (ch.name == "member") {
         r.members.push_back(bare_jid(c, ch, "jid"));
+      } else if (ch.name == "irc") {
+        r.irc = build_irc(c, ch, reads);
+        // Until the IRC link has a label and a clearance (issue 10 item 4), IRC
+        // may not join a room whose policy restricts who reads it.
+        if (r.members_only) {
+          c.fail(ch, "<irc>: expected a room that is not members-only (IRC users are not members), got room '" +
+                         r.name + "' members-only");
+        }
+        if (!r.label.empty()) {
+          c.fail(ch, "<irc>: expected a room without a default label (the IRC link's label and clearance are not "
+                     "configurable yet), got room '" + r.name + "' label '" + r.label + "'");
+        }
       }
     }
     svc.rooms.push_back(std::move(r));
   }
   return svc;
+}
+
+// An IRC server is on one side: the edge of the other side may not reach it,
+// and it is no host of the other side (an IRC network spanning both sides would
+// carry chat around the filter). Only the configuration can be checked: the
+// operator must not link the two sides' IRC servers to each other.
+void check_irc_sides(const Checker& c, const Config& cfg) {
+  for (bool low : {true, false}) {
+    const Side& side = low ? cfg.low : cfg.high;
+    const Side& other = low ? cfg.high : cfg.low;
+    std::vector<std::string> other_hosts;
+    for (const Peer& p : other.peers) other_hosts.push_back(p.host);
+    for (const Listen& l : other.listen) {
+      other_hosts.push_back(l.address);
+      for (const std::string& f : l.from) other_hosts.push_back(f.substr(0, f.find('/')));
+    }
+    for (const RoomServiceSpec& osvc : other.rooms) {
+      for (const RoomSpec& r : osvc.rooms) {
+        if (r.irc) other_hosts.push_back(r.irc->server);
+      }
+    }
+    for (const RoomServiceSpec& svc : side.rooms) {
+      for (const RoomSpec& r : svc.rooms) {
+        if (!r.irc) continue;
+        if (std::find(other_hosts.begin(), other_hosts.end(), r.irc->server) != other_hosts.end()) {
+          throw ConfigError(c.file(), r.irc->line, r.irc->column,
+                            "<irc> server: '" + r.irc->server + "' is a host of side '" + other.name +
+                                "'; an IRC server of side '" + side.name + "' must be on that side only");
+        }
+      }
+    }
+  }
 }
 
 // Two listeners cannot bind the same socket; better said here than at startup.
@@ -354,7 +473,7 @@ Side build_side(const Checker& c, const Node& n, bool reads, const std::string& 
       }
       s.peers.push_back(std::move(p));
     } else if (ch.name == "rooms") {
-      s.rooms.push_back(build_rooms(c, ch));
+      s.rooms.push_back(build_rooms(c, ch, reads));
     }
   }
   if (needs_dialback && s.dialback_secret_file.empty()) {
@@ -477,6 +596,30 @@ void check_rooms(const Checker& c, const std::vector<std::pair<const Side*, cons
         if (rn.name != "room") continue;
         const RoomSpec& r = svc.rooms.at(ri++);
         rooms.emplace(r.name + "@" + svc.domain, Where{side, &svc, &r, &rn});
+      }
+    }
+  }
+  // A service with IRC gateways owns "irc.<domain>" too: no peer or fronted
+  // domain may claim it (a stranger would speak as the gateway).
+  for (const auto& [side, side_node] : servers) {
+    (void)side_node;
+    for (const RoomServiceSpec& svc : side->rooms) {
+      const bool has_irc = std::any_of(svc.rooms.begin(), svc.rooms.end(), [](const RoomSpec& r) { return r.irc.has_value(); });
+      if (!has_irc) continue;
+      const std::string gw = "irc." + svc.domain;
+      for (const auto& [s2, n2] : servers) {
+        (void)n2;
+        for (const Peer& p : s2->peers) {
+          if (xmpp::domain_matches(p.domain_pattern, gw)) {
+            throw ConfigError(c.file(), p.line, p.column,
+                              "<peer domain='" + p.domain_pattern + "'>: matches '" + gw +
+                                  "', the address of the IRC gateways of " + svc.domain + "; a peer may not claim it");
+          }
+        }
+        if (std::find(s2->fronts.begin(), s2->fronts.end(), gw) != s2->fronts.end()) {
+          c.fail(*side_node, "<fronts domain='" + gw + "'>: the address of the IRC gateways of " + svc.domain +
+                                 " may not be fronted");
+        }
       }
     }
   }
@@ -768,6 +911,31 @@ const Node* child_named(const Node& n, const std::string& name) {
   return nullptr;
 }
 
+// A side's IRC links: its edge reads the CA and the passwords; nobody else
+// reads a password; no service user changes any of them.
+void check_irc_files(const Checker& c, const Side& side, const Who& own, const std::vector<const Who*>& others,
+                     const std::vector<const Who*>& all) {
+  for (const RoomServiceSpec& svc : side.rooms) {
+    for (const RoomSpec& r : svc.rooms) {
+      if (!r.irc) continue;
+      Node at;
+      at.name = "irc";
+      at.line = r.irc->line;
+      at.column = r.irc->column;
+      if (!r.irc->ca_file.empty()) {
+        require(c, at, "IRC CA file", r.irc->ca_file, own, kRead);
+        forbid_tamper(c, at, "IRC CA file", r.irc->ca_file, all);
+      }
+      for (const std::string* f : {&r.irc->password_file, &r.irc->sasl_password_file}) {
+        if (f->empty()) continue;
+        require(c, at, "IRC password", *f, own, kRead);
+        for (const Who* o : others) forbid(c, at, "IRC password", *f, *o, kRead);
+        forbid_tamper(c, at, "IRC password", *f, all, &own);
+      }
+    }
+  }
+}
+
 void check_separation(const Checker& c, const Config& cfg, const std::string& schema_dir, const SeparationNodes& n) {
   const Who low{"edge(low)", &cfg.supervision.low_edge};
   const Who high{"edge(high)", &cfg.supervision.high_edge};
@@ -800,6 +968,7 @@ void check_separation(const Checker& c, const Config& cfg, const std::string& sc
       if (!side.crl_file.empty()) forbid_tamper(c, *tls, "CRL file", side.crl_file, all);
       forbid_tamper(c, *tls, "side " + side.name + "'s key", side.key_file, all, &own);
     }
+    check_irc_files(c, side, own, {&other, &filter}, all);
     if (const Node* db = child_named(side_node, "dialback")) {
       require(c, *db, "dialback secret", side.dialback_secret_file, own, kRead);
       forbid(c, *db, "side " + side.name + "'s dialback secret", side.dialback_secret_file, other, kRead);
@@ -904,6 +1073,7 @@ Config build_config(const std::string& file, const std::string& schema_dir, cons
   check_fronts(c, cfg.low, *low, cfg.high);
   check_fronts(c, cfg.high, *high, cfg.low);
   check_rooms(c, {{&cfg.low, low}, {&cfg.high, high}});
+  check_irc_sides(c, cfg);
 
   check_listen_unique(c, {low, high});
 
@@ -951,6 +1121,7 @@ void check_node_separation(const Checker& c, const Config& cfg, const std::strin
   if (const Node* db = child_named(server, "dialback")) {
     require(c, *db, "dialback secret", side.dialback_secret_file, node, kRead);
   }
+  check_irc_files(c, side, node, {}, all);
 }
 
 Config build_node_config(const std::string& file, const std::string& schema_dir, const Node& root, LoadFor who) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -55,6 +56,27 @@ struct Listen {
   int line = 0, column = 0;
 };
 
+// A room <-> IRC channel link (<irc> in a <room>; guard/irc, issue 10).
+struct IrcLinkSpec {
+  std::string server;                     // numeric address (no DNS)
+  int port = 6697;
+  bool tls = true;                        // tls="required"; false only with allow-plaintext
+  std::string server_name;                // the name the server's certificate must carry
+  std::string ca_file;
+  std::string channel;                    // "#ops"
+  std::string password_file;              // server PASS; empty: none
+  std::string sasl_user, sasl_password_file;   // SASL PLAIN; empty: none
+  std::string nick = "pcgate";            // the gateway's own connection
+  std::size_t max_nick_length = 9;
+  std::size_t line_cap = 8;
+  std::uint32_t flood_burst = 4;
+  std::uint32_t flood_interval_ms = 2000;
+  std::uint32_t retry_ms = 2000;
+  std::uint32_t retry_max_ms = 120000;
+  std::size_t max_puppets = 50;           // IRC connections for room occupants at most
+  int line = 0, column = 0;
+};
+
 // One room of a hosted MUC service (guard/rooms), with its FMUC links.
 struct RoomSpec {
   std::string name;                       // localpart
@@ -64,6 +86,7 @@ struct RoomSpec {
   std::vector<std::string> owners, members;   // bare JIDs
   std::string federate_with;              // upstream node (bare JID); empty: none
   std::vector<std::string> accept_from;   // downstream nodes (bare JIDs)
+  std::optional<IrcLinkSpec> irc;         // an IRC channel gatewayed into the room
   int line = 0, column = 0;
   int federate_line = 0, federate_column = 0;
 };

@@ -94,6 +94,12 @@ int run_supervisor(const DaemonOptions& opts) {
     f.name = sd.name;
     f.uid = u.uid;
     for (const config::Peer& p : sd.peers) f.peers.push_back({p.host, p.port});
+    // The IRC servers its rooms gateway (issue 10) are this side's too.
+    for (const config::RoomServiceSpec& svc : sd.rooms) {
+      for (const config::RoomSpec& r : svc.rooms) {
+        if (r.irc) f.peers.push_back({r.irc->server, r.irc->port});
+      }
+    }
     for (const config::Listen& l : sd.listen) f.listen.push_back({l.address, l.port, l.from, l.interface});
     return f;
   };

@@ -1192,7 +1192,8 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
   er.add_child(std::string(xmpp::kNsStanzas), "text")
       .add_text((s->second.pm ? "your private message did not reach the federated room " + l.peer
                               : "your message reached this room but not the federated room " + l.peer) +
-                " (" + std::string(xmpp::to_string(err->condition)) + ")");
+                " (" + std::string(xmpp::to_string(err->condition)) + ")" +
+                (err->text.empty() ? std::string() : ": " + err->text.substr(0, 300)));
   out.push_back({false, std::move(m)});
   event("relay " + st.attr_or("id") + " refused on the way to " + l.peer + ": " +
         std::string(xmpp::to_string(err->condition)) + "; author told");

@@ -28,9 +28,114 @@ RoomService::RoomService(const config::RoomServiceSpec& spec, std::string occupa
   t.ping_timeout_ms = std::max<std::int64_t>(spec.ping_interval_ms, 1000);
   t.join_timeout_ms = std::max<std::int64_t>(2 * spec.ping_interval_ms, 2000);
   t.retry_ms = spec.retry_ms;
+  gateway_domain_ = "irc." + domain_;
   for (const auto& r : spec.rooms) {
-    rooms_.emplace(r.name, std::make_unique<Room>(settings_from(r), domain_, occupant_id_key, t));
+    RoomSettings rs = settings_from(r);
+    if (r.irc) {
+      // The IRC channel is one more downstream node of the room.
+      const std::string gw = r.name + "@" + gateway_domain_;
+      rs.accept_from.push_back(gw);
+      gateways_.emplace(r.name, std::make_unique<IrcGateway>(*r.irc, r.name + "@" + domain_, gw, t.ping_interval_ms));
+    }
+    rooms_.emplace(r.name, std::make_unique<Room>(std::move(rs), domain_, occupant_id_key, t));
   }
+}
+
+void RoomService::apply(const std::string& room, IrcActions& a, std::int64_t now, Outputs& out) {
+  for (auto& e : a.events) gateway_events_.push_back(room + "@" + domain_ + " (IRC): " + e);
+  if (transport_ != nullptr) {
+    IrcGateway& g = *gateways_.at(room);
+    for (int c : a.open) transport_->open(room, c, g.spec());
+    for (auto& [c, bytes] : a.send) transport_->send(room, c, bytes);
+    for (int c : a.close) transport_->close(room, c);
+  }
+  auto rit = rooms_.find(room);
+  if (rit == rooms_.end()) return;
+  const std::string gw = gateways_.at(room)->jid();
+  for (const Element& st : a.to_room) rit->second->on_peer(gw, st, now, out);
+  a = IrcActions{};
+}
+
+void RoomService::route_gateways(std::int64_t now, Outputs& out) {
+  if (gateways_.empty()) return;
+  for (int round = 0; round < 64; ++round) {
+    bool moved = false;
+    Outputs keep;
+    std::vector<std::pair<std::string, Element>> for_gw;
+    for (auto& o : out) {
+      auto to = o.to_peer ? xmpp::parse_jid(o.stanza.attr_or("to")) : std::nullopt;
+      if (to && to->domain == gateway_domain_) {
+        for_gw.emplace_back(to->local, std::move(o.stanza));
+        moved = true;
+      } else {
+        keep.push_back(std::move(o));
+      }
+    }
+    out = std::move(keep);
+    if (!moved) return;
+    if (round == 63) {
+      // A room and its gateway that never go quiet: what is left stays in (fail closed).
+      gateway_events_.push_back("rooms: gateway traffic did not settle; " + std::to_string(for_gw.size()) +
+                                " stanza(s) dropped");
+      return;
+    }
+    for (auto& [room, st] : for_gw) {
+      auto g = gateways_.find(room);
+      if (g == gateways_.end()) continue;
+      IrcActions a;
+      g->second->on_room(st, now, a);
+      apply(room, a, now, out);
+    }
+  }
+}
+
+void RoomService::start_irc(IrcTransport* transport, std::int64_t now, Outputs& out) {
+  transport_ = transport;
+  for (auto& [room, g] : gateways_) {
+    IrcActions a;
+    g->start(now, a);
+    apply(room, a, now, out);
+  }
+  route_gateways(now, out);
+}
+
+void RoomService::irc_connected(const std::string& room, int conn, std::int64_t now, Outputs& out) {
+  auto g = gateways_.find(room);
+  if (g == gateways_.end()) return;
+  IrcActions a;
+  g->second->on_connected(conn, now, a);
+  apply(room, a, now, out);
+  route_gateways(now, out);
+}
+
+void RoomService::irc_data(const std::string& room, int conn, std::string_view bytes, std::int64_t now, Outputs& out) {
+  auto g = gateways_.find(room);
+  if (g == gateways_.end()) return;
+  IrcActions a;
+  g->second->on_data(conn, bytes, now, a);
+  apply(room, a, now, out);
+  route_gateways(now, out);
+}
+
+void RoomService::irc_closed(const std::string& room, int conn, const std::string& why, std::int64_t now,
+                             Outputs& out) {
+  auto g = gateways_.find(room);
+  if (g == gateways_.end()) return;
+  IrcActions a;
+  g->second->on_closed(conn, why, now, a);
+  apply(room, a, now, out);
+  route_gateways(now, out);
+}
+
+std::vector<const config::IrcLinkSpec*> RoomService::irc_links() const {
+  std::vector<const config::IrcLinkSpec*> v;
+  for (const auto& [room, g] : gateways_) v.push_back(&g->spec());
+  return v;
+}
+
+const IrcGateway* RoomService::gateway(const std::string& room) const {
+  auto g = gateways_.find(room);
+  return g == gateways_.end() ? nullptr : g->second.get();
 }
 
 namespace {
@@ -99,6 +204,13 @@ void RoomService::service_iq(const Element& st, Outputs& out, bool to_peer) cons
 }
 
 void RoomService::on_local(const Element& st, std::int64_t now, Outputs& out) {
+  on_local_room(st, now, out);
+  route_gateways(now, out);
+}
+
+void RoomService::on_local_room(const Element& st, std::int64_t now, Outputs& out) {
+  // The gateways' JIDs exist inside this service only: nobody outside may use one.
+  if (auto f = xmpp::parse_jid(st.attr_or("from")); f && f->domain == gateway_domain_) return;
   auto to = xmpp::parse_jid(st.attr_or("to"));
   if (!to || to->domain != domain_) return;   // never answers for another domain
   if (!xmpp::parse_jid(st.attr_or("from"))) return;   // nobody to answer
@@ -134,6 +246,13 @@ void RoomService::on_local(const Element& st, std::int64_t now, Outputs& out) {
 }
 
 void RoomService::on_federated(const Element& st, std::int64_t now, Outputs& out) {
+  on_federated_room(st, now, out);
+  route_gateways(now, out);
+}
+
+void RoomService::on_federated_room(const Element& st, std::int64_t now, Outputs& out) {
+  // The gateways' JIDs exist inside this service only: nobody outside may use one.
+  if (auto f = xmpp::parse_jid(st.attr_or("from")); f && f->domain == gateway_domain_) return;
   auto to = xmpp::parse_jid(st.attr_or("to"));
   auto from = xmpp::parse_jid(st.attr_or("from"));
   if (!to || !from || to->domain != domain_) return;
@@ -162,17 +281,38 @@ void RoomService::links_lost(const std::function<bool(const std::string&)>& whic
     std::vector<std::string> peers = s.accept_from;
     if (!s.federate_with.empty()) peers.push_back(s.federate_with);
     for (const auto& p : peers) {
-      if (which(p.substr(p.find('@') + 1))) room->link_lost(p, why, now, out);
+      const std::string d = p.substr(p.find('@') + 1);
+      if (d != gateway_domain_ && which(d)) room->link_lost(p, why, now, out);
     }
   }
+  route_gateways(now, out);
 }
 
 void RoomService::tick(std::int64_t now, Outputs& out) {
   for (auto& [name, room] : rooms_) room->tick(now, out);
+  route_gateways(now, out);
+  for (auto& [room, g] : gateways_) {
+    IrcActions a;
+    g->tick(now, a);
+    apply(room, a, now, out);
+  }
+  route_gateways(now, out);
 }
 
 void RoomService::shutdown(Outputs& out) {
+  for (auto& [room, g] : gateways_) {
+    IrcActions a;
+    g->shutdown(a);
+    a.to_room.clear();
+    apply(room, a, 0, out);
+  }
   for (auto& [name, room] : rooms_) room->shutdown(out);
+  out.erase(std::remove_if(out.begin(), out.end(),
+                           [&](const Output& o) {
+                             auto to = o.to_peer ? xmpp::parse_jid(o.stanza.attr_or("to")) : std::nullopt;
+                             return to && to->domain == gateway_domain_;
+                           }),
+            out.end());
 }
 
 const Room* RoomService::room(const std::string& name) const {
@@ -187,7 +327,8 @@ std::vector<const Room*> RoomService::rooms() const {
 }
 
 std::vector<std::string> RoomService::take_events() {
-  std::vector<std::string> all;
+  std::vector<std::string> all = std::move(gateway_events_);
+  gateway_events_.clear();
   for (auto& [name, room] : rooms_) {
     for (auto& e : room->take_events()) all.push_back(room->jid() + ": " + e);
   }

@@ -13,9 +13,20 @@
 #include <vector>
 
 #include "guard/config/config.h"
+#include "guard/rooms/irc_gateway.h"
 #include "guard/rooms/room.h"
 
 namespace portcullis::rooms {
+
+// The I/O the IRC gateways need (the edge provides it): connection N of the
+// gateway of room ROOM (localpart) to its IRC server.
+class IrcTransport {
+ public:
+  virtual ~IrcTransport() = default;
+  virtual void open(const std::string& room, int conn, const config::IrcLinkSpec& spec) = 0;
+  virtual void send(const std::string& room, int conn, const std::string& bytes) = 0;
+  virtual void close(const std::string& room, int conn) = 0;
+};
 
 class RoomService {
  public:
@@ -37,6 +48,17 @@ class RoomService {
   void tick(std::int64_t now_ms, Outputs& out);
   void shutdown(Outputs& out);
 
+  // IRC gateways (rooms with <irc>): start them once the transport is set;
+  // then hand them what their connections do.
+  void start_irc(IrcTransport* transport, std::int64_t now_ms, Outputs& out);
+  void irc_connected(const std::string& room, int conn, std::int64_t now_ms, Outputs& out);
+  void irc_data(const std::string& room, int conn, std::string_view bytes, std::int64_t now_ms, Outputs& out);
+  void irc_closed(const std::string& room, int conn, const std::string& why, std::int64_t now_ms, Outputs& out);
+  const IrcGateway* gateway(const std::string& room) const;
+  std::vector<const config::IrcLinkSpec*> irc_links() const;
+  // The domain of the gateways' JIDs ("irc." + domain()): never routed to S2S.
+  const std::string& gateway_domain() const { return gateway_domain_; }
+
   const Room* room(const std::string& name) const;
   std::vector<const Room*> rooms() const;
   // Log lines from the rooms since the last call, each prefixed with the room's JID.
@@ -44,9 +66,18 @@ class RoomService {
 
  private:
   void service_iq(const xmpp::Element& st, Outputs& out, bool to_peer) const;
+  void on_local_room(const xmpp::Element& st, std::int64_t now_ms, Outputs& out);
+  void on_federated_room(const xmpp::Element& st, std::int64_t now_ms, Outputs& out);
+  // Moves what the rooms sent their gateways out of `out` into the gateways,
+  // and what the gateways answer back into the rooms, until quiet.
+  void route_gateways(std::int64_t now_ms, Outputs& out);
+  void apply(const std::string& room, IrcActions& a, std::int64_t now_ms, Outputs& out);
 
-  std::string domain_;
+  std::string domain_, gateway_domain_;
   std::map<std::string, std::unique_ptr<Room>> rooms_;
+  std::map<std::string, std::unique_ptr<IrcGateway>> gateways_;   // room localpart -> gateway
+  IrcTransport* transport_ = nullptr;
+  std::vector<std::string> gateway_events_;
 };
 
 // Room settings from the config's <room>.

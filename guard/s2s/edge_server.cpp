@@ -64,6 +64,19 @@ void EdgeServer::start() {
                                   << " room(s))" << (side_.name == "node" ? "" : " on side " + side_.name);
   }
   if (!rooms_.empty()) rooms_tick();
+  // IRC gateways of the hosted rooms (issue 10): their connections are this edge's.
+  for (auto& svc : rooms_) {
+    auto links = std::make_unique<IrcLinks>(loop_, log_, *svc,
+                                            [this](rooms::RoomService&, const std::function<void(rooms::Outputs&)>& call) {
+                                              rooms::Outputs o;
+                                              call(o);
+                                              room_outputs(std::move(o));
+                                            });
+    rooms::Outputs out;
+    svc->start_irc(links.get(), static_cast<std::int64_t>(unix_now_us() / 1000), out);
+    irc_.push_back(std::move(links));
+    room_outputs(std::move(out));
+  }
 }
 
 void EdgeServer::rooms_tick() {
@@ -193,6 +206,7 @@ void EdgeServer::shutdown() {
   rooms::Outputs out;
   for (auto& svc : rooms_) svc->shutdown(out);
   for (auto& o : out) room_send(std::move(o));
+  for (auto& l : irc_) l->close_all();
   if (rooms_timer_ != 0) loop_.cancel_timer(rooms_timer_);
   for (auto& [k, l] : links_) l->close();
   listeners_.clear();

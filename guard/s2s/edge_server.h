@@ -25,6 +25,7 @@
 
 #include "guard/net/connection.h"
 #include "guard/rooms/room_service.h"
+#include "guard/s2s/irc_links.h"
 #include "guard/s2s/inbound_session.h"
 #include "guard/s2s/outbound_link.h"
 #include "guard/s2s/session_host.h"
@@ -134,6 +135,7 @@ class EdgeServer final : public SessionHost {
   static constexpr std::size_t kMaxUndeliveredReports = 10000;
   EdgeCounters counters_;
   std::vector<std::unique_ptr<rooms::RoomService>> rooms_;
+  std::vector<std::unique_ptr<IrcLinks>> irc_;   // one per room service, after rooms_ (they point into it)
   net::TimerId rooms_timer_ = 0;
   bool in_room_outputs_ = false;
   std::vector<rooms::Output> room_backlog_;

@@ -681,3 +681,160 @@ TEST_CASE("node: the same listener twice is refused at the second", "[config][ro
   text.insert(text.find(listen) + listen.size(), listen);
   expect_refused_at(text, "<listen address=\"127.0.0.8\"", 1, {"expected each address and port once"});
 }
+
+// ---- a room <-> IRC channel link (<irc>) ------------------------------------------
+
+namespace {
+
+std::string irc_rooms(const std::string& irc) {
+  return "    <rooms domain=\"rooms.site-a.test\">\n"
+         "      <room name=\"ops\">\n"
+         "        " + irc + "\n"
+         "      </room>\n"
+         "    </rooms>\n";
+}
+
+}  // namespace
+
+TEST_CASE("irc: a room's IRC link loads with every field", "[config][rooms][irc]") {
+  RoomsConfigDir d;
+  const std::string path = d.config(node_config(irc_rooms(
+      "<irc server=\"127.0.0.5\" port=\"6667\" tls=\"forbidden\" allow-plaintext=\"true\" channel=\"#ops\" "
+      "nick=\"gw\" max-nick-length=\"16\" line-cap=\"3\" flood-burst=\"2\" flood-interval-ms=\"500\" retry-ms=\"200\" "
+      "retry-max-ms=\"4000\"/>")));
+  const Config cfg = load_config(path, kSchemaDir);
+  const auto& irc = cfg.node.rooms.at(0).rooms.at(0).irc;
+  REQUIRE(irc);
+  CHECK(irc->server == "127.0.0.5");
+  CHECK(irc->port == 6667);
+  CHECK_FALSE(irc->tls);
+  CHECK(irc->channel == "#ops");
+  CHECK(irc->nick == "gw");
+  CHECK(irc->max_nick_length == 16);
+  CHECK(irc->line_cap == 3);
+  CHECK(irc->flood_burst == 2);
+  CHECK(irc->flood_interval_ms == 500);
+  CHECK(irc->retry_ms == 200);
+  CHECK(irc->retry_max_ms == 4000);
+  CHECK(irc->password_file.empty());
+}
+
+TEST_CASE("irc: defaults are TLS on 6697, nick pcgate, 9-character nicks", "[config][rooms][irc]") {
+  RoomsConfigDir d;
+  const Config cfg = load_config(
+      d.config(node_config(irc_rooms("<irc server=\"127.0.0.5\" server-name=\"irc.test\" ca=\"pki/ca-low.pem\" channel=\"#ops\"/>"))),
+      kSchemaDir);
+  const auto& irc = cfg.node.rooms.at(0).rooms.at(0).irc;
+  REQUIRE(irc);
+  CHECK(irc->tls);
+  CHECK(irc->port == 6697);
+  CHECK(irc->server_name == "irc.test");
+  CHECK_THAT(irc->ca_file, Catch::EndsWith("pki/ca-low.pem"));
+  CHECK(irc->nick == "pcgate");
+  CHECK(irc->max_nick_length == 9);
+}
+
+TEST_CASE("irc: bad links are refused at the <irc> element", "[config][rooms][irc]") {
+  SECTION("plaintext without allow-plaintext") {
+    const std::string e = "<irc server=\"127.0.0.5\" tls=\"forbidden\" channel=\"#ops\"";
+    expect_refused_at(node_config(irc_rooms(e + "/>")), e, 0, {"plaintext IRC needs allow-plaintext='true'"});
+  }
+  SECTION("TLS without a CA or a server name") {
+    const std::string e = "<irc server=\"127.0.0.5\" channel=\"#ops\"";
+    expect_refused_at(node_config(irc_rooms(e + "/>")), e, 0, {"expected ca='...' and server-name='...'"});
+  }
+  SECTION("a host name instead of an address") {
+    const std::string e = "<irc server=\"irc.example\" tls=\"forbidden\" allow-plaintext=\"true\" channel=\"#ops\"";
+    RoomsConfigDir d;
+    const ConfigError err = load_error(d.config(node_config(irc_rooms(e + "/>"))));
+    CHECK_THAT(err.message(), Catch::Contains("irc.example"));
+  }
+  SECTION("SASL user without its password") {
+    const std::string e = "<irc server=\"127.0.0.5\" tls=\"forbidden\" allow-plaintext=\"true\" channel=\"#ops\" sasl-user=\"gw\"";
+    expect_refused_at(node_config(irc_rooms(e + "/>")), e, 0, {"sasl-user and sasl-password-file together"});
+  }
+  SECTION("a nick longer than the nick length") {
+    const std::string e = "<irc server=\"127.0.0.5\" tls=\"forbidden\" allow-plaintext=\"true\" channel=\"#ops\" nick=\"averylongnick\"";
+    expect_refused_at(node_config(irc_rooms(e + "/>")), e, 0, {"expected at most max-nick-length (9)"});
+  }
+  SECTION("a channel that is not one") {
+    RoomsConfigDir d;
+    const ConfigError err = load_error(d.config(node_config(
+        irc_rooms("<irc server=\"127.0.0.5\" tls=\"forbidden\" allow-plaintext=\"true\" channel=\"ops\"/>"))));
+    CHECK_THAT(err.message(), Catch::Contains("channel"));
+  }
+}
+
+TEST_CASE("irc: a password file must not be world-readable and must hold a password", "[config][rooms][irc]") {
+  RoomsConfigDir d;
+  const std::string e = "<irc server=\"127.0.0.5\" tls=\"forbidden\" allow-plaintext=\"true\" channel=\"#ops\" "
+                        "password-file=\"irc.pass\"";
+  const std::string text = node_config(irc_rooms(e + "/>"));
+  const std::string path = d.config(text);
+  const fs::path pass = fs::path(path).parent_path() / "irc.pass";
+  write(pass, "hunter2\n", fs::perms(0644));
+  ConfigError err = load_error(path);
+  CHECK_THAT(err.message(), Catch::Contains("not world-readable"));
+  write(pass, "\n", fs::perms(0600));
+  err = load_error(path);
+  CHECK_THAT(err.message(), Catch::Contains("expected a password on the first line"));
+  write(pass, "hunter2\n", fs::perms(0600));
+  const Config cfg = load_config(path, kSchemaDir);
+  CHECK(cfg.node.rooms.at(0).rooms.at(0).irc->password_file == pass.lexically_normal().string());
+}
+
+TEST_CASE("irc: refused where IRC could read what it must not, or speak as the gateway", "[config][rooms][irc]") {
+  const std::string e = "<irc server=\"127.0.0.5\" tls=\"forbidden\" allow-plaintext=\"true\" channel=\"#ops\"";
+  SECTION("a members-only room") {
+    const std::string text = node_config(
+        "    <rooms domain=\"rooms.site-a.test\">\n      <room name=\"ops\" members-only=\"true\">\n        " + e +
+        "/>\n      </room>\n    </rooms>\n");
+    expect_refused_at(text, e, 0, {"expected a room that is not members-only"});
+  }
+  SECTION("a room with a default label") {
+    const std::string text = node_config(
+        "    <rooms domain=\"rooms.site-a.test\">\n      <room name=\"ops\" label=\"secret\">\n        " + e +
+        "/>\n      </room>\n    </rooms>\n");
+    expect_refused_at(text, e, 0, {"expected a room without a default label"});
+  }
+  SECTION("a peer that claims the gateways' domain") {
+    std::string text = node_config(irc_rooms(e + "/>"));
+    const std::string peer = "<peer domain=\"*.rooms.site-a.test\" host=\"127.0.0.9\"/>";
+    text.insert(text.find("    <rooms"), "    " + peer + "\n");
+    expect_refused_at(text, "<peer domain=\"*.rooms.site-a.test\"", 0,
+                      {"the address of the IRC gateways of rooms.site-a.test"});
+  }
+}
+
+TEST_CASE("irc: an IRC server that is a host of the other side is refused", "[config][rooms][irc]") {
+  // 127.0.0.3 is the high side's server: low's room may not gateway an IRC server there.
+  const std::string e = "<irc server=\"127.0.0.3\" port=\"6667\" tls=\"forbidden\" allow-plaintext=\"true\" channel=\"#ops\"";
+  const std::string low =
+      "    <rooms domain=\"rooms.low.test\">\n"
+      "      <room name=\"ops\">\n"
+      "        <federate with=\"ops@rooms.high.test\"/>\n"
+      "        " + e + "/>\n"
+      "      </room>\n"
+      "    </rooms>\n";
+  expect_refused_at(rooms_config(low, kHighOps), e, 0, {"is a host of side 'high'", "must be on that side only"});
+  // The same server named by both sides' rooms.
+  const std::string e2 = "<irc server=\"127.0.0.7\" port=\"6667\" tls=\"forbidden\" allow-plaintext=\"true\" channel=\"#ops\"";
+  const std::string low2 =
+      "    <rooms domain=\"rooms.low.test\">\n      <room name=\"ops\">\n        <federate with=\"ops@rooms.high.test\"/>\n"
+      "        " + e2 + "/>\n      </room>\n    </rooms>\n";
+  const std::string high2 =
+      "    <rooms domain=\"rooms.high.test\">\n      <room name=\"ops\">\n        <accept from=\"ops@rooms.low.test\"/>\n"
+      "        " + e2 + "/>\n      </room>\n    </rooms>\n";
+  RoomsConfigDir d;
+  const ConfigError err = load_error(d.config(rooms_config(low2, high2)));
+  CHECK_THAT(err.message(), Catch::Contains("must be on that side only"));
+}
+
+TEST_CASE("irc: a password with a NUL is refused", "[config][rooms][irc]") {
+  RoomsConfigDir d;
+  const std::string e = "<irc server=\"127.0.0.5\" tls=\"forbidden\" allow-plaintext=\"true\" channel=\"#ops\" "
+                        "password-file=\"irc.pass\"";
+  const std::string path = d.config(node_config(irc_rooms(e + "/>")));
+  write(fs::path(path).parent_path() / "irc.pass", std::string("ab\0cd\n", 6), fs::perms(0600));
+  CHECK_THAT(load_error(path).message(), Catch::Contains("without NUL or CR"));
+}

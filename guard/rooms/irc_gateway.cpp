@@ -1,0 +1,688 @@
+#include "guard/rooms/irc_gateway.h"
+
+#include <fstream>
+#include <random>
+
+#include "guard/irc/client.h"
+#include "guard/irc/nick.h"
+#include "guard/irc/text.h"
+#include "guard/rooms/fmuc.h"
+#include "guard/xmpp/jid.h"
+#include "guard/xmpp/stream_error.h"
+
+namespace portcullis::rooms {
+
+using xmpp::Element;
+
+namespace {
+
+
+constexpr std::size_t kMaxIrcUsers = 500;      // IRC users brought into the room at most
+constexpr std::size_t kMaxBackfillLines = 20;   // messages said while IRC was away, replayed on reconnect
+
+std::string first_line_of(const std::string& file) {
+  if (file.empty()) return {};
+  std::ifstream in(file, std::ios::binary);
+  std::string line;
+  std::getline(in, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+std::string resource_of(const std::string& jid) {
+  auto j = xmpp::parse_jid(jid);
+  return j ? j->resource : std::string{};
+}
+
+std::string bare_of(const std::string& jid) {
+  auto j = xmpp::parse_jid(jid);
+  return j ? j->bare() : std::string{};
+}
+
+std::string body_of(const Element& m) {
+  const Element* b = m.find_child("body", m.ns());
+  return b ? b->text() : std::string{};
+}
+
+
+// "@nick" / "+nick" as NAMES lists them -> "nick".
+std::string strip_prefix(const std::string& n) {
+  std::size_t i = 0;
+  while (i < n.size() && (n[i] == '@' || n[i] == '+' || n[i] == '%' || n[i] == '&' || n[i] == '~')) ++i;
+  return n.substr(i);
+}
+
+}  // namespace
+
+std::string IrcGateway::folded(const std::string& nick) const {
+  // The server's own case mapping (ngIRCd: ascii): two nicks it tells apart
+  // are two users here too.
+  return irc::nick_fold(nick, main_ ? main_->server().casemapping : irc::CaseMapping::Rfc1459);
+}
+
+bool IrcGateway::our_channel(const std::string& channel) const {
+  return irc::nick_equal(channel, spec_.channel, main_ ? main_->server().casemapping : irc::CaseMapping::Rfc1459);
+}
+
+struct IrcGateway::Puppet {
+  std::string room_nick;
+  int conn = 0;
+  std::unique_ptr<irc::Client> client;
+  bool open = false;
+};
+
+IrcGateway::IrcGateway(const config::IrcLinkSpec& spec, std::string room_jid, std::string gateway_jid,
+                       std::int64_t ping_interval_ms)
+    : spec_(spec), room_(std::move(room_jid)), jid_(std::move(gateway_jid)), ping_interval_ms_(ping_interval_ms) {
+  domain_ = jid_.substr(jid_.find('@') + 1);
+  password_ = first_line_of(spec_.password_file);
+  sasl_password_ = first_line_of(spec_.sasl_password_file);
+}
+
+IrcGateway::~IrcGateway() = default;
+
+bool IrcGateway::connected() const { return main_ && main_joined_; }
+std::size_t IrcGateway::puppets() const { return puppets_.size(); }
+
+irc::Client* IrcGateway::client(int conn) {
+  if (conn == 0) return main_.get();
+  auto it = puppet_conns_.find(conn);
+  if (it == puppet_conns_.end()) return nullptr;
+  auto p = puppets_.find(it->second);
+  return p == puppets_.end() ? nullptr : p->second->client.get();
+}
+
+std::string IrcGateway::irc_jid(const std::string& nick) const {
+  // An IRC user's address as the room (and the archive, before the boundary's
+  // pseudonyms) knows it: the folded nick in the gateway's domain.
+  // Only valid IRC nicks get here (irc_user_joined): letters, digits and
+  // []\`_^{|}- are all allowed in a JID localpart.
+  return folded(nick) + "@" + domain_;
+}
+
+bool IrcGateway::is_puppet_nick(const std::string& irc_nick) const {
+  const std::string f = folded(irc_nick);
+  for (const auto& [n, p] : puppets_) {
+    if (p->client && folded(p->client->current_nick()) == f) return true;
+  }
+  return false;
+}
+
+void IrcGateway::start(std::int64_t now_ms, IrcActions& out) { connect_main(now_ms, out); }
+
+void IrcGateway::connect_main(std::int64_t now_ms, IrcActions& out) {
+  if (credentials_rejected_) return;
+  irc::ClientConfig c;
+  c.nick = spec_.nick;
+  c.user = "portcullis";
+  c.realname = "Portcullis gateway for " + room_;
+  c.server_password = password_;
+  c.sasl_user = spec_.sasl_user;
+  c.sasl_password = sasl_password_;
+  c.nick_rules.max_len = spec_.max_nick_length;
+  c.channels = {spec_.channel};
+  c.pacing.burst = spec_.flood_burst;
+  c.pacing.interval_ms = spec_.flood_interval_ms;
+  c.max_lines_per_message = spec_.line_cap;
+  try {
+    main_ = std::make_unique<irc::Client>(std::move(c));
+  } catch (const std::exception& ex) {
+    credentials_rejected_ = true;   // a config the client refuses will not get better by retrying
+    out.events.push_back(std::string("IRC gateway not started: ") + ex.what());
+    return;
+  }
+  main_open_ = true;
+  main_joined_ = false;
+  next_connect_ms_ = now_ms;
+  out.open.push_back(0);
+}
+
+void IrcGateway::flush(int conn, irc::Client& c, std::int64_t now_ms, IrcActions& out) {
+  for (std::string& l : c.take_output()) out.send.emplace_back(conn, std::move(l));
+  for (std::string& l : c.due(now_ms)) {
+    ++counters_.lines_out;
+    out.send.emplace_back(conn, std::move(l));
+  }
+}
+
+void IrcGateway::on_connected(int conn, std::int64_t now_ms, IrcActions& out) {
+  irc::Client* c = client(conn);
+  if (c == nullptr) return;
+  for (std::string& l : c->start()) out.send.emplace_back(conn, std::move(l));
+  flush(conn, *c, now_ms, out);
+}
+
+void IrcGateway::on_data(int conn, std::string_view bytes, std::int64_t now_ms, IrcActions& out) {
+  irc::Client* c = client(conn);
+  if (c == nullptr) return;
+  std::vector<irc::Event> events = c->feed(bytes);
+  if (conn == 0) {
+    for (const irc::Event& e : events) main_event(e, now_ms, out);
+  } else {
+    const std::string room_nick = puppet_conns_[conn];
+    for (const irc::Event& e : events) puppet_event(room_nick, e, out);
+  }
+  if (irc::Client* again = client(conn)) flush(conn, *again, now_ms, out);
+}
+
+void IrcGateway::on_closed(int conn, const std::string& why, std::int64_t now_ms, IrcActions& out) {
+  if (conn == 0) {
+    if (!main_open_) return;
+    lose_irc(why, now_ms, out);
+    return;
+  }
+  auto it = puppet_conns_.find(conn);
+  if (it == puppet_conns_.end()) return;
+  const std::string nick = it->second;
+  puppet_conns_.erase(it);
+  puppets_.erase(nick);
+  // A puppet the server dropped comes back after a while, not at once.
+  puppet_retry_at_[nick] = now_ms + std::max<std::int64_t>(spec_.retry_ms, 5000);
+  out.events.push_back("IRC puppet of " + nick + " closed: " + why);
+}
+
+void IrcGateway::lose_irc(const std::string& why, std::int64_t now_ms, IrcActions& out, bool refused) {
+  if (refused) stable_ = false;
+  main_open_ = false;
+  main_joined_ = false;
+  main_.reset();
+  drop_puppets("the IRC link is down", out);
+  // The IRC users were learned through this link: they leave the room as lost.
+  std::vector<std::string> nicks;
+  for (const auto& [f, u] : irc_users_) nicks.push_back(u.nick);
+  for (const std::string& n : nicks) irc_user_left(n, "the IRC server went away", true, out);
+  if (credentials_rejected_) {
+    out.events.push_back("IRC link to " + spec_.server + ":" + std::to_string(spec_.port) + " closed: " + why +
+                         "; the server refused the credentials: not retried until restart");
+    return;
+  }
+  // The backoff starts over only after a link that got into the channel and
+  // stayed a while; a kick or a refused join keeps doubling it.
+  if (stable_) backoff_ms_ = 0;
+  stable_ = false;
+  backoff_ms_ = backoff_ms_ == 0 ? spec_.retry_ms : std::min<std::int64_t>(backoff_ms_ * 2, spec_.retry_max_ms);
+  next_connect_ms_ = now_ms + backoff_ms_;
+  out.events.push_back("IRC link to " + spec_.server + ":" + std::to_string(spec_.port) + " lost: " + why +
+                       "; reconnecting in " + std::to_string(backoff_ms_) + " ms");
+}
+
+void IrcGateway::drop_puppets(const std::string& why, IrcActions& out) {
+  for (auto& [nick, p] : puppets_) {
+    if (p->client && p->open) {
+      p->client->quit(why);
+      for (std::string& l : p->client->take_output()) out.send.emplace_back(p->conn, std::move(l));
+    }
+    out.close.push_back(p->conn);
+  }
+  puppets_.clear();
+  puppet_conns_.clear();
+}
+
+// ---- IRC -> room -----------------------------------------------------------------
+
+Element IrcGateway::presence_for(const IrcUser& u, bool available, bool join, const std::vector<int>& codes) const {
+  Element p(std::string(xmpp::kNsServer), "presence");
+  p.set_attr("from", jid_ + "/" + u.room_nick);
+  p.set_attr("to", room_ + "/" + u.room_nick);
+  if (!available) p.set_attr("type", "unavailable");
+  set_fmuc_from(p, irc_jid(u.nick));
+  if (join) {
+    if (!last_id_.empty()) {
+      // The room sends what was said after the last message we had (backfill).
+      Element& r = p.find_child("fmuc", kNsFmuc)->add_child(std::string(kNsFmuc), "resume");
+      r.set_attr("by", last_by_);
+      r.set_attr("id", last_id_);
+    }
+    Element& x = p.add_child(std::string(kNsMuc), "x");
+    x.add_child(std::string(kNsMuc), "history").set_attr("maxstanzas", "0");
+  }
+  Element& ux = p.add_child(std::string(kNsMucUser), "x");
+  Element& item = ux.add_child(std::string(kNsMucUser), "item");
+  item.set_attr("affiliation", "none");
+  item.set_attr("role", available ? "participant" : "none");
+  item.set_attr("jid", irc_jid(u.nick));
+  for (int code : codes) ux.add_child(std::string(kNsMucUser), "status").set_attr("code", std::to_string(code));
+  return p;
+}
+
+void IrcGateway::irc_user_joined(const std::string& nick, std::int64_t now_ms, IrcActions& out) {
+  if (nick.empty() || is_puppet_nick(nick) || (main_ && irc::nick_equal(nick, main_->current_nick()))) return;
+  irc::NickRules any;
+  any.max_len = 64;
+  if (!irc::is_valid_nick(nick, any)) {
+    out.events.push_back("IRC user with an invalid nick not brought into the room");
+    return;
+  }
+  const std::string f = folded(nick);
+  if (irc_users_.count(f) != 0) return;
+  if (irc_users_.size() >= kMaxIrcUsers) {
+    if (!users_capped_) out.events.push_back("IRC channel has more than " + std::to_string(kMaxIrcUsers) +
+                                             " users: the rest stay out of the room");
+    users_capped_ = true;
+    return;
+  }
+  IrcUser u;
+  u.nick = nick;
+  u.room_nick = irc::to_xmpp_text(nick);
+  irc_users_.emplace(f, u);
+  if (in_room_) {
+    out.to_room.push_back(presence_for(u, true, false, {}));
+  } else if (!join_sent_) {
+    // The first IRC user brings the gateway into the room (lazy, as FMUC nodes join).
+    join_sent_ = true;
+    join_key_ = f;
+    last_ping_ms_ = now_ms;
+    resuming_ = !last_id_.empty();
+    backfilled_ = backfill_skipped_ = 0;
+    out.to_room.push_back(presence_for(u, true, true, {}));
+    out.events.push_back("IRC channel " + spec_.channel + " has users: joining " + room_);
+  }
+}
+
+void IrcGateway::irc_user_left(const std::string& nick, const std::string& reason, bool lost, IrcActions& out) {
+  auto it = irc_users_.find(folded(nick));
+  if (it == irc_users_.end()) return;
+  IrcUser u = it->second;
+  irc_users_.erase(it);
+  if (!join_sent_) return;
+  Element p = presence_for(u, false, false, lost ? std::vector<int>{333} : std::vector<int>{});
+  if (!reason.empty()) {
+    p.add_child(std::string(xmpp::kNsServer), "status").add_text(irc::to_xmpp_text(reason));
+  }
+  out.to_room.push_back(std::move(p));
+  if (irc_users_.empty()) {
+    // The room answers the last departure with <left/>; the puppets go now.
+    drop_puppets("nobody left on IRC", out);
+    occupants_.clear();
+    in_room_ = false;
+    join_sent_ = false;
+  }
+}
+
+void IrcGateway::main_event(const irc::Event& e, std::int64_t now_ms, IrcActions& out) {
+  using K = irc::EventKind;
+  // Only the configured channel is the room's: events of any other channel the
+  // gateway finds itself in (forwarded, forced) never reach the room.
+  const bool channel_event = e.kind == K::Joined || e.kind == K::Names || e.kind == K::Parted || e.kind == K::Kicked ||
+                             e.kind == K::Topic || e.kind == K::JoinRefused ||
+                             (e.kind == K::Message && !e.private_message);
+  if (channel_event && !our_channel(e.channel)) return;
+  switch (e.kind) {
+    case K::JoinRefused:
+      out.events.push_back("IRC server refused the gateway's join of " + e.channel + " (" + e.code + ")");
+      out.close.push_back(0);
+      lose_irc("join refused", now_ms, out, true);
+      return;
+    case K::Registered:
+      out.events.push_back("IRC gateway registered as " + e.nick + " on " + spec_.server);
+      break;
+    case K::CredentialsRejected:
+      credentials_rejected_ = true;
+      out.events.push_back("IRC server refused the gateway's credentials (" + e.code + "): " + e.text);
+      break;
+    case K::NickUnavailable:
+      out.events.push_back("IRC server refused every nick the gateway tried");
+      break;
+    case K::Joined:
+      if (e.self) {
+        main_joined_ = true;
+        joined_at_ms_ = now_ms;
+        out.events.push_back("IRC gateway joined " + e.channel);
+      } else {
+        irc_user_joined(e.nick, now_ms, out);
+      }
+      break;
+    case K::Names:
+      for (const std::string& n : e.names) irc_user_joined(strip_prefix(n), now_ms, out);
+      break;
+    case K::Parted:
+      if (e.self) {
+        out.close.push_back(0);
+        lose_irc("the gateway left " + e.channel, now_ms, out, true);
+        return;
+      }
+      irc_user_left(e.nick, e.text, false, out);
+      break;
+    case K::Kicked:
+      if (e.self) {
+        out.close.push_back(0);
+        lose_irc("kicked from " + e.channel + " by " + e.by, now_ms, out, true);
+        return;
+      }
+      irc_user_left(e.nick, "kicked by " + e.by + (e.text.empty() ? "" : ": " + e.text), false, out);
+      break;
+    case K::Quit:
+      irc_user_left(e.nick, e.netsplit ? "netsplit " + e.text : e.text, e.netsplit, out);
+      break;
+    case K::NickChanged:
+      if (e.self) break;
+      if (irc_users_.count(folded(e.nick)) != 0) {
+        irc_user_left(e.nick, "now known as " + e.new_nick, false, out);
+        irc_user_joined(e.new_nick, now_ms, out);
+      }
+      break;
+    case K::Message: {
+      if (e.private_message || e.from_server || !in_room_) break;
+      auto it = irc_users_.find(folded(e.nick));
+      if (it == irc_users_.end()) break;   // a puppet, or someone not in the channel
+      Element m(std::string(xmpp::kNsServer), "message");
+      m.set_attr("from", jid_ + "/" + it->second.room_nick);
+      m.set_attr("to", room_);
+      m.set_attr("type", "groupchat");
+      m.set_attr("id", "irc-" + std::to_string(++next_id_) + "-" + std::to_string(now_ms));
+      const std::string text = irc::to_xmpp_text(e.text);
+      m.add_child(std::string(xmpp::kNsServer), "body").add_text(e.action ? "/me " + text : text);
+      set_fmuc_from(m, irc_jid(e.nick));
+      ++counters_.from_irc;
+      out.to_room.push_back(std::move(m));
+      break;
+    }
+    case K::Topic: {
+      if (e.by.empty() || !in_room_ || is_puppet_nick(e.by) || irc::nick_equal(e.by, main_->current_nick())) break;
+      auto it = irc_users_.find(folded(e.by));
+      if (it == irc_users_.end()) break;
+      Element m(std::string(xmpp::kNsServer), "message");
+      m.set_attr("from", jid_ + "/" + it->second.room_nick);
+      m.set_attr("to", room_);
+      m.set_attr("type", "groupchat");
+      m.set_attr("id", "irc-topic-" + std::to_string(++next_id_));
+      m.add_child(std::string(xmpp::kNsServer), "subject").add_text(irc::to_xmpp_text(e.text));
+      set_fmuc_from(m, irc_jid(e.by));
+      out.to_room.push_back(std::move(m));
+      break;
+    }
+    case K::Closed:
+      lose_irc("the server closed the link: " + e.text, now_ms, out);
+      return;
+    default:
+      break;
+  }
+}
+
+void IrcGateway::puppet_event(const std::string& room_nick, const irc::Event& e, IrcActions& out) {
+  using K = irc::EventKind;
+  if (e.kind == K::Message && e.private_message && !e.from_server && in_room_) {
+    // An IRC user queries an occupant: a private message through the room.
+    auto it = irc_users_.find(folded(e.nick));
+    if (it == irc_users_.end()) return;   // only users of the channel reach the room's occupants
+    Element m(std::string(xmpp::kNsServer), "message");
+    m.set_attr("from", jid_ + "/" + it->second.room_nick);
+    m.set_attr("to", room_ + "/" + room_nick);
+    m.set_attr("type", "chat");
+    m.set_attr("id", "irc-pm-" + std::to_string(++next_id_));
+    const std::string text = irc::to_xmpp_text(e.text);
+    m.add_child(std::string(xmpp::kNsServer), "body").add_text(e.action ? "/me " + text : text);
+    set_fmuc_from(m, irc_jid(e.nick));
+    ++counters_.from_irc;
+    out.to_room.push_back(std::move(m));
+  } else if (e.kind == K::CredentialsRejected || e.kind == K::NickUnavailable) {
+    // Never retried with the same credentials or nicks: this occupant stays off IRC.
+    no_puppet_.insert(room_nick);
+    out.events.push_back("IRC puppet of " + room_nick + " refused (" + e.code + "): not retried");
+  }
+}
+
+// ---- room -> IRC -----------------------------------------------------------------
+
+void IrcGateway::occupant_available(const std::string& room_nick, std::int64_t now_ms, IrcActions& out) {
+  occupants_.insert(room_nick);
+  if (!main_joined_ || puppets_.count(room_nick) != 0 || no_puppet_.count(room_nick) != 0) return;
+  if (auto r = puppet_retry_at_.find(room_nick); r != puppet_retry_at_.end()) {
+    if (now_ms < r->second) return;
+    puppet_retry_at_.erase(r);
+  }
+  if (puppets_.size() >= spec_.max_puppets) {
+    if (over_cap_.insert(room_nick).second) {
+      out.events.push_back("no IRC connection for " + room_nick + ": max-puppets (" + std::to_string(spec_.max_puppets) +
+                           ") reached");
+    }
+    return;
+  }
+  over_cap_.erase(room_nick);
+  irc::ClientConfig c;
+  irc::NickRules rules;
+  rules.max_len = spec_.max_nick_length;
+  c.nick = irc::irc_nick_for(room_nick, rules);
+  c.user = "xmpp";
+  c.realname = irc::to_xmpp_text(room_nick);
+  c.server_password = password_;
+  c.nick_rules = rules;
+  c.channels = {spec_.channel};
+  c.pacing.burst = spec_.flood_burst;
+  c.pacing.interval_ms = spec_.flood_interval_ms;
+  c.max_lines_per_message = spec_.line_cap;
+  c.max_channels = 1;
+  c.max_members = 1;
+  auto p = std::make_unique<Puppet>();
+  p->room_nick = room_nick;
+  p->conn = next_conn_++;
+  if (next_conn_ >= 1'000'000'000) next_conn_ = 1;
+  try {
+    p->client = std::make_unique<irc::Client>(std::move(c));
+  } catch (const std::exception& ex) {
+    no_puppet_.insert(room_nick);
+    out.events.push_back("no IRC connection for " + room_nick + ": " + ex.what());
+    return;
+  }
+  p->open = true;
+  puppet_conns_[p->conn] = room_nick;
+  out.open.push_back(p->conn);
+  puppets_.emplace(room_nick, std::move(p));
+  (void)now_ms;
+}
+
+void IrcGateway::occupant_gone(const std::string& room_nick, IrcActions& out) {
+  occupants_.erase(room_nick);
+  over_cap_.erase(room_nick);
+  no_puppet_.erase(room_nick);
+  puppet_retry_at_.erase(room_nick);
+  auto it = puppets_.find(room_nick);
+  if (it == puppets_.end()) return;
+  Puppet& p = *it->second;
+  p.client->quit("left the room");
+  for (std::string& l : p.client->take_output()) out.send.emplace_back(p.conn, std::move(l));
+  out.close.push_back(p.conn);
+  puppet_conns_.erase(p.conn);
+  puppets_.erase(it);
+}
+
+void IrcGateway::refuse(const Element& st, const std::string& why, IrcActions& out) {
+  ++counters_.refused;
+  if (!xmpp::may_bounce(st)) return;
+  // Not a remote-server-* condition: the room must not take it for a lost link.
+  Element e = xmpp::make_error_reply(
+      st, {xmpp::StanzaErrorCondition::RecipientUnavailable, xmpp::StanzaErrorType::Wait, why, jid_, {}});
+  e.set_attr("type", "error");
+  out.to_room.push_back(std::move(e));
+}
+
+void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out) {
+  if (bare_of(st.attr_or("from")) != room_) return;
+  const std::string nick = resource_of(st.attr_or("from"));
+  const std::string type = st.attr_or("type");
+  if (st.name() == "iq") {
+    if (type == "get") {   // the room's ping (or anything): answer empty, as a node does
+      Element r(st.ns(), "iq");
+      r.set_attr("from", st.attr_or("to"));
+      r.set_attr("to", st.attr_or("from"));
+      r.set_attr("type", "result");
+      r.set_attr("id", st.attr_or("id"));
+      out.to_room.push_back(std::move(r));
+    }
+    return;
+  }
+  if (st.name() == "presence") {
+    const FmucView f = read_fmuc(st);
+    if (type == "error") {
+      // The room refused one of our IRC users (a nick in use there): it gets
+      // one more try under "nick|irc", then stays out.
+      for (auto it = irc_users_.begin(); it != irc_users_.end(); ++it) {
+        if (it->second.room_nick != nick) continue;
+        const bool was_join = join_sent_ && !in_room_;
+        IrcUser u = it->second;
+        irc_users_.erase(it);
+        if (was_join) join_sent_ = false;
+        if (u.room_nick.find("|irc") == std::string::npos) {
+          u.room_nick += "|irc";
+          irc_users_.emplace(folded(u.nick), u);
+          if (in_room_) {
+            out.to_room.push_back(presence_for(u, true, false, {}));
+          } else if (!join_sent_) {
+            join_sent_ = true;
+            out.to_room.push_back(presence_for(u, true, true, {}));
+          }
+          out.events.push_back("IRC user " + u.nick + ": nick taken in the room, trying " + u.room_nick);
+        } else {
+          out.events.push_back("IRC user " + u.nick + " cannot enter the room: " + nick + " is taken");
+        }
+        return;
+      }
+      return;
+    }
+    if (f.kind == FmucKind::Left || f.kind == FmucKind::Reject) {
+      out.events.push_back(f.kind == FmucKind::Left ? "the IRC gateway left " + room_
+                                                    : "the room refused the IRC gateway: " + f.reject_text);
+      in_room_ = false;
+      join_sent_ = false;
+      drop_puppets("the room link closed", out);
+      occupants_.clear();
+      return;
+    }
+    if (nick.empty()) return;
+    for (const auto& [k, u] : irc_users_) {
+      if (u.room_nick == nick) return;   // one of ours, told back in the join answer
+    }
+    if (type == "unavailable") occupant_gone(nick, out);
+    else if (type.empty()) occupant_available(nick, now_ms, out);
+    return;
+  }
+  if (st.name() != "message" || type == "error") return;
+  const bool subject_only = st.find_child("subject", st.ns()) != nullptr && st.find_child("body", st.ns()) == nullptr;
+  if (subject_only) {
+    if (!in_room_ && join_sent_) {
+      // The subject ends the join answer: the gateway is in the room; the
+      // other IRC users follow.
+      in_room_ = true;
+      if (resuming_ && backfill_skipped_ != 0 && main_joined_ && main_) {
+        main_->privmsg(spec_.channel, "(" + std::to_string(backfill_skipped_) +
+                                          " more message(s) were said in the room while IRC was away)");
+        flush(0, *main_, now_ms, out);
+      }
+      resuming_ = false;
+      out.events.push_back("IRC gateway is in " + room_ + " (" + std::to_string(irc_users_.size()) + " IRC user(s))");
+      for (const auto& [k, u] : irc_users_) {
+        if (k != join_key_) out.to_room.push_back(presence_for(u, true, false, {}));
+      }
+      return;
+    }
+    if (in_room_ && main_joined_ && main_ && !nick.empty() &&
+        st.find_child("securitylabel", "urn:xmpp:sec-label:0") == nullptr) {   // a labelled subject stays off IRC
+      const Element* s = st.find_child("subject", st.ns());
+      main_->topic(spec_.channel, s->text());
+      flush(0, *main_, now_ms, out);
+    }
+    return;
+  }
+  const bool labelled = st.find_child("securitylabel", "urn:xmpp:sec-label:0") != nullptr;
+  const std::string body = body_of(st);
+  if (body.empty() || nick.empty()) return;
+  if (type == "groupchat") {
+    if (auto k = read_origin(st)) {
+      last_by_ = k->by;
+      last_id_ = k->id;
+    }
+  }
+  if (st.find_child("delay", kNsDelay) != nullptr) {
+    // History stays in the room; but what was said while IRC was away (the
+    // backfill our rejoin asked for) goes to the channel, bounded, from the
+    // gateway's own connection (the authors' puppets may not be back yet).
+    if (!resuming_ || type != "groupchat" || !main_joined_ || !main_ || labelled) return;
+    if (backfilled_ >= kMaxBackfillLines) {
+      ++backfill_skipped_;
+      return;
+    }
+    ++backfilled_;
+    main_->privmsg(spec_.channel, "[" + nick + ", while IRC was away] " + body);
+    flush(0, *main_, now_ms, out);
+    return;
+  }
+  if (labelled) {
+    // IRC carries no label, and the link's clearance is not configurable yet:
+    // a labelled message never goes to IRC (fail closed), and its author is told.
+    refuse(st, "a message with a security label is not sent to IRC (IRC carries no labels)", out);
+    return;
+  }
+  auto p = puppets_.find(nick);
+  if (!main_joined_ || p == puppets_.end()) {
+    refuse(st, main_joined_ ? "no IRC connection for you (the gateway's max-puppets is reached)"
+                            : "the IRC channel " + spec_.channel + " is not connected; your message did not reach it",
+           out);
+    return;
+  }
+  std::string target = spec_.channel;
+  if (type == "chat" || type == "normal" || type.empty()) {
+    // A private message to an IRC user, through the room.
+    const std::string to_nick = resource_of(st.attr_or("to"));
+    target.clear();
+    for (const auto& [k, u] : irc_users_) {
+      if (u.room_nick == to_nick) target = u.nick;
+    }
+    if (target.empty()) {
+      refuse(st, "no IRC user by that nick", out);
+      return;
+    }
+  } else if (type != "groupchat") {
+    return;
+  }
+  irc::Client& c = *p->second->client;
+  const bool me = body.rfind("/me ", 0) == 0;
+  const irc::SendResult r = me ? c.action(target, body.substr(4)) : c.privmsg(target, body);
+  if (!r.ok) {
+    refuse(st, "not sent to IRC: " + r.error, out);
+    return;
+  }
+  ++counters_.to_irc;
+  if (r.truncated) {
+    out.events.push_back("a message of " + nick + " was cut to " + std::to_string(r.lines) + " IRC line(s)");
+  }
+  flush(p->second->conn, c, now_ms, out);
+}
+
+void IrcGateway::tick(std::int64_t now_ms, IrcActions& out) {
+  if (main_joined_ && !stable_ && now_ms - joined_at_ms_ >= 60000) stable_ = true;
+  if (!main_open_ && !credentials_rejected_ && now_ms >= next_connect_ms_) {
+    ++counters_.reconnects;
+    connect_main(now_ms, out);
+  }
+  if (main_) flush(0, *main_, now_ms, out);
+  for (auto& [n, p] : puppets_) flush(p->conn, *p->client, now_ms, out);
+  // Puppets for occupants that arrived while IRC was away.
+  if (main_joined_) {
+    for (const std::string& n : std::set<std::string>(occupants_)) {
+      if (puppets_.count(n) == 0) occupant_available(n, now_ms, out);
+    }
+  }
+  if (join_sent_ && now_ms - last_ping_ms_ >= ping_interval_ms_) {
+    // A downstream node keeps its link alive; the room answers.
+    last_ping_ms_ = now_ms;
+    Element ping(std::string(xmpp::kNsServer), "iq");
+    ping.set_attr("from", jid_);
+    ping.set_attr("to", room_);
+    ping.set_attr("type", "get");
+    ping.set_attr("id", "irc-ping-" + std::to_string(++next_id_));
+    ping.add_child("urn:xmpp:ping", "ping");
+    out.to_room.push_back(std::move(ping));
+  }
+}
+
+void IrcGateway::shutdown(IrcActions& out) {
+  drop_puppets("gateway shutting down", out);
+  if (main_ && main_open_) {
+    main_->quit("gateway shutting down");
+    for (std::string& l : main_->take_output()) out.send.emplace_back(0, std::move(l));
+    out.close.push_back(0);
+  }
+  main_open_ = false;
+}
+
+}  // namespace portcullis::rooms

@@ -1,0 +1,278 @@
+// The IRC gateway of a room (guard/rooms/irc_gateway.h) through its room
+// service, with a scripted IRC server: what the gateway sends on each
+// connection, and what the room's users see.
+#include <map>
+
+#include "guard/rooms/room_service.h"
+#include "support.h"
+
+using namespace rooms_test;
+namespace rooms = portcullis::rooms;
+namespace config = portcullis::config;
+
+namespace {
+
+struct FakeIrc : rooms::IrcTransport {
+  std::vector<int> opened;
+  std::map<int, std::string> sent;   // everything sent per connection
+  std::vector<int> closed;
+  void open(const std::string&, int conn, const config::IrcLinkSpec&) override { opened.push_back(conn); }
+  void send(const std::string&, int conn, const std::string& bytes) override { sent[conn] += bytes; }
+  void close(const std::string&, int conn) override { closed.push_back(conn); }
+  std::vector<std::string> lines(int conn) const {
+    std::vector<std::string> v;
+    auto it = sent.find(conn);
+    if (it == sent.end()) return v;
+    std::size_t at = 0;
+    while (at < it->second.size()) {
+      const std::size_t e = it->second.find("\r\n", at);
+      if (e == std::string::npos) break;
+      v.push_back(it->second.substr(at, e - at));
+      at = e + 2;
+    }
+    return v;
+  }
+  bool sent_line(int conn, const std::string& line) const {
+    for (const auto& l : lines(conn))
+      if (l == line) return true;
+    return false;
+  }
+};
+
+config::RoomServiceSpec spec_with_irc() {
+  config::RoomServiceSpec s;
+  s.domain = "rooms.low";
+  config::RoomSpec r;
+  r.name = "ops";
+  r.subject = "ops subject";
+  config::IrcLinkSpec irc;
+  irc.server = "127.0.0.5";
+  irc.port = 6667;
+  irc.tls = false;
+  irc.channel = "#ops";
+  irc.nick = "pcgate";
+  irc.max_nick_length = 30;
+  irc.flood_burst = 100;
+  irc.flood_interval_ms = 0;
+  irc.max_puppets = 1;
+  r.irc = irc;
+  s.rooms.push_back(r);
+  return s;
+}
+
+struct Gate {
+  rooms::RoomService svc{spec_with_irc(), "key"};
+  FakeIrc irc;
+  Outputs users;   // what this side's users got
+  std::int64_t now = kT0;
+
+  void take(Outputs& out) {
+    for (auto& o : out) {
+      if (!o.to_peer) users.push_back(std::move(o));
+    }
+    out.clear();
+  }
+  void start() {
+    Outputs out;
+    svc.start_irc(&irc, now, out);
+    take(out);
+  }
+  void connected(int conn) {
+    Outputs out;
+    svc.irc_connected("ops", conn, now, out);
+    take(out);
+  }
+  void server(int conn, const std::string& lines) {
+    Outputs out;
+    svc.irc_data("ops", conn, lines, now, out);
+    take(out);
+  }
+  void user(const Element& st) {
+    Outputs out;
+    svc.on_local(st, now, out);
+    take(out);
+  }
+  void tick() {
+    now += 1000;
+    Outputs out;
+    svc.tick(now, out);
+    take(out);
+  }
+  // Registers connection `conn` as `nick` and has it join #ops with `names`.
+  void register_and_join(int conn, const std::string& nick, const std::string& names) {
+    connected(conn);
+    server(conn, ":irc-a.test 001 " + nick + " :Welcome\r\n");
+    tick();
+    server(conn, ":" + nick + "!u@h JOIN #ops\r\n:irc-a.test 353 " + nick + " = #ops :" + names +
+                     "\r\n:irc-a.test 366 " + nick + " #ops :End of NAMES list\r\n");
+  }
+};
+
+const std::string kAlice = "alice@low.test/phone";
+
+}  // namespace
+
+TEST_CASE("irc gateway: an IRC user and an XMPP user in one room, each message once, no injection",
+          "[rooms][irc]") {
+  Gate g;
+  g.start();
+  REQUIRE(g.irc.opened == std::vector<int>{0});
+  g.register_and_join(0, "pcgate", "@pcgate carl");
+  CHECK(g.irc.sent_line(0, "NICK pcgate"));
+  CHECK(g.irc.sent_line(0, "JOIN #ops"));
+  REQUIRE(g.svc.gateway("ops") != nullptr);
+  CHECK(g.svc.gateway("ops")->irc_users() == 1);
+  CHECK(g.svc.gateway("ops")->in_room());   // carl brought the gateway into the room
+
+  // alice joins: she sees carl; the gateway opens her puppet.
+  g.user(join(kAlice, "ops@rooms.low/alice"));
+  CHECK(count_presence(g.users, kAlice, "ops@rooms.low/carl", true) == 1);
+  REQUIRE(g.irc.opened == std::vector<int>{0, 1});
+  g.register_and_join(1, "alice", "alice @pcgate carl");
+  CHECK(g.irc.sent_line(1, "NICK alice"));
+
+  // carl speaks: alice gets it once, formatting removed, though every
+  // connection of the gateway saw it.
+  const std::string carl_says = ":carl!c@irc-b.test PRIVMSG #ops :hello \x02" "bold\x02 \x03" "4red\r\n";
+  g.server(0, carl_says);
+  g.server(1, carl_says);
+  CHECK(count_body(g.users, kAlice, "hello bold red") == 1);
+
+  // alice speaks with a line break and a CR: two PRIVMSGs, nothing else.
+  g.users.clear();
+  g.user(say(kAlice, "ops@rooms.low", "hi\r\nQUIT :pwned"));
+  const auto lines = g.irc.lines(1);
+  std::size_t privmsgs = 0;
+  for (const auto& l : lines) {
+    CHECK(l.rfind("QUIT", 0) != 0);
+    if (l.rfind("PRIVMSG #ops :", 0) == 0) ++privmsgs;
+  }
+  CHECK(g.irc.sent_line(1, "PRIVMSG #ops :hi"));
+  CHECK(g.irc.sent_line(1, "PRIVMSG #ops :QUIT :pwned"));
+  CHECK(privmsgs == 2);
+  CHECK(count_body(g.users, kAlice, "hi\r\nQUIT :pwned") + count_body(g.users, kAlice, "hi\nQUIT :pwned") == 1);
+
+  // A /me goes out as a CTCP ACTION.
+  g.user(say(kAlice, "ops@rooms.low", "/me waves"));
+  CHECK(g.irc.sent_line(1, "PRIVMSG #ops :\x01" "ACTION waves\x01"));
+
+  // A labelled message never reaches IRC; alice is told.
+  g.users.clear();
+  const std::size_t before = g.irc.lines(1).size();
+  g.user(say(kAlice, "ops@rooms.low", "secret words", "lab1",
+             "<securitylabel xmlns='urn:xmpp:sec-label:0'><label/></securitylabel>"));
+  CHECK(g.irc.lines(1).size() == before);
+  bool told = false;
+  for (const Element* m : sent_to(g.users, kAlice, "message")) {
+    if (m->attr_or("type") == "error" && error_condition(*m) == "recipient-unavailable") told = true;
+  }
+  CHECK(told);
+
+  // A private message from IRC to alice's puppet reaches alice through the room.
+  g.users.clear();
+  g.server(1, ":carl!c@irc-b.test PRIVMSG alice :psst\r\n");
+  bool pm = false;
+  for (const Element* m : sent_to(g.users, kAlice, "message")) {
+    if (m->attr_or("from") == "ops@rooms.low/carl" && body_of(*m) == "psst" && m->attr_or("type") == "chat") pm = true;
+  }
+  CHECK(pm);
+}
+
+TEST_CASE("irc gateway: beyond max-puppets an occupant gets no connection, and is told", "[rooms][irc]") {
+  Gate g;
+  g.start();
+  g.register_and_join(0, "pcgate", "@pcgate carl");
+  g.user(join(kAlice, "ops@rooms.low/alice"));
+  g.user(join("bob@low.test/r", "ops@rooms.low/bob"));
+  CHECK(g.irc.opened == std::vector<int>{0, 1});   // max_puppets = 1: only alice's
+  g.users.clear();
+  g.user(say("bob@low.test/r", "ops@rooms.low", "hello irc"));
+  bool told = false;
+  for (const Element* m : sent_to(g.users, "bob@low.test/r", "message")) {
+    if (m->attr_or("type") == "error") told = true;
+  }
+  CHECK(told);
+}
+
+TEST_CASE("irc gateway: the IRC server goes away: IRC users leave with 333, the gateway reconnects with backoff, "
+          "never after its credentials were refused",
+          "[rooms][irc]") {
+  Gate g;
+  g.start();
+  g.register_and_join(0, "pcgate", "@pcgate carl");
+  g.user(join(kAlice, "ops@rooms.low/alice"));
+  g.users.clear();
+  Outputs out;
+  g.svc.irc_closed("ops", 0, "peer closed", g.now, out);
+  g.take(out);
+  bool left_333 = false;
+  for (const Element* p : sent_to(g.users, kAlice, "presence")) {
+    if (p->attr_or("from") == "ops@rooms.low/carl" && is_unavailable(*p) && has_status(*p, 333)) left_333 = true;
+  }
+  CHECK(left_333);
+  CHECK(g.svc.gateway("ops")->irc_users() == 0);
+  const std::size_t opens = g.irc.opened.size();
+  g.tick();   // retry-ms 2000 (default): not yet
+  CHECK(g.irc.opened.size() == opens);
+  g.tick();
+  g.tick();
+  CHECK(g.irc.opened.size() == opens + 1);   // reconnected
+  CHECK(g.irc.opened.back() == 0);
+  // The server refuses the credentials: no more attempts, ever.
+  g.connected(0);
+  g.server(0, ":irc-a.test 464 * :Password incorrect\r\nERROR :Bad password\r\n");
+  Outputs out2;
+  g.svc.irc_closed("ops", 0, "peer closed", g.now, out2);
+  const std::size_t after = g.irc.opened.size();
+  for (int i = 0; i < 200; ++i) g.tick();
+  CHECK(g.irc.opened.size() == after);
+}
+
+TEST_CASE("irc gateway: an IRC nick taken in the room enters as nick|irc", "[rooms][irc]") {
+  Gate g;
+  g.start();
+  g.register_and_join(0, "pcgate", "@pcgate dave");
+  g.user(join(kAlice, "ops@rooms.low/alice"));
+  // bob (XMPP) is beyond max-puppets: no IRC connection holds his nick there.
+  g.user(join("bob@low.test/r", "ops@rooms.low/bob"));
+  // An IRC user named bob joins the channel.
+  g.server(0, ":bob!x@irc-b.test JOIN #ops\r\n");
+  CHECK(count_presence(g.users, kAlice, "ops@rooms.low/bob|irc", true) == 1);
+  // and never speaks as the XMPP bob.
+  g.users.clear();
+  g.server(0, ":bob!x@irc-b.test PRIVMSG #ops :i am bob\r\n");
+  for (const Element* m : chat_to(g.users, kAlice)) CHECK(m->attr_or("from") != "ops@rooms.low/bob");
+  CHECK(count_body(g.users, kAlice, "i am bob") == 1);
+}
+
+TEST_CASE("irc gateway: only the configured channel is the room's; a labelled subject stays off IRC", "[rooms][irc]") {
+  Gate g;
+  g.start();
+  g.register_and_join(0, "pcgate", "@pcgate carl");
+  g.user(join(kAlice, "ops@rooms.low/alice"));
+  // The gateway finds itself in another channel (forwarded, forced): nothing of it enters the room.
+  g.users.clear();
+  g.server(0, ":pcgate!u@h JOIN #other\r\n:mallory!m@h JOIN #other\r\n:mallory!m@h PRIVMSG #other :leak\r\n");
+  CHECK(count_body(g.users, kAlice, "leak") == 0);
+  CHECK(count_presence(g.users, kAlice, "ops@rooms.low/mallory", true) == 0);
+  CHECK(g.svc.gateway("ops")->irc_users() == 1);
+  // A labelled subject change is not sent as the channel's topic.
+  const std::size_t before = g.irc.lines(0).size();
+  g.user(parse("<message xmlns='jabber:server' type='groupchat' from='" + kAlice +
+               "' to='ops@rooms.low' id='s2'><subject>secret plans</subject>"
+               "<securitylabel xmlns='urn:xmpp:sec-label:0'><label/></securitylabel></message>"));
+  for (std::size_t i = before; i < g.irc.lines(0).size(); ++i) CHECK(g.irc.lines(0)[i].find("TOPIC") == std::string::npos);
+  // An unlabelled one is.
+  g.user(set_subject(kAlice, "ops@rooms.low", "open plans"));
+  CHECK(g.irc.sent_line(0, "TOPIC #ops :open plans"));
+}
+
+TEST_CASE("irc gateway: a kick of the gateway is a lost link, and repeated kicks back off", "[rooms][irc]") {
+  Gate g;
+  g.start();
+  g.register_and_join(0, "pcgate", "@pcgate carl");
+  g.server(0, ":op!o@h KICK #ops pcgate :go away\r\n");
+  CHECK_FALSE(g.svc.gateway("ops")->connected());
+  CHECK(g.svc.gateway("ops")->irc_users() == 0);
+  CHECK(std::find(g.irc.closed.begin(), g.irc.closed.end(), 0) != g.irc.closed.end());
+}
