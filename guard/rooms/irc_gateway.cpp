@@ -374,6 +374,8 @@ void IrcGateway::main_event(const irc::Event& e, std::int64_t now_ms, IrcActions
       m.add_child(std::string(xmpp::kNsServer), "body").add_text(e.action ? "/me " + text : text);
       set_fmuc_from(m, irc_jid(e.nick));
       ++counters_.from_irc;
+      out.audit.push_back("irc-in channel=" + spec_.channel + " from=" + irc::to_xmpp_text(e.nick) + " as=" +
+                          irc_jid(e.nick) + " id=" + m.attr_or("id") + (e.action ? " action" : "") + ": " + text);
       out.to_room.push_back(std::move(m));
       break;
     }
@@ -414,6 +416,8 @@ void IrcGateway::puppet_event(const std::string& room_nick, const irc::Event& e,
     m.add_child(std::string(xmpp::kNsServer), "body").add_text(e.action ? "/me " + text : text);
     set_fmuc_from(m, irc_jid(e.nick));
     ++counters_.from_irc;
+    out.audit.push_back("irc-in private from=" + irc::to_xmpp_text(e.nick) + " as=" + irc_jid(e.nick) + " to=" +
+                        room_nick + " id=" + m.attr_or("id") + ": " + text);
     out.to_room.push_back(std::move(m));
   } else if (e.kind == K::CredentialsRejected || e.kind == K::NickUnavailable) {
     // Never retried with the same credentials or nicks: this occupant stays off IRC.
@@ -642,6 +646,13 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
     return;
   }
   ++counters_.to_irc;
+  {
+    // One XMPP message, the N IRC lines it became (what the puppet will send).
+    std::string rec = "irc-out " + std::string(target == spec_.channel ? "channel=" : "private to=") + target +
+                      " from=" + nick + " as=" + c.current_nick() + " id=" + st.attr_or("id") +
+                      " lines=" + std::to_string(r.lines) + (r.truncated ? " truncated" : "") + ": " + body;
+    out.audit.push_back(std::move(rec));
+  }
   if (r.truncated) {
     out.events.push_back("a message of " + nick + " was cut to " + std::to_string(r.lines) + " IRC line(s)");
   }

@@ -50,6 +50,9 @@ struct IrcActions {
   std::vector<int> close;                         // close connection N after what was sent
   std::vector<xmpp::Element> to_room;             // FMUC stanzas for the room (from jid())
   std::vector<std::string> events;                // log lines
+  // Audit records (the edge sends them to the archive, not to the log): each
+  // room message sent to IRC with the lines it became, each IRC message taken in.
+  std::vector<std::string> audit;
 };
 
 struct IrcGatewayCounters {

@@ -43,6 +43,7 @@ RoomService::RoomService(const config::RoomServiceSpec& spec, std::string occupa
 
 void RoomService::apply(const std::string& room, IrcActions& a, std::int64_t now, Outputs& out) {
   for (auto& e : a.events) gateway_events_.push_back(room + "@" + domain_ + " (IRC): " + e);
+  for (auto& e : a.audit) gateway_audit_.push_back("room " + room + "@" + domain_ + " " + e);
   if (transport_ != nullptr) {
     IrcGateway& g = *gateways_.at(room);
     for (int c : a.open) transport_->open(room, c, g.spec());
@@ -125,6 +126,12 @@ void RoomService::irc_closed(const std::string& room, int conn, const std::strin
   g->second->on_closed(conn, why, now, a);
   apply(room, a, now, out);
   route_gateways(now, out);
+}
+
+std::vector<std::string> RoomService::take_audit() {
+  std::vector<std::string> v = std::move(gateway_audit_);
+  gateway_audit_.clear();
+  return v;
 }
 
 std::vector<const config::IrcLinkSpec*> RoomService::irc_links() const {

@@ -56,6 +56,8 @@ class RoomService {
   void irc_closed(const std::string& room, int conn, const std::string& why, std::int64_t now_ms, Outputs& out);
   const IrcGateway* gateway(const std::string& room) const;
   std::vector<const config::IrcLinkSpec*> irc_links() const;
+  // Audit records of the IRC gateways since the last call ("room JID irc-in/irc-out ...").
+  std::vector<std::string> take_audit();
   // The domain of the gateways' JIDs ("irc." + domain()): never routed to S2S.
   const std::string& gateway_domain() const { return gateway_domain_; }
 
@@ -78,6 +80,7 @@ class RoomService {
   std::map<std::string, std::unique_ptr<IrcGateway>> gateways_;   // room localpart -> gateway
   IrcTransport* transport_ = nullptr;
   std::vector<std::string> gateway_events_;
+  std::vector<std::string> gateway_audit_;
 };
 
 // Room settings from the config's <room>.

@@ -97,6 +97,19 @@ rooms::RoomService* EdgeServer::service_for(std::string_view domain) const {
 void EdgeServer::room_events() {
   for (auto& svc : rooms_) {
     for (const auto& e : svc->take_events()) connection_event("room " + e);
+    // IRC traffic into and out of the rooms: to the archive (it holds message
+    // text, so never to the log).
+    for (const auto& a : svc->take_audit()) {
+      if (!to_filter_) continue;   // a standalone node has no archive
+      ipc::Frame f;
+      f.header.kind = ipc::FrameKind::Event;
+      f.header.direction = outgoing_;
+      f.header.auth = ipc::AuthMethod::Internal;
+      f.header.seq = next_seq_++;
+      f.header.arrival_unix_us = unix_now_us();
+      f.body = a.substr(0, 4096);
+      to_filter_(f);
+    }
   }
 }
 

@@ -23,11 +23,13 @@ python3-irc users.
 6. the IRC server restarted mid-conversation: bob sees carl leave (333); when the
    server is back the gateway reconnects by itself, carl rejoins, what the room
    said meanwhile reaches the channel once (bounded), and chat crosses again;
-7. the audit archive verifies and holds the IRC user's messages crossing.
+7. the audit archive verifies and holds the IRC user's messages crossing, and
+   every IRC message in and room message out (irc-in / irc-out records, a long
+   message with the number of IRC lines it became).
 """
 
+import json
 import os
-import shutil
 import sys
 import time
 
@@ -168,6 +170,20 @@ def test(ctx):
     # 7. the archive
     m, _ = auditing.verify_ok(ctx.build_dir, auditing.archive_dir(fed), auditing.pubkey(fed))
     ctx.step("the audit archive verifies: %s records" % m.group(1))
+    # IRC traffic in and out of the room is in the archive, one XMPP message
+    # with the number of IRC lines it became.
+    recs = auditing.export_json(ctx.build_dir, auditing.archive_dir(fed), key=auditing.pubkey(fed))
+    events = [r for r in recs if r["type"] != "decision"]
+    texts = [json.dumps(r["record"]) for r in events]
+    irc_in = [t for t in texts if '"irc-in"' in t and "hello from IRC" in t]
+    check(len(irc_in) == 1, "the archive holds %d irc-in record(s) of carl's message" % len(irc_in))
+    check("carl@irc." in irc_in[0], "the irc-in record does not name carl's gateway address: %s" % irc_in[0][:300])
+    long_out = [t for t in texts if '"irc-out"' in t and "word000" in t]
+    check(len(long_out) == 1 and ("lines=%d" % len(got)) in long_out[0],
+          "the archive does not map the long message to its %d IRC lines: %s" % (len(got), [t[:200] for t in long_out]))
+    check(any('"irc-out"' in t and "private to=carl" in t and "a private word" in t for t in texts),
+          "the archive lacks alice's private message to carl")
+    ctx.step("the archive holds each IRC message in (irc-in) and each room message out with its IRC lines (irc-out)")
 
 
 if __name__ == "__main__":
