@@ -441,6 +441,8 @@ Side build_side(const Checker& c, const Node& n, bool reads, const std::string& 
       s.max_attributes = c.number<std::size_t>(ch, "max-attributes");
       s.max_queue = c.number<std::size_t>(ch, "max-queue");
       s.max_inbound = c.number<std::size_t>(ch, "max-inbound");
+      s.flow_window = c.number<std::size_t>(ch, "flow-window");
+      s.overload_wait_ms = c.number<std::uint32_t>(ch, "overload-wait-ms");
     } else if (ch.name == "peer") {
       Peer p;
       p.domain_pattern = c.pattern(ch, "domain");

@@ -119,6 +119,11 @@ struct Side {
   std::uint32_t queue_timeout_ms = 30000;         // stanzas waiting for a link
   std::size_t max_queue = 1000;                   // per outbound link
   std::size_t max_inbound = 512;                  // inbound connections open at once
+  // Flow control: stanzas of one inbound stream the boundary may hold at once
+  // (unconfirmed by the far edge); beyond it the stream is not read. A stream
+  // that cannot be read for overload_wait_ms has what it sends bounced.
+  std::size_t flow_window = 512;
+  std::uint32_t overload_wait_ms = 10000;
   // Parser limits for streams on this side.
   std::size_t max_stanza_bytes = 262144;
   std::size_t max_depth = 32;

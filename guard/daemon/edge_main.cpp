@@ -48,6 +48,7 @@ int run_edge(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
     channel = std::make_unique<ipc::FrameChannel>(loop, fd);
     ipc::FrameChannel::Callbacks cb;
     cb.on_frame = [&](ipc::Frame&& f) { server->on_filter_frame(f); };
+    cb.on_drained = [&] { server->filter_drained(); };
     cb.on_closed = [&](const std::string& reason) {
       server->filter_lost(reason);
       // The channel object is dropped on the next iteration (we are inside it).
@@ -58,7 +59,11 @@ int run_edge(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
     channel->set_callbacks(std::move(cb));
     channel->start();
     ipc::FrameChannel* raw = channel.get();
-    server->set_filter([raw](const ipc::Frame& f) { return raw->send(f); });
+    s2s::FilterPort port;
+    port.send = [raw](const ipc::Frame& f) { return raw->send(f); };
+    port.send_control = [raw](const ipc::Frame& f) { return raw->send_control(f); };
+    port.congested = [raw] { return raw->congested(); };
+    server->set_filter(std::move(port));
   };
   // A node has no filter: nothing it receives can leave but over S2S to its peers.
   if (!node) attach(args.fds.ipc_fd);

@@ -78,7 +78,11 @@ FilterProcess::FilterProcess(net::EventLoop& loop, audit::AuditArchive& archive,
                              Logger& log, Boundary boundary)
     : loop_(loop), archive_(archive), boundary_(std::move(boundary)), max_stanza_bytes_(max_stanza_bytes), log_(log) {}
 
-FilterProcess::~FilterProcess() { *alive_ = false; }
+FilterProcess::~FilterProcess() {
+  *alive_ = false;
+  if (sweep_timer_) loop_.cancel_timer(sweep_timer_);
+  if (summary_timer_) loop_.cancel_timer(summary_timer_);
+}
 
 void FilterProcess::replace_pipelines(policy::Pipeline low_to_high, policy::Pipeline high_to_low, PolicyIdentity id,
                                       std::shared_ptr<const void> owner) {
@@ -98,11 +102,22 @@ void FilterProcess::attach_low(int fd) { attach(true, fd); }
 void FilterProcess::attach_high(int fd) { attach(false, fd); }
 
 void FilterProcess::attach(bool low, int fd) {
+  if (summary_timer_ == 0) log_summary();
+  if (sweep_timer_ == 0) sweep_awaiting();
+  if (channel_up(low)) far_gone(low, "its channel was replaced");
   auto ch = std::make_unique<ipc::FrameChannel>(loop_, fd);
   ipc::FrameChannel::Callbacks cb;
   cb.on_frame = [this, low](ipc::Frame&& f) { on_frame(low, std::move(f)); };
+  // Flow control: while this edge's channel is full, the other edge's channel
+  // is not read (its edge then holds its own streams back).
+  cb.on_drained = [this, low] {
+    auto& other = low ? high_ : low_;
+    if (other) other->set_reading(true);
+  };
   cb.on_closed = [this, low](const std::string& reason) {
     LogLine(log_, LogLevel::Warning) << "channel to edge(" << (low ? "low" : "high") << ") closed: " << reason;
+    far_gone(low, "its channel closed: " + reason);
+    if (auto& other = low ? high_ : low_) other->set_reading(true);
     // Destroy later: we are inside the channel's callback.
     auto alive = alive_;
     loop_.post([this, alive, low] {
@@ -114,6 +129,7 @@ void FilterProcess::attach(bool low, int fd) {
   ch->set_callbacks(std::move(cb));
   ch->start();
   (low ? low_ : high_) = std::move(ch);
+  if (auto& other = low ? high_ : low_) other->set_reading(true);
   LogLine(log_, LogLevel::Info) << "channel to edge(" << (low ? "low" : "high") << ") attached";
 }
 
@@ -127,6 +143,110 @@ bool FilterProcess::send_to(bool low, const ipc::Frame& f) {
   return ch && ch->is_open() && ch->send(f);
 }
 
+bool FilterProcess::send_control_to(bool low, const ipc::Frame& f) {
+  auto& ch = low ? low_ : high_;
+  return ch && ch->is_open() && ch->send_control(f);
+}
+
+void FilterProcess::send_ack(bool to_low, std::uint64_t seq) {
+  ipc::Frame ack;
+  ack.header.kind = ipc::FrameKind::Ack;
+  ack.header.seq = seq;
+  send_control_to(to_low, ack);
+}
+
+void FilterProcess::on_far_ack(bool from_low, const ipc::Frame& f) {
+  // An edge confirms what was released to it: the direction of such a frame
+  // points at that edge. Anything else names nothing this filter gave it.
+  const bool to_this_edge = f.header.direction == (from_low ? ipc::Direction::HighToLow : ipc::Direction::LowToHigh);
+  auto it = to_this_edge ? awaiting_.find({!from_low, f.header.seq}) : awaiting_.end();
+  if (it == awaiting_.end()) {
+    ++counters_.unknown_acks;
+    return;
+  }
+  ++counters_.far_confirmed;
+  send_ack(!from_low, f.header.seq);
+  awaiting_.erase(it);
+}
+
+void FilterProcess::in_doubt(const InFlight& s, const std::string& why, bool bounce) {
+  ++counters_.far_in_doubt;
+  audit::ConnectionEvent ev;
+  ev.kind = "in-doubt";
+  ev.side = s.from_low ? "high" : "low";
+  ev.peer = peer_info(s.header);
+  ev.text = "in-doubt: frame seq=" + std::to_string(s.header.seq) + " " + (s.stanza ? s.stanza->name() : "?") +
+            " id=" + (s.stanza ? s.stanza->attr_or("id") : "") + " from=" + (s.stanza ? s.stanza->attr_or("from") : "") +
+            " to=" + (s.stanza ? s.stanza->attr_or("to") : "") + " was released to edge(" +
+            (s.from_low ? "high" : "low") + "), which " + why +
+            (bounce ? "; bounced to its sender (remote-server-timeout)" : "; its sender was not told");
+  audit::Record r;
+  r.body = std::move(ev);
+  archive_.append(std::move(r), [](audit::AppendResult) {});
+  if (bounce && s.stanza) {
+    send_error(s.from_low, *s.stanza, {StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
+                                       "far side of the boundary unavailable", {}, {}});
+  }
+}
+
+void FilterProcess::far_gone(bool low, const std::string& reason) {
+  // Released to edge `low`, never confirmed: the edge may or may not have
+  // delivered it before it went. The record says so; the sender hears of it,
+  // and its stream gets its credit back.
+  std::size_t n = 0;
+  for (auto it = awaiting_.begin(); it != awaiting_.end();) {
+    if (it->first.first == low) {   // sent by the other edge: released to `low`
+      ++it;
+      continue;
+    }
+    in_doubt(*it->second.s, "went away before confirming it took it (" + reason + ")", true);
+    send_ack(it->first.first, it->first.second);
+    it = awaiting_.erase(it);
+    ++n;
+  }
+  if (n > 0) {
+    LogLine(log_, LogLevel::Warning) << n << " released stanza(s) not confirmed by edge(" << (low ? "low" : "high")
+                                     << ") before it went: recorded as in doubt, senders told";
+  }
+}
+
+void FilterProcess::sweep_awaiting() {
+  const auto now = loop_.now();
+  for (auto it = awaiting_.begin(); it != awaiting_.end();) {
+    if (now - it->second.since < kFarConfirmTimeout) {
+      ++it;
+      continue;
+    }
+    in_doubt(*it->second.s, "did not confirm it within " + std::to_string(kFarConfirmTimeout.count()) + " s", false);
+    send_ack(it->first.first, it->first.second);
+    it = awaiting_.erase(it);
+  }
+  auto alive = alive_;
+  sweep_timer_ = loop_.add_timer(std::chrono::seconds(5), [this, alive] {
+    if (!*alive) return;
+    sweep_timer_ = 0;
+    sweep_awaiting();
+  });
+}
+
+void FilterProcess::log_summary() {
+  // Each decision is in the archive; the log gets a line a minute (released
+  // decisions are logged one by one at debug level only).
+  if (counters_.released != summarised_released_ || counters_.rejected != summarised_rejected_) {
+    LogLine(log_, LogLevel::Info) << "decisions in the last minute: " << (counters_.released - summarised_released_)
+                                  << " released, " << (counters_.rejected - summarised_rejected_) << " rejected; "
+                                  << awaiting_.size() << " awaiting the far edge, " << pending_ << " being decided";
+    summarised_released_ = counters_.released;
+    summarised_rejected_ = counters_.rejected;
+  }
+  auto alive = alive_;
+  summary_timer_ = loop_.add_timer(std::chrono::seconds(60), [this, alive] {
+    if (!*alive) return;
+    summary_timer_ = 0;
+    log_summary();
+  });
+}
+
 void FilterProcess::send_error(bool to_low, const xmpp::Element& stanza, const xmpp::StanzaError& err) {
   if (!xmpp::may_bounce(stanza)) return;
   ipc::Frame e;
@@ -135,7 +255,7 @@ void FilterProcess::send_error(bool to_low, const xmpp::Element& stanza, const x
   e.header.auth = ipc::AuthMethod::Internal;
   e.header.seq = out_seq_++;
   e.body = xmpp::make_error_reply(stanza, err).serialize();
-  if (send_to(to_low, e)) ++counters_.errors_sent;
+  if (send_control_to(to_low, e)) ++counters_.errors_sent;
 }
 
 void FilterProcess::on_event(bool from_low, const ipc::Frame& f) {
@@ -155,7 +275,11 @@ void FilterProcess::on_frame(bool from_low, ipc::Frame&& f) {
     ipc::Frame pong;
     pong.header.kind = FrameKind::Pong;
     pong.header.seq = f.header.seq;
-    send_to(from_low, pong);
+    send_control_to(from_low, pong);
+    return;
+  }
+  if (f.header.kind == FrameKind::Ack) {
+    on_far_ack(from_low, f);
     return;
   }
   if (f.header.kind == FrameKind::Event) {
@@ -347,6 +471,14 @@ void FilterProcess::act(const std::shared_ptr<InFlight>& s, const audit::AppendR
     if (send_to(!s->from_low, out)) {
       ++counters_.released;
       outcome = "released";
+      // The sender's Ack waits for the far edge to confirm it took the stanza.
+      awaiting_[{s->from_low, s->header.seq}] = Awaiting{s, loop_.now()};
+      auto& far = s->from_low ? high_ : low_;
+      auto& near = s->from_low ? low_ : high_;
+      if (far && far->congested() && near) {
+        ++counters_.near_pauses;
+        near->set_reading(false);
+      }
     } else {
       // The far edge vanished between the record and now: the record says
       // released, this line and the error say it did not cross.
@@ -363,16 +495,15 @@ void FilterProcess::act(const std::shared_ptr<InFlight>& s, const audit::AppendR
     // safely (frame_check.h); otherwise the record and the log are all.
     if (s->stanza && (s->refused.empty() || s->sender_verified)) send_error(s->from_low, *s->stanza, s->error);
   }
-  ipc::Frame ack;
-  ack.header.kind = ipc::FrameKind::Ack;
-  ack.header.seq = s->header.seq;
-  send_to(s->from_low, ack);
+  if (outcome != "released") send_ack(s->from_low, s->header.seq);
   log_decision(*s, outcome, r.ok ? std::to_string(r.seq) : std::string("none"));
 }
 
 void FilterProcess::log_decision(const InFlight& s, const std::string& outcome, const std::string& audit_seq) {
+  // Released: debug only (the archive is the record, log_summary() counts
+  // them); refusals stay at warning.
   const bool released = s.release;
-  if (!log_.enabled(released ? LogLevel::Info : LogLevel::Warning)) return;
+  if (!log_.enabled(released ? LogLevel::Debug : LogLevel::Warning)) return;
   std::ostringstream trail;
   for (const auto& t : s.decision.trail) {
     trail << ' ' << t.filter << '=' << policy::to_string(t.verdict.kind);
@@ -383,7 +514,7 @@ void FilterProcess::log_decision(const InFlight& s, const std::string& outcome, 
   const std::string rule = !s.refused.empty() ? std::string(kFrameConsistencyRule) + "(" + s.refused_check + ")"
                            : !s.decision.final_verdict.rule_id.empty() ? s.decision.final_verdict.rule_id
                                                                         : "-";
-  LogLine(log_, released ? LogLevel::Info : LogLevel::Warning)
+  LogLine(log_, released ? LogLevel::Debug : LogLevel::Warning)
       << "decision seq=" << s.header.seq << ' ' << ipc::to_string(s.header.direction) << " peer=" << s.header.peer_domain
       << " auth=" << ipc::to_string(s.header.auth) << ' ' << (s.stanza ? s.stanza->name() : std::string("?"))
       << " from=" << (s.stanza ? s.stanza->attr_or("from") : "") << " to=" << (s.stanza ? s.stanza->attr_or("to") : "")

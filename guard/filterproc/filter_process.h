@@ -26,7 +26,9 @@
 // Connection events from the edges (Event frames) become connection records.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -48,6 +50,10 @@ struct FilterCounters {
   std::uint64_t error_texts_removed = 0;   // released error stanzas rewritten (error_text.h)
   std::uint64_t guard_blocks = 0;     // released by the policy, blocked by a guard
   std::uint64_t audit_failures = 0;   // records that could not be made durable
+  std::uint64_t far_confirmed = 0;    // released stanzas the far edge confirmed it took
+  std::uint64_t far_in_doubt = 0;     // released, never confirmed (far edge lost or timed out)
+  std::uint64_t unknown_acks = 0;     // confirmations for nothing this filter released
+  std::uint64_t near_pauses = 0;      // times a near channel stopped being read (far one full)
 };
 
 // Which policy decided: its officer's version string and the SHA-256 of the file.
@@ -86,6 +92,11 @@ class FilterProcess {
 
   const FilterCounters& counters() const { return counters_; }
   std::size_t pending() const { return pending_; }
+  // Released stanzas the far edge has not confirmed yet (flow control).
+  std::size_t awaiting_far() const { return awaiting_.size(); }
+  // A released stanza the far edge does not confirm within this time is
+  // recorded as in doubt and its sender's credit given back.
+  static constexpr std::chrono::seconds kFarConfirmTimeout{120};
 
  private:
   struct InFlight;
@@ -97,6 +108,14 @@ class FilterProcess {
   void act(const std::shared_ptr<InFlight>& s, const audit::AppendResult& r);
   void send_error(bool to_low, const xmpp::Element& stanza, const xmpp::StanzaError& err);
   bool send_to(bool low, const ipc::Frame& f);
+  bool send_control_to(bool low, const ipc::Frame& f);
+  void send_ack(bool to_low, std::uint64_t seq);
+  void on_far_ack(bool from_low, const ipc::Frame& f);
+  // Edge `low` (true) or high is gone: what it was given and never confirmed is in doubt.
+  void far_gone(bool low, const std::string& reason);
+  void in_doubt(const InFlight& s, const std::string& why, bool bounce);
+  void sweep_awaiting();
+  void log_summary();
   bool channel_up(bool low) const;
   void log_decision(const InFlight& s, const std::string& outcome, const std::string& audit_seq);
 
@@ -113,6 +132,16 @@ class FilterProcess {
   std::unique_ptr<ipc::FrameChannel> low_, high_;
   std::uint64_t out_seq_ = 1;
   std::size_t pending_ = 0;            // stanzas between decision and action
+  // Released, not yet confirmed by the far edge, by (sender is low, frame seq):
+  // the sender's edge gets its Ack (and its stream its credit) only then.
+  struct Awaiting {
+    std::shared_ptr<InFlight> s;
+    net::TimePoint since;
+  };
+  std::map<std::pair<bool, std::uint64_t>, Awaiting> awaiting_;
+  net::TimerId sweep_timer_ = 0;
+  net::TimerId summary_timer_ = 0;
+  std::uint64_t summarised_released_ = 0, summarised_rejected_ = 0;
   FilterCounters counters_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -182,4 +182,12 @@ std::optional<Frame> FrameDecoder::next() {
   return f;
 }
 
+Frame taken_ack(const Frame& released) {
+  Frame f;
+  f.header.kind = FrameKind::Ack;
+  f.header.direction = released.header.direction;
+  f.header.seq = released.header.seq;
+  return f;
+}
+
 }  // namespace portcullis::ipc

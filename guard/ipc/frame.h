@@ -85,6 +85,11 @@ bool fits(const Frame& f, const FrameLimits& limits);
 // 65535 bytes would be cut to keep the byte stream in sync, never overflow.
 std::string encode(const Frame& f);
 
+// The confirmation an edge sends the filter for a released stanza frame it has
+// taken (written to a link, or bounced): an Ack carrying the released frame's
+// direction and sequence number (flow control, docs/guard-protocol.md).
+Frame taken_ack(const Frame& released);
+
 // Incremental decoder for a byte stream carrying frames back to back.
 class FrameDecoder {
  public:

@@ -20,10 +20,14 @@ struct FrameChannel::Impl {
   bool open = true;
   bool started = false;
   bool want_write = false;
+  bool reading = true;
+  bool drain_armed = false;
   Counters counters;
   // Shared liveness token: callbacks may destroy the channel, so code that runs
   // after a callback checks this before touching `this` again.
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+
+  bool send(const Frame& f, std::size_t limit);
 
   Impl(net::EventLoop& l, int f, Options o)
       : loop(l), fd(f), options(o), decoder(o.limits) {}
@@ -33,9 +37,20 @@ struct FrameChannel::Impl {
   void update_watch() {
     if (!open || !started) return;
     const bool need = pending() > 0;
-    if (need == want_write) return;
+    if (need == want_write && reading == want_read) return;
     want_write = need;
-    loop.modify(fd, net::kReadable | (need ? net::kWritable : 0u));
+    want_read = reading;
+    loop.modify(fd, (reading ? net::kReadable : 0u) | (need ? net::kWritable : 0u));
+  }
+  bool want_read = true;
+
+  void check_drain() {
+    if (!drain_armed || pending() > options.high_water / 4) return;
+    drain_armed = false;
+    if (cb.on_drained) {
+      auto f = cb.on_drained;
+      f();
+    }
   }
 
   void shutdown_fd() {
@@ -86,10 +101,13 @@ struct FrameChannel::Impl {
       const std::string err = flush();
       if (!err.empty()) return fail(err);
       update_watch();
+      std::weak_ptr<bool> token = alive;
+      check_drain();
+      if (token.expired() || !open) return;
     }
     // A hangup still goes through read(), which finds the EOF or the error and
     // delivers whatever complete frames arrived before it.
-    if (events & (net::kReadable | net::kHangup)) read_and_deliver();
+    if ((events & net::kHangup) || (reading && (events & net::kReadable))) read_and_deliver();
   }
 
   void read_and_deliver() {
@@ -119,7 +137,9 @@ struct FrameChannel::Impl {
     // Deliver every complete frame before reporting the end, so nothing the peer
     // sent before closing is lost.
     std::weak_ptr<bool> token = alive;
-    while (open) {
+    // Paused by the owner from inside on_frame: the rest waits in the decoder
+    // (delivered by set_reading(true)), unless the peer is gone.
+    while (open && (reading || eof || !read_error.empty())) {
       std::optional<Frame> f = decoder.next();
       if (!f) break;
       ++counters.frames_in;
@@ -130,6 +150,7 @@ struct FrameChannel::Impl {
       }
     }
     if (!open) return;
+    if (!reading && !eof && read_error.empty()) return;
     if (decoder.failed()) return fail("malformed frame from peer: " + decoder.error());
     if (!read_error.empty()) return fail(read_error);
     if (eof) {
@@ -163,18 +184,38 @@ void FrameChannel::start() {
   i.started = true;
   i.want_write = i.pending() > 0;
   Impl* self = &i;
-  i.loop.watch(i.fd, net::kReadable | (i.want_write ? net::kWritable : 0u),
+  i.want_read = i.reading;
+  i.loop.watch(i.fd, (i.reading ? net::kReadable : 0u) | (i.want_write ? net::kWritable : 0u),
                [self](std::uint32_t ev) { self->on_events(ev); });
 }
 
-bool FrameChannel::send(const Frame& f) {
+bool FrameChannel::send(const Frame& f) { return impl_->send(f, impl_->options.max_output); }
+bool FrameChannel::send_control(const Frame& f) { return impl_->send(f, 2 * impl_->options.max_output); }
+bool FrameChannel::congested() const { return impl_->pending() > impl_->options.high_water; }
+
+void FrameChannel::set_reading(bool on) {
   Impl& i = *impl_;
+  if (i.reading == on) return;
+  i.reading = on;
+  i.update_watch();
+  if (on && i.open && i.started) {
+    // Frames already decoded but held back by the pause: epoll will not report them.
+    std::weak_ptr<bool> token = i.alive;
+    Impl* self = &i;
+    i.loop.post([token, self] {
+      if (!token.expired() && self->open && self->reading) self->read_and_deliver();
+    });
+  }
+}
+
+bool FrameChannel::Impl::send(const Frame& f, std::size_t limit) {
+  Impl& i = *this;
   if (!i.open || !fits(f, i.options.limits)) {
     ++i.counters.send_refused;
     return false;
   }
   std::string bytes = encode(f);
-  if (i.pending() + bytes.size() > i.options.max_output) {
+  if (i.pending() + bytes.size() > limit) {
     ++i.counters.send_refused;
     return false;
   }
@@ -195,6 +236,7 @@ bool FrameChannel::send(const Frame& f) {
     return true;
   }
   i.update_watch();
+  if (i.pending() > i.options.high_water) i.drain_armed = true;
   return true;
 }
 

@@ -28,6 +28,10 @@ class FrameChannel {
   struct Options {
     FrameLimits limits;                           // for decoding and for send()
     std::size_t max_output = 8 * 1024 * 1024;     // bytes buffered, not yet written
+    // Flow control: above high_water the channel is congested() and the owner
+    // holds its senders back; on_drained fires when the buffer is down to
+    // high_water / 4 again.
+    std::size_t high_water = 2 * 1024 * 1024;
   };
 
   struct Callbacks {
@@ -35,6 +39,9 @@ class FrameChannel {
     std::function<void(Frame&&)> on_frame;
     // Called once when the channel ends by itself (EOF, error, malformed frame).
     std::function<void(const std::string& reason)> on_closed;
+    // Called (from the loop) when a congested channel has drained to a quarter
+    // of high_water. May call send() or set_reading().
+    std::function<void()> on_drained;
   };
 
   struct Counters {
@@ -63,6 +70,15 @@ class FrameChannel {
   // max_output. Never calls a callback synchronously: a write error found here
   // is reported through on_closed from the loop.
   bool send(const Frame& f);
+  // A control frame (ack, event, error reply, pong): it answers traffic the
+  // peer already holds back for, so it may use up to twice max_output rather
+  // than be refused while stanzas are.
+  bool send_control(const Frame& f);
+  // Above high_water: the owner should stop feeding the channel until on_drained.
+  bool congested() const;
+  // Flow control on the receiving side: false stops reading frames (the
+  // socketpair fills, and the peer's channel becomes congested).
+  void set_reading(bool on);
 
   // Closes now, dropping unsent output; on_closed is not called.
   void close();

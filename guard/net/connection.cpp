@@ -130,6 +130,9 @@ struct Connection::Impl {
   TimerId linger_timer = 0;
   bool doomed = false;  // a close is already posted; ignore I/O until then
   bool peer_eof = false;  // the peer closed its side; stop reading
+  bool paused = false;    // flow control: the owner stopped reading (set_reading)
+  bool drain_armed = false;
+  std::size_t drain_mark = 0;
   std::string eof_reason;  // set when we flush our last bytes after the peer's EOF
 
   Impl(EventLoop& l, int f, Endpoint p) : loop(l), fd(f), peer(std::move(p)) {}
@@ -163,7 +166,7 @@ struct Connection::Impl {
     std::uint32_t want = 0;
     switch (tls) {
       case Tls::None:
-        want = (peer_eof ? 0u : kReadable) | (out_pending() ? kWritable : 0u);
+        want = (peer_eof || paused ? 0u : kReadable) | (out_pending() ? kWritable : 0u);
         break;
       case Tls::Pending:
         // Stop reading: what the peer sends next is its TLS handshake.
@@ -173,7 +176,7 @@ struct Connection::Impl {
         want = hs_wants_write ? kWritable : kReadable;
         break;
       case Tls::Established:
-        want = peer_eof ? 0u : kReadable;
+        want = peer_eof || paused ? 0u : kReadable;
         // Ask for writability only when a write can make progress, never just
         // because the socket is writable (that would spin on EPOLLOUT).
         if ((app_pending() && !write_wants_read) || read_wants_write || tls_shutdown_pending) want |= kWritable;
@@ -206,7 +209,9 @@ struct Connection::Impl {
     switch (tls) {
       case Tls::None:
         if (ev & kWritable) flush_plain();
-        if (!closed() && !peer_eof && (ev & (kReadable | kHangup))) read_plain();
+        // Paused, a hangup is still read: it ends in the EOF or the error
+        // (and epoll would otherwise report it again and again).
+        if (!closed() && !peer_eof && ((ev & kHangup) || (!paused && (ev & kReadable)))) read_plain(ev & kHangup);
         break;
       case Tls::Pending:
         flush_plain();
@@ -225,11 +230,23 @@ struct Connection::Impl {
       case Tls::Established:
         // Try both directions: either may be unblocked by the other
         // (WANT_READ in a write, WANT_WRITE in a read).
-        if (!peer_eof) tls_read();
+        if (!peer_eof && (!paused || (ev & kHangup))) tls_read(ev & kHangup);
         if (!closed()) tls_write();
         break;
     }
     if (!closed()) update_interest();
+    if (!closed()) check_drain();
+  }
+
+  std::size_t pending() const { return (out.size() - out_off) + (app_out.size() - app_off); }
+
+  void check_drain() {
+    if (!drain_armed || pending() > drain_mark) return;
+    drain_armed = false;
+    if (cb.on_drained) {
+      auto f = cb.on_drained;  // the owner may replace the callbacks inside
+      f();
+    }
   }
 
   void flush_plain() {
@@ -248,10 +265,10 @@ struct Connection::Impl {
     if (!out_pending() && state == State::Closing && tls == Tls::None) finish_close();
   }
 
-  void read_plain() {
+  void read_plain(bool hangup = false) {
     char buf[kReadChunk];
     std::size_t total = 0;
-    while (total < kReadBudget) {
+    while (total < kReadBudget && (!paused || hangup)) {
       ssize_t n = ::recv(fd, buf, sizeof buf, 0);
       if (n > 0) {
         total += static_cast<std::size_t>(n);
@@ -429,12 +446,13 @@ struct Connection::Impl {
     }
   }
 
-  void tls_read() {
+  void tls_read(bool hangup = false) {
     char buf[kReadChunk];
     std::size_t total = 0;
     // Past the budget, keep going only while OpenSSL holds already-received
-    // bytes: epoll would never report those.
-    while (total < kReadBudget || SSL_has_pending(ssl.get())) {
+    // bytes: epoll would never report those (set_reading(true) posts a read
+    // for what a pause left there).
+    while ((total < kReadBudget || SSL_has_pending(ssl.get())) && (!paused || hangup)) {
       ERR_clear_error();
       errno = 0;
       int n = SSL_read(ssl.get(), buf, sizeof buf);
@@ -572,6 +590,36 @@ void Connection::close_after_flush() {
 }
 
 void Connection::close_now(const std::string& reason) { impl_->close_now(reason); }
+
+void Connection::set_reading(bool on) {
+  auto& im = *impl_;
+  if (im.paused == !on) return;
+  im.paused = !on;
+  if (im.closed()) return;
+  im.update_interest();
+  if (on && im.tls == Impl::Tls::Established && im.ssl && SSL_has_pending(im.ssl.get())) {
+    // Decrypted bytes wait in OpenSSL where epoll cannot see them.
+    im.loop.post([alive = im.alive, p = impl_.get()] {
+      if (alive.expired() || p->closed() || p->doomed || p->paused || p->peer_eof) return;
+      p->tls_read();
+      if (!p->closed()) p->tls_write();
+      if (!p->closed()) p->update_interest();
+    });
+  }
+}
+
+bool Connection::reading() const { return !impl_->paused; }
+
+void Connection::arm_drain(std::size_t mark) {
+  auto& im = *impl_;
+  im.drain_mark = mark;
+  im.drain_armed = true;
+  if (im.pending() <= mark) {
+    im.loop.post([alive = im.alive, p = impl_.get()] {
+      if (!alive.expired() && !p->closed()) p->check_drain();
+    });
+  }
+}
 
 void Connection::start_tls_server(TlsContext& ctx) {
   impl_->start_tls(static_cast<SSL_CTX*>(ctx.native_server()), true, {});

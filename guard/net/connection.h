@@ -47,6 +47,10 @@ class Connection {
     // Destroying a Connection that is still open closes it WITHOUT on_closed.
     // Destroy every Connection before its EventLoop.
     std::function<void(const std::string& reason)> on_closed;
+    // Called once, from the loop, when the bytes buffered for the peer fall to
+    // the mark given to arm_drain() (flow control: the owner holds its senders
+    // back until the peer has taken what it was given).
+    std::function<void()> on_drained;
   };
 
   // Takes ownership of a connected, non-blocking socket.
@@ -67,6 +71,18 @@ class Connection {
   void close_after_flush();
   // Closes at once, discarding buffered output; calls on_closed(reason) now.
   void close_now(const std::string& reason);
+
+  // Flow control. set_reading(false) stops reading the socket (the kernel's
+  // receive window then fills and TCP slows the peer); bytes that OpenSSL has
+  // already decrypted stay there until set_reading(true), which delivers them
+  // from the loop. A reset or socket error (EPOLLHUP/EPOLLERR) is still
+  // handled while paused; a peer's FIN is read, after its bytes, on resume.
+  // Reading stops at once, also inside on_data for the rest of a read burst.
+  void set_reading(bool on);
+  bool reading() const;
+  // on_drained fires once pending_output() is at or below `mark` (at once,
+  // from the loop, if it already is).
+  void arm_drain(std::size_t mark);
 
   // Upgrades in place. Bytes already buffered for sending are flushed in plain
   // text first. For the server side, request and verify the client certificate

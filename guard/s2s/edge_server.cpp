@@ -108,7 +108,7 @@ void EdgeServer::room_events() {
       f.header.seq = next_seq_++;
       f.header.arrival_unix_us = unix_now_us();
       f.body = a.substr(0, 4096);
-      to_filter_(f);
+      send_control(f);
     }
   }
 }
@@ -183,7 +183,9 @@ void EdgeServer::room_send(rooms::Output o) {
     return;
   }
   ++counters_.room_relays_out;
-  in_flight_.emplace(f.header.seq, std::move(o.stanza));
+  in_flight_bytes_ += f.body.size();
+  in_flight_.emplace(f.header.seq, Flight{std::move(o.stanza), 0, f.body.size()});
+  update_gate();
 }
 
 void EdgeServer::to_rooms_this_side(const xmpp::Element& stanza) {
@@ -243,12 +245,19 @@ void EdgeServer::on_accept(int fd, net::Endpoint peer) {
   auto conn = std::make_unique<net::Connection>(loop_, fd, peer);
   auto session = std::make_unique<InboundSession>(*this, std::move(conn));
   InboundSession* raw = session.get();
+  raw->flow_id = next_flow_id_++;
+  flows_[raw->flow_id].session = raw;
   inbound_.emplace(raw, std::move(session));
   LogLine(log_, LogLevel::Debug) << "accepted connection from " << peer.to_string();
   raw->start();
 }
 
 void EdgeServer::inbound_closed(InboundSession* session) {
+  // Its stanzas still in flight are acknowledged by flow id, to nothing.
+  if (auto it = flows_.find(session->flow_id); it != flows_.end()) {
+    report_shed(it->second);
+    flows_.erase(it);
+  }
   // Destroyed on the next iteration: we are inside the session's own callback.
   loop_.post([this, session] { inbound_.erase(session); });
 }
@@ -282,7 +291,113 @@ void EdgeServer::connection_event(std::string_view what) {
   f.header.seq = next_seq_++;
   f.header.arrival_unix_us = unix_now_us();
   f.body = std::string(what.substr(0, 4096));
-  to_filter_(f);
+  send_control(f);
+}
+
+void EdgeServer::released_taken(std::uint64_t ack) {
+  // The filter holds the sender's credit until this edge has taken the stanza
+  // it released (end-to-end flow control): tell it.
+  if (!to_filter_) return;
+  ipc::Frame f;
+  f.header.kind = ipc::FrameKind::Ack;
+  f.header.direction = outgoing_ == ipc::Direction::LowToHigh ? ipc::Direction::HighToLow : ipc::Direction::LowToHigh;
+  f.header.seq = ack;
+  send_control(f);
+}
+
+bool EdgeServer::gate_open() const {
+  return !(port_.congested && port_.congested()) && in_flight_.size() < kMaxInFlight &&
+         in_flight_bytes_ < kMaxInFlightBytes;
+}
+
+void EdgeServer::update_gate() {
+  // Hysteresis: closed at the bounds, open again at three quarters of them
+  // (the channel's own drain mark is a quarter of its high water).
+  bool closed = gate_closed_;
+  if (!gate_closed_) {
+    closed = !gate_open();
+  } else {
+    closed = (port_.congested && port_.congested()) || in_flight_.size() >= kMaxInFlight * 3 / 4 ||
+             in_flight_bytes_ >= kMaxInFlightBytes * 3 / 4;
+  }
+  if (closed == gate_closed_) return;
+  gate_closed_ = closed;
+  LogLine(log_, LogLevel::Debug) << "flow: filter channel " << (closed ? "full, streams wait" : "has room, streams read")
+                                 << " (" << in_flight_.size() << " stanza(s) in flight)";
+  for (auto& [id, f] : flows_) update_flow(f);
+}
+
+void EdgeServer::update_flow(Flow& f) {
+  if (f.session == nullptr) return;
+  const std::size_t window = side_.flow_window;
+  bool room;
+  if (f.reading && !f.shedding) {
+    room = !gate_closed_ && f.in_flight < window;
+  } else {
+    room = !gate_closed_ && f.in_flight <= window * 3 / 4;
+  }
+  if (room) {
+    if (f.shedding) {
+      f.shedding = false;
+      report_shed(f);
+      LogLine(log_, LogLevel::Info) << "flow: stream from " << f.domain << " has room again: stanzas cross";
+    }
+    f.blocked_since = {};
+  } else if (f.blocked_since == net::TimePoint{}) {
+    f.blocked_since = loop_.now();
+    if (f.reading) ++counters_.flow_pauses;
+    if (flow_timer_ == 0) {
+      flow_timer_ = loop_.add_timer(net::Duration(std::max<std::uint32_t>(50, side_.overload_wait_ms / 4)),
+                                    [this] { flow_timer_ = 0; flow_tick(); });
+    }
+  }
+  const bool read = room || f.shedding;
+  if (read != f.reading) {
+    f.reading = read;
+    f.session->set_reading(read);
+  }
+}
+
+void EdgeServer::flow_tick() {
+  // A stream that has waited overload-wait-ms is read again, and what it sends
+  // while there is still no room is bounced (resource-constraint): the operator
+  // bounds the wait, a buffer never decides it.
+  const auto now = loop_.now();
+  const auto wait = net::Duration(side_.overload_wait_ms);
+  bool waiting = false;
+  for (auto& [id, f] : flows_) {
+    if (f.shedding) {
+      report_shed(f);
+      waiting = true;
+      continue;
+    }
+    if (f.blocked_since == net::TimePoint{}) continue;
+    if (now - f.blocked_since < wait) {
+      waiting = true;
+      continue;
+    }
+    f.shedding = true;
+    waiting = true;
+    LogLine(log_, LogLevel::Warning) << "flow: stream from " << f.domain << " waited " << side_.overload_wait_ms
+                                     << " ms for room (" << f.in_flight << " of its stanza(s) in flight, "
+                                     << in_flight_.size() << " in all): bouncing what it sends until there is room";
+    update_flow(f);
+  }
+  if (waiting && flow_timer_ == 0) {
+    flow_timer_ = loop_.add_timer(net::Duration(std::max<std::uint32_t>(50, side_.overload_wait_ms / 4)),
+                                  [this] { flow_timer_ = 0; flow_tick(); });
+  }
+}
+
+void EdgeServer::report_shed(Flow& f) {
+  if (f.shed == 0) return;
+  std::string ids;
+  for (const auto& i : f.shed_ids) ids += (ids.empty() ? "" : ",") + i;
+  connection_event("overload: " + std::to_string(f.shed) + " stanza(s) from " + f.domain +
+                   " bounced (resource-constraint) after waiting " + std::to_string(side_.overload_wait_ms) +
+                   " ms for room in the boundary; ids: " + (ids.empty() ? "-" : ids));
+  f.shed = 0;
+  f.shed_ids.clear();
 }
 
 OutboundLink* EdgeServer::link_for(const std::string& local, const std::string& remote, const config::Peer& peer) {
@@ -312,6 +427,17 @@ void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta
                    "boundary filter unavailable");
     return;
   }
+  auto fl = flows_.find(meta.flow_id);
+  Flow* flow = fl == flows_.end() ? nullptr : &fl->second;
+  if (flow != nullptr && flow->domain.empty()) flow->domain = meta.peer_domain;
+  if (flow != nullptr && flow->shedding) {
+    ++counters_.overload_bounced;
+    ++flow->shed;
+    if (flow->shed_ids.size() < 20) flow->shed_ids.push_back(stanza.name() + "/" + stanza.attr_or("id").substr(0, 64));
+    bounce_locally(stanza, StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait,
+                   "boundary overloaded: no room within " + std::to_string(side_.overload_wait_ms) + " ms");
+    return;
+  }
   ipc::Frame f;
   f.header.kind = ipc::FrameKind::Stanza;
   f.header.direction = outgoing_;
@@ -329,11 +455,20 @@ void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta
     return;
   }
   ++counters_.inbound_stanzas;
-  in_flight_.emplace(f.header.seq, std::move(stanza));
+  in_flight_bytes_ += f.body.size();
+  in_flight_.emplace(f.header.seq, Flight{std::move(stanza), meta.flow_id, f.body.size()});
+  if (flow != nullptr) {
+    ++flow->in_flight;
+    update_flow(*flow);
+  }
+  update_gate();
 }
 
-void EdgeServer::set_filter(std::function<bool(const ipc::Frame&)> send) {
-  to_filter_ = std::move(send);
+void EdgeServer::filter_drained() { update_gate(); }
+
+void EdgeServer::set_filter(FilterPort port) {
+  port_ = std::move(port);
+  to_filter_ = port_.send;
   LogLine(log_, LogLevel::Info) << "filter channel up";
   // The stanzas bounced while the filter was lost may have been recorded as
   // released by the filter that died: tell the archive they did not cross.
@@ -344,6 +479,7 @@ void EdgeServer::set_filter(std::function<bool(const ipc::Frame&)> send) {
 
 void EdgeServer::filter_lost(const std::string& reason) {
   to_filter_ = nullptr;
+  port_ = {};
   if (!rooms_.empty()) {
     // Every federation link across the boundary is gone with the filter; the rooms go on alone.
     rooms::Outputs out;
@@ -358,7 +494,14 @@ void EdgeServer::filter_lost(const std::string& reason) {
                                    << " stanza(s) in flight bounced; nothing crosses until it is back";
   auto in_flight = std::move(in_flight_);
   in_flight_.clear();
-  for (auto& [seq, stanza] : in_flight) {
+  in_flight_bytes_ = 0;
+  // Nothing waits for this filter any more: every stream reads (and is told
+  // the filter is unavailable) until a new one is attached.
+  for (auto& [id, fl] : flows_) fl.in_flight = 0;
+  update_gate();
+  for (auto& [id, fl] : flows_) update_flow(fl);
+  for (auto& [seq, flight] : in_flight) {
+    const xmpp::Element& stanza = flight.stanza;
     if (undelivered_.size() < kMaxUndeliveredReports) {
       // The edge cannot know whether the dead filter released it first: say so.
       undelivered_.push_back("in-doubt: frame seq=" + std::to_string(seq) + " " + stanza.name() + " id=" +
@@ -373,9 +516,19 @@ void EdgeServer::filter_lost(const std::string& reason) {
 
 void EdgeServer::on_filter_frame(const ipc::Frame& frame) {
   switch (frame.header.kind) {
-    case ipc::FrameKind::Ack:
-      in_flight_.erase(frame.header.seq);
+    case ipc::FrameKind::Ack: {
+      auto it = in_flight_.find(frame.header.seq);
+      if (it == in_flight_.end()) return;
+      const std::uint64_t flow_id = it->second.flow;
+      in_flight_bytes_ -= std::min(in_flight_bytes_, it->second.bytes);
+      in_flight_.erase(it);
+      update_gate();
+      if (auto fl = flows_.find(flow_id); fl != flows_.end()) {
+        if (fl->second.in_flight > 0) --fl->second.in_flight;
+        update_flow(fl->second);
+      }
       return;
+    }
     case ipc::FrameKind::Stanza:
       break;
     default:
@@ -404,12 +557,23 @@ void EdgeServer::on_filter_frame(const ipc::Frame& frame) {
     LogLine(log_, LogLevel::Error) << "unparseable stanza from the filter: " << err;
     connection_event("undelivered: frame seq=" + std::to_string(frame.header.seq) +
                      " could not be parsed by edge(" + side_.name + "): " + err);
+    if (frame.header.direction != ipc::Direction::Local) released_taken(frame.header.seq);
     return;
   }
-  deliver(std::move(*stanza), false);
+  // A released stanza (not an error the filter made for our own senders) is
+  // confirmed to the filter once a link has taken it.
+  deliver(std::move(*stanza), false, frame.header.direction != ipc::Direction::Local ? frame.header.seq : 0);
 }
 
-void EdgeServer::deliver(xmpp::Element stanza, bool local_error) {
+void EdgeServer::deliver(xmpp::Element stanza, bool local_error, std::uint64_t ack) {
+  // Every way out but a link's send() is final at once: confirm it on return.
+  struct Confirm {
+    EdgeServer* self;
+    std::uint64_t ack;
+    ~Confirm() {
+      if (ack != 0) self->released_taken(ack);
+    }
+  } confirm{this, ack};
   auto from = xmpp::parse_jid(stanza.attr_or("from"));
   auto to = xmpp::parse_jid(stanza.attr_or("to"));
   if (to && service_for(to->domain) != nullptr) {
@@ -456,7 +620,8 @@ void EdgeServer::deliver(xmpp::Element stanza, bool local_error) {
     return;
   }
   ++counters_.released_delivered;
-  link->send(std::move(stanza));
+  confirm.ack = 0;   // the link confirms it (OutboundLink::send)
+  link->send(std::move(stanza), ack);
 }
 
 void EdgeServer::send_local(xmpp::Element stanza) { deliver(std::move(stanza), true); }
@@ -503,7 +668,7 @@ void EdgeServer::undeliverable(xmpp::Element stanza, xmpp::StanzaError error) {
   f.header.arrival_unix_us = unix_now_us();
   f.header.peer_domain = from ? from->domain : std::string{};
   f.body = reply.serialize();
-  if (to_filter_(f)) {
+  if (send_control(f)) {
     ++counters_.bounced_via_filter;
   } else {
     ++counters_.dropped_errors;

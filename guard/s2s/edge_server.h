@@ -41,6 +41,15 @@ struct EdgeCounters {
   std::uint64_t rejected_frames = 0;     // frames from the filter this edge refused
   std::uint64_t room_stanzas_in = 0;     // stanzas handled by the hosted rooms
   std::uint64_t room_relays_out = 0;     // FMUC stanzas the rooms sent into the filter
+  std::uint64_t flow_pauses = 0;         // times an inbound stream stopped being read (flow control)
+  std::uint64_t overload_bounced = 0;    // stanzas bounced after waiting overload-wait-ms
+};
+
+// The edge's end of the channel to the filter (edge_main wires it to a FrameChannel).
+struct FilterPort {
+  std::function<bool(const ipc::Frame&)> send;          // stanzas: refused when the channel is full
+  std::function<bool(const ipc::Frame&)> send_control;  // acks, events, error replies
+  std::function<bool()> congested;                      // above the channel's high water
 };
 
 // The TLS settings of a side, as its edge's TLS context uses them (also the
@@ -59,7 +68,9 @@ class EdgeServer final : public SessionHost {
   void shutdown();
 
   // Filter channel: `send` returns false when the frame could not be queued.
-  void set_filter(std::function<bool(const ipc::Frame&)> send);
+  void set_filter(FilterPort port);
+  // The channel's buffer drained after being congested: streams may read again.
+  void filter_drained();
   // The filter channel died: stanzas in flight are bounced to their senders.
   void filter_lost(const std::string& reason);
   bool filter_available() const { return static_cast<bool>(to_filter_); }
@@ -87,14 +98,39 @@ class EdgeServer final : public SessionHost {
   void inbound_closed(InboundSession* session) override;
   void link_closed(OutboundLink* link) override;
   void connection_event(std::string_view what) override;
+  void released_taken(std::uint64_t ack) override;
+
+  // Flow control limits (the side's <limits flow-window overload-wait-ms>).
+  // Beyond kMaxInFlight stanzas or kMaxInFlightBytes in the filter's hands
+  // from all streams together, every stream waits.
+  static constexpr std::size_t kMaxInFlight = 16384;
+  static constexpr std::size_t kMaxInFlightBytes = 64 * 1024 * 1024;
 
  private:
+  // Flow control of one inbound stream (by InboundSession::flow_id).
+  struct Flow {
+    InboundSession* session = nullptr;
+    std::size_t in_flight = 0;       // its stanzas the filter has not acknowledged
+    bool reading = true;
+    bool shedding = false;           // waited overload-wait-ms: bounce what arrives until room
+    net::TimePoint blocked_since{};  // when it stopped being read
+    std::string domain;              // its authenticated peer, for the records
+    std::uint64_t shed = 0;          // bounced while shedding, not yet reported
+    std::vector<std::string> shed_ids;  // a few of them, for the record
+  };
+  void update_flow(Flow& f);
+  void update_gate();
+  void flow_tick();
+  void report_shed(Flow& f);
+  bool gate_open() const;
   // The link (local -> remote), created if needed; nullptr when kMaxLinks are open.
   OutboundLink* link_for(const std::string& local, const std::string& remote, const config::Peer& peer);
   static constexpr std::size_t kMaxLinks = 1024;
   // Sends a stanza to a server on this side. `local_error`: an error reply this
   // edge made for one of its own senders (skips the peer's stanza-kind filter).
-  void deliver(xmpp::Element stanza, bool local_error);
+  // `ack`: the released frame's sequence number, confirmed to the filter
+  // (released_taken) once the stanza is written, bounced or handed over.
+  void deliver(xmpp::Element stanza, bool local_error, std::uint64_t ack = 0);
   void bounce_locally(const xmpp::Element& stanza, xmpp::StanzaErrorCondition c, xmpp::StanzaErrorType t,
                       const std::string& text);
   void on_accept(int fd, net::Endpoint peer);
@@ -127,7 +163,19 @@ class EdgeServer final : public SessionHost {
   // Frame sequence numbers start from the clock, so a restarted edge never
   // reuses a number a late Ack from the filter could still name.
   std::uint64_t next_seq_ = unix_now_us();
-  std::map<std::uint64_t, xmpp::Element> in_flight_;   // sent to the filter, not yet acknowledged
+  struct Flight {
+    xmpp::Element stanza;
+    std::uint64_t flow = 0;   // the inbound stream it came from (0: a room's relay)
+    std::size_t bytes = 0;
+  };
+  std::map<std::uint64_t, Flight> in_flight_;   // sent to the filter, not yet acknowledged
+  std::size_t in_flight_bytes_ = 0;
+  std::unordered_map<std::uint64_t, Flow> flows_;
+  std::uint64_t next_flow_id_ = 1;
+  bool gate_closed_ = false;         // channel congested or the in-flight bounds reached
+  net::TimerId flow_timer_ = 0;
+  FilterPort port_;
+  bool send_control(const ipc::Frame& f) { return port_.send_control && port_.send_control(f); }
   // Stanzas bounced because the filter was lost, reported to the archive (as
   // Event frames) once a filter is back: the dead filter may have recorded them
   // as released. Bounded; beyond the bound only the log has them.

@@ -69,6 +69,10 @@ void InboundSession::start() {
   arm_idle();
 }
 
+void InboundSession::set_reading(bool on) {
+  if (state_ != State::Closed && conn_ && conn_->is_open()) conn_->set_reading(on);
+}
+
 void InboundSession::arm_deadline() {
   if (deadline_) host_.loop().cancel_timer(deadline_);
   deadline_ = 0;
@@ -503,6 +507,7 @@ void InboundSession::handle_stanza(xmpp::Element e, std::size_t wire_bytes) {
   meta.cert_identity = tls_ ? cert_id_ : std::string{};
   meta.stream_id = stream_id_;
   meta.wire_bytes = wire_bytes;
+  meta.flow_id = flow_id;
   host_.on_inbound_stanza(std::move(e), meta);
 }
 

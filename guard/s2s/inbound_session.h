@@ -33,7 +33,11 @@ class InboundSession : private xmpp::StreamHandler {
   void start();
   // Closes with a stream error (used by the host on shutdown: system-shutdown).
   void close_with(xmpp::StreamErrorCondition c, std::string_view text);
-  std::string describe() const;   // "inbound a.test->b.test from 127.0.0.2:40000"
+  std::string describe() const;
+  // Flow control (EdgeServer): stop or resume reading this stream's socket.
+  void set_reading(bool on);
+  // Set by the host at accept; travels in InboundMeta::flow_id.
+  std::uint64_t flow_id = 0;   // "inbound a.test->b.test from 127.0.0.2:40000"
   // Answers buffered for a peer that does not read, beyond which it is cut off.
   static constexpr std::size_t kMaxPendingOutput = 1024 * 1024;
 

@@ -92,6 +92,7 @@ void OutboundLink::on_connected(int fd, const std::string& error) {
   cb.on_data = [this](std::string_view b) { on_data(b); };
   cb.on_tls_established = [this](const net::TlsSessionInfo& i) { on_tls(i); };
   cb.on_closed = [this](const std::string& r) { on_closed(r); };
+  cb.on_drained = [this] { release_held_acks(); };
   conn_->set_callbacks(std::move(cb));
   conn_->start();
   last_activity_ = last_write_ = host_.loop().now();
@@ -138,6 +139,8 @@ void OutboundLink::on_closed(const std::string& reason) {
     }
     LogLine(host_.log(), was_ready ? LogLevel::Info : LogLevel::Warning) << describe() << ": closed: " << reason;
   }
+  // Written before the link died: nothing more this link can do for them.
+  release_held_acks();
   *alive_ = false;
   host_.link_closed(this);
 }
@@ -197,7 +200,7 @@ void OutboundLink::bounce_all(const std::string& reason) {
                                          << " queued stanza(s): " << reason;
   }
   for (auto& q : queue) {
-    host_.undeliverable(std::move(q.stanza), {cond, type, "Server-to-server connection failed", {}, {}});
+    give_back(std::move(q.stanza), {cond, type, "Server-to-server connection failed", {}, {}}, q.ack);
   }
   auto verifies = std::move(verifies_);
   verifies_.clear();
@@ -302,7 +305,7 @@ void OutboundLink::become_ready() {
   host_.connection_event(describe() + ": authenticated (" + (sasl_done_ ? "SASL EXTERNAL" : "dialback") + ")");
   auto queue = std::move(queue_);
   queue_.clear();
-  for (auto& q : queue) conn_->send(q.stanza.serialize());
+  for (auto& q : queue) write_stanza(q.stanza, q.ack);
   last_write_ = host_.loop().now();
   arm_keepalive();
 }
@@ -351,8 +354,8 @@ void OutboundLink::on_element(xmpp::Element e, std::size_t) {
           auto queue = std::move(queue_);
           queue_.clear();
           for (auto& q : queue)
-            host_.undeliverable(std::move(q.stanza), {StanzaErrorCondition::InternalServerError, StanzaErrorType::Cancel,
-                                                      "dialback refused by " + remote_, {}, {}});
+            give_back(std::move(q.stanza), {StanzaErrorCondition::InternalServerError, StanzaErrorType::Cancel,
+                                            "dialback refused by " + remote_, {}, {}}, q.ack);
           fail("dialback key refused by peer");
           return;
         }
@@ -377,29 +380,52 @@ void OutboundLink::on_element(xmpp::Element e, std::size_t) {
   fail("unexpected <" + name + "/> from peer", true, StreamErrorCondition::UnsupportedStanzaType);
 }
 
-void OutboundLink::send(xmpp::Element stanza) {
+void OutboundLink::give_back(xmpp::Element stanza, xmpp::StanzaError error, std::uint64_t ack) {
+  host_.undeliverable(std::move(stanza), std::move(error));
+  if (ack != 0) host_.released_taken(ack);
+}
+
+void OutboundLink::write_stanza(const xmpp::Element& stanza, std::uint64_t ack) {
+  conn_->send(stanza.serialize());
+  if (ack == 0) return;
+  if (held_acks_.empty() && conn_->pending_output() <= kAckMark) {
+    host_.released_taken(ack);
+    return;
+  }
+  // The peer has a backlog: its senders wait (flow control) until it takes it.
+  if (held_acks_.empty()) conn_->arm_drain(kAckMark / 4);
+  held_acks_.push_back(ack);
+}
+
+void OutboundLink::release_held_acks() {
+  auto acks = std::move(held_acks_);
+  held_acks_.clear();
+  for (std::uint64_t a : acks) host_.released_taken(a);
+}
+
+void OutboundLink::send(xmpp::Element stanza, std::uint64_t ack) {
   if (state_ == State::Ready && conn_->pending_output() > kMaxPendingOutput) {
     // The peer is not reading: bounded memory, and the sender learns it.
-    host_.undeliverable(std::move(stanza), {StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait,
-                                            remote_ + " is not reading its stream", {}, {}});
+    give_back(std::move(stanza), {StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait,
+                                  remote_ + " is not reading its stream", {}, {}}, ack);
     return;
   }
   if (state_ == State::Ready) {
-    conn_->send(stanza.serialize());
+    write_stanza(stanza, ack);
     last_write_ = last_activity_ = host_.loop().now();
     return;
   }
   if (state_ == State::Closed) {
-    host_.undeliverable(std::move(stanza), {StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
-                                            "Server-to-server connection closed", {}, {}});
+    give_back(std::move(stanza), {StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
+                                  "Server-to-server connection closed", {}, {}}, ack);
     return;
   }
   if (queue_.size() >= host_.side().max_queue) {
-    host_.undeliverable(std::move(stanza), {StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait,
-                                            "too many stanzas queued for " + remote_, {}, {}});
+    give_back(std::move(stanza), {StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait,
+                                  "too many stanzas queued for " + remote_, {}, {}}, ack);
     return;
   }
-  queue_.push_back({host_.loop().now(), std::move(stanza)});
+  queue_.push_back({host_.loop().now(), std::move(stanza), ack});
   arm_queue_timer();
 }
 
@@ -424,8 +450,8 @@ void OutboundLink::expire_queue() {
   while (!queue_.empty() && now - queue_.front().since >= limit) {
     auto q = std::move(queue_.front());
     queue_.pop_front();
-    host_.undeliverable(std::move(q.stanza), {StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
-                                              "no link to " + remote_ + " within the queue time limit", {}, {}});
+    give_back(std::move(q.stanza), {StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
+                                    "no link to " + remote_ + " within the queue time limit", {}, {}}, q.ack);
   }
   arm_queue_timer();
 }

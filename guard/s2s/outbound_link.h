@@ -40,16 +40,27 @@ class OutboundLink : private xmpp::StreamHandler {
 
   // Queues or writes a stanza. Over the queue limit the stanza goes back as
   // undeliverable (resource-constraint, wait).
-  void send(xmpp::Element stanza);
+  // `ack` (0: none) is a released frame's sequence number: the host hears
+  // released_taken(ack) once the stanza has been written with room to spare
+  // (pending output at or below kAckMark), or handed back as undeliverable.
+  // Held while the peer is slow, so a slow far server slows its senders.
+  void send(xmpp::Element stanza, std::uint64_t ack = 0);
   void request_verify(const std::string& stream_id, const std::string& key,
                       std::function<void(VerifyResult)> done);
   // Graceful close (</stream:stream>), e.g. at shutdown.
   void close();
   bool ready() const { return state_ == State::Ready; }
   bool closed() const { return state_ == State::Closed; }
+  // Bytes written to the connection, not yet taken by the peer's socket.
+  std::size_t pending_output() const { return conn_ ? conn_->pending_output() : 0; }
+  // Stanzas waiting for the link to be ready.
+  std::size_t queued() const { return queue_.size(); }
   // Bytes written to a ready link but not yet taken by the peer beyond which
   // further stanzas bounce (resource-constraint) instead of growing memory.
   static constexpr std::size_t kMaxPendingOutput = 8 * 1024 * 1024;
+  // Written stanzas are confirmed to the host (released_taken) while at most
+  // this much waits for the peer; beyond it the confirmations wait for the drain.
+  static constexpr std::size_t kAckMark = 256 * 1024;
   std::string describe() const;
 
  private:
@@ -101,7 +112,12 @@ class OutboundLink : private xmpp::StreamHandler {
   struct Queued {
     net::TimePoint since;
     xmpp::Element stanza;
+    std::uint64_t ack = 0;
   };
+  std::vector<std::uint64_t> held_acks_;   // written, waiting for the peer to take the backlog
+  void write_stanza(const xmpp::Element& stanza, std::uint64_t ack);
+  void release_held_acks();
+  void give_back(xmpp::Element stanza, xmpp::StanzaError error, std::uint64_t ack);
   std::deque<Queued> queue_;          // waiting for the link to be ready, oldest first
   net::TimerId queue_timer_ = 0;
   void arm_queue_timer();

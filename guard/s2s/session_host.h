@@ -30,6 +30,7 @@ struct InboundMeta {
   std::string cert_identity;        // subject + fingerprint of the peer certificate, if any
   std::string stream_id;
   std::size_t wire_bytes = 0;
+  std::uint64_t flow_id = 0;        // the inbound stream, for flow control (InboundSession::flow_id)
 };
 
 enum class VerifyResult { Valid, Invalid, Error };
@@ -59,6 +60,10 @@ class SessionHost {
   virtual void send_local(xmpp::Element stanza) = 0;
   // An outbound link could not deliver `stanza` (it was never written).
   virtual void undeliverable(xmpp::Element stanza, xmpp::StanzaError error) = 0;
+  // Flow control: the stanza a link was given with `ack` (a released frame's
+  // sequence number; never 0) has left the link's hands: written with room to
+  // spare, or handed back through undeliverable(). Default: nothing to do.
+  virtual void released_taken(std::uint64_t ack) { (void)ack; }
   // Lifecycle: the session's connection is gone; the host destroys it later.
   virtual void inbound_closed(InboundSession* session) = 0;
   virtual void link_closed(OutboundLink* link) = 0;

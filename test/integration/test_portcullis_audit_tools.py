@@ -109,7 +109,7 @@ def test(ctx):
             ctx.step("SIGHUP: policy tools-2 (sha256 %s...) loaded; chat crosses both ways"
                      % new_hash[:12])
         fed.portcullis.stop()
-        logged = len(re.findall(r"^\S+ filter (?:info|warning): decision seq=", log_text(fed),
+        logged = len(re.findall(r"^\S+ filter (?:debug|warning): decision seq=", log_text(fed),
                                 re.M))
 
     adir, key = archive_dir(fed), pubkey(fed)

@@ -46,8 +46,8 @@ def test(ctx):
                      r"edge\(high\) info: inbound b\.test->a\.test .*authenticated b\.test by SASL EXTERNAL",
                      r"edge\(high\) info: outbound a\.test->b\.test .*ready \(SASL EXTERNAL\)",
                      r"edge\(low\) info: outbound b\.test->a\.test .*ready \(SASL EXTERNAL\)",
-                     r"filter info: decision seq=\d+ low-to-high peer=a\.test auth=sasl-external message .*released",
-                     r"filter info: decision seq=\d+ high-to-low peer=b\.test auth=sasl-external message .*released"):
+                     r"filter debug: decision seq=\d+ low-to-high peer=a\.test auth=sasl-external message .*released",
+                     r"filter debug: decision seq=\d+ high-to-low peer=b\.test auth=sasl-external message .*released"):
             check(re.search(what, log), "cert: portcullisd log lacks /%s/ (%s)" % (what, fed.portcullis.log_path))
         check("dialback" not in log.lower().replace("dialback-", ""),
               "cert: dialback used in cert mode")
@@ -64,7 +64,7 @@ def test(ctx):
             err = alice.expect_error(frm=fed.jid("b", "bob"), timeout=30)
             check(err["condition"] == "remote-server-not-found",
                   "down: expected remote-server-not-found, got %s (%s)" % (err["condition"], err["text"]))
-            line = wait_log(fed, r"filter info: decision .* high-to-low peer=b\.test auth=internal message "
+            line = wait_log(fed, r"filter debug: decision .* high-to-low peer=b\.test auth=internal message "
                                  r"from=bob@b\.test to=alice@a\.test\S* .*released")
             ctx.step("down: alice got %s; the bounce crossed the filter: %s" % (
                 err["condition"], line.split("decision ", 1)[-1][:90]))
@@ -118,7 +118,7 @@ def test(ctx):
                      r"edge\(high\) info: inbound b\.test->a\.test .*authenticated b\.test->a\.test by dialback",
                      r"edge\(high\) info: outbound a\.test->b\.test .*ready \(dialback\)",
                      r"edge\(low\) info: outbound b\.test->a\.test .*ready \(dialback\)",
-                     r"filter info: decision .* auth=dialback message .*released"):
+                     r"filter debug: decision .* auth=dialback message .*released"):
             check(re.search(what, log), "dialback: portcullisd log lacks /%s/" % what)
         ctx.step("dialback: Portcullis verified keys as receiving server and answered as authoritative")
 

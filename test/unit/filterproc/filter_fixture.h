@@ -42,6 +42,7 @@ class ThrowingFilter : public policy::Filter {
 struct Edge {
   std::unique_ptr<ipc::FrameChannel> channel;
   std::vector<ipc::Frame> received;
+  bool confirm = true;   // confirms released stanzas (ipc::taken_ack), as an edge does
 };
 
 // A fresh archive directory and key pair per fixture.
@@ -116,7 +117,12 @@ struct Fixture {
     e.received.clear();
     e.channel = std::make_unique<ipc::FrameChannel>(loop, sv[0]);
     ipc::FrameChannel::Callbacks cb;
-    cb.on_frame = [&e](ipc::Frame&& f) { e.received.push_back(std::move(f)); };
+    cb.on_frame = [&e](ipc::Frame&& f) {
+      // As a real edge does once a link has taken what was released to it.
+      if (e.confirm && f.header.kind == ipc::FrameKind::Stanza && f.header.direction != ipc::Direction::Local)
+        e.channel->send_control(ipc::taken_ack(f));
+      e.received.push_back(std::move(f));
+    };
     cb.on_closed = [](const std::string&) {};
     e.channel->set_callbacks(std::move(cb));
     e.channel->start();
@@ -175,17 +181,27 @@ inline std::string error_condition(const ipc::Frame& f) {
   return {};
 }
 
-inline std::vector<audit::DecisionRecord> decisions(const std::string& dir) {
-  std::vector<audit::DecisionRecord> out;
+// The records of one kind in the archive at `dir`, in order.
+template <typename Body>
+std::vector<Body> records_of(const std::string& dir) {
+  std::vector<Body> out;
   std::string err;
   audit::read_archive(
       dir,
       [&](const audit::StoredRecord& r, const audit::RecordLocation&) {
-        if (const auto* d = std::get_if<audit::DecisionRecord>(&r.body)) out.push_back(*d);
+        if (const auto* b = std::get_if<Body>(&r.body)) out.push_back(*b);
         return true;
       },
       [](const std::string&) {}, &err);
   return out;
+}
+
+inline std::vector<audit::DecisionRecord> decisions(const std::string& dir) {
+  return records_of<audit::DecisionRecord>(dir);
+}
+
+inline std::vector<audit::ConnectionEvent> events(const std::string& dir) {
+  return records_of<audit::ConnectionEvent>(dir);
 }
 
 }  // namespace filterproc_test

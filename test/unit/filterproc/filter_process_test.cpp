@@ -106,6 +106,48 @@ TEST_CASE("a new edge channel replaces the old one", "[filterproc]") {
   CHECK(first_stanza(fx.high)->body == kChat);
 }
 
+TEST_CASE("the sender's Ack waits until the far edge confirms it took the stanza", "[filterproc][flow]") {
+  // Flow control end to end: the near edge's stream credit comes back only
+  // once the far edge has the stanza off its hands.
+  Fixture fx;
+  fx.high.confirm = false;
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(kChat)));
+  fx.pump_until([&] { return first_stanza(fx.high) != nullptr; });
+  fx.settle();
+  CHECK_FALSE(has_ack(fx.low, 7));
+  CHECK(fx.filter->awaiting_far() == 1);
+  // A confirmation from the wrong edge, or with the wrong direction, names nothing.
+  ipc::Frame wrong = ipc::taken_ack(*first_stanza(fx.high));
+  REQUIRE(fx.low.channel->send_control(wrong));
+  wrong.header.direction = ipc::Direction::HighToLow;
+  REQUIRE(fx.high.channel->send_control(wrong));
+  fx.settle();
+  CHECK_FALSE(has_ack(fx.low, 7));
+  CHECK(fx.filter->counters().unknown_acks == 2);
+  REQUIRE(fx.high.channel->send_control(ipc::taken_ack(*first_stanza(fx.high))));
+  fx.pump_until([&] { return has_ack(fx.low, 7); });
+  CHECK(fx.filter->awaiting_far() == 0);
+  CHECK(fx.filter->counters().far_confirmed == 1);
+  CHECK(first_stanza(fx.low) == nullptr);   // no error: it crossed
+}
+
+TEST_CASE("a far edge that goes before confirming: in doubt in the archive, the sender told", "[filterproc][flow]") {
+  Fixture fx;
+  fx.high.confirm = false;
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(kChat)));
+  fx.pump_until([&] { return first_stanza(fx.high) != nullptr; });
+  fx.high.channel.reset();   // edge(high) dies
+  fx.pump_until([&] { return has_ack(fx.low, 7) && first_stanza(fx.low) != nullptr; });
+  CHECK(error_condition(*first_stanza(fx.low)) == "remote-server-timeout");
+  CHECK(fx.filter->awaiting_far() == 0);
+  CHECK(fx.filter->counters().far_in_doubt == 1);
+  fx.pump_until([&] {
+    for (const auto& e : events(fx.audit_dir.cfg.dir))
+      if (e.kind == "in-doubt" && e.text.find("seq=7 message id=m1") != std::string::npos) return true;
+    return false;
+  });
+}
+
 TEST_CASE("decisions are logged with the trail", "[filterproc]") {
   Fixture fx;
   REQUIRE(fx.low.channel->send(Fixture::stanza_frame(kChat)));

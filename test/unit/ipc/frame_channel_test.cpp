@@ -32,7 +32,7 @@ struct Recorder {
   std::vector<std::string> closes;
   FrameChannel::Callbacks callbacks() {
     return {[this](Frame&& f) { frames.push_back(std::move(f)); },
-            [this](const std::string& r) { closes.push_back(r); }};
+            [this](const std::string& r) { closes.push_back(r); }, {}};
   }
 };
 
@@ -227,6 +227,43 @@ TEST_CASE("output buffer is bounded when the peer does not read", "[ipc][channel
   CHECK(left.send(f));
 }
 
+TEST_CASE("flow control: a paused channel delivers nothing, its sender becomes congested, then drains", "[ipc][channel][flow]") {
+  SteadyClock clock;
+  EventLoop loop(clock);
+  Pair p;
+  FrameChannel::Options o;
+  o.high_water = 256 * 1024;
+  FrameChannel left(loop, p.a, o), right(loop, p.b);
+  Recorder r;
+  int drained = 0;
+  auto lcb = Recorder{}.callbacks();
+  lcb.on_drained = [&] { ++drained; };
+  left.set_callbacks(lcb);
+  right.set_callbacks(r.callbacks());
+  left.start();
+  right.start();
+  right.set_reading(false);
+  const std::string body(4000, 'x');
+  int sent = 0;
+  while (!left.congested()) {
+    REQUIRE(left.send(stanza(body, sent)));
+    ++sent;
+    loop.run_once(portcullis::net::Duration(0));
+    REQUIRE(sent < 100000);
+  }
+  for (int i = 0; i < 20; ++i) loop.run_once(portcullis::net::Duration(5));
+  CHECK(r.frames.empty());
+  CHECK(left.congested());
+  CHECK(drained == 0);
+  // A control frame still goes in beyond what send() would take.
+  CHECK(left.send_control(stanza("ack", 1)));
+  right.set_reading(true);
+  REQUIRE(run_until(loop, [&] { return r.frames.size() == static_cast<std::size_t>(sent + 1); }));
+  for (int i = 0; i < sent; ++i) CHECK(r.frames[i].header.seq == static_cast<std::uint64_t>(i));
+  CHECK(drained == 1);
+  CHECK_FALSE(left.congested());
+}
+
 TEST_CASE("the owner may destroy the channel from on_frame", "[ipc][channel]") {
   SteadyClock clock;
   EventLoop loop(clock);
@@ -238,7 +275,7 @@ TEST_CASE("the owner may destroy the channel from on_frame", "[ipc][channel]") {
                           ++seen;
                           right.reset();
                         },
-                        [&](const std::string&) { FAIL("on_closed after destruction"); }});
+                        [&](const std::string&) { FAIL("on_closed after destruction"); }, {}});
   right->start();
   left.start();
   REQUIRE(left.send(stanza("one")));

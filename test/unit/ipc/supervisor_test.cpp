@@ -413,7 +413,7 @@ class Harness {
                                         p->reports.push_back(f.body);
                                       }
                                     },
-                                    [p](const std::string&) { p->closed = true; }});
+                                    [p](const std::string&) { p->closed = true; }, {}});
       peer->channel->start();
       peers.push_back(std::move(peer));
     }

@@ -75,6 +75,7 @@ struct TestChild {
             if (links[i].get() == self) links[i].reset();
           });
         },
+        {},
     });
     links[i]->start();
   }
@@ -167,7 +168,7 @@ int main(int argc, char** argv) {
   }
   child.test = std::make_unique<FrameChannel>(loop, tfd);
   child.test->set_callbacks({[&child](Frame&& f) { child.on_test_frame(std::move(f)); },
-                             [&loop](const std::string&) { loop.stop(); }});
+                             [&loop](const std::string&) { loop.stop(); }, {}});
   child.test->start();
 
   std::string hello;

@@ -56,6 +56,7 @@ std::string policy_text(const std::string& version, const std::string& allow_to)
 struct Edge {
   std::unique_ptr<ipc::FrameChannel> channel;
   std::vector<ipc::Frame> received;
+  bool confirm = true;   // confirms released stanzas (ipc::taken_ack), as an edge does
 };
 
 struct ReloadFixture {
@@ -113,7 +114,12 @@ struct ReloadFixture {
     Edge& e = is_low ? low : high;
     e.channel = std::make_unique<ipc::FrameChannel>(loop, sv[0]);
     ipc::FrameChannel::Callbacks cb;
-    cb.on_frame = [&e](ipc::Frame&& f) { e.received.push_back(std::move(f)); };
+    cb.on_frame = [&e](ipc::Frame&& f) {
+      // As a real edge does once a link has taken what was released to it.
+      if (e.confirm && f.header.kind == ipc::FrameKind::Stanza && f.header.direction != ipc::Direction::Local)
+        e.channel->send_control(ipc::taken_ack(f));
+      e.received.push_back(std::move(f));
+    };
     cb.on_closed = [](const std::string&) {};
     e.channel->set_callbacks(std::move(cb));
     e.channel->start();
