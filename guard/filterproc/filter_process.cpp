@@ -63,6 +63,7 @@ std::string event_kind(const std::string& text) {
   }
   if (text.rfind("undelivered:", 0) == 0) return "undelivered";
   if (text.rfind("in-doubt:", 0) == 0) return "in-doubt";
+  if (text.rfind("overload:", 0) == 0) return "overload";
   if (text.find("SASL failure") != std::string::npos || text.find("refused") != std::string::npos ||
       text.find("invalid") != std::string::npos)
     return "auth-failure";

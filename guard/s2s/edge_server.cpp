@@ -339,6 +339,7 @@ void EdgeServer::update_flow(Flow& f) {
   if (room) {
     if (f.shedding) {
       f.shedding = false;
+      f.return_blocked = false;
       report_shed(f);
       LogLine(log_, LogLevel::Info) << "flow: stream from " << f.domain << " has room again: stanzas cross";
     }
@@ -347,11 +348,11 @@ void EdgeServer::update_flow(Flow& f) {
     f.blocked_since = loop_.now();
     if (f.reading) ++counters_.flow_pauses;
     if (flow_timer_ == 0) {
-      flow_timer_ = loop_.add_timer(net::Duration(std::max<std::uint32_t>(50, side_.overload_wait_ms / 4)),
+      flow_timer_ = loop_.add_timer(net::Duration(std::clamp<std::uint32_t>(side_.overload_wait_ms / 4, 50, 250)),
                                     [this] { flow_timer_ = 0; flow_tick(); });
     }
   }
-  const bool read = room || f.shedding;
+  const bool read = room || (f.shedding && !f.return_blocked);
   if (read != f.reading) {
     f.reading = read;
     f.session->set_reading(read);
@@ -369,6 +370,10 @@ void EdgeServer::flow_tick() {
     if (f.shedding) {
       report_shed(f);
       waiting = true;
+      if (f.return_blocked && !return_link_full(f.return_link, /*resume=*/true)) {
+        f.return_blocked = false;
+        update_flow(f);
+      }
       continue;
     }
     if (f.blocked_since == net::TimePoint{}) continue;
@@ -384,9 +389,19 @@ void EdgeServer::flow_tick() {
     update_flow(f);
   }
   if (waiting && flow_timer_ == 0) {
-    flow_timer_ = loop_.add_timer(net::Duration(std::max<std::uint32_t>(50, side_.overload_wait_ms / 4)),
+    flow_timer_ = loop_.add_timer(net::Duration(std::clamp<std::uint32_t>(side_.overload_wait_ms / 4, 50, 250)),
                                   [this] { flow_timer_ = 0; flow_tick(); });
   }
+}
+
+bool EdgeServer::return_link_full(const std::pair<std::string, std::string>& key, bool resume) const {
+  auto it = links_.find(key);
+  if (it == links_.end() || it->second->closed()) return false;
+  const OutboundLink& l = *it->second;
+  // Stop at half the queue or the ack mark; go on again at a quarter of each.
+  const std::size_t div = resume ? 4 : 2;
+  return l.ready() ? l.pending_output() > OutboundLink::kAckMark * 2 / div
+                   : l.queued() >= side_.max_queue / div;
 }
 
 void EdgeServer::report_shed(Flow& f) {
@@ -436,6 +451,17 @@ void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta
     if (flow->shed_ids.size() < 20) flow->shed_ids.push_back(stanza.name() + "/" + stanza.attr_or("id").substr(0, 64));
     bounce_locally(stanza, StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait,
                    "boundary overloaded: no room within " + std::to_string(side_.overload_wait_ms) + " ms");
+    // The bounces go back over a link to the sender's domain: while that link
+    // cannot take more, the stream is not read either (no bounce is dropped).
+    auto from = xmpp::parse_jid(stanza.attr_or("from"));
+    auto to = xmpp::parse_jid(stanza.attr_or("to"));
+    if (from && to) {
+      flow->return_link = {to->domain, from->domain};
+      if (return_link_full(flow->return_link) && !flow->return_blocked) {
+        flow->return_blocked = true;
+        update_flow(*flow);
+      }
+    }
     return;
   }
   ipc::Frame f;

@@ -117,7 +117,12 @@ class EdgeServer final : public SessionHost {
     std::string domain;              // its authenticated peer, for the records
     std::uint64_t shed = 0;          // bounced while shedding, not yet reported
     std::vector<std::string> shed_ids;  // a few of them, for the record
+    // While shedding: the link the bounces go back on (local, remote), and
+    // whether it is too full to take more (then the stream is not read).
+    std::pair<std::string, std::string> return_link;
+    bool return_blocked = false;
   };
+  bool return_link_full(const std::pair<std::string, std::string>& key, bool resume = false) const;
   void update_flow(Flow& f);
   void update_gate();
   void flow_tick();
