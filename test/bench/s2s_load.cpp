@@ -16,8 +16,12 @@
 // --expect messages arrived, after --duration-ms, or on SIGTERM/SIGINT, and
 // writes its figures as one JSON object to --out (or stdout).
 //
+// --domain may be given again: further domains served (the first is the one
+// it sends as); --send-to may be given again: --count messages to each.
 // --stall-domain D --stall-ms M: the first stream that delivers a message for
-// domain D stops being read for M ms (a slow far server).
+// domain D stops being read for M ms (a slow far server). --expect N: stop at
+// N messages received; --stay: after writing the figures keep every stream
+// open until SIGTERM (memory per idle stream).
 //
 //   s2s_load --domain b.test --listen 127.0.0.3:5269 --cert b.pem --key b.key
 //            --ca ca.pem --peer a.test=127.0.0.2:5269 --out recv.json
@@ -88,6 +92,7 @@ struct Options {
   double rate = 0;            // messages per second in all; 0: flood
   std::size_t size = 100;     // body filler bytes
   std::uint32_t quiet_ms = 3000, duration_ms = 0, stall_ms = 0, start_delay_ms = 0;
+  bool stay = false;          // after writing the figures, keep every stream open until SIGTERM
 };
 
 bool parse_endpoint(const std::string& s, std::string& host, int& port) {
@@ -115,6 +120,7 @@ Options parse(int argc, char** argv) {
       {"duration-ms", required_argument, nullptr, 'D'}, {"expect", required_argument, nullptr, 'e'},
       {"stall-domain", required_argument, nullptr, 'x'}, {"stall-ms", required_argument, nullptr, 'X'},
       {"start-delay-ms", required_argument, nullptr, 'w'}, {"out", required_argument, nullptr, 'o'},
+      {"stay", no_argument, nullptr, 'y'},
       {nullptr, 0, nullptr, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", longopts, nullptr)) != -1) {
@@ -151,6 +157,7 @@ Options parse(int argc, char** argv) {
       case 'X': o.stall_ms = static_cast<std::uint32_t>(std::atoi(v.c_str())); break;
       case 'w': o.start_delay_ms = static_cast<std::uint32_t>(std::atoi(v.c_str())); break;
       case 'o': o.out = v; break;
+      case 'y': o.stay = true; break;
       default: usage_error("unknown option (see the comment at the top of test/bench/s2s_load.cpp)");
     }
   }
@@ -376,6 +383,7 @@ class LoadServer final : public s2s::SessionHost {
     } else {
       std::ofstream(o_.out) << j.str() << "\n";
     }
+    if (o_.stay && !stop_requested_) return;
     for (auto& l : links_) l->close();
     loop_.add_timer(net::Duration(200), [this] { loop_.stop(); });
   }
@@ -387,7 +395,15 @@ class LoadServer final : public s2s::SessionHost {
       loop_.add_timer(net::Duration(o_.start_delay_ms), [this] { start_sending(); });
     }
   }
-  void stop_now() { finish(); }
+  void stop_now() {
+    stop_requested_ = true;
+    if (finished_) {
+      for (auto& l : links_) l->close();
+      loop_.add_timer(net::Duration(200), [this] { loop_.stop(); });
+      return;
+    }
+    finish();
+  }
 
  private:
   void accept(int fd, net::Endpoint peer) {
@@ -424,7 +440,7 @@ class LoadServer final : public s2s::SessionHost {
   std::int64_t started_ns_ = 0, send_start_ns_ = 0, send_end_ns_ = 0, first_rx_ns_ = 0, last_rx_ns_ = 0;
   std::int64_t stall_started_ns_ = 0, stall_ended_ns_ = 0;
   double cpu_at_start_ = -1;
-  bool stalled_ = false, finished_ = false;
+  bool stalled_ = false, finished_ = false, stop_requested_ = false;
   net::TimerId pump_timer_ = 0;
 };
 
