@@ -238,8 +238,22 @@ bool Value::has(std::string_view key) const {
 }
 
 void dump_string(std::string_view s, std::string& out) {
+  out.reserve(out.size() + s.size() + 2);
   out += '"';
   for (std::size_t i = 0; i < s.size();) {
+    // A run of printable ASCII other than '"' and '\\' goes out in one append
+    // (the common case: the archive's cost per record, issue 9).
+    std::size_t j = i;
+    while (j < s.size()) {
+      const auto a = static_cast<unsigned char>(s[j]);
+      if (a < 0x20 || a >= 0x80 || a == '"' || a == '\\') break;
+      ++j;
+    }
+    if (j > i) {
+      out.append(s.data() + i, j - i);
+      i = j;
+      continue;
+    }
     const auto c = static_cast<unsigned char>(s[i]);
     if (c == '"') { out += "\\\""; ++i; continue; }
     if (c == '\\') { out += "\\\\"; ++i; continue; }
