@@ -237,6 +237,14 @@ bool FrameChannel::Impl::send(const Frame& f, std::size_t limit) {
   }
   i.update_watch();
   if (i.pending() > i.options.high_water) i.drain_armed = true;
+  if (i.drain_armed && i.pending() <= i.options.high_water / 4) {
+    // Drained by this very flush: no writable event will report it.
+    std::weak_ptr<bool> token = i.alive;
+    Impl* self = &i;
+    i.loop.post([token, self] {
+      if (!token.expired() && self->open) self->check_drain();
+    });
+  }
   return true;
 }
 

@@ -329,6 +329,9 @@ void EdgeServer::update_gate() {
 
 void EdgeServer::update_flow(Flow& f) {
   if (f.session == nullptr) return;
+  // A stream still negotiating, or one that only talks to hosted rooms, is
+  // never held back for the filter: only streams that feed it are.
+  if (!f.active) return;
   const std::size_t window = side_.flow_window;
   bool room;
   if (f.reading && !f.shedding) {
@@ -445,6 +448,7 @@ void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta
   auto fl = flows_.find(meta.flow_id);
   Flow* flow = fl == flows_.end() ? nullptr : &fl->second;
   if (flow != nullptr && flow->domain.empty()) flow->domain = meta.peer_domain;
+  if (flow != nullptr) flow->active = true;
   if (flow != nullptr && flow->shedding) {
     ++counters_.overload_bounced;
     ++flow->shed;

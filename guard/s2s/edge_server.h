@@ -112,6 +112,7 @@ class EdgeServer final : public SessionHost {
     InboundSession* session = nullptr;
     std::size_t in_flight = 0;       // its stanzas the filter has not acknowledged
     bool reading = true;
+    bool active = false;             // has sent a stanza to the filter (only then is it held back)
     bool shedding = false;           // waited overload-wait-ms: bounce what arrives until room
     net::TimePoint blocked_since{};  // when it stopped being read
     std::string domain;              // its authenticated peer, for the records

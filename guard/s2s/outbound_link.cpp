@@ -139,7 +139,13 @@ void OutboundLink::on_closed(const std::string& reason) {
     }
     LogLine(host_.log(), was_ready ? LogLevel::Info : LogLevel::Warning) << describe() << ": closed: " << reason;
   }
-  // Written before the link died: nothing more this link can do for them.
+  // Written while the peer had a backlog, before the link died: the peer may
+  // not have taken them all. Recorded as in doubt; the senders get their credit.
+  if (!held_acks_.empty()) {
+    host_.connection_event("in-doubt: " + std::to_string(held_acks_.size()) + " released stanza(s) written to " +
+                           describe() + " while it had a backlog; the link closed (" + reason +
+                           ") before the peer confirmed taking them all: they may not have been delivered");
+  }
   release_held_acks();
   *alive_ = false;
   host_.link_closed(this);
