@@ -485,6 +485,17 @@ void FilterProcess::act(const std::shared_ptr<InFlight>& s, const audit::AppendR
       // released, this line and the error say it did not cross.
       ++counters_.rejected;
       outcome = "NOT released: far edge went away after the record";
+      // The decision record says released: the archive must say it did not cross.
+      audit::ConnectionEvent ev;
+      ev.kind = "undelivered";
+      ev.side = s->from_low ? "high" : "low";
+      ev.peer = peer_info(s->header);
+      ev.text = "undelivered: frame seq=" + std::to_string(s->header.seq) + " " + s->stanza->name() + " id=" +
+                s->stanza->attr_or("id") + " was recorded as released, but the channel to edge(" + ev.side +
+                ") did not take it (closed or full); its sender was told remote-server-timeout";
+      audit::Record rec;
+      rec.body = std::move(ev);
+      archive_.append(std::move(rec), [](audit::AppendResult) {});
       send_error(s->from_low, *s->stanza, {StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
                                            "far side of the boundary unavailable", {}, {}});
     }

@@ -182,11 +182,11 @@ std::optional<Frame> FrameDecoder::next() {
   return f;
 }
 
-Frame taken_ack(const Frame& released) {
+Frame taken_ack(Direction released_direction, std::uint64_t released_seq) {
   Frame f;
   f.header.kind = FrameKind::Ack;
-  f.header.direction = released.header.direction;
-  f.header.seq = released.header.seq;
+  f.header.direction = released_direction;
+  f.header.seq = released_seq;
   return f;
 }
 

@@ -88,7 +88,7 @@ std::string encode(const Frame& f);
 // The confirmation an edge sends the filter for a released stanza frame it has
 // taken (written to a link, or bounced): an Ack carrying the released frame's
 // direction and sequence number (flow control, docs/guard-protocol.md).
-Frame taken_ack(const Frame& released);
+Frame taken_ack(Direction released_direction, std::uint64_t released_seq);
 
 // Incremental decoder for a byte stream carrying frames back to back.
 class FrameDecoder {

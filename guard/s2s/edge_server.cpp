@@ -100,7 +100,7 @@ void EdgeServer::room_events() {
     // IRC traffic into and out of the rooms: to the archive (it holds message
     // text, so never to the log).
     for (const auto& a : svc->take_audit()) {
-      if (!to_filter_) continue;   // a standalone node has no archive
+      if (!port_.send) continue;   // a standalone node has no archive
       ipc::Frame f;
       f.header.kind = ipc::FrameKind::Event;
       f.header.direction = outgoing_;
@@ -162,7 +162,7 @@ void EdgeServer::room_send(rooms::Output o) {
   }
   // The twin room on the other side: only through the filter.
   const std::int64_t now = static_cast<std::int64_t>(unix_now_us() / 1000);
-  if (!to_filter_) {
+  if (!port_.send) {
     rooms::Outputs more;
     auto* svc = service_for(from->domain);
     svc->links_lost([&](const std::string& d) { return d == to->domain; }, "boundary filter unavailable", now, more);
@@ -178,7 +178,7 @@ void EdgeServer::room_send(rooms::Output o) {
   f.header.arrival_unix_us = unix_now_us();
   f.header.peer_domain = from->domain;
   f.body = o.stanza.serialize();
-  if (!to_filter_(f)) {
+  if (!port_.send(f)) {
     bounce_locally(o.stanza, StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait, "boundary filter busy");
     return;
   }
@@ -283,7 +283,7 @@ void EdgeServer::connection_event(std::string_view what) {
   // The audit archive lives with the filter; the event travels there as a frame.
   // Without a filter the log is the only record.
   LogLine(log_, LogLevel::Info) << "connection event: " << what;
-  if (!to_filter_) return;
+  if (!port_.send) return;
   ipc::Frame f;
   f.header.kind = ipc::FrameKind::Event;
   f.header.direction = outgoing_;
@@ -297,29 +297,20 @@ void EdgeServer::connection_event(std::string_view what) {
 void EdgeServer::released_taken(std::uint64_t ack) {
   // The filter holds the sender's credit until this edge has taken the stanza
   // it released (end-to-end flow control): tell it.
-  if (!to_filter_) return;
-  ipc::Frame f;
-  f.header.kind = ipc::FrameKind::Ack;
-  f.header.direction = outgoing_ == ipc::Direction::LowToHigh ? ipc::Direction::HighToLow : ipc::Direction::LowToHigh;
-  f.header.seq = ack;
-  send_control(f);
+  if (!port_.send) return;
+  send_control(ipc::taken_ack(
+      outgoing_ == ipc::Direction::LowToHigh ? ipc::Direction::HighToLow : ipc::Direction::LowToHigh, ack));
 }
 
-bool EdgeServer::gate_open() const {
-  return !(port_.congested && port_.congested()) && in_flight_.size() < kMaxInFlight &&
-         in_flight_bytes_ < kMaxInFlightBytes;
+bool EdgeServer::over_bounds(std::size_t num, std::size_t den) const {
+  return (port_.congested && port_.congested()) || in_flight_.size() >= kMaxInFlight * num / den ||
+         in_flight_bytes_ >= kMaxInFlightBytes * num / den;
 }
 
 void EdgeServer::update_gate() {
-  // Hysteresis: closed at the bounds, open again at three quarters of them
+  // Hysteresis: closed at the bounds, open again below three quarters of them
   // (the channel's own drain mark is a quarter of its high water).
-  bool closed = gate_closed_;
-  if (!gate_closed_) {
-    closed = !gate_open();
-  } else {
-    closed = (port_.congested && port_.congested()) || in_flight_.size() >= kMaxInFlight * 3 / 4 ||
-             in_flight_bytes_ >= kMaxInFlightBytes * 3 / 4;
-  }
+  const bool closed = gate_closed_ ? over_bounds(3, 4) : over_bounds(1, 1);
   if (closed == gate_closed_) return;
   gate_closed_ = closed;
   LogLine(log_, LogLevel::Debug) << "flow: filter channel " << (closed ? "full, streams wait" : "has room, streams read")
@@ -350,10 +341,7 @@ void EdgeServer::update_flow(Flow& f) {
   } else if (f.blocked_since == net::TimePoint{}) {
     f.blocked_since = loop_.now();
     if (f.reading) ++counters_.flow_pauses;
-    if (flow_timer_ == 0) {
-      flow_timer_ = loop_.add_timer(net::Duration(std::clamp<std::uint32_t>(side_.overload_wait_ms / 4, 50, 250)),
-                                    [this] { flow_timer_ = 0; flow_tick(); });
-    }
+    arm_flow_timer();
   }
   const bool read = room || (f.shedding && !f.return_blocked);
   if (read != f.reading) {
@@ -391,10 +379,16 @@ void EdgeServer::flow_tick() {
                                      << in_flight_.size() << " in all): bouncing what it sends until there is room";
     update_flow(f);
   }
-  if (waiting && flow_timer_ == 0) {
-    flow_timer_ = loop_.add_timer(net::Duration(std::clamp<std::uint32_t>(side_.overload_wait_ms / 4, 50, 250)),
-                                  [this] { flow_timer_ = 0; flow_tick(); });
-  }
+  if (waiting) arm_flow_timer();
+}
+
+void EdgeServer::arm_flow_timer() {
+  if (flow_timer_ != 0) return;
+  flow_timer_ = loop_.add_timer(net::Duration(std::clamp<std::uint32_t>(side_.overload_wait_ms / 4, 50, 250)),
+                                [this] {
+                                  flow_timer_ = 0;
+                                  flow_tick();
+                                });
 }
 
 bool EdgeServer::return_link_full(const std::pair<std::string, std::string>& key, bool resume) const {
@@ -440,7 +434,7 @@ void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta
     to_rooms_this_side(stanza);
     return;
   }
-  if (!to_filter_) {
+  if (!port_.send) {
     bounce_locally(stanza, StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
                    "boundary filter unavailable");
     return;
@@ -479,7 +473,7 @@ void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta
   f.header.cert_identity = meta.cert_identity;
   f.header.stream_id = meta.stream_id;
   f.body = stanza.serialize();
-  if (!to_filter_(f)) {
+  if (!port_.send(f)) {
     bounce_locally(stanza, StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait,
                    "boundary filter busy");
     return;
@@ -498,7 +492,6 @@ void EdgeServer::filter_drained() { update_gate(); }
 
 void EdgeServer::set_filter(FilterPort port) {
   port_ = std::move(port);
-  to_filter_ = port_.send;
   LogLine(log_, LogLevel::Info) << "filter channel up";
   // The stanzas bounced while the filter was lost may have been recorded as
   // released by the filter that died: tell the archive they did not cross.
@@ -508,7 +501,6 @@ void EdgeServer::set_filter(FilterPort port) {
 }
 
 void EdgeServer::filter_lost(const std::string& reason) {
-  to_filter_ = nullptr;
   port_ = {};
   if (!rooms_.empty()) {
     // Every federation link across the boundary is gone with the filter; the rooms go on alone.
@@ -684,7 +676,7 @@ void EdgeServer::undeliverable(xmpp::Element stanza, xmpp::StanzaError error) {
   // The sender is on the other side: the error crosses back through the filter.
   auto reply = xmpp::make_error_reply(stanza, error);
   auto from = xmpp::parse_jid(reply.attr_or("from"));
-  if (!to_filter_) {
+  if (!port_.send) {
     ++counters_.dropped_errors;
     LogLine(log_, LogLevel::Warning) << "undeliverable " << stanza.name() << " (" << error.text
                                      << "): error reply lost, filter unavailable";

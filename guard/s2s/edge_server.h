@@ -2,7 +2,7 @@
 // process). It terminates the streams of the servers on its side, hands every
 // authenticated stanza to the filter, and delivers what the filter releases.
 //
-// It has no way to reach the other side except `to_filter`: the edge process
+// It has no way to reach the other side except its FilterPort: the edge process
 // wires that to the socketpair to the filter, and nothing else.
 //
 // Error duties:
@@ -73,7 +73,7 @@ class EdgeServer final : public SessionHost {
   void filter_drained();
   // The filter channel died: stanzas in flight are bounced to their senders.
   void filter_lost(const std::string& reason);
-  bool filter_available() const { return static_cast<bool>(to_filter_); }
+  bool filter_available() const { return static_cast<bool>(port_.send); }
   void on_filter_frame(const ipc::Frame& frame);
 
   const EdgeCounters& counters() const { return counters_; }
@@ -128,7 +128,9 @@ class EdgeServer final : public SessionHost {
   void update_gate();
   void flow_tick();
   void report_shed(Flow& f);
-  bool gate_open() const;
+  void arm_flow_timer();
+  // The in-flight bounds, scaled by num/den, are reached (or the channel is congested).
+  bool over_bounds(std::size_t num, std::size_t den) const;
   // The link (local -> remote), created if needed; nullptr when kMaxLinks are open.
   OutboundLink* link_for(const std::string& local, const std::string& remote, const config::Peer& peer);
   static constexpr std::size_t kMaxLinks = 1024;
@@ -165,7 +167,6 @@ class EdgeServer final : public SessionHost {
   std::unordered_map<InboundSession*, std::unique_ptr<InboundSession>> inbound_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<OutboundLink>> links_;
   std::vector<std::unique_ptr<OutboundLink>> dying_;   // closed links waiting for their connection to end
-  std::function<bool(const ipc::Frame&)> to_filter_;
   // Frame sequence numbers start from the clock, so a restarted edge never
   // reuses a number a late Ack from the filter could still name.
   std::uint64_t next_seq_ = unix_now_us();

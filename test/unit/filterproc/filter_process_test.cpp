@@ -117,14 +117,15 @@ TEST_CASE("the sender's Ack waits until the far edge confirms it took the stanza
   CHECK_FALSE(has_ack(fx.low, 7));
   CHECK(fx.filter->awaiting_far() == 1);
   // A confirmation from the wrong edge, or with the wrong direction, names nothing.
-  ipc::Frame wrong = ipc::taken_ack(*first_stanza(fx.high));
+  ipc::Frame wrong = ipc::taken_ack(first_stanza(fx.high)->header.direction, first_stanza(fx.high)->header.seq);
   REQUIRE(fx.low.channel->send_control(wrong));
   wrong.header.direction = ipc::Direction::HighToLow;
   REQUIRE(fx.high.channel->send_control(wrong));
   fx.settle();
   CHECK_FALSE(has_ack(fx.low, 7));
   CHECK(fx.filter->counters().unknown_acks == 2);
-  REQUIRE(fx.high.channel->send_control(ipc::taken_ack(*first_stanza(fx.high))));
+  REQUIRE(fx.high.channel->send_control(
+      ipc::taken_ack(first_stanza(fx.high)->header.direction, first_stanza(fx.high)->header.seq)));
   fx.pump_until([&] { return has_ack(fx.low, 7); });
   CHECK(fx.filter->awaiting_far() == 0);
   CHECK(fx.filter->counters().far_confirmed == 1);

@@ -150,6 +150,20 @@ Seen handshake(TlsContext& server_ctx, TlsContext& client_ctx, const std::string
   return {*p.server.tls, *p.client.tls};
 }
 
+// A connected pair upgraded with STARTTLS, each end trusting the other
+// (server guard-low, client a.test, both under ca-low).
+struct TrustedTls {
+  TlsContext server_ctx{tls_config("guard-low", "ca-low")};
+  TlsContext client_ctx{tls_config("a.test", "ca-low")};
+  Pair p;
+  TrustedTls() {
+    p.connect();
+    starttls(p, server_ctx, client_ctx, "b.test");
+    REQUIRE(p.server.tls);
+    REQUIRE(p.client.tls);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("plaintext echo over loopback, graceful close on both ends", "[connection]") {
@@ -199,13 +213,8 @@ TEST_CASE("close_now from inside on_data ends the connection once; the owner is 
 }
 
 TEST_CASE("STARTTLS in place: trusted client and server certificates", "[connection][tls]") {
-  TlsContext server_ctx(tls_config("guard-low", "ca-low"));
-  TlsContext client_ctx(tls_config("a.test", "ca-low"));
-  Pair p;
-  p.connect();
-  starttls(p, server_ctx, client_ctx, "b.test");
-  REQUIRE(p.server.tls);
-  REQUIRE(p.client.tls);
+  TrustedTls t;
+  Pair& p = t.p;
   REQUIRE_FALSE(p.server.closed);
 
   const TlsSessionInfo& s = *p.server.tls;
@@ -244,13 +253,8 @@ TEST_CASE("STARTTLS in place: trusted client and server certificates", "[connect
 }
 
 TEST_CASE("a paused reader holds its sender back; resumed, every byte arrives in order", "[connection][tls][flow]") {
-  TlsContext server_ctx(tls_config("guard-low", "ca-low"));
-  TlsContext client_ctx(tls_config("a.test", "ca-low"));
-  Pair p;
-  p.connect();
-  starttls(p, server_ctx, client_ctx, "b.test");
-  REQUIRE(p.server.tls);
-  REQUIRE(p.client.tls);
+  TrustedTls t;
+  Pair& p = t.p;
   // The server stops reading in the middle of its first burst (as an edge
   // does when its stream's window is full): nothing more is delivered.
   p.server.on_data = [](End& e, std::string_view) { e.conn->set_reading(false); };

@@ -117,7 +117,7 @@ struct ReloadFixture {
     cb.on_frame = [&e](ipc::Frame&& f) {
       // As a real edge does once a link has taken what was released to it.
       if (e.confirm && f.header.kind == ipc::FrameKind::Stanza && f.header.direction != ipc::Direction::Local)
-        e.channel->send_control(ipc::taken_ack(f));
+        e.channel->send_control(ipc::taken_ack(f.header.direction, f.header.seq));
       e.received.push_back(std::move(f));
     };
     cb.on_closed = [](const std::string&) {};
