@@ -24,10 +24,7 @@
 #include "guard/xmpp/jid.h"
 #include "policy/policy_explain.h"
 #include "policy/policy_file.h"
-
-#ifndef PORTCULLIS_SCHEMA_DIR
-#define PORTCULLIS_SCHEMA_DIR "/usr/share/portcullis/schemas"
-#endif
+#include "portcullis_paths.h"
 
 namespace {
 

@@ -17,10 +17,7 @@
 #include "guard/daemon/roles.h"
 #include "guard/sandbox/seccomp.h"
 #include "policy/policy_file.h"
-
-#ifndef PORTCULLIS_SCHEMA_DIR
-#define PORTCULLIS_SCHEMA_DIR "/usr/share/portcullis/schemas"
-#endif
+#include "portcullis_paths.h"
 
 namespace {
 
@@ -33,7 +30,7 @@ constexpr const char* kHelp =
     "Runs the Portcullis XMPP boundary guard: the supervisor, which starts and watches\n"
     "edge(low), the filter and edge(high), on the appliance configuration FILE; or, when\n"
     "FILE is a <node> configuration, a standalone FMUC node (one server, no boundary).\n"
-    "  --config FILE        run on this configuration\n"
+    "  --config FILE        run on this configuration (the systemd unit's: " PORTCULLIS_CONFIG_FILE ")\n"
     "  --check-config FILE  load the configuration and the policy it names, print OK or the error\n"
     "  --foreground         log to stderr instead of syslog\n"
     "  --schema-dir DIR     where the XSDs are (default " PORTCULLIS_SCHEMA_DIR ")\n"

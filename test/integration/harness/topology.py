@@ -503,7 +503,10 @@ class Federation:
     portcullis_policy_text(allowed)), written into run_dir; audit_xml and
     guards_xml go to portcullis_config_text (default: the standard <audit/>, no
     guards); portcullis_command goes to start_portcullis (default: the plain
-    command line). extra_peers / extra_fronts ({"low": [...], "high": [...]})
+    command line); portcullis_start, a callable(config path) -> ManagedProcess,
+    replaces start_portcullis altogether (e.g. an installed portcullisd on an
+    installed layout, which the build tree's preparation must not touch); it
+    returns once both edges listen. extra_peers / extra_fronts ({"low": [...], "high": [...]})
     go to portcullis_config_text (peers and fronted domains added to a side,
     e.g. for standalone FMUC nodes); extra_hosts ({"a": {domain: ip}, "b":
     {...}}) adds entries to a server's private hosts file (Topology.peer_map).
@@ -513,8 +516,10 @@ class Federation:
                  users=None, a_cert=None, a_key=None, allowed=None,
                  portcullis_config=None, pki_dir=None, log_level="debug", policy_text=None,
                  audit_xml=None, guards_xml=None, portcullis_command=None, rooms_xml=None,
-                 supervision_attrs=None, extra_peers=None, extra_fronts=None, extra_hosts=None):
+                 supervision_attrs=None, extra_peers=None, extra_fronts=None, extra_hosts=None,
+                 portcullis_start=None):
         self.portcullis_command = portcullis_command
+        self.portcullis_start = portcullis_start
         self.supervision_attrs = supervision_attrs
         self.rooms_xml = rooms_xml
         self.extra_peers, self.extra_fronts = extra_peers, extra_fronts
@@ -543,7 +548,7 @@ class Federation:
         t = self.topology
         try:
             if t.name == "portcullis":
-                if self.build_dir is None:
+                if self.build_dir is None and self.portcullis_start is None:
                     raise HarnessError("topology 'portcullis' needs build_dir")
                 cfg = self.portcullis_config or write_portcullis_config(
                     os.path.join(self.run_dir, "portcullis.xml"), self.pki_dir, self.mode,
@@ -563,7 +568,8 @@ class Federation:
                             "warning" if self.log_level == "warn" else self.log_level))
                     with open(cfg, "w") as f:
                         f.write(text)
-                self.portcullis = start_portcullis(self.build_dir, cfg, command=self.portcullis_command)
+                self.portcullis = (self.portcullis_start(cfg) if self.portcullis_start is not None else
+                                   start_portcullis(self.build_dir, cfg, command=self.portcullis_command))
             self.a = ProsodyServer(A_DOMAIN, A_IP, self.run_dir, self.pki_dir, self.mode,
                                    t.peer_map(A_DOMAIN, self._hosts("a")), trust=t.trust(A_DOMAIN, self.pki_dir),
                                    cert=self.a_cert, key=self.a_key, users=self.users,

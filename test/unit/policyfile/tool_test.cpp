@@ -42,9 +42,16 @@ struct Run {
   std::string out;   // stdout and stderr together
 };
 
+// The built tool's default schema directory is the installed one
+// (/usr/share/portcullis/schemas); run from the build tree, it is given this
+// tree's, unless the case is about --schema-dir itself.
 Run run(const std::string& args) {
   Run r;
-  const std::string cmd = kTool + " " + args + " 2>&1";
+  const bool takes_schemas = args.rfind("check ", 0) == 0 || args.rfind("explain ", 0) == 0;
+  const std::string schemas = takes_schemas && args.find("--schema-dir") == std::string::npos
+                                  ? " --schema-dir " PORTCULLIS_SOURCE_DIR "/schemas"
+                                  : "";
+  const std::string cmd = kTool + " " + args + schemas + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   char buf[4096];
