@@ -7,6 +7,7 @@
 #include "guard/config/config.h"
 
 #include <arpa/inet.h>
+#include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -833,6 +834,42 @@ void check_guard_stage(const Checker& c, const Config& cfg, const Node& at) {
   }
 }
 
+ControlConfig build_control(const Checker& c, const Node& n) {
+  ControlConfig cc;
+  cc.enabled = true;
+  cc.socket = c.path(n, "socket");
+  if (cc.socket.size() >= 108) {   // sizeof sockaddr_un::sun_path
+    c.fail(n, "<control> socket: expected a path shorter than 108 bytes (a Unix socket address), got " +
+                  std::to_string(cc.socket.size()) + " bytes");
+  }
+  cc.group = n.at("group");
+  cc.line = n.line;
+  cc.column = n.column;
+  return cc;
+}
+
+// The operator group must exist, and no child may be in it: a child that
+// could connect to the control socket could reload the policy.
+void resolve_control_group(const Checker& c, const Node& at, ControlConfig& cc,
+                           std::initializer_list<const ProcessUser*> children) {
+  if (!cc.enabled || cc.group.empty()) return;
+  struct group gr {};
+  struct group* found = nullptr;
+  char buf[8192];
+  if (::getgrnam_r(cc.group.c_str(), &gr, buf, sizeof buf, &found) != 0 || found == nullptr) {
+    c.fail(at, "<control> group: expected an existing group, got '" + cc.group +
+                   "' (create the operator group, or leave group out to use the supervisor's own)");
+  }
+  cc.gid = gr.gr_gid;
+  for (const ProcessUser* u : children) {
+    if (u->uid == 0 && u->gid == 0) continue;   // not resolved (single-user-development)
+    if (u->gid == cc.gid) {
+      c.fail(at, "<control> group: expected a group that no child runs as, got '" + cc.group + "', the group of '" +
+                     u->name + "'");
+    }
+  }
+}
+
 void resolve_user(const Checker& c, const Node& at, const char* attr, ProcessUser& u) {
   struct passwd pw {};
   struct passwd* found = nullptr;
@@ -1026,10 +1063,14 @@ Config build_config(const std::string& file, const std::string& schema_dir, cons
   const Node* guards = nullptr;
   const Node* supervision = nullptr;
   const Node* waivers = nullptr;
+  const Node* control = nullptr;
   for (const Node& ch : root.children) {
     if (ch.name == "logging") {
       cfg.log_target = ch.at("target");
       cfg.log_level = ch.at("level");
+    } else if (ch.name == "control") {
+      control = &ch;
+      cfg.control = build_control(c, ch);
     } else if (ch.name == "supervision") {
       cfg.supervision.restart_backoff_ms = c.number<std::uint32_t>(ch, "restart-backoff-ms");
       cfg.supervision.restart_backoff_max_ms = c.number<std::uint32_t>(ch, "restart-backoff-max-ms");
@@ -1089,10 +1130,16 @@ Config build_config(const std::string& file, const std::string& schema_dir, cons
   if (filter) check_guard_stage(c, cfg, guards != nullptr ? *guards : root);
   if (appliance && cfg.supervision.mode == SupervisionMode::Separated) {
     resolve_users(c, supervision != nullptr ? *supervision : root, cfg.supervision);
+    if (control != nullptr) {
+      resolve_control_group(c, *control, cfg.control,
+                            {&cfg.supervision.low_edge, &cfg.supervision.high_edge, &cfg.supervision.filter});
+    }
     SeparationNodes nodes{&root, low, high, policy, audit, guards};
     check_separation(c, cfg, schema_dir, nodes);
     check_listeners(c, cfg.low, *low);
     check_listeners(c, cfg.high, *high);
+  } else if (appliance && control != nullptr) {
+    resolve_control_group(c, *control, cfg.control, {});
   }
   return cfg;
 }
@@ -1137,10 +1184,14 @@ Config build_node_config(const std::string& file, const std::string& schema_dir,
   }
   const Node* server = nullptr;
   const Node* supervision = nullptr;
+  const Node* control = nullptr;
   for (const Node& ch : root.children) {
     if (ch.name == "logging") {
       cfg.log_target = ch.at("target");
       cfg.log_level = ch.at("level");
+    } else if (ch.name == "control") {
+      control = &ch;
+      cfg.control = build_control(c, ch);
     } else if (ch.name == "supervision") {
       Supervision& sup = cfg.supervision;
       sup.restart_backoff_ms = c.number<std::uint32_t>(ch, "restart-backoff-ms");
@@ -1172,8 +1223,11 @@ Config build_node_config(const std::string& file, const std::string& schema_dir,
   if (who == LoadFor::Appliance && cfg.supervision.mode == SupervisionMode::Separated) {
     const Node& at = supervision != nullptr ? *supervision : root;
     resolve_user(c, at, "node-user", cfg.supervision.node);
+    if (control != nullptr) resolve_control_group(c, *control, cfg.control, {&cfg.supervision.node});
     check_node_separation(c, cfg, schema_dir, root, *server);
     check_listeners(c, cfg.node, *server);
+  } else if (who == LoadFor::Appliance && control != nullptr) {
+    resolve_control_group(c, *control, cfg.control, {});
   }
   return cfg;
 }

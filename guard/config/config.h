@@ -206,6 +206,16 @@ struct Supervision {
   int line = 0, column = 0;                   // of <supervision>, 0 when absent
 };
 
+// The control socket that portcullisctl talks to (<control>): owned by the
+// supervisor's user and `group`, mode 0660. Absent: no control socket.
+struct ControlConfig {
+  bool enabled = false;
+  std::string socket = "/run/portcullis/control";
+  std::string group;            // empty: the supervisor's own group
+  gid_t gid = 0;                // resolved at load by the appliance (LoadFor::Appliance)
+  int line = 0, column = 0;
+};
+
 // Explicit exceptions to the fail-closed start rules (<waivers>); each is
 // written to the audit archive at every start.
 struct Waiver {
@@ -229,6 +239,7 @@ struct Config {
   Side node;                        // ConfigKind::Node: the node's server (name "node")
   DirectionPolicy low_to_high, high_to_low;   // LEGACY, never filled by load_config (see above)
   Supervision supervision;
+  ControlConfig control;
   std::string policy_file;          // the security policy file (<policy file=.../>), absolute
   AuditConfig audit;
   GuardsConfig guards;

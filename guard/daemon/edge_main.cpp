@@ -9,6 +9,7 @@
 #include "guard/config/config.h"
 #include "guard/daemon/roles.h"
 #include "guard/daemon/signals.h"
+#include "guard/daemon/status_report.h"
 #include "guard/ipc/frame_channel.h"
 #include "guard/log/log.h"
 #include "guard/sandbox/seccomp.h"
@@ -87,6 +88,9 @@ int run_edge(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
     loop.stop();
   };
   ccb.on_bad_message = [&](const std::string& err) { LogLine(*log, LogLevel::Error) << "control: " << err; };
+  ccb.on_status = [&] { return edge_status(*server, name); };
+  // An edge has nothing to reload (a new config means a restart).
+  ccb.on_reload = [](const std::string&) { return std::string("{\"ok\":true,\"reloaded\":\"nothing\"}"); };
   supervisor::ChildControl control(loop, args.fds.control_fd, std::move(ccb));
   control.start();
 

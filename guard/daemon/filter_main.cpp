@@ -8,9 +8,11 @@
 #include <optional>
 
 #include "guard/audit/archive.h"
+#include "guard/audit/json.h"
 #include "guard/config/config.h"
 #include "guard/daemon/roles.h"
 #include "guard/daemon/signals.h"
+#include "guard/daemon/status_report.h"
 #include "guard/filterproc/filter_process.h"
 #include "guard/log/log.h"
 #include "guard/sandbox/seccomp.h"
@@ -137,7 +139,7 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
   // Frames are checked against the sides of the config this process loaded, never against what an edge says.
   filterproc::FilterProcess filter(loop, *archive, max_bytes, log, filterproc::Boundary::from_config(cfg));
   filter.set_guards(std::move(guards_up), std::move(guards_down));
-  std::string running_version = loaded->version;
+  const std::string loaded_version = loaded->version, loaded_sha256 = loaded->sha256, loaded_file = loaded->file;
   LogLine(log, LogLevel::Info) << "policy " << loaded->version << " sha256 " << loaded->sha256 << " loaded from "
                                << loaded->file;
   record_admin(*archive, "policy-load", "policy loaded at start",
@@ -164,24 +166,46 @@ int run_filter(const DaemonOptions& opts, const supervisor::ChildArgs& args) {
   supervisor::ChildControl control(loop, args.fds.control_fd, std::move(ccb));
   control.start();
 
+  // All or nothing: the new policy is loaded and every filter built before
+  // anything changes; any error keeps the running policy. The swap runs on the
+  // event loop, so between stanzas. `how` says who asked (SIGHUP, or the
+  // control socket's client as the supervisor saw it), for the archive.
+  PolicyState policy_state{loaded_version, loaded_sha256, loaded_file, unix_now_ms(), 0, 0, {}};
+  auto reload = [&](const std::string& how) -> std::string {
+    audit::json::Object reply;
+    try {
+      policy::LoadedPolicy next = policy::load_policy(cfg.policy_file, opts.schema_dir, registry);
+      LogLine(log, LogLevel::Info) << "policy " << next.version << " sha256 " << next.sha256 << " loaded from "
+                                   << next.file << " (reload " << how << ", replacing version "
+                                   << policy_state.version << ")";
+      record_admin(*archive, "policy-reload", "policy reloaded " + how,
+                   {{"version", next.version}, {"sha256", next.sha256}, {"file", next.file}, {"requested", how},
+                    {"replaced-version", policy_state.version}});
+      reply = {{"ok", true}, {"version", next.version}, {"sha256", next.sha256},
+               {"replaced_version", policy_state.version}};
+      policy_state.version = next.version;
+      policy_state.sha256 = next.sha256;
+      policy_state.file = next.file;
+      policy_state.loaded_unix_ms = unix_now_ms();
+      ++policy_state.reloads;
+      install(filter, std::move(next));
+    } catch (const std::exception& e) {
+      LogLine(log, LogLevel::Error) << "policy reload (" << how << ") failed, keeping version "
+                                    << policy_state.version << ": " << e.what();
+      record_admin(*archive, "policy-reload-failed", e.what(),
+                   {{"kept-version", policy_state.version}, {"requested", how}});
+      ++policy_state.reload_failures;
+      policy_state.last_reload_error = e.what();
+      reply = {{"ok", false}, {"error", std::string(e.what())}, {"kept_version", policy_state.version}};
+    }
+    return audit::json::dump(reply);
+  };
+  control.set_on_status([&] { return filter_status(filter, *archive, cfg.audit.dir, policy_state); });
+  control.set_on_reload([&](const std::string& who) { return reload("over the control socket by " + who); });
+
   TerminationSignals signals(loop, [&](int sig) {
     if (sig == SIGHUP) {
-      // All or nothing: the new policy is loaded and every filter built before
-      // anything changes; any error keeps the running policy. The swap runs on
-      // the event loop, so between stanzas.
-      try {
-        policy::LoadedPolicy next = policy::load_policy(cfg.policy_file, opts.schema_dir, registry);
-        LogLine(log, LogLevel::Info) << "policy " << next.version << " sha256 " << next.sha256 << " loaded from "
-                                     << next.file << " (reload, replacing version " << running_version << ")";
-        running_version = next.version;
-        record_admin(*archive, "policy-reload", "policy reloaded on SIGHUP",
-                     {{"version", next.version}, {"sha256", next.sha256}, {"file", next.file}});
-        install(filter, std::move(next));
-      } catch (const std::exception& e) {
-        LogLine(log, LogLevel::Error) << "policy reload failed, keeping version " << running_version << ": "
-                                      << e.what();
-        record_admin(*archive, "policy-reload-failed", e.what(), {{"kept-version", running_version}});
-      }
+      reload("on SIGHUP");
       return;
     }
     log.info("terminating");

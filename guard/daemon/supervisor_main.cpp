@@ -13,6 +13,9 @@
 #include "guard/config/config.h"
 #include "guard/daemon/preflight.h"
 #include "guard/daemon/roles.h"
+#include "guard/daemon/status_report.h"
+#include "guard/audit/json.h"
+#include "guard/supervisor/control_server.h"
 #include "guard/log/log.h"
 #include "guard/sandbox/capabilities.h"
 #include "guard/supervisor/side_firewall.h"
@@ -78,6 +81,49 @@ int run_supervisor(const DaemonOptions& opts) {
   }
   net::SteadyClock clock;
   net::EventLoop loop(clock);
+  // The control socket (portcullisctl), made while the supervisor may still
+  // give it to the operator group; it answers once the children run.
+  const bool node = cfg.kind == config::ConfigKind::Node;
+  supervisor::Supervisor* running = nullptr;
+  ApplianceInfo info;
+  info.kind = node ? "node" : "appliance";
+  info.mode = cfg.supervision.mode == config::SupervisionMode::Separated ? "separated" : "single-user-development";
+  info.config_file = opts.config_file;
+  info.started_unix_ms = unix_now_ms();
+  std::unique_ptr<supervisor::ControlServer> control;
+  if (cfg.control.enabled) {
+    supervisor::ControlServer::Options co;
+    co.path = cfg.control.socket;
+    co.set_group = !cfg.control.group.empty();
+    co.group = cfg.control.gid;
+    auto handler = [&](std::string_view command, const supervisor::ControlPeer& who,
+                       supervisor::ControlServer::Respond respond) {
+      const bool reload = command == "reload";
+      if (command != "status" && !reload) {
+        audit::json::Object err{{"error", "unknown command '" + std::string(command.substr(0, 64)) +
+                                              "'; the commands are: status, reload"}};
+        return respond(audit::json::dump(err));
+      }
+      if (running == nullptr) return respond("{\"error\":\"starting\"}");
+      if (reload) log.info("control: reload requested by " + who.describe());
+      const bool asked = running->query(
+          reload ? supervisor::Supervisor::Query::Reload : supervisor::Supervisor::Query::Status, who.describe(),
+          [&info, respond, &running](std::vector<supervisor::Supervisor::ChildAnswer> answers) {
+            info.stopping = running != nullptr && running->stopping();
+            respond(appliance_status(info, answers));
+          });
+      if (!asked) respond("{\"error\":\"busy or stopping\"}");
+    };
+    try {
+      control = std::make_unique<supervisor::ControlServer>(loop, co, handler,
+                                                            [&log](std::string_view line) { log.warning(line); });
+    } catch (const std::exception& e) {
+      log.error(std::string(e.what()) + " (" + cfg.file + ":" + std::to_string(cfg.control.line) + ":" +
+                std::to_string(cfg.control.column) + ", <control>)");
+      return 2;
+    }
+    log.info("control socket " + co.path + (co.set_group ? " (group " + cfg.control.group + ", mode 0660)" : " (mode 0660)"));
+  }
   supervisor::SupervisorOptions so;
   so.common_args = {"--config", opts.config_file, "--schema-dir", opts.schema_dir};
   if (opts.foreground) so.common_args.push_back("--foreground");
@@ -86,7 +132,6 @@ int run_supervisor(const DaemonOptions& opts) {
   so.watchdog_timeout = net::Duration(cfg.supervision.watchdog_ms);
   so.give_up_after = cfg.supervision.give_up_after;
   std::unique_ptr<supervisor::SideFirewall> firewall;   // removed when portcullisd stops
-  const bool node = cfg.kind == config::ConfigKind::Node;
   so.node = node;
   // Each server reaches only its own peers: the kernel rejects anything else it sends.
   const auto firewall_side = [](const config::Side& sd, const config::ProcessUser& u) {
@@ -178,9 +223,12 @@ int run_supervisor(const DaemonOptions& opts) {
     log.error(std::string("cannot start: ") + e.what());
     return 3;
   }
+  running = &sup;
   log.info(std::string(node ? "started: standalone FMUC node running" : "started: edge(low), filter, edge(high) running") +
            "; config " + opts.config_file);
   loop.run();
+  running = nullptr;
+  control.reset();
   if (!sup.gave_up().empty()) {
     // systemd (Restart=on-failure) shows this line and the status.
     log.error("stopped: " + sup.gave_up());

@@ -12,6 +12,7 @@ namespace portcullis::ipc {
 std::string_view to_string(FdPassStatus s) {
   switch (s) {
     case FdPassStatus::Ok: return "ok";
+    case FdPassStatus::Message: return "message";
     case FdPassStatus::WouldBlock: return "would block";
     case FdPassStatus::Closed: return "closed";
     case FdPassStatus::Invalid: return "invalid message";
@@ -126,6 +127,10 @@ FdReceiveResult receive_fd(int sock) {
     r.error = "fd message tag too long";
   } else if (n == 0) {
     r.error = "fd message without tag";
+  } else if (fds.empty()) {
+    // A request from the supervisor (status, reload): its text is the tag.
+    r.status = FdPassStatus::Message;
+    r.tag.assign(tag, static_cast<std::size_t>(n));
   } else if (fds.size() != 1) {
     r.error = "fd message carries " + std::to_string(fds.size()) + " fds (expected 1)";
   } else {

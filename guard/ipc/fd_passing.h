@@ -21,6 +21,7 @@ inline constexpr std::size_t kMaxFdTag = 64;
 
 enum class FdPassStatus {
   Ok,
+  Message,     // receive: a message with no fd (1..kMaxFdTag bytes, in `tag`): a request
   WouldBlock,  // non-blocking socket: try again when readable/writable
   Closed,      // peer closed the control socket (receive: EOF; send: EPIPE)
   Invalid,     // receive: a message arrived but is not one tag plus one fd
@@ -36,7 +37,7 @@ struct FdSendResult {
 
 struct FdReceiveResult {
   FdPassStatus status = FdPassStatus::Error;
-  std::string tag;    // set when status is Ok
+  std::string tag;    // set when status is Ok or Message
   UniqueFd fd;        // set when status is Ok; close-on-exec
   std::string error;  // set when status is Invalid, Error or Closed
 };
@@ -50,9 +51,9 @@ bool make_control_pair(UniqueFd& a, UniqueFd& b);
 // Never raises SIGPIPE.
 FdSendResult send_fd(int sock, int fd, std::string_view tag);
 
-// Receives one message from `sock`. A message must carry exactly one fd and a
-// tag; anything else (no fd, several fds, truncated tag or control data) is
-// Invalid, and any fds that did arrive are closed. Received fds are close-on-exec
+// Receives one message from `sock`. A message carries exactly one fd and a
+// tag (Ok), or only a short text and no fd (Message); anything else (several
+// fds, an empty or truncated tag, truncated control data) is Invalid, and any fds that did arrive are closed. Received fds are close-on-exec
 // (MSG_CMSG_CLOEXEC).
 FdReceiveResult receive_fd(int sock);
 

@@ -136,6 +136,12 @@ bool Room::links_with_domain(const std::string& domain) const {
   return false;
 }
 
+std::vector<std::pair<std::string, LinkState>> Room::federated_links() const {
+  std::vector<std::pair<std::string, LinkState>> out;
+  for (const auto& [peer, link] : links_) out.emplace_back(peer, link_state(peer));
+  return out;
+}
+
 LinkState Room::link_state(const std::string& peer) const {
   auto it = links_.find(peer);
   return it == links_.end() ? LinkState::Down : it->second.state;

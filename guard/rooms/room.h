@@ -101,6 +101,8 @@ class Room {
   // True when `domain` is the domain of a node this room links with.
   bool links_with_domain(const std::string& domain) const;
   LinkState link_state(const std::string& peer) const;
+  // Every federated room this one links with (by room JID) and its state.
+  std::vector<std::pair<std::string, LinkState>> federated_links() const;
   std::size_t local_occupants() const;
   std::size_t remote_occupants() const;
   std::size_t history_size() const { return history_.size(); }

@@ -721,4 +721,17 @@ void EdgeServer::request_verify(const std::string& local, const std::string& ori
   link->request_verify(stream_id, key, std::move(done));
 }
 
+std::vector<LinkStatus> EdgeServer::link_status(std::size_t max) const {
+  std::vector<LinkStatus> out;
+  for (const auto& [raw, session] : inbound_) {
+    if (out.size() >= max) return out;
+    out.push_back(session->status());
+  }
+  for (const auto& [key, link] : links_) {
+    if (out.size() >= max) return out;
+    out.push_back(link->status());
+  }
+  return out;
+}
+
 }  // namespace portcullis::s2s

@@ -81,6 +81,11 @@ class EdgeServer final : public SessionHost {
   // Drives the rooms' clocks (pings, timeouts, rejoins); start() arms a timer that calls it.
   void rooms_tick();
   std::size_t in_flight() const { return in_flight_.size(); }
+  std::size_t in_flight_bytes() const { return in_flight_bytes_; }
+  bool gate_closed() const { return gate_closed_; }
+  // The streams of this side, inbound then outbound, at most `max` of them.
+  std::vector<LinkStatus> link_status(std::size_t max) const;
+  std::size_t stream_count() const { return inbound_.size() + links_.size(); }
 
   // SessionHost
   const config::Side& side() const override { return side_; }

@@ -36,7 +36,7 @@ std::string db_error(std::string_view name, std::string_view from, std::string_v
 }  // namespace
 
 InboundSession::InboundSession(SessionHost& host, std::unique_ptr<net::Connection> conn)
-    : host_(host), conn_(std::move(conn)), alive_(std::make_shared<bool>(true)) {
+    : host_(host), conn_(std::move(conn)), alive_(std::make_shared<bool>(true)), since_unix_ms_(static_cast<std::int64_t>(unix_now_us() / 1000)) {
   parser_ = std::make_unique<xmpp::StreamParser>(static_cast<xmpp::StreamHandler&>(*this), parser_limits(host_.side()));
 }
 
@@ -54,6 +54,28 @@ std::string InboundSession::describe() const {
   d += " from ";
   d += conn_->peer().to_string();
   return d;
+}
+
+LinkStatus InboundSession::status() const {
+  LinkStatus st;
+  st.inbound = true;
+  st.local = to_;
+  st.remote = from_;
+  st.address = conn_->peer().to_string();
+  switch (state_) {
+    case State::AwaitHeader: st.state = "await-header"; break;
+    case State::Negotiating: st.state = "negotiating"; break;
+    case State::TlsHandshake: st.state = "tls-handshake"; break;
+    case State::Authenticated: st.state = "authenticated"; break;
+    case State::Closed: st.state = "closed"; break;
+  }
+  st.auth = !sasl_domain_.empty() ? "sasl-external" : !verified_.empty() ? "dialback" : "";
+  if (tls_) st.tls = tls_->protocol;
+  st.since_unix_ms = since_unix_ms_;
+  st.stanzas = stanzas_;
+  st.pending_bytes = conn_->pending_output();
+  st.reading = conn_->reading();
+  return st;
 }
 
 void InboundSession::start() {
@@ -443,6 +465,7 @@ void InboundSession::handle_db_verify(const xmpp::Element& e) {
 }
 
 void InboundSession::handle_stanza(xmpp::Element e, std::size_t wire_bytes) {
+  ++stanzas_;
   const std::string* from_attr = e.attr("from");
   const std::string* to_attr = e.attr("to");
   if (from_attr == nullptr || to_attr == nullptr) {

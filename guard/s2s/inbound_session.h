@@ -34,6 +34,7 @@ class InboundSession : private xmpp::StreamHandler {
   // Closes with a stream error (used by the host on shutdown: system-shutdown).
   void close_with(xmpp::StreamErrorCondition c, std::string_view text);
   std::string describe() const;
+  LinkStatus status() const;
   // Flow control (EdgeServer): stop or resume reading this stream's socket.
   void set_reading(bool on);
   // Set by the host at accept; travels in InboundMeta::flow_id.
@@ -90,6 +91,8 @@ class InboundSession : private xmpp::StreamHandler {
   net::TimerId idle_timer_ = 0;
   net::TimePoint last_activity_;
   std::shared_ptr<bool> alive_;       // lets async verify callbacks notice we are gone
+  std::int64_t since_unix_ms_ = 0;
+  std::uint64_t stanzas_ = 0;
 };
 
 }  // namespace portcullis::s2s

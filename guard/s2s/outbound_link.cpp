@@ -12,7 +12,7 @@ using xmpp::StreamErrorCondition;
 
 OutboundLink::OutboundLink(SessionHost& host, std::string local, std::string remote, const config::Peer& peer)
     : host_(host), local_(std::move(local)), remote_(std::move(remote)), peer_(peer),
-      alive_(std::make_shared<bool>(true)) {
+      alive_(std::make_shared<bool>(true)), since_unix_ms_(static_cast<std::int64_t>(unix_now_us() / 1000)) {
   parser_ = std::make_unique<xmpp::StreamParser>(static_cast<xmpp::StreamHandler&>(*this),
                                                  parser_limits(host_.side()));
   start_connect();
@@ -27,6 +27,32 @@ OutboundLink::~OutboundLink() {
 
 std::string OutboundLink::describe() const {
   return "outbound " + local_ + "->" + remote_ + " (" + peer_.host + ":" + std::to_string(peer_.port) + ")";
+}
+
+LinkStatus OutboundLink::status() const {
+  LinkStatus st;
+  st.inbound = false;
+  st.local = local_;
+  st.remote = remote_;
+  st.address = peer_.host + ":" + std::to_string(peer_.port);
+  switch (state_) {
+    case State::Connecting: st.state = "connecting"; break;
+    case State::AwaitHeader: st.state = "await-header"; break;
+    case State::AwaitFeatures: st.state = "await-features"; break;
+    case State::AwaitProceed: st.state = "await-proceed"; break;
+    case State::TlsHandshake: st.state = "tls-handshake"; break;
+    case State::AwaitSaslResult: st.state = "await-sasl-result"; break;
+    case State::AwaitDialbackResult: st.state = "await-dialback-result"; break;
+    case State::Ready: st.state = "ready"; break;
+    case State::Closed: st.state = "closed"; break;
+  }
+  if (state_ == State::Ready) st.auth = sasl_done_ ? "sasl-external" : "dialback";
+  if (tls_) st.tls = tls_->protocol;
+  st.since_unix_ms = since_unix_ms_;
+  st.stanzas = stanzas_;
+  st.pending_bytes = pending_output();
+  st.queued = queue_.size();
+  return st;
 }
 
 void OutboundLink::arm_deadline() {
@@ -393,6 +419,7 @@ void OutboundLink::give_back(xmpp::Element stanza, xmpp::StanzaError error, std:
 
 void OutboundLink::write_stanza(const xmpp::Element& stanza, std::uint64_t ack) {
   conn_->send(stanza.serialize());
+  ++stanzas_;
   if (ack == 0) return;
   if (held_acks_.empty() && conn_->pending_output() <= kAckMark) {
     host_.released_taken(ack);

@@ -62,6 +62,7 @@ class OutboundLink : private xmpp::StreamHandler {
   // this much waits for the peer; beyond it the confirmations wait for the drain.
   static constexpr std::size_t kAckMark = 256 * 1024;
   std::string describe() const;
+  LinkStatus status() const;
 
  private:
   enum class State {
@@ -135,6 +136,8 @@ class OutboundLink : private xmpp::StreamHandler {
   net::TimePoint last_write_;
   net::TimePoint last_activity_;
   std::shared_ptr<bool> alive_;
+  std::int64_t since_unix_ms_ = 0;
+  std::uint64_t stanzas_ = 0;
 };
 
 }  // namespace portcullis::s2s

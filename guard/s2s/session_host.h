@@ -35,6 +35,21 @@ struct InboundMeta {
 
 enum class VerifyResult { Valid, Invalid, Error };
 
+// What portcullisctl shows of one S2S stream (EdgeServer::link_status).
+struct LinkStatus {
+  bool inbound = true;
+  std::string local, remote;         // domains; "" until the stream header names them
+  std::string address;               // the peer's ip:port
+  std::string state;                 // "negotiating", "authenticated", "ready", ...
+  std::string auth;                  // "sasl-external", "dialback", "" before authentication
+  std::string tls;                   // "TLSv1.3"; "" while plain
+  std::int64_t since_unix_ms = 0;    // when the stream began
+  std::uint64_t stanzas = 0;         // inbound: received; outbound: written
+  std::uint64_t pending_bytes = 0;   // written to the socket, not yet taken by the peer
+  std::uint64_t queued = 0;          // outbound: stanzas waiting for the link to be ready
+  bool reading = true;               // inbound: false while held back (flow control)
+};
+
 class SessionHost {
  public:
   virtual ~SessionHost() = default;

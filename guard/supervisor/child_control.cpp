@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 
@@ -56,6 +57,40 @@ void ChildControl::gone(const std::string& reason) {
   std::_Exit(1);
 }
 
+bool ChildControl::parse_request(std::string_view text, Request& out) {
+  const auto sp = text.find(' ');
+  if (sp == std::string_view::npos) return false;
+  const std::string_view verb = text.substr(0, sp);
+  std::string_view rest = text.substr(sp + 1);
+  if (verb == "status") out.kind = 'S';
+  else if (verb == "reload") out.kind = 'R';
+  else return false;
+  const auto sp2 = rest.find(' ');
+  const std::string_view num = rest.substr(0, sp2);
+  out.who = sp2 == std::string_view::npos ? std::string() : std::string(rest.substr(sp2 + 1));
+  const auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), out.round);
+  return ec == std::errc() && end == num.data() + num.size() && !num.empty();
+}
+
+void ChildControl::answer(const Request& req) {
+  std::string body;
+  if (req.kind == 'S') {
+    body = cb_.on_status ? cb_.on_status() : std::string("{\"error\":\"no status\"}");
+  } else {
+    body = cb_.on_reload ? cb_.on_reload(req.who) : std::string("{\"ok\":true,\"reloaded\":\"nothing\"}");
+  }
+  if (body.empty()) return;   // the owner chose not to answer
+  if (body.size() > kMaxReply) {
+    body = "{\"error\":\"report too large (" + std::to_string(body.size()) + " bytes)\"}";
+  }
+  std::string msg(1, req.kind);
+  msg += std::to_string(req.round);
+  msg += '\n';
+  msg += body;
+  // One message; a full socket drops it and the supervisor reports no answer.
+  if (fd_) (void)::send(fd_.get(), msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 void ChildControl::on_readable() {
   std::weak_ptr<bool> token = alive_;
   // Bounded: a flood of messages cannot starve the rest of the loop.
@@ -75,6 +110,20 @@ void ChildControl::on_readable() {
           if (token.expired()) return;
         }
         break;
+      case ipc::FdPassStatus::Message: {
+        Request req;
+        if (!parse_request(r.tag, req)) {
+          if (cb_.on_bad_message) {
+            auto cb = cb_.on_bad_message;
+            cb("unknown request on the control socket");
+            if (token.expired()) return;
+          }
+          break;
+        }
+        answer(req);
+        if (token.expired()) return;
+        break;
+      }
       case ipc::FdPassStatus::Ok:
         if (cb_.on_fd) {
           auto cb = cb_.on_fd;

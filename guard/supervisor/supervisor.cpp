@@ -226,6 +226,7 @@ Supervisor::~Supervisor() {
   }
   if (kill_timer_armed_) loop_.cancel_timer(kill_timer_);
   if (watchdog_timer_) loop_.cancel_timer(watchdog_timer_);
+  if (query_timer_) loop_.cancel_timer(query_timer_);
   for (Child& c : children_) {
     if (c.control) loop_.unwatch(c.control.get());
   }
@@ -435,19 +436,120 @@ void Supervisor::watch_control(Role r) {
 void Supervisor::on_control_readable(Role r) {
   Child& c = child(r);
   if (!c.control) return;
-  // Children only ever send heartbeats; anything readable proves the child's loop
-  // ran. EOF (the child is exiting) is left to SIGCHLD.
-  char buf[64];
+  // Children send heartbeats ('h') and answers to questions (see ChildControl);
+  // anything readable proves the child's loop ran. EOF (the child is exiting)
+  // is left to SIGCHLD. Bounded per wakeup: a flooding child cannot starve the loop.
+  if (reply_buf_.empty()) reply_buf_.resize(kMaxReply);
   for (int i = 0; i < 64; ++i) {
-    const ssize_t n = ::recv(c.control.get(), buf, sizeof buf, MSG_DONTWAIT);
+    // MSG_TRUNC: the real length of a longer message, which is then ignored.
+    const ssize_t n = ::recv(c.control.get(), reply_buf_.data(), reply_buf_.size(), MSG_DONTWAIT | MSG_TRUNC);
     if (n > 0) {
       c.last_heartbeat = loop_.now();
       c.heartbeat_seen = true;
+      const auto len = static_cast<std::size_t>(n);
+      if (len > 1 && len <= reply_buf_.size()) on_reply(r, reply_buf_.data(), len);
+      if (!c.control) return;
       continue;
     }
     if (n == 0) loop_.unwatch(c.control.get());
     break;
   }
+}
+
+namespace {
+bool belongs(Role r, bool node) { return node ? r == Role::Node : r != Role::Node; }
+}  // namespace
+
+bool Supervisor::query(Query q, std::string who, std::function<void(std::vector<ChildAnswer>)> done) {
+  if (stopping_ || queries_.size() >= kMaxQueries) return false;
+  queries_.push_back({q, std::move(who), std::move(done)});
+  next_query();
+  return true;
+}
+
+void Supervisor::next_query() {
+  if (query_active_ || queries_.empty()) return;
+  query_active_ = true;
+  ++query_round_;
+  const PendingQuery& pq = queries_.front();
+  answers_.clear();
+  std::string text = (pq.q == Query::Status ? "status " : "reload ") + std::to_string(query_round_);
+  if (pq.q == Query::Reload && !pq.who.empty()) text += " " + pq.who;
+  if (text.size() > ipc::kMaxFdTag) text.resize(ipc::kMaxFdTag);
+  bool any = false;
+  for (const Child& c : children_) {
+    if (!belongs(c.role, options_.node)) continue;
+    ChildAnswer a;
+    a.role = c.role;
+    a.pid = c.pid;
+    const bool target = pq.q == Query::Status || c.role == Role::Filter || c.role == Role::Node;
+    if (target && c.pid > 0 && c.control) {
+      a.asked = ::send(c.control.get(), text.data(), text.size(), MSG_DONTWAIT | MSG_NOSIGNAL) ==
+                static_cast<ssize_t>(text.size());
+      any = any || a.asked;
+    }
+    answers_.push_back(std::move(a));
+  }
+  std::weak_ptr<bool> token = alive_;
+  if (!any) {
+    loop_.post([this, token] {
+      if (!token.expired()) finish_query();
+    });
+    return;
+  }
+  query_timer_ = loop_.add_timer(kQueryTimeout, [this] {
+    query_timer_ = 0;
+    finish_query();
+  });
+}
+
+void Supervisor::on_reply(Role r, const char* data, std::size_t n) {
+  if (!query_active_) return;
+  const char want = queries_.front().q == Query::Status ? 'S' : 'R';
+  if (data[0] != want) return;
+  std::size_t i = 1;
+  std::uint32_t round = 0;
+  while (i < n && i < 12 && data[i] >= '0' && data[i] <= '9') round = round * 10 + static_cast<std::uint32_t>(data[i++] - '0');
+  if (i >= n || data[i] != '\n' || round != query_round_) return;   // stale or malformed: not an answer
+  bool waiting = false;
+  for (ChildAnswer& a : answers_) {
+    if (a.role == r && a.asked && !a.answered && a.pid == child(r).pid) {
+      a.answered = true;
+      a.reply.assign(data + i + 1, n - i - 1);
+    }
+    if (a.asked && !a.answered && a.pid == child(a.role).pid) waiting = true;
+  }
+  if (waiting) return;
+  std::weak_ptr<bool> token = alive_;
+  const std::uint32_t round_now = query_round_;
+  loop_.post([this, token, round_now] {
+    if (!token.expired() && query_active_ && query_round_ == round_now) finish_query();
+  });
+}
+
+void Supervisor::finish_query() {
+  if (!query_active_) return;
+  if (query_timer_) loop_.cancel_timer(query_timer_);
+  query_timer_ = 0;
+  const auto now = loop_.now();
+  for (ChildAnswer& a : answers_) {
+    const Child& c = child(a.role);
+    a.pid = c.pid;
+    a.restarts = c.restarts;
+    a.last_exit = c.last_exit;
+    if (c.pid > 0) {
+      a.up_ms = std::chrono::duration_cast<net::Duration>(now - c.started).count();
+      if (c.heartbeat_seen) a.heartbeat_age_ms = std::chrono::duration_cast<net::Duration>(now - c.last_heartbeat).count();
+    }
+  }
+  PendingQuery pq = std::move(queries_.front());
+  queries_.pop_front();
+  query_active_ = false;
+  std::vector<ChildAnswer> out = std::move(answers_);
+  answers_.clear();
+  std::weak_ptr<bool> token = alive_;
+  if (pq.done) pq.done(std::move(out));
+  if (!token.expired()) next_query();
 }
 
 void Supervisor::check_heartbeats() {
@@ -524,7 +626,22 @@ void Supervisor::on_child_exit(Role r, int status) {
   c.pid = -1;
   if (c.control) loop_.unwatch(c.control.get());
   c.control.reset();
-  log(std::string(to_string(r)) + " " + describe_status(status) + " after " + ms(up));
+  c.last_exit = describe_status(status);
+  log(std::string(to_string(r)) + " " + c.last_exit + " after " + ms(up));
+  if (query_active_) {
+    // It will not answer the question being asked: do not wait for it.
+    bool waiting = false;
+    for (const ChildAnswer& a : answers_) {
+      if (a.asked && !a.answered && a.pid == child(a.role).pid) waiting = true;
+    }
+    std::weak_ptr<bool> token = alive_;
+    const std::uint32_t round_now = query_round_;
+    if (!waiting) {
+      loop_.post([this, token, round_now] {
+        if (!token.expired() && query_active_ && query_round_ == round_now) finish_query();
+      });
+    }
+  }
   if (stopping_) return check_stop_progress();
   // A child that ran well for a while starts over with the shortest backoff; one
   // that keeps dying right after start backs off further each time.

@@ -28,6 +28,8 @@
 #include <sys/types.h>
 
 #include <array>
+#include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -145,6 +147,32 @@ class Supervisor {
   // Forwards SIGHUP to the filter (what SIGHUP does).
   void reload();
 
+  // A question from the control socket (portcullisctl). Status goes to every
+  // running child, Reload to the filter (a node: to the node). Questions are
+  // asked one at a time, in order; `done` is called from the loop once every
+  // asked child has answered or kQueryTimeout has passed, with one answer per
+  // child of this appliance, in Role order. A child's reply is its own claim
+  // (a compromised edge can say anything): it is bounded, kept as text and
+  // never parsed here. Returns false (and never calls `done`) when
+  // kMaxQueries are already waiting or the supervisor is stopping.
+  enum class Query { Status, Reload };
+  struct ChildAnswer {
+    Role role = Role::Filter;
+    pid_t pid = -1;                  // -1: not running (waiting for its restart)
+    unsigned restarts = 0;
+    std::int64_t up_ms = -1;         // since its (re)start, -1 when not running
+    std::int64_t heartbeat_age_ms = -1;
+    std::string last_exit;           // how it last ended ("exited with status 2"), "" if never
+    bool asked = false;
+    bool answered = false;
+    std::string reply;               // its JSON text, unparsed
+  };
+  bool query(Query q, std::string who, std::function<void(std::vector<ChildAnswer>)> done);
+  static constexpr net::Duration kQueryTimeout{2000};
+  static constexpr std::size_t kMaxQueries = 32;
+  // The longest message read from a child's control socket (its reply).
+  static constexpr std::size_t kMaxReply = 64 * 1024;
+
   pid_t pid(Role r) const;          // -1 while not running
   unsigned restarts(Role r) const;  // restarts so far
   // Why the supervisor stopped by itself (give_up_after); empty otherwise.
@@ -167,6 +195,7 @@ class Supervisor {
     net::TimePoint last_heartbeat{};
     bool watchdog_killed = false;       // killed for silence; its exit says so
     bool heartbeat_seen = false;        // since its (re)start
+    std::string last_exit;              // describe_status of its last exit
   };
 
   // The only kind of link there is: filter <-> one edge.
@@ -189,6 +218,9 @@ class Supervisor {
   void restart(Role r);
   void on_signal_readable();
   void on_control_readable(Role r);
+  void on_reply(Role r, const char* data, std::size_t n);
+  void next_query();
+  void finish_query();
   void watch_control(Role r);
   void check_heartbeats();
   void stop_stage(bool edges);
@@ -214,6 +246,17 @@ class Supervisor {
   bool kill_timer_armed_ = false;
   std::function<void()> on_stopped_;
   net::TimerId watchdog_timer_ = 0;
+  struct PendingQuery {
+    Query q = Query::Status;
+    std::string who;
+    std::function<void(std::vector<ChildAnswer>)> done;
+  };
+  std::deque<PendingQuery> queries_;     // front: being asked when query_active_
+  bool query_active_ = false;
+  std::uint32_t query_round_ = 0;
+  std::vector<ChildAnswer> answers_;
+  net::TimerId query_timer_ = 0;
+  std::vector<char> reply_buf_;
   // Posted callbacks check this: the owner may destroy us before they run.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -152,7 +152,9 @@ TEST_CASE("ChildControl hands over fds and notices the supervisor going", "[supe
                           keep.push_back(std::move(fd));
                         },
                         [&](const std::string& reason) { gone.push_back(reason); },
-                        [&](const std::string& e) { bad.push_back(e); }});
+                        [&](const std::string& e) { bad.push_back(e); },
+                        [] { return std::string("{\"x\":1}"); },
+                        nullptr});
   control.start();
 
   int fds[2];
@@ -165,7 +167,20 @@ TEST_CASE("ChildControl hands over fds and notices the supervisor going", "[supe
   CHECK(got[0].first == "edge:low");
   CHECK(got[1].first == "edge:high");
   REQUIRE(bad.size() == 1);
-  CHECK(bad[0].find("0 fds") != std::string::npos);
+  CHECK(bad[0].find("unknown request") != std::string::npos);
+  // A question is answered on the same socket: kind, round, the owner's text;
+  // without on_reload, a reload says there is nothing to reload.
+  REQUIRE(::send(sup.get(), "status 5", 8, 0) == 8);
+  REQUIRE(::send(sup.get(), "reload 6 uid=0 pid=1", 20, 0) == 20);
+  std::vector<std::string> answers;
+  REQUIRE(run_until(loop, [&] {
+    char buf[256];
+    const ssize_t n = ::recv(sup.get(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 1) answers.emplace_back(buf, static_cast<std::size_t>(n));   // heartbeats are 1 byte
+    return answers.size() == 2;
+  }));
+  CHECK(answers[0] == "S5\n{\"x\":1}");
+  CHECK(answers[1] == "R6\n{\"ok\":true,\"reloaded\":\"nothing\"}");
   // The received fd is a working copy of `a`.
   REQUIRE(::write(got[0].second, "p", 1) == 1);
   char c = 0;
@@ -808,4 +823,101 @@ TEST_CASE("a node supervisor starts the node alone, restarts it, ignores SIGHUP 
   CHECK(process_gone(second));
   CHECK(h.logged("stopping node"));
   CHECK(h.logged("all children stopped"));
+}
+
+TEST_CASE("a status question reaches every child and each answer comes back as the child sent it",
+          "[supervisor][query]") {
+  Harness h;
+  h.start();
+  REQUIRE(run_until(h.loop, [&] { return h.all_live(); }));
+  std::optional<std::vector<Supervisor::ChildAnswer>> got;
+  REQUIRE(h.supervisor->query(Supervisor::Query::Status, "", [&](auto answers) { got = std::move(answers); }));
+  REQUIRE(run_until(h.loop, [&] { return got.has_value(); }));
+  REQUIRE(got->size() == 3);
+  for (const Supervisor::ChildAnswer& a : *got) {
+    INFO(to_string(a.role));
+    CHECK(a.asked);
+    CHECK(a.answered);
+    CHECK(a.pid == h.supervisor->pid(a.role));
+    CHECK(a.reply == "{\"role\":\"" + std::string(to_string(a.role)) + "\",\"pid\":" + std::to_string(a.pid) + "}");
+    CHECK(a.up_ms >= 0);
+  }
+}
+
+TEST_CASE("a reload question goes to the filter alone, with who asked", "[supervisor][query]") {
+  Harness h;
+  h.start();
+  REQUIRE(run_until(h.loop, [&] { return h.all_live(); }));
+  std::optional<std::vector<Supervisor::ChildAnswer>> got;
+  REQUIRE(h.supervisor->query(Supervisor::Query::Reload, "uid=0 pid=42", [&](auto a) { got = std::move(a); }));
+  REQUIRE(run_until(h.loop, [&] { return got.has_value(); }));
+  for (const Supervisor::ChildAnswer& a : *got) {
+    INFO(to_string(a.role));
+    CHECK(a.asked == (a.role == Role::Filter));
+    CHECK(a.answered == (a.role == Role::Filter));
+  }
+  REQUIRE(run_until(h.loop, [&] { return h.live(Role::Filter)->reported("reload uid=0 pid=42"); }));
+  CHECK_FALSE(h.live(Role::EdgeLow)->reported("reload"));
+}
+
+TEST_CASE("a silent child is reported as not answering after the timeout; the others still answer",
+          "[supervisor][query]") {
+  Harness h;
+  h.start();
+  REQUIRE(run_until(h.loop, [&] { return h.all_live(); }));
+  REQUIRE(h.live(Role::EdgeHigh)->send("status-mode:silent", "self"));
+  REQUIRE(run_until(h.loop, [&] { return h.live(Role::EdgeHigh)->reported("status-mode silent"); }));
+  std::optional<std::vector<Supervisor::ChildAnswer>> got;
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(h.supervisor->query(Supervisor::Query::Status, "", [&](auto a) { got = std::move(a); }));
+  REQUIRE(run_until(h.loop, [&] { return got.has_value(); }));
+  CHECK(std::chrono::steady_clock::now() - t0 >= Supervisor::kQueryTimeout - Duration(50));
+  for (const Supervisor::ChildAnswer& a : *got) {
+    INFO(to_string(a.role));
+    CHECK(a.answered == (a.role != Role::EdgeHigh));
+  }
+  // The next question is asked afresh (the silent round does not linger).
+  REQUIRE(h.live(Role::EdgeHigh)->send("status-mode:normal", "self"));
+  REQUIRE(run_until(h.loop, [&] { return h.live(Role::EdgeHigh)->reported("status-mode normal"); }));
+  got.reset();
+  REQUIRE(h.supervisor->query(Supervisor::Query::Status, "", [&](auto a) { got = std::move(a); }));
+  REQUIRE(run_until(h.loop, [&] { return got.has_value(); }));
+  for (const Supervisor::ChildAnswer& a : *got) CHECK(a.answered);
+}
+
+TEST_CASE("a hostile child's forged, stale and oversized answers are not taken; its reply stays its own text",
+          "[supervisor][query]") {
+  Harness h;
+  h.start();
+  REQUIRE(run_until(h.loop, [&] { return h.all_live(); }));
+  REQUIRE(h.live(Role::EdgeLow)->send("status-mode:hostile", "self"));
+  REQUIRE(run_until(h.loop, [&] { return h.live(Role::EdgeLow)->reported("status-mode hostile"); }));
+  std::optional<std::vector<Supervisor::ChildAnswer>> got;
+  REQUIRE(h.supervisor->query(Supervisor::Query::Status, "", [&](auto a) { got = std::move(a); }));
+  REQUIRE(run_until(h.loop, [&] { return got.has_value(); }));
+  const Supervisor::ChildAnswer& low = got->at(0);
+  REQUIRE(low.role == Role::EdgeLow);
+  CHECK(low.answered);
+  // Exactly the reply to this round: not the stale, wrong-kind or oversized ones.
+  CHECK(low.reply == "\"},\"children\":[],\"pwned\":{\"\xff");
+  CHECK(got->at(1).answered);
+  CHECK(got->at(2).answered);
+  CHECK(h.all_live());
+}
+
+TEST_CASE("a child that dies while asked ends the question at once", "[supervisor][query]") {
+  Harness h;
+  h.start();
+  REQUIRE(run_until(h.loop, [&] { return h.all_live(); }));
+  REQUIRE(h.live(Role::EdgeHigh)->send("status-mode:silent", "self"));
+  REQUIRE(run_until(h.loop, [&] { return h.live(Role::EdgeHigh)->reported("status-mode silent"); }));
+  std::optional<std::vector<Supervisor::ChildAnswer>> got;
+  REQUIRE(h.supervisor->query(Supervisor::Query::Status, "", [&](auto a) { got = std::move(a); }));
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(h.live(Role::EdgeHigh)->send("exit:3", "self"));
+  REQUIRE(run_until(h.loop, [&] { return got.has_value(); }));
+  CHECK(std::chrono::steady_clock::now() - t0 < Supervisor::kQueryTimeout);
+  const Supervisor::ChildAnswer& high = got->at(2);
+  CHECK_FALSE(high.answered);
+  CHECK(high.last_exit == "exited with status 3");
 }

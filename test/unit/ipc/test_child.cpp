@@ -90,7 +90,35 @@ struct TestChild {
     if (test) test->send(f);  // an edge delivers what the filter released
   }
 
+  // How it answers the supervisor's status question (set by the test with a
+  // "status-mode:M" frame, peer_domain "self"): "normal"; "silent" (never);
+  // "hostile": before a reply that is not JSON and tries to break out of its
+  // string, it sends the supervisor an answer for another round, one of the
+  // wrong kind and one longer than the supervisor reads.
+  std::string status_mode = "normal";
+
+  std::string status() {
+    if (status_mode == "silent") return {};
+    if (status_mode == "hostile") {
+      const int fd = args.fds.control_fd;
+      const std::string stale = "S999999\n{\"forged\":\"stale round\"}";
+      ::send(fd, stale.data(), stale.size(), MSG_DONTWAIT);
+      const std::string wrong = "R1\n{\"forged\":\"wrong kind\"}";
+      ::send(fd, wrong.data(), wrong.size(), MSG_DONTWAIT);
+      std::string huge = "S1\n";
+      huge.append(70 * 1024, 'x');
+      ::send(fd, huge.data(), huge.size(), MSG_DONTWAIT);
+      return "\"},\"children\":[],\"pwned\":{\"\xff";
+    }
+    return "{\"role\":\"" + std::string(portcullis::supervisor::to_string(args.role)) + "\",\"pid\":" + std::to_string(::getpid()) + "}";
+  }
+
   void on_test_frame(Frame&& f) {
+    if (f.body.rfind("status-mode:", 0) == 0 && f.header.peer_domain == "self") {
+      status_mode = f.body.substr(12);
+      report("status-mode " + status_mode);
+      return;
+    }
     if (f.body == "crash" && f.header.peer_domain == "self") std::abort();
     if (f.body.rfind("exit:", 0) == 0 && f.header.peer_domain == "self") {
       std::_Exit(std::atoi(f.body.c_str() + 5));
@@ -191,7 +219,12 @@ int main(int argc, char** argv) {
             child.on_new_fd(tag, std::move(fd));
           },
           nullptr,  // default: exit when the supervisor is gone
-          [&child](const std::string& e) { child.report("badmsg " + e); }});
+          [&child](const std::string& e) { child.report("badmsg " + e); },
+          [&child] { return child.status(); },
+          [&child](const std::string& who) {
+            child.report("reload " + who);
+            return std::string("{\"ok\":true}");
+          }});
   child.control->start();
 
   // The filter reports the SIGHUPs the supervisor forwards (set up before the
