@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import time
 
@@ -111,6 +112,13 @@ def main():
             time.sleep(0.3)
             say("the filter's decisions:")
             seen = show_decisions(log, seen)
+        ctl = os.path.join(os.path.abspath(args.build_dir), "tools", "portcullisctl")
+        sock = os.path.join(run_dir, "control.sock")
+        say("the appliance as the operator sees it (%s --socket %s status):" % (ctl, sock))
+        st = subprocess.run([ctl, "--socket", sock, "status"], capture_output=True, text=True, timeout=30)
+        print("".join("   " + l + "\n" for l in (st.stdout + st.stderr).rstrip().split("\n")), end="", flush=True)
+        if st.returncode != 0:
+            raise RuntimeError("portcullisctl status exited %d" % st.returncode)
         tool = os.path.join(os.path.abspath(args.build_dir), "tools", "audit", "portcullis-audit")
         say("every decision is in the audit archive; check it with:\n   %s verify %s --pubkey %s\n"
             "   %s report %s --html %s" % (tool, os.path.join(run_dir, "audit"),

@@ -14,5 +14,5 @@ deploy/install-deps.sh
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 # Every program the demo runs: the daemon, and the audit tool that makes the archive's
 # key pair (deploy/demo.py, test/integration/harness/topology.py).
-cmake --build "$BUILD_DIR" -j "$(nproc)" --target portcullisd portcullis-audit
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target portcullisd portcullis-audit portcullisctl
 exec /usr/bin/python3 deploy/demo.py --build-dir "$BUILD_DIR" --run-dir "${DEMO_DIR:-/tmp/portcullis-demo}" "$@"

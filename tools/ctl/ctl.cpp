@@ -236,6 +236,18 @@ std::string render_status(const json::Value& st, bool& degraded) {
              static_cast<unsigned long long>(c["bounced_via_filter"].as_uint()),
              static_cast<unsigned long long>(c["overload_bounced"].as_uint()),
              static_cast<unsigned long long>(c["flow_pauses"].as_uint()));
+    if (c["room_stanzas_in"].as_uint() + c["room_relays_out"].as_uint() > 0 || !r["rooms"].as_array().empty()) {
+      std::uint64_t here = 0, elsewhere = 0;
+      for (const json::Value& room : r["rooms"].as_array()) {
+        here += room["local_occupants"].as_uint();
+        elsewhere += room["remote_occupants"].as_uint();
+      }
+      o += fmt("  rooms: %zu hosted, %llu occupants here, %llu elsewhere; room stanzas in %llu, relayed out %llu\n",
+               r["rooms"].as_array().size(), static_cast<unsigned long long>(here),
+               static_cast<unsigned long long>(elsewhere),
+               static_cast<unsigned long long>(c["room_stanzas_in"].as_uint()),
+               static_cast<unsigned long long>(c["room_relays_out"].as_uint()));
+    }
     if (r["filter_link"].as_string() != "up" && r["role"].as_string() != "node") degraded = true;
   }
   return o;

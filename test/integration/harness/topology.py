@@ -517,8 +517,9 @@ class Federation:
                  portcullis_config=None, pki_dir=None, log_level="debug", policy_text=None,
                  audit_xml=None, guards_xml=None, portcullis_command=None, rooms_xml=None,
                  supervision_attrs=None, extra_peers=None, extra_fronts=None, extra_hosts=None,
-                 portcullis_start=None):
+                 portcullis_start=None, control_xml=None):
         self.portcullis_command = portcullis_command
+        self.control_xml = control_xml
         self.portcullis_start = portcullis_start
         self.supervision_attrs = supervision_attrs
         self.rooms_xml = rooms_xml
@@ -561,6 +562,16 @@ class Federation:
                         text = f.read().replace("<supervision ", "<supervision %s " % self.supervision_attrs, 1)
                     with open(cfg, "w") as f:
                         f.write(text)
+                if not self.portcullis_config and self.control_xml:
+                    # A <control/> element (the control socket), after <supervision> as the schema orders.
+                    with open(cfg) as f:
+                        lines = f.read().split("\n")
+                    at = next(i for i, l in enumerate(lines) if l.lstrip().startswith("<supervision"))
+                    while not lines[at].rstrip().endswith("/>"):
+                        at += 1
+                    lines.insert(at + 1, self.control_xml)
+                    with open(cfg, "w") as f:
+                        f.write("\n".join(lines))
                 if not self.portcullis_config and self.log_level != "debug":
                     # Portcullis logs at the federation's level too (the benchmark uses info).
                     with open(cfg) as f:
