@@ -81,7 +81,7 @@ OPERATOR_GROUP = "portcullis-operator"
 
 # What an install needs, as `dpkg-deb -c` lists it (without the leading ".").
 EXPECTED_FILES = [
-    DAEMON, AUDIT, POLICY_TOOL, "/usr/libexec/portcullis/portcullis-example-guard",
+    DAEMON, AUDIT, POLICY_TOOL, CTL, "/usr/libexec/portcullis/portcullis-example-guard",
     SCHEMAS + "/portcullis-config.xsd", SCHEMAS + "/policy/policy.xsd", SCHEMAS + "/xmpp/broad.xsd",
     SCHEMAS + "/xmpp/strict.xsd",
     UNIT, "/usr/lib/sysusers.d/portcullis.conf", "/usr/lib/tmpfiles.d/portcullis.conf",
@@ -92,11 +92,10 @@ EXPECTED_FILES = [
     "/usr/share/doc/portcullis/docs/policy-guide.md",
     EXAMPLES + "/portcullis.xml", EXAMPLES + "/policies/coalition-permissive.xml",
     EXAMPLES + "/policies/spif/coalition-mission.xml",
-    "/usr/share/bash-completion/completions/portcullisd", CONFIG_DIR,
+    "/usr/share/bash-completion/completions/portcullisd", "/usr/share/bash-completion/completions/portcullisctl",
+    "/usr/share/man/man1/portcullisctl.1.gz", "/lib/systemd/system/portcullis-metrics.service", CONFIG_DIR,
 ]
-# The package's programs, besides portcullisd, that a later change may add
-# (tools/ctl): checked when the build has them.
-OPTIONAL_PROGRAMS = {"tools/ctl/portcullisctl": "/usr/bin/portcullisctl"}
+CTL = "/usr/bin/portcullisctl"
 
 # The example config and policy, moved onto this test's net and PKI.
 EXAMPLE_MAP = [
@@ -222,12 +221,9 @@ def check_package(ctx, deb, work):
         path = parts[5].split(" -> ")[0]
         listed[path[1:].rstrip("/") or "/"] = (parts[0], parts[1])
     expected = list(EXPECTED_FILES)
-    for built, path in OPTIONAL_PROGRAMS.items():
-        if os.path.exists(os.path.join(ctx.build_dir, built)):
-            expected.append(path)
     missing = [p for p in expected if p not in listed]
     check(not missing, "the package lacks %s" % ", ".join(missing))
-    for p in (DAEMON, AUDIT, POLICY_TOOL):
+    for p in (DAEMON, AUDIT, POLICY_TOOL, CTL):
         check(listed[p] == ("-rwxr-xr-x", "root/root"), "%s in the package: %s %s" % ((p,) + listed[p]))
     check(not any(p.startswith("/usr/local") or p.startswith(REPO) for p in listed),
           "the package installs outside the Debian layout: %s"
@@ -391,6 +387,15 @@ def install_and_run(ctx, deb, users_before):
             alice.expect_message(bob_jid, "hello alice, through the installed guard", timeout=20)
             check(not alice.errors() and not bob.errors(), "message errors %r" % (alice.errors() + bob.errors()))
         ctx.step("chat a.test -> b.test and back delivered through the installed guard")
+        # The installed control tool, on the shipped config's socket (root:portcullis-operator 0660).
+        sock = "/run/portcullis/control"
+        st_ = os.lstat(sock)
+        check(stat.S_IMODE(st_.st_mode) == 0o660 and st_.st_gid == grp.getgrnam(OPERATOR_GROUP).gr_gid,
+              "%s: mode %o gid %d" % (sock, st_.st_mode, st_.st_gid))
+        r = run([CTL, "status"], timeout=30)
+        check(r.returncode == 0 and "edge(high)   running" in r.stdout and "healthy" in r.stdout,
+              "installed portcullisctl status (rc %d): %s" % (r.returncode, said(r)[-600:]))
+        ctx.step("installed portcullisctl status on %s: every child running, archive healthy" % sock)
         uids = {}
         for k in child_pids(pid):
             with open("/proc/%d/status" % k) as f:
@@ -440,7 +445,8 @@ def clean_up(users_before, group_before):
         r = dpkg("--purge", PACKAGE)
         if r.returncode != 0:
             problems.append("dpkg --purge: %s" % said(r)[-300:])
-    for d in (CONFIG_DIR, STATE_DIR):
+    # /run/portcullis: the unit's RuntimeDirectory=, which systemd removes at stop.
+    for d in (CONFIG_DIR, STATE_DIR, "/run/portcullis"):
         shutil.rmtree(d, ignore_errors=True)
     for u in USERS:
         if not users_before[u] and user_exists(u):

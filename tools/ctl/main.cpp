@@ -1,19 +1,23 @@
 // portcullisctl: the operator's view of a running appliance, through the
 // supervisor's control socket (<control> in the config).
 //
-//   portcullisctl [--socket PATH] status [--json]   children, policy, audit, sides
-//   portcullisctl [--socket PATH] peers [--json]    every S2S stream of both sides
-//   portcullisctl [--socket PATH] rooms [--json]    the hosted rooms
-//   portcullisctl [--socket PATH] reload            reload the policy; says what happened
-//   portcullisctl [--socket PATH] metrics           the figures as OpenMetrics text
-//   portcullisctl [--socket PATH] serve-metrics --listen ADDRESS:PORT
+//   portcullisctl status [--json]   children, policy, audit, sides
+//   portcullisctl peers [--json]    every S2S stream of both sides
+//   portcullisctl rooms [--json]    the hosted rooms
+//   portcullisctl reload            reload the policy; says what happened
+//   portcullisctl metrics           the figures as OpenMetrics text
+//   portcullisctl serve-metrics --listen ADDRESS:PORT
+//   (each with [--socket PATH])
 //       the same over HTTP (GET /metrics) for Prometheus, one status question per scrape
 //
 // Exit status (guard/cli/command_line.h): 0 done; 1 the socket cannot be reached
 // or answered an error, or the reload failed; 2 bad command line; 3 status
 // answered, but the appliance is degraded (a child down or silent, the audit
 // archive unhealthy, an edge without its filter link).
+#include <arpa/inet.h>
 #include <getopt.h>
+
+#include <charconv>
 
 #include <cstdio>
 #include <cstdlib>
@@ -43,12 +47,12 @@ constexpr const char* kProgram = "portcullisctl";
 constexpr const char* kDefaultSocket = "/run/portcullis/control";
 
 constexpr const char* kHelp =
-    "usage: portcullisctl [--socket PATH] status [--json]\n"
-    "       portcullisctl [--socket PATH] peers [--json]\n"
-    "       portcullisctl [--socket PATH] rooms [--json]\n"
-    "       portcullisctl [--socket PATH] reload\n"
-    "       portcullisctl [--socket PATH] metrics\n"
-    "       portcullisctl [--socket PATH] serve-metrics --listen ADDRESS:PORT\n"
+    "usage: portcullisctl status [--json] [--socket PATH]\n"
+    "       portcullisctl peers [--json] [--socket PATH]\n"
+    "       portcullisctl rooms [--json] [--socket PATH]\n"
+    "       portcullisctl reload [--socket PATH]\n"
+    "       portcullisctl metrics [--socket PATH]\n"
+    "       portcullisctl serve-metrics --listen ADDRESS:PORT [--socket PATH]\n"
     "       portcullisctl --help | --version\n"
     "Shows a running Portcullis appliance through its control socket: each child's state\n"
     "and restarts, the policy in force, the audit archive, every S2S stream and room; reloads\n"
@@ -116,12 +120,19 @@ class Factory : public Poco::Net::HTTPRequestHandlerFactory {
 };
 
 int serve_metrics(const std::string& socket, const std::string& listen) {
-  Poco::Net::SocketAddress at;
-  try {
-    at = Poco::Net::SocketAddress(listen);
-  } catch (const std::exception& e) {
+  // A numeric address only: the appliance does no DNS, and a name would be looked up.
+  const auto colon = listen.rfind(':');
+  std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
+  const std::string port = colon == std::string::npos ? "" : listen.substr(colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  in6_addr buf{};
+  const bool numeric = ::inet_pton(AF_INET, host.c_str(), &buf) == 1 || ::inet_pton(AF_INET6, host.c_str(), &buf) == 1;
+  int port_number = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), port_number);
+  if (!numeric || ec != std::errc() || end != port.data() + port.size() || port_number < 1 || port_number > 65535) {
     return cli::usage_error(kProgram, "--listen: expected ADDRESS:PORT with a numeric address, got '" + listen + "'");
   }
+  const Poco::Net::SocketAddress at(host, static_cast<Poco::UInt16>(port_number));
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);

@@ -4,7 +4,7 @@ and what is left out).
 
 parse_unit(path) reads a unit file; Emulation(unit, text, binary, root) takes its
 capabilities (CapabilityBoundingSet), NoNewPrivileges, UMask, StateDirectory/Mode,
-ReadWritePaths, ProtectSystem=strict and Exec lines, maps its installed paths into
+RuntimeDirectory/Mode, ReadWritePaths, ProtectSystem=strict and Exec lines, maps its installed paths into
 `root` (or keeps them, root "/"), and runs a command line the unit's way:
 `unshare -m` with everything read-only but the state directory and
 ReadWritePaths, the unit's umask, then `setpriv` with its bounding set and
@@ -133,6 +133,12 @@ class Emulation:
         self.state_dir_installed = "/var/lib/" + state
         self.state_mode = int(one(unit, "StateDirectoryMode"), 8)
         self.rw_installed = [p.lstrip("-+") for v in values(unit, "ReadWritePaths") for p in v.split()]
+        # RuntimeDirectory=: made by systemd (root's, RuntimeDirectoryMode) and writable under strict.
+        runtime = values(unit, "RuntimeDirectory")
+        check(all("/" not in r and " " not in r for r in runtime), "RuntimeDirectory=%s: expected one plain name"
+              % runtime)
+        self.runtime_dir_installed = "/run/" + runtime[-1] if runtime else None
+        self.runtime_mode = int(one(unit, "RuntimeDirectoryMode"), 8) if runtime else 0o755
         self.pre = command(unit, "ExecStartPre")
         self.start = command(unit, "ExecStart")
         self.etc_mode = comment_mode(text, r"/etc/portcullis \(root:root, (0[0-7]{3})", "the mode of /etc/portcullis")
@@ -160,6 +166,11 @@ class Emulation:
     def writable(self):
         """StateDirectory= (writable under ProtectSystem=strict by itself) and ReadWritePaths=."""
         out = [self.state_dir]
+        if self.runtime_dir_installed:
+            rt = os.path.join(self.root, self.runtime_dir_installed.lstrip("/"))
+            os.makedirs(rt, exist_ok=True)
+            os.chmod(rt, self.runtime_mode)
+            out.append(rt)
         for p in self.rw_installed:
             out.append(self.rewrite(p) if p.startswith(tuple(self.path_map())) else p)
         for p in out:

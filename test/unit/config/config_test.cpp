@@ -524,3 +524,45 @@ TEST_CASE("supervision: separated by default, with three distinct existing users
     CHECK(e.line() == 3);
   }
 }
+
+TEST_CASE("control: off unless configured; its socket path, group and who may not be in it", "[config][control]") {
+  ConfigDir d;
+  const std::string base = slurp(kCorpus + "valid-minimal.xml");
+  const std::string sup = "<supervision mode=\"single-user-development\"/>";
+  auto with = [&](const std::string& control) { return replace_once(base, sup, sup + control); };
+  SECTION("absent: no control socket") {
+    const Config c = load_config(d.copy_of(kCorpus + "valid-minimal.xml"), kSchemaDir);
+    CHECK_FALSE(c.control.enabled);
+  }
+  SECTION("defaults, and a relative path resolved against the config's directory") {
+    const Config c = load_config(d.config(with("<control/>")), kSchemaDir);
+    CHECK(c.control.enabled);
+    CHECK(c.control.socket == "/run/portcullis/control");
+    CHECK(c.control.group.empty());
+    const Config r = load_config(d.config(with("<control socket=\"run/ctl.sock\" group=\"root\"/>")), kSchemaDir);
+    CHECK(r.control.socket == (d.dir() / "run/ctl.sock").string());
+    CHECK(r.control.gid == 0);
+  }
+  SECTION("a group that does not exist is refused at its position") {
+    const ConfigError e = load_error(d.config(with("<control group=\"pc-no-such-group\"/>")));
+    CHECK(e.line() == 3);
+    CHECK_THAT(e.message(), Catch::Contains("<control> group: expected an existing group, got 'pc-no-such-group'"));
+  }
+  SECTION("a path too long for a Unix socket is refused") {
+    const ConfigError e = load_error(d.config(with("<control socket=\"/" + std::string(120, 'x') + "\"/>")));
+    CHECK(e.line() == 3);
+    CHECK_THAT(e.message(), Catch::Contains("shorter than 108 bytes"));
+  }
+  SECTION("in separated mode, the group of a child is refused") {
+    const std::string sep = replace_once(base, sup,
+        "<supervision low-edge-user=\"nobody\" high-edge-user=\"daemon\" filter-user=\"bin\"/>"
+        "<control group=\"daemon\"/>");
+    const ConfigError e = load_error(d.config(sep));
+    CHECK_THAT(e.message(), Catch::Contains("expected a group that no child runs as, got 'daemon'"));
+  }
+  SECTION("after <supervision> only (the schema's order)") {
+    const ConfigError e = load_error(d.config(replace_once(base, sup, "<control/>" + sup)));
+    INFO(e.what());
+    CHECK_THAT(e.message(), Catch::Contains("supervision"));
+  }
+}
