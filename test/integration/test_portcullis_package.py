@@ -73,6 +73,7 @@ CONFIG = CONFIG_DIR + "/portcullis.xml"
 DAEMON = "/usr/sbin/portcullisd"
 AUDIT = "/usr/bin/portcullis-audit"
 POLICY_TOOL = "/usr/bin/portcullis-policy"
+CTL = "/usr/bin/portcullisctl"
 SCHEMAS = "/usr/share/portcullis/schemas"
 UNIT = "/lib/systemd/system/portcullisd.service"
 EXAMPLES = "/usr/share/doc/portcullis/examples"
@@ -95,7 +96,6 @@ EXPECTED_FILES = [
     "/usr/share/bash-completion/completions/portcullisd", "/usr/share/bash-completion/completions/portcullisctl",
     "/usr/share/man/man1/portcullisctl.1.gz", "/lib/systemd/system/portcullis-metrics.service", CONFIG_DIR,
 ]
-CTL = "/usr/bin/portcullisctl"
 
 # The example config and policy, moved onto this test's net and PKI.
 EXAMPLE_MAP = [
@@ -393,7 +393,8 @@ def install_and_run(ctx, deb, users_before):
         check(stat.S_IMODE(st_.st_mode) == 0o660 and st_.st_gid == grp.getgrnam(OPERATOR_GROUP).gr_gid,
               "%s: mode %o gid %d" % (sock, st_.st_mode, st_.st_gid))
         r = run([CTL, "status"], timeout=30)
-        check(r.returncode == 0 and "edge(high)   running" in r.stdout and "healthy" in r.stdout,
+        check(r.returncode == 0 and all(re.search(r"^\s+%s\s+running\s" % re.escape(c), r.stdout, re.M)
+                                         for c in ("edge(low)", "filter", "edge(high)")) and "healthy" in r.stdout,
               "installed portcullisctl status (rc %d): %s" % (r.returncode, said(r)[-600:]))
         ctx.step("installed portcullisctl status on %s: every child running, archive healthy" % sock)
         uids = {}
