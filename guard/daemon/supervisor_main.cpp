@@ -97,7 +97,7 @@ int run_supervisor(const DaemonOptions& opts) {
     co.set_group = !cfg.control.group.empty();
     co.group = cfg.control.gid;
     auto handler = [&](std::string_view command, const supervisor::ControlPeer& who,
-                       supervisor::ControlServer::Respond respond) {
+                       supervisor::ControlServer::Respond respond, supervisor::ControlServer::Gone gone) {
       const bool reload = command == "reload";
       if (command != "status" && !reload) {
         audit::json::Object err{{"error", "unknown command '" + std::string(command.substr(0, 64)) +
@@ -111,7 +111,8 @@ int run_supervisor(const DaemonOptions& opts) {
           [&info, respond, &running](std::vector<supervisor::Supervisor::ChildAnswer> answers) {
             info.stopping = running != nullptr && running->stopping();
             respond(appliance_status(info, answers));
-          });
+          },
+          std::move(gone));
       if (!asked) respond("{\"error\":\"busy or stopping\"}");
     };
     try {

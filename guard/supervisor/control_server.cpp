@@ -1,11 +1,13 @@
 #include "guard/supervisor/control_server.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -33,18 +35,48 @@ sockaddr_un address_of(const std::string& path) {
 // A socket file left by a run that crashed is replaced; one that a live
 // process still listens on is not (two appliances on one socket would answer
 // for each other).
-void clear_stale(const std::string& path, const sockaddr_un& a) {
+// Only a refused connection means nobody listens: a full backlog (EAGAIN)
+// or any other error leaves the socket alone.
+void clear_stale(const std::string& path, const sockaddr_un& a, int dir, const std::string& name) {
   struct stat st{};
-  if (::lstat(path.c_str(), &st) != 0) {
+  if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return;
     throw failure(path, std::strerror(errno));
   }
   if (!S_ISSOCK(st.st_mode)) throw failure(path, "exists and is not a socket");
   ipc::UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) {
+  if (!probe) throw failure(path, std::string("socket: ") + std::strerror(errno));
+  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) {
     throw failure(path, "another process is listening on it");
   }
-  if (::unlink(path.c_str()) != 0) throw failure(path, std::string("cannot remove the stale socket: ") + std::strerror(errno));
+  const int e = errno;
+  if (e != ECONNREFUSED && e != ENOENT) {
+    throw failure(path, std::string("cannot tell whether another process listens on it: ") + std::strerror(e));
+  }
+  if (::unlinkat(dir, name.c_str(), 0) != 0 && errno != ENOENT) {
+    throw failure(path, std::string("cannot remove the stale socket: ") + std::strerror(errno));
+  }
+}
+
+// The socket's directory: not a symlink, ours, and writable by nobody else,
+// so no other user can swap the socket's name for a link between our bind
+// and the chown/chmod that follow (they then go through this directory).
+ipc::UniqueFd open_parent(const std::string& path, const std::filesystem::path& parent) {
+  const std::string dir = parent.empty() ? "." : parent.string();
+  ipc::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) throw failure(path, "cannot open its directory " + dir + ": " + std::strerror(errno));
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0) throw failure(path, "cannot stat " + dir + ": " + std::strerror(errno));
+  if (st.st_uid != ::geteuid()) {
+    throw failure(path, "its directory " + dir + " belongs to uid " + std::to_string(st.st_uid) +
+                            ", not to this process (uid " + std::to_string(::geteuid()) + ")");
+  }
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw failure(path, "its directory " + dir + " is writable by others (mode " + mode + ")");
+  }
+  return fd;
 }
 
 }  // namespace
@@ -61,7 +93,9 @@ ControlServer::ControlServer(net::EventLoop& loop, Options options, Handler hand
     if (ec) throw failure(path, "cannot create " + parent.string() + ": " + ec.message());
     ::chmod(parent.c_str(), 0755);
   }
-  clear_stale(path, a);
+  const ipc::UniqueFd dir = open_parent(path, parent);
+  const std::string name = std::filesystem::path(path).filename().string();
+  clear_stale(path, a, dir.get(), name);
   fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd_) throw failure(path, std::string("socket: ") + std::strerror(errno));
   // Nobody but the owner may connect before the mode and group are set.
@@ -70,14 +104,18 @@ ControlServer::ControlServer(net::EventLoop& loop, Options options, Handler hand
   const int bind_errno = errno;
   ::umask(old);
   if (bound != 0) throw failure(path, std::string("bind: ") + std::strerror(bind_errno));
-  if (options_.set_group && ::chown(path.c_str(), ::geteuid(), options_.group) != 0) {
+  struct stat st{};
+  if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISSOCK(st.st_mode)) {
+    throw failure(path, "it is not the socket just bound");
+  }
+  if (options_.set_group && ::fchownat(dir.get(), name.c_str(), ::geteuid(), options_.group, AT_SYMLINK_NOFOLLOW) != 0) {
     const int e = errno;
-    ::unlink(path.c_str());
+    ::unlinkat(dir.get(), name.c_str(), 0);
     throw failure(path, "cannot give it to group " + std::to_string(options_.group) + ": " + std::strerror(e));
   }
-  if (::chmod(path.c_str(), 0660) != 0 || ::listen(fd_.get(), 16) != 0) {
+  if (::fchmodat(dir.get(), name.c_str(), 0660, 0) != 0 || ::listen(fd_.get(), 16) != 0) {
     const int e = errno;
-    ::unlink(path.c_str());
+    ::unlinkat(dir.get(), name.c_str(), 0);
     throw failure(path, std::strerror(e));
   }
   loop_.watch(fd_.get(), net::kReadable, [this](std::uint32_t) { on_acceptable(); });
@@ -161,7 +199,12 @@ void ControlServer::on_data(std::uint64_t id, std::string_view bytes) {
   Respond reply = [this, token, id](std::string text) {
     if (!token.expired()) respond(id, std::move(text));
   };
-  handler_(command, c.peer, std::move(reply));
+  Gone gone = [this, token, id] {
+    if (token.expired()) return true;
+    auto found = clients_.find(id);
+    return found == clients_.end() || !found->second.conn->is_open();
+  };
+  handler_(command, c.peer, std::move(reply), std::move(gone));
 }
 
 void ControlServer::respond(std::uint64_t id, std::string reply) {

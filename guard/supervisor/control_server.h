@@ -39,7 +39,9 @@ class ControlServer {
   // Sends `reply` (a JSON text; a newline is added) and closes. A no-op once
   // the client is gone (timed out, hung up) or the server destroyed.
   using Respond = std::function<void(std::string reply)>;
-  using Handler = std::function<void(std::string_view command, const ControlPeer& who, Respond respond)>;
+  // True once the client is gone: work queued for it can be dropped.
+  using Gone = std::function<bool()>;
+  using Handler = std::function<void(std::string_view command, const ControlPeer& who, Respond respond, Gone gone)>;
 
   struct Options {
     std::string path;

@@ -367,7 +367,7 @@ bool Supervisor::launch(Role r, const ChildFds& fds, bool initial) {
   } else if (spawn(r, fds, std::move(child_end), error)) {
     Child& c = child(r);
     c.control = std::move(sup_end);
-    c.last_heartbeat = loop_.now();
+    c.last_heartbeat = c.last_heard = loop_.now();
     c.watchdog_killed = false;
     c.heartbeat_seen = false;
     watch_control(r);
@@ -441,13 +441,21 @@ void Supervisor::on_control_readable(Role r) {
   // is left to SIGCHLD. Bounded per wakeup: a flooding child cannot starve the loop.
   if (reply_buf_.empty()) reply_buf_.resize(kMaxReply);
   for (int i = 0; i < 64; ++i) {
-    // MSG_TRUNC: the real length of a longer message, which is then ignored.
-    const ssize_t n = ::recv(c.control.get(), reply_buf_.data(), reply_buf_.size(), MSG_DONTWAIT | MSG_TRUNC);
+    // Only a child that owes the current question an answer is read in
+    // full; any other message is read into a few bytes (the kernel copies no
+    // more), so a child flooding its socket costs us little. MSG_TRUNC: the
+    // real length of a longer message, which is then ignored.
+    const std::size_t room = owes_answer(r) ? reply_buf_.size() : 16;
+    const ssize_t n = ::recv(c.control.get(), reply_buf_.data(), room, MSG_DONTWAIT | MSG_TRUNC);
     if (n > 0) {
-      c.last_heartbeat = loop_.now();
+      // Anything proves the child's loop ran (the watchdog); only the
+      // heartbeat itself sets the heartbeat age the status shows, so a reply
+      // cannot pass for one.
+      c.last_heard = loop_.now();
       c.heartbeat_seen = true;
       const auto len = static_cast<std::size_t>(n);
-      if (len > 1 && len <= reply_buf_.size()) on_reply(r, reply_buf_.data(), len);
+      if (len == 1 && reply_buf_[0] == 'h') c.last_heartbeat = c.last_heard;
+      if (len > 1 && len <= room) on_reply(r, reply_buf_.data(), len);
       if (!c.control) return;
       continue;
     }
@@ -460,15 +468,24 @@ namespace {
 bool belongs(Role r, bool node) { return node ? r == Role::Node : r != Role::Node; }
 }  // namespace
 
-bool Supervisor::query(Query q, std::string who, std::function<void(std::vector<ChildAnswer>)> done) {
+bool Supervisor::query(Query q, std::string who, std::function<void(std::vector<ChildAnswer>)> done,
+                       std::function<bool()> gone) {
   if (stopping_ || queries_.size() >= kMaxQueries) return false;
-  queries_.push_back({q, std::move(who), std::move(done)});
+  PendingQuery pq{q, std::move(who), std::move(done), std::move(gone)};
+  auto at = queries_.end();
+  if (q == Query::Reload) {
+    at = queries_.begin() + (query_active_ ? 1 : 0);
+    while (at != queries_.end() && at->q == Query::Reload) ++at;
+  }
+  queries_.insert(at, std::move(pq));
   next_query();
   return true;
 }
 
 void Supervisor::next_query() {
-  if (query_active_ || queries_.empty()) return;
+  if (query_active_) return;
+  while (!queries_.empty() && queries_.front().gone && queries_.front().gone()) queries_.pop_front();
+  if (queries_.empty()) return;
   query_active_ = true;
   ++query_round_;
   const PendingQuery& pq = queries_.front();
@@ -492,8 +509,9 @@ void Supervisor::next_query() {
   }
   std::weak_ptr<bool> token = alive_;
   if (!any) {
-    loop_.post([this, token] {
-      if (!token.expired()) finish_query();
+    const std::uint32_t round_now = query_round_;
+    loop_.post([this, token, round_now] {
+      if (!token.expired() && query_active_ && query_round_ == round_now) finish_query();
     });
     return;
   }
@@ -501,6 +519,14 @@ void Supervisor::next_query() {
     query_timer_ = 0;
     finish_query();
   });
+}
+
+bool Supervisor::owes_answer(Role r) const {
+  if (!query_active_) return false;
+  for (const ChildAnswer& a : answers_) {
+    if (a.role == r && a.asked && !a.answered) return true;
+  }
+  return false;
 }
 
 void Supervisor::on_reply(Role r, const char* data, std::size_t n) {
@@ -558,7 +584,7 @@ void Supervisor::check_heartbeats() {
   const auto now = loop_.now();
   for (Child& c : children_) {
     if (c.pid <= 0 || c.watchdog_killed) continue;
-    const auto silent = std::chrono::duration_cast<net::Duration>(now - c.last_heartbeat);
+    const auto silent = std::chrono::duration_cast<net::Duration>(now - c.last_heard);
     // Before its first heartbeat a child is still starting (policy load, archive
     // recovery): it gets three timeouts, at least 30 s.
     const net::Duration limit = c.heartbeat_seen ? options_.watchdog_timeout

@@ -154,7 +154,10 @@ class Supervisor {
   // child of this appliance, in Role order. A child's reply is its own claim
   // (a compromised edge can say anything): it is bounded, kept as text and
   // never parsed here. Returns false (and never calls `done`) when
-  // kMaxQueries are already waiting or the supervisor is stopping.
+  // kMaxQueries are already waiting or the supervisor is stopping. A
+  // question whose `gone` says its asker left is dropped before it is asked;
+  // a Reload goes ahead of the Status questions still waiting, so a flood of
+  // status questions delays it by one round at most.
   enum class Query { Status, Reload };
   struct ChildAnswer {
     Role role = Role::Filter;
@@ -167,7 +170,8 @@ class Supervisor {
     bool answered = false;
     std::string reply;               // its JSON text, unparsed
   };
-  bool query(Query q, std::string who, std::function<void(std::vector<ChildAnswer>)> done);
+  bool query(Query q, std::string who, std::function<void(std::vector<ChildAnswer>)> done,
+             std::function<bool()> gone = {});
   static constexpr net::Duration kQueryTimeout{2000};
   static constexpr std::size_t kMaxQueries = 32;
   // The longest message read from a child's control socket (its reply).
@@ -192,7 +196,8 @@ class Supervisor {
     unsigned restarts = 0;
     int last_status = -1;        // of its last quick death
     unsigned same_deaths = 0;    // quick deaths in a row with that status
-    net::TimePoint last_heartbeat{};
+    net::TimePoint last_heartbeat{};    // its last heartbeat ('h'), for status
+    net::TimePoint last_heard{};        // anything it sent, for the watchdog
     bool watchdog_killed = false;       // killed for silence; its exit says so
     bool heartbeat_seen = false;        // since its (re)start
     std::string last_exit;              // describe_status of its last exit
@@ -219,6 +224,7 @@ class Supervisor {
   void on_signal_readable();
   void on_control_readable(Role r);
   void on_reply(Role r, const char* data, std::size_t n);
+  bool owes_answer(Role r) const;
   void next_query();
   void finish_query();
   void watch_control(Role r);
@@ -250,6 +256,7 @@ class Supervisor {
     Query q = Query::Status;
     std::string who;
     std::function<void(std::vector<ChildAnswer>)> done;
+    std::function<bool()> gone;
   };
   std::deque<PendingQuery> queries_;     // front: being asked when query_active_
   bool query_active_ = false;

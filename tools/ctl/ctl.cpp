@@ -145,6 +145,51 @@ std::optional<json::Value> ask(const std::string& path, const std::string& comma
   return v;
 }
 
+namespace {
+
+// A child's report is its own claim and may carry text from remote peers:
+// control characters (C0, DEL and the UTF-8 encoded C1 range, which
+// terminals act on) become '?' so no view can move the cursor or retitle
+// the operator's terminal.
+std::string printable(const std::string& in) {
+  std::string o;
+  o.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const auto c = static_cast<unsigned char>(in[i]);
+    if (c < 0x20 || c == 0x7f) {
+      o += '?';
+    } else if (c == 0xc2 && i + 1 < in.size() && static_cast<unsigned char>(in[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(in[i + 1]) <= 0x9f) {
+      o += '?';
+      ++i;
+    } else {
+      o += static_cast<char>(c);
+    }
+  }
+  return o;
+}
+
+void make_printable(json::Value& v) {
+  if (v.is_string()) {
+    v = json::Value(printable(v.as_string()));
+  } else if (v.is_array()) {
+    for (json::Value& e : v.array()) make_printable(e);
+  } else if (v.is_object()) {
+    for (auto& [k, e] : v.object()) make_printable(e);
+  }
+}
+
+// The side a child of this role serves: the supervisor started it, so its
+// role, not the report, says which side a figure belongs to.
+std::string side_of_role(const std::string& role) {
+  if (role == "edge(low)") return "low";
+  if (role == "edge(high)") return "high";
+  if (role == "node") return "node";
+  return "";
+}
+
+}  // namespace
+
 json::Value unpack(const json::Value& reply) {
   json::Value out = reply;
   if (!out.is_object() || !out.object().count("children")) return out;
@@ -155,9 +200,20 @@ json::Value unpack(const json::Value& reply) {
     std::string err;
     std::optional<json::Value> r = json::parse(c["report"].as_string(), &err);
     if (r && r->is_object()) {
+      make_printable(*r);
+      const std::string role = c["role"].as_string();
+      const std::string side = side_of_role(role);
+      if (role != "filter") {
+        if (r->has("side") && (*r)["side"].as_string() != side) {
+          c.object()["report_error"] = "the " + role + " reports side '" + (*r)["side"].as_string() +
+                                       "'; its figures are shown under side '" + side + "'";
+        }
+        r->object()["side"] = side;
+      }
+      r->object()["role"] = role;
       c.object()["report"] = std::move(*r);
     } else {
-      c.object()["report_error"] = "the child's report is not a JSON object: " + err;
+      c.object()["report_error"] = printable("the child's report is not a JSON object: " + err);
       c.object().erase("report");
     }
   }
@@ -326,14 +382,19 @@ std::string label_value(std::string_view v) {
 class Exposition {
  public:
   // A family: its TYPE and HELP lines are written once, before its first sample.
-  void family(const std::string& name, const char* type, const char* help) {
+  // A name declared before (a child's counter named like a fixed family)
+  // is refused: its samples are dropped rather than mixed into the other.
+  bool family(const std::string& name, const char* type, const char* help) {
     current_ = name;
-    if (!declared_.insert(name).second) return;
+    skip_ = !declared_.insert(name).second;
+    if (skip_) return false;
     out_ += "# TYPE " + name + " " + type + "\n# HELP " + name + " " + help + "\n";
     counter_ = std::string(type) == "counter";
+    return true;
   }
   void sample(const std::vector<std::pair<std::string, std::string>>& labels, const std::string& value,
               const char* suffix = nullptr) {
+    if (skip_) return;
     out_ += current_ + (suffix ? suffix : counter_ ? "_total" : "");
     if (!labels.empty()) {
       out_ += "{";
@@ -354,8 +415,19 @@ class Exposition {
   std::string out_;
   std::string current_;
   bool counter_ = false;
+  bool skip_ = false;
   std::set<std::string> declared_;
 };
+
+// A child's counter name becomes part of a metric name: only
+// [a-z_][a-z0-9_]*, at most 64 characters; anything else is left out.
+bool metric_name_ok(std::string_view n) {
+  if (n.empty() || n.size() > 64 || (n[0] >= '0' && n[0] <= '9')) return false;
+  for (char c : n) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
 
 std::string seconds(std::int64_t ms) { return fmt("%.3f", static_cast<double>(ms) / 1000.0); }
 
@@ -398,14 +470,16 @@ std::string render_metrics(const json::Value* st) {
     x.sample({}, pol["reloads"].as_uint());
     x.family("portcullis_policy_reload_failures", "counter", "Failed policy reloads (the running policy was kept).");
     x.sample({}, pol["reload_failures"].as_uint());
-    for (const auto& [name, v] : (*f)["counters"].as_object()) {
-      x.family("portcullis_filter_" + name, "counter", "Filter counter (see portcullisctl(1)).");
-      x.sample({}, v.as_uint());
-    }
     x.family("portcullis_filter_deciding", "gauge", "Stanzas between the filter's decision and its action.");
     x.sample({}, (*f)["deciding"].as_uint());
     x.family("portcullis_filter_awaiting_far", "gauge", "Released stanzas the far edge has not confirmed yet.");
     x.sample({}, (*f)["awaiting_far"].as_uint());
+    // The counters after the fixed families, so a counter named like one of
+    // them is the one refused.
+    for (const auto& [name, v] : (*f)["counters"].as_object()) {
+      if (!metric_name_ok(name) || !v.is_int()) continue;
+      if (x.family("portcullis_filter_" + name, "counter", "Filter counter (see portcullisctl(1)).")) x.sample({}, v.as_uint());
+    }
     const json::Value& a = (*f)["audit"];
     x.family("portcullis_audit_healthy", "gauge", "1 while the audit archive accepts and syncs records.");
     x.sample({}, a["healthy"].as_bool() ? 1 : 0);
@@ -425,16 +499,12 @@ std::string render_metrics(const json::Value* st) {
     }
   }
   const auto edges = edge_reports(*st);
-  std::set<std::string> counter_names;
-  for (const json::Value* e : edges) {
-    for (const auto& [name, v] : (*e)["counters"].as_object()) counter_names.insert(name);
-  }
-  for (const std::string& name : counter_names) {
-    x.family("portcullis_edge_" + name, "counter", "Edge counter, per side (see portcullisctl(1)).");
-    for (const json::Value* e : edges) x.sample({{"side", (*e)["side"].as_string()}}, (*e)["counters"][name].as_uint());
-  }
   x.family("portcullis_edge_filter_link_up", "gauge", "1 while the edge's channel to the filter is up.");
-  for (const json::Value* e : edges) x.sample({{"side", (*e)["side"].as_string()}}, (*e)["filter_link"].as_string() == "up" ? 1 : 0);
+  for (const json::Value* e : edges) {
+    // A standalone node has no filter: no sample rather than a false 0.
+    if ((*e)["role"].as_string() == "node") continue;
+    x.sample({{"side", (*e)["side"].as_string()}}, (*e)["filter_link"].as_string() == "up" ? 1 : 0);
+  }
   x.family("portcullis_edge_in_flight", "gauge", "Stanzas sent to the filter and not yet acknowledged.");
   for (const json::Value* e : edges) x.sample({{"side", (*e)["side"].as_string()}}, (*e)["in_flight"].as_uint());
   x.family("portcullis_edge_in_flight_bytes", "gauge", "Bytes of the stanzas in flight.");
@@ -478,6 +548,21 @@ std::string render_metrics(const json::Value* st) {
   for (const json::Value* e : edges) {
     for (const json::Value& r : (*e)["rooms"].as_array()) {
       x.sample({{"side", (*e)["side"].as_string()}, {"room", r["jid"].as_string()}}, r["messages"].as_uint());
+    }
+  }
+  // The edges' counters last (see the filter's above); an edge without a
+  // counter the other has gives no sample, not a 0.
+  std::set<std::string> counter_names;
+  for (const json::Value* e : edges) {
+    for (const auto& [name, v] : (*e)["counters"].as_object()) {
+      if (metric_name_ok(name) && v.is_int()) counter_names.insert(name);
+    }
+  }
+  for (const std::string& name : counter_names) {
+    if (!x.family("portcullis_edge_" + name, "counter", "Edge counter, per side (see portcullisctl(1)).")) continue;
+    for (const json::Value* e : edges) {
+      const json::Value& v = (*e)["counters"][name];
+      if (v.is_int()) x.sample({{"side", (*e)["side"].as_string()}}, v.as_uint());
     }
   }
   return x.finish();

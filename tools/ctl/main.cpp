@@ -213,6 +213,9 @@ int main(int argc, char** argv) {
     for (const json::Value& c : st["children"].as_array()) {
       if (!c["asked"].as_bool()) continue;
       if (!c["answered"].as_bool()) return fail(c["role"].as_string() + " did not answer the reload");
+      if (c["report_error"].is_string()) {
+        return fail(c["role"].as_string() + " gave an unreadable answer to the reload: " + c["report_error"].as_string());
+      }
       const json::Value& r = c["report"];
       if (!r["ok"].as_bool()) {
         return fail("reload failed, " + c["role"].as_string() + " keeps policy " + r["kept_version"].as_string() +

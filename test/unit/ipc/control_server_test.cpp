@@ -76,7 +76,8 @@ TEST_CASE("the control socket answers one line with one text, names who asked, a
   ControlPeer seen;
   ControlServer::Options o;
   o.path = d.path + "/run/control";   // its directory is made
-  ControlServer server(loop, o, [&](std::string_view cmd, const ControlPeer& who, ControlServer::Respond respond) {
+  ControlServer server(loop, o, [&](std::string_view cmd, const ControlPeer& who, ControlServer::Respond respond,
+                                  ControlServer::Gone) {
     commands.emplace_back(cmd);
     seen = who;
     respond("{\"ok\":true}");
@@ -150,7 +151,7 @@ TEST_CASE("the control socket replaces a stale socket file but not a live one or
   EventLoop loop(clock);
   ControlServer::Options o;
   o.path = d.path + "/control";
-  auto handler = [](std::string_view, const ControlPeer&, ControlServer::Respond r) { r("{}"); };
+  auto handler = [](std::string_view, const ControlPeer&, ControlServer::Respond r, ControlServer::Gone) { r("{}"); };
   {
     // A socket file whose listener is gone (a crashed run).
     UniqueFd s(::socket(AF_UNIX, SOCK_STREAM, 0));
@@ -175,4 +176,85 @@ TEST_CASE("the control socket replaces a stale socket file but not a live one or
   } catch (const std::runtime_error& e) {
     CHECK(std::string(e.what()).find("not a socket") != std::string::npos);
   }
+}
+
+TEST_CASE("the control socket refuses a directory another user could swap names in", "[control]") {
+  Dir d;
+  SteadyClock clock;
+  EventLoop loop(clock);
+  auto handler = [](std::string_view, const ControlPeer&, ControlServer::Respond r, ControlServer::Gone) { r("{}"); };
+  auto refused = [&](const std::string& path, const std::string& why) {
+    ControlServer::Options o;
+    o.path = path;
+    try {
+      ControlServer s(loop, o, handler, nullptr);
+      FAIL("the control socket was created at " << path);
+    } catch (const std::runtime_error& e) {
+      INFO(e.what());
+      CHECK(std::string(e.what()).find(why) != std::string::npos);
+    }
+    CHECK_FALSE(std::filesystem::exists(path));
+  };
+  // Group- or world-writable (a shared /tmp-like directory).
+  const std::string shared = d.path + "/shared";
+  REQUIRE(::mkdir(shared.c_str(), 0700) == 0);
+  REQUIRE(::chmod(shared.c_str(), 01777) == 0);
+  refused(shared + "/control", "is writable by others (mode 1777)");
+  REQUIRE(::chmod(shared.c_str(), 0770) == 0);
+  refused(shared + "/control", "is writable by others (mode 0770)");
+  // A symlink where the directory should be: the socket would land elsewhere.
+  const std::string real = d.path + "/real";
+  REQUIRE(::mkdir(real.c_str(), 0700) == 0);
+  REQUIRE(::symlink(real.c_str(), (d.path + "/link").c_str()) == 0);
+  refused(d.path + "/link/control", "cannot open its directory");
+  CHECK_FALSE(std::filesystem::exists(real + "/control"));
+  // A symlink at the socket's own name is not a socket, and is left alone.
+  REQUIRE(::symlink("/etc/passwd", (real + "/control").c_str()) == 0);
+  {
+    ControlServer::Options o;
+    o.path = real + "/control";
+    CHECK_THROWS_WITH(ControlServer(loop, o, handler, nullptr), Catch::Contains("exists and is not a socket"));
+  }
+  struct stat st{};
+  REQUIRE(::lstat((real + "/control").c_str(), &st) == 0);
+  CHECK(S_ISLNK(st.st_mode));
+  if (::geteuid() == 0) {
+    // A directory of another user (root creating its socket in a user's directory).
+    const std::string theirs = d.path + "/theirs";
+    REQUIRE(::mkdir(theirs.c_str(), 0755) == 0);
+    REQUIRE(::chown(theirs.c_str(), 65534, 65534) == 0);
+    refused(theirs + "/control", "belongs to uid 65534");
+  }
+}
+
+TEST_CASE("a socket file whose listener is too busy to accept is live, not stale", "[control]") {
+  Dir d;
+  SteadyClock clock;
+  EventLoop loop(clock);
+  ControlServer::Options o;
+  o.path = d.path + "/control";
+  // A listener with a full backlog: connect fails with EAGAIN, which must not
+  // count as "nobody listens".
+  UniqueFd s(::socket(AF_UNIX, SOCK_STREAM, 0));
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path, o.path.data(), o.path.size());
+  REQUIRE(::bind(s.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(s.get(), 0) == 0);
+  std::vector<UniqueFd> fill;
+  for (int i = 0; i < 8; ++i) {
+    UniqueFd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    if (::connect(c.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) break;
+    fill.push_back(std::move(c));
+  }
+  auto handler = [](std::string_view, const ControlPeer&, ControlServer::Respond r, ControlServer::Gone) { r("{}"); };
+  try {
+    ControlServer server(loop, o, handler, nullptr);
+    FAIL("a busy live socket was replaced");
+  } catch (const std::runtime_error& e) {
+    INFO(e.what());
+    CHECK(std::string(e.what()).find("cannot tell whether another process listens") != std::string::npos);
+  }
+  struct stat st{};
+  CHECK(::lstat(o.path.c_str(), &st) == 0);
 }

@@ -921,3 +921,25 @@ TEST_CASE("a child that dies while asked ends the question at once", "[superviso
   CHECK_FALSE(high.answered);
   CHECK(high.last_exit == "exited with status 3");
 }
+
+TEST_CASE("a reload waits only for the question being answered, and a question whose asker has gone is dropped",
+          "[supervisor][query]") {
+  Harness h;
+  h.start();
+  REQUIRE(run_until(h.loop, [&] { return h.all_live(); }));
+  // The first status question stays open until the timeout: edge(high) is silent.
+  REQUIRE(h.live(Role::EdgeHigh)->send("status-mode:silent", "self"));
+  REQUIRE(run_until(h.loop, [&] { return h.live(Role::EdgeHigh)->reported("status-mode silent"); }));
+  std::vector<std::string> order;
+  bool asker_gone = false;
+  REQUIRE(h.supervisor->query(Supervisor::Query::Status, "", [&](auto) { order.push_back("status-1"); }));
+  REQUIRE(h.supervisor->query(Supervisor::Query::Status, "", [&](auto) { order.push_back("status-gone"); },
+                              [&] { return asker_gone; }));
+  REQUIRE(h.supervisor->query(Supervisor::Query::Status, "", [&](auto) { order.push_back("status-2"); }));
+  REQUIRE(h.supervisor->query(Supervisor::Query::Reload, "uid=0 pid=7", [&](auto) { order.push_back("reload"); }));
+  asker_gone = true;   // its control-socket client hung up while it waited
+  REQUIRE(run_until(h.loop, [&] { return order.size() >= 3; }));
+  // The reload went ahead of the waiting status questions; the abandoned one never ran.
+  CHECK(order == std::vector<std::string>{"status-1", "reload", "status-2"});
+  CHECK(h.live(Role::Filter)->reported("reload uid=0 pid=7"));
+}
