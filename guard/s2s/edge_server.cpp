@@ -279,7 +279,7 @@ void EdgeServer::link_closed(OutboundLink* link) {
   });
 }
 
-void EdgeServer::connection_event(std::string_view what) {
+void EdgeServer::connection_event(std::string_view what, const InboundMeta& peer) {
   // The audit archive lives with the filter; the event travels there as a frame.
   // Without a filter the log is the only record.
   LogLine(log_, LogLevel::Info) << "connection event: " << what;
@@ -290,6 +290,13 @@ void EdgeServer::connection_event(std::string_view what) {
   f.header.auth = ipc::AuthMethod::Internal;
   f.header.seq = next_seq_++;
   f.header.arrival_unix_us = unix_now_us();
+  // The peer, structured (the text says it too, for people): the archive's
+  // searches by domain and the report's per-peer tables use these fields.
+  f.header.peer_domain = peer.peer_domain.substr(0, 1023);
+  f.header.cert_identity = peer.cert_identity.substr(0, 1023);
+  f.header.stream_id = peer.stream_id.substr(0, 255);
+  if (peer.tls) f.header.flags |= ipc::kFlagTls;
+  if (peer.auth != ipc::AuthMethod::None) f.header.auth = peer.auth;
   f.body = std::string(what.substr(0, 4096));
   send_control(f);
 }

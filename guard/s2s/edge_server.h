@@ -102,7 +102,8 @@ class EdgeServer final : public SessionHost {
   void undeliverable(xmpp::Element stanza, xmpp::StanzaError error) override;
   void inbound_closed(InboundSession* session) override;
   void link_closed(OutboundLink* link) override;
-  void connection_event(std::string_view what) override;
+  using SessionHost::connection_event;
+  void connection_event(std::string_view what, const InboundMeta& peer) override;
   void released_taken(std::uint64_t ack) override;
 
   // Flow control limits (the side's <limits flow-window overload-wait-ms>).

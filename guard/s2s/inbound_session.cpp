@@ -46,6 +46,16 @@ InboundSession::~InboundSession() {
   if (idle_timer_) host_.loop().cancel_timer(idle_timer_);
 }
 
+InboundMeta InboundSession::event_peer(std::string_view domain, ipc::AuthMethod method) const {
+  InboundMeta m;
+  m.peer_domain = std::string(domain.substr(0, 1023));
+  m.auth = method;
+  m.tls = tls_.has_value();
+  if (tls_ && !domain.empty()) m.cert_identity = cert_identity_of(*tls_, domain);
+  m.stream_id = stream_id_;
+  return m;
+}
+
 std::string InboundSession::describe() const {
   std::string d = "inbound ";
   d += from_.empty() ? "?" : from_;
@@ -153,7 +163,10 @@ void InboundSession::fail(StreamErrorCondition c, std::string text) {
   if (state_ == State::Closed) return;
   LogLine(host_.log(), LogLevel::Warning) << describe() << ": stream error " << xmpp::to_string(c)
                                           << ": " << text;
-  host_.connection_event(describe() + ": stream error " + std::string(xmpp::to_string(c)) + ": " + text);
+  host_.connection_event(describe() + ": stream error " + std::string(xmpp::to_string(c)) + ": " + text,
+                         event_peer(from_, sasl_domain_.empty() ? (verified_.empty() ? ipc::AuthMethod::None
+                                                                                      : ipc::AuthMethod::Dialback)
+                                                                : ipc::AuthMethod::SaslExternal));
   if (!header_sent_) {
     // RFC 6120 §4.9.1.3: a stream error before our header still needs the header.
     conn_->send(s2s_stream_header(to_.empty() ? std::string_view{} : std::string_view(to_), from_, stream_id_));
@@ -338,7 +351,8 @@ void InboundSession::handle_sasl_auth(const xmpp::Element& auth) {
     const std::string cond = mech != "EXTERNAL" ? "invalid-mechanism" : "not-authorized";
     LogLine(host_.log(), LogLevel::Warning) << describe() << ": SASL " << mech << " refused: "
                                             << (why.empty() ? "mechanism not offered" : why);
-    host_.connection_event(describe() + ": SASL failure: " + (why.empty() ? cond : why));
+    host_.connection_event(describe() + ": SASL failure: " + (why.empty() ? cond : why),
+                           event_peer(from_, ipc::AuthMethod::SaslExternal));
     conn_->send("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><" + cond + "/></failure>");
     conn_->send("</stream:stream>");
     conn_->close_after_flush();
@@ -349,6 +363,8 @@ void InboundSession::handle_sasl_auth(const xmpp::Element& auth) {
   if (!text.empty() && text != "=") {
     std::string authzid;
     if (!base64_decode(text, authzid)) {
+      host_.connection_event(describe() + ": SASL failure: incorrect-encoding",
+                             event_peer(from_, ipc::AuthMethod::SaslExternal));
       conn_->send("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><incorrect-encoding/></failure>");
       conn_->send("</stream:stream>");
       conn_->close_after_flush();
@@ -357,7 +373,8 @@ void InboundSession::handle_sasl_auth(const xmpp::Element& auth) {
     }
     auto z = xmpp::normalize_domain(authzid);
     if (!z || *z != from_) {
-      host_.connection_event(describe() + ": SASL failure: authzid does not match stream from");
+      host_.connection_event(describe() + ": SASL failure: authzid does not match stream from",
+                             event_peer(from_, ipc::AuthMethod::SaslExternal));
       conn_->send("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><invalid-authzid/></failure>");
       conn_->send("</stream:stream>");
       conn_->close_after_flush();
@@ -368,7 +385,8 @@ void InboundSession::handle_sasl_auth(const xmpp::Element& auth) {
   conn_->send("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
   sasl_domain_ = from_;
   LogLine(host_.log(), LogLevel::Info) << describe() << ": authenticated " << from_ << " by SASL EXTERNAL";
-  host_.connection_event(describe() + ": authenticated by SASL EXTERNAL (" + cert_identity_of(*tls_, from_) + ")");
+  host_.connection_event(describe() + ": authenticated by SASL EXTERNAL (" + cert_identity_of(*tls_, from_) + ")",
+                         event_peer(from_, ipc::AuthMethod::SaslExternal));
   state_ = State::AwaitHeader;
   restart_pending_ = true;
   header_sent_ = false;   // the restarted stream needs our header again (RFC 6120 §4.9.1.3)
@@ -395,7 +413,8 @@ void InboundSession::handle_db_result(const xmpp::Element& e) {
     return;
   }
   if (row == nullptr || row->auth == config::PeerAuth::SaslExternal || host_.dialback_secret().empty()) {
-    host_.connection_event(describe() + ": dialback refused for " + *from + ": not permitted by peering");
+    host_.connection_event(describe() + ": dialback refused for " + *from + ": not permitted by peering",
+                           event_peer(*from, ipc::AuthMethod::Dialback));
     conn_->send(db_error("result", *to, *from, {}, "not-authorized", "auth"));
     return;
   }
@@ -419,17 +438,20 @@ void InboundSession::handle_db_result(const xmpp::Element& e) {
         verified_.insert(pair);
         conn_->send("<db:result from='" + xmpp::escape_attr(t) + "' to='" + xmpp::escape_attr(f) + "' type='valid'/>");
         LogLine(host_.log(), LogLevel::Info) << describe() << ": authenticated " << f << "->" << t << " by dialback";
-        host_.connection_event(describe() + ": authenticated " + f + "->" + t + " by dialback");
+        host_.connection_event(describe() + ": authenticated " + f + "->" + t + " by dialback",
+                               event_peer(f, ipc::AuthMethod::Dialback));
         if (state_ == State::Negotiating) state_ = State::Authenticated;
         arm_deadline();
         break;
       case VerifyResult::Invalid:
-        host_.connection_event(describe() + ": dialback key invalid for " + f + "->" + t);
+        host_.connection_event(describe() + ": dialback key invalid for " + f + "->" + t,
+                               event_peer(f, ipc::AuthMethod::Dialback));
         conn_->send("<db:result from='" + xmpp::escape_attr(t) + "' to='" + xmpp::escape_attr(f) + "' type='invalid'/>");
         if (verified_.empty()) fail(StreamErrorCondition::NotAuthorized, "dialback key invalid");
         break;
       case VerifyResult::Error:
-        host_.connection_event(describe() + ": dialback verification failed for " + f + "->" + t);
+        host_.connection_event(describe() + ": dialback verification failed for " + f + "->" + t,
+                               event_peer(f, ipc::AuthMethod::Dialback));
         conn_->send(db_error("result", t, f, {}, "remote-server-not-found", "cancel"));
         break;
     }

@@ -29,6 +29,19 @@ std::string OutboundLink::describe() const {
   return "outbound " + local_ + "->" + remote_ + " (" + peer_.host + ":" + std::to_string(peer_.port) + ")";
 }
 
+InboundMeta OutboundLink::event_peer() const {
+  InboundMeta m;
+  m.peer_domain = remote_;
+  m.auth = sasl_done_ ? ipc::AuthMethod::SaslExternal
+                      : state_ == State::Ready ? ipc::AuthMethod::Dialback : ipc::AuthMethod::None;
+  m.tls = tls_.has_value();
+  if (tls_ && tls_->peer_cert_present) {
+    m.cert_identity = (tls_->peer_cert_trusted ? "" : "unverified: ") + tls_->peer.subject.substr(0, 512) +
+                      " sha256:" + tls_->peer.sha256_fingerprint;
+  }
+  return m;
+}
+
 LinkStatus OutboundLink::status() const {
   LinkStatus st;
   st.inbound = false;
@@ -164,13 +177,16 @@ void OutboundLink::on_closed(const std::string& reason) {
       bounce_all("connection closed: " + reason);
     }
     LogLine(host_.log(), was_ready ? LogLevel::Info : LogLevel::Warning) << describe() << ": closed: " << reason;
+    // Closed by the peer before the link was ready (during TLS or SASL, say):
+    // an authentication that did not happen, so the archive hears of it.
+    if (!was_ready) host_.connection_event(describe() + ": failed: closed before it was ready: " + reason, event_peer());
   }
   // Written while the peer had a backlog, before the link died: the peer may
   // not have taken them all. Recorded as in doubt; the senders get their credit.
   if (!held_acks_.empty()) {
     host_.connection_event("in-doubt: " + std::to_string(held_acks_.size()) + " released stanza(s) written to " +
                            describe() + " while it had a backlog; the link closed (" + reason +
-                           ") before the peer confirmed taking them all: they may not have been delivered");
+                           ") before the peer confirmed taking them all: they may not have been delivered", event_peer());
   }
   release_held_acks();
   *alive_ = false;
@@ -211,7 +227,7 @@ void OutboundLink::on_stream_error(StreamErrorCondition condition, std::string t
 void OutboundLink::fail(const std::string& reason, bool stream_error, StreamErrorCondition c) {
   if (state_ == State::Closed) return;
   LogLine(host_.log(), LogLevel::Warning) << describe() << ": failed: " << reason;
-  host_.connection_event(describe() + ": failed: " + reason);
+  host_.connection_event(describe() + ": failed: " + reason, event_peer());
   state_ = State::Closed;
   end_stream(stream_error ? xmpp::stream_error_bytes(c, reason) : std::string{});
   bounce_all(reason);
@@ -334,7 +350,7 @@ void OutboundLink::become_ready() {
   state_ = State::Ready;
   arm_deadline();   // cancels
   LogLine(host_.log(), LogLevel::Info) << describe() << ": ready (" << (sasl_done_ ? "SASL EXTERNAL" : "dialback") << ")";
-  host_.connection_event(describe() + ": authenticated (" + (sasl_done_ ? "SASL EXTERNAL" : "dialback") + ")");
+  host_.connection_event(describe() + ": authenticated (" + (sasl_done_ ? "SASL EXTERNAL" : "dialback") + ")", event_peer());
   auto queue = std::move(queue_);
   queue_.clear();
   for (auto& q : queue) write_stanza(q.stanza, q.ack);

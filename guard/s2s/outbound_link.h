@@ -62,6 +62,9 @@ class OutboundLink : private xmpp::StreamHandler {
   // this much waits for the peer; beyond it the confirmations wait for the drain.
   static constexpr std::size_t kAckMark = 256 * 1024;
   std::string describe() const;
+  // The archive's peer fields for an event on this link: the remote domain,
+  // how far authentication got, the TLS session's server certificate.
+  InboundMeta event_peer() const;
   LinkStatus status() const;
 
  private:

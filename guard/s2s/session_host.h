@@ -82,8 +82,13 @@ class SessionHost {
   // Lifecycle: the session's connection is gone; the host destroys it later.
   virtual void inbound_closed(InboundSession* session) = 0;
   virtual void link_closed(OutboundLink* link) = 0;
-  // Connection-level events worth an audit/log record (auth success/failure, stream errors).
-  virtual void connection_event(std::string_view what) = 0;
+  // Connection-level events worth an audit/log record (auth success/failure,
+  // stream errors). `peer` says whom the event is about, in the archive's
+  // structured peer fields: the authenticated domain, or for a failure the
+  // domain the peer claimed, with the method tried and the stream's TLS.
+  virtual void connection_event(std::string_view what, const InboundMeta& peer) = 0;
+  // An event about no peer in particular (rooms, overload, undelivered frames).
+  void connection_event(std::string_view what) { connection_event(what, InboundMeta{}); }
 };
 
 // Our stream header for S2S (jabber:server, with the dialback prefix bound).

@@ -214,7 +214,7 @@ class LoadServer final : public s2s::SessionHost {
     for (auto& link : links_)
       if (link.get() == l) ++links_closed_;
   }
-  void connection_event(std::string_view what) override { LogLine(log_, LogLevel::Debug) << what; }
+  void connection_event(std::string_view what, const s2s::InboundMeta&) override { LogLine(log_, LogLevel::Debug) << what; }
 
   void on_inbound_stanza(xmpp::Element stanza, const s2s::InboundMeta& meta) override {
     last_rx_ns_ = mono_ns();

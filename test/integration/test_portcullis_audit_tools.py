@@ -261,6 +261,43 @@ def test(ctx):
              "(released %d, rejected %d), charts and the OK line" % (
                  len(html), sorted(urls) or "no URL", released, rejected))
 
+    # ---- connection events name their peer; the report's tables ----
+    dom_a, dom_b = alice_jid.split("@")[1], bob_jid.split("@")[1]
+    conns = [r["record"] for r in recs if r["type"] == "connection"]
+    for dom, side in ((dom_a, "low"), (dom_b, "high")):
+        ok = [c for c in conns if c["event"] == "auth-success" and c["peer"]["domain"] == dom
+              and c["side"] == side]
+        check(ok and all(c["peer"]["auth"] == "sasl-external" and c["peer"]["tls"] and
+                         "sha256:" in c["peer"]["cert"] for c in ok),
+              "no auth-success record of %s on side %s with its structured peer fields: %r"
+              % (dom, side, [c for c in conns if c["event"] == "auth-success"]))
+        found = search(build, adir, key, "--domain", dom, "--type", "connection")
+        check(any("auth-success" in ln for ln in found),
+              "search --domain %s --type connection finds no auth-success: %r" % (dom, found))
+
+    def table(tid):
+        at = html.find('id="%s"' % tid)
+        check(at >= 0, "report has no %s table" % tid)
+        return html[at:html.find("</table>", at)]
+    peers = table("peers")
+    sent_a = count(lambda d: d["peer"]["domain"] == dom_a and d["direction"] == "low-to-high")
+    check(re.search(r"<tr><td>%s</td><td>low</td><td class=\"num\">%d</td>" % (re.escape(dom_a), sent_a),
+                    peers), "peers table lacks %s (low) with %d decisions: %s" % (dom_a, sent_a, peers))
+    refusals = table("refusals")
+    for ln in rej_lines:
+        check('<tr><td class="num">%s</td>' % ln.split()[0] in refusals,
+              "refusals table lacks seq %s" % ln.split()[0])
+    policies = table("policies")
+    check(re.search(r"<td>tools-1</td>.*at start.*<td>tools-2</td>.*reload", policies, re.S),
+          "policy table does not show tools-1 at start, then tools-2 by reload: %s" % policies)
+    keys = table("keys")
+    check("<td>yes</td>" in keys and "<strong>no</strong>" not in keys,
+          "keys table does not show the signing key as given: %s" % keys)
+    check('id="trust"' not in html, "a verified archive's report marks figures unverified")
+    ctx.step("connection events name their peers (search --domain finds them); report: "
+             "%s sent %d, %d refusals by seq, policy tools-1 then tools-2, the key id"
+             % (dom_a, sent_a, len(rej_lines)))
+
     # ---- tampering: one flipped byte in a copy ----
     tampered = os.path.join(run_dir, "audit-tampered")
     shutil.rmtree(tampered, ignore_errors=True)
@@ -282,6 +319,14 @@ def test(ctx):
     check(fault, "verify of the tampered copy printed no FAULT line:\n%s" % out)
     ctx.step("flipped byte at %s+%d: verify exits 1: %s" % (victim["segment_file"], at,
                                                            fault[0][:200]))
+    r = run_audit(build, "report", tampered, "--html", html_path, "--pubkey", key)
+    check(r.returncode == 1, "report of the tampered copy exited %d, expected 1" % r.returncode)
+    with open(html_path, encoding="utf-8") as f:
+        bad_html = f.read()
+    check('class="status fault"' in bad_html and 'id="trust"' in bad_html and
+          "unverified)" in bad_html, "report of the tampered copy does not mark its figures")
+    ctx.step("report of the tampered copy: FAULT banner; the records that %s are marked unverified"
+             % re.search(r"come after seq (\d+)|(all of them)", bad_html).group(0))
     rc, _, _ = verify(build, adir, key)
     check(rc == 0, "the original archive no longer verifies after the copy was tampered")
 

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "guard/audit/keys.h"
 #include "test/unit/audit/audit_test_support.h"
 
 using namespace audit_test;
@@ -288,4 +289,156 @@ TEST_CASE("tool: the HTML report is self-contained with counts and verification 
   const auto bad = run_tool(h.root, "report " + h.cfg.dir + " --html " + html + " --pubkey " + h.cfg.public_key_file);
   CHECK(bad.status == 1);
   CHECK(slurp(html).find("class=\"status fault\" id=\"verification\">FAULT: HASH-MISMATCH") != std::string::npos);
+}
+
+namespace {
+
+// The section of `page` from the element with this id to the end of its table.
+std::string table_of(const std::string& page, const std::string& id) {
+  const std::size_t at = page.find("id=\"" + id + "\"");
+  if (at == std::string::npos) return {};
+  return page.substr(at, page.find("</table>", at) - at);
+}
+
+std::size_t rows_of(const std::string& table) {
+  std::size_t n = 0;
+  for (std::size_t at = table.find("<tr"); at != std::string::npos; at = table.find("<tr", at + 1)) ++n;
+  return n ? n - 1 : 0;   // less the header row
+}
+
+// The 40 decisions of populate(), with a rule under trial on the shadow ones,
+// then a reload to policy 8 and 5 more decisions under it; a peer that fails
+// to authenticate twice and one that succeeds.
+void populate_for_report(Harness& h) {
+  AuditArchive a(h.loop, h.cfg, h.log);
+  std::vector<Record> recs;
+  for (int i = 0; i < 40; ++i) {
+    Record r = decision(i);
+    auto& d = std::get<DecisionRecord>(r.body);
+    if (d.outcome == Outcome::Shadow) d.filters.push_back(FilterResult{"trial", "keyword", "reject", "trial-1", true, "", {}});
+    recs.push_back(std::move(r));
+  }
+  recs.push_back(connection_event("auth-failure"));
+  recs.push_back(connection_event("auth-failure"));
+  Record ok = connection_event("auth-success");
+  std::get<ConnectionEvent>(ok.body).peer.domain = "low.example";
+  recs.push_back(std::move(ok));
+  AdminEvent reload;
+  reload.kind = "policy-reload";
+  reload.text = "policy reloaded by portcullisctl";
+  reload.fields = {{"version", "8"}, {"sha256", "def456"}, {"requested", "control socket uid=0"}};
+  recs.push_back(Record{0, std::move(reload)});
+  for (int i = 0; i < 5; ++i) {
+    Record r = decision(4 * i);   // released, low to high
+    std::get<DecisionRecord>(r.body).policy_version = "8";
+    std::get<DecisionRecord>(r.body).policy_hash = "def456";
+    recs.push_back(std::move(r));
+  }
+  for (const auto& r : h.append_all(a, std::move(recs))) REQUIRE(r.ok);
+}
+
+}  // namespace
+
+TEST_CASE("tool: the report has the per-peer, per-sender, refusal, policy, shadow and key tables",
+          "[audit][tool]") {
+  Harness h;
+  populate_for_report(h);
+  const std::string html = h.root + "/report.html";
+  const auto r = run_tool(h.root, "report " + h.cfg.dir + " --html " + html + " --pubkey " + h.cfg.public_key_file);
+  REQUIRE(r.status == 0);
+  const std::string page = slurp(html);
+  CHECK(page.find("id=\"trust\"") == std::string::npos);   // everything verified: nothing marked
+  CHECK(page.find("unverified)") == std::string::npos);
+
+  // Peers: what each sent and how its authentication went.
+  const std::string peers = table_of(page, "peers");
+  CHECK(peers.find("<tr><td>low.example</td><td>low</td><td class=\"num\">25</td><td class=\"num\">15</td>"
+                   "<td class=\"num\">0</td><td class=\"num\">10</td><td class=\"num\">0</td><td class=\"num\">1</td>"
+                   "<td class=\"num\">0</td>") != std::string::npos);
+  CHECK(peers.find("<tr><td>high.example</td><td>high</td><td class=\"num\">20</td><td class=\"num\">8</td>"
+                   "<td class=\"num\">8</td><td class=\"num\">0</td><td class=\"num\">4</td>") != std::string::npos);
+  const std::string fails = table_of(page, "authfail");
+  CHECK(rows_of(fails) == 1);
+  CHECK(fails.find("<tr><td>evil.example</td><td>low</td><td class=\"num\">2</td>") != std::string::npos);
+
+  // Senders, by bare JID.
+  const std::string senders = table_of(page, "senders");
+  CHECK(senders.find("<tr><td>alice@low.example</td><td class=\"num\">25</td><td class=\"num\">25</td>"
+                     "<td class=\"num\">0</td></tr>") != std::string::npos);
+  CHECK(senders.find("<tr><td>carol@high.example</td><td class=\"num\">20</td><td class=\"num\">12</td>"
+                     "<td class=\"num\">8</td></tr>") != std::string::npos);
+
+  // Refusals: one row per rejected decision, with the record numbers search gives.
+  const std::string refusals = table_of(page, "refusals");
+  const auto rej = run_tool(h.root, "search " + h.cfg.dir + " --verdict rejected");
+  REQUIRE(rej.lines().size() == static_cast<std::size_t>(count_outcome(Outcome::Rejected)));
+  CHECK(rows_of(refusals) == rej.lines().size());
+  for (const auto& l : rej.lines()) {
+    INFO(l);
+    CHECK(refusals.find("<tr><td class=\"num\">" + l.substr(0, l.find(' ')) + "</td>") != std::string::npos);
+  }
+  CHECK(refusals.find("<td>carol@high.example/desk</td><td>alice@low.example</td><td>message/chat</td><td>labels (label-access) rule rule-1</td>"
+                      "<td>not-authorized</td>") != std::string::npos);
+
+  // The policy in force over time: 7 (no load record here), then 8 from its reload.
+  const std::string policies = table_of(page, "policies");
+  CHECK(rows_of(policies) == 2);
+  const std::size_t v7 = policies.find("<td>7</td><td><code>abc123</code></td><td>(no load record in this selection)</td>");
+  const std::size_t v8 = policies.find("<td>8</td><td><code>def456</code></td>");
+  CHECK(v7 != std::string::npos);
+  REQUIRE(v8 != std::string::npos);
+  CHECK(v7 < v8);
+  CHECK(policies.find("reload control socket uid=0", v8) != std::string::npos);
+  CHECK(policies.find("<td class=\"num\">40</td>") != std::string::npos);
+  CHECK(policies.find("<td class=\"num\">5</td>", v8) != std::string::npos);
+
+  // Shadow-rule hits: the rule under trial, on the 4 shadow decisions.
+  const std::string shadow = table_of(page, "shadow");
+  CHECK(shadow.find("<tr><td>trial-1</td><td>trial</td><td class=\"num\">4</td><td class=\"num\">0</td>") !=
+        std::string::npos);
+
+  // The signing key, by id, recognised as the one given.
+  const std::string keys = table_of(page, "keys");
+  const std::string id = key_id(load_public_key(h.cfg.public_key_file));
+  CHECK(keys.find("<tr><td><code>" + id + "</code></td>") != std::string::npos);
+  CHECK(keys.find("<td>yes</td>") != std::string::npos);
+  CHECK(keys.find("<strong>no</strong>") == std::string::npos);
+}
+
+TEST_CASE("tool: a report of an archive that does not verify marks every figure it cannot vouch for",
+          "[audit][tool]") {
+  Harness h;
+  populate_for_report(h);
+  const std::string html = h.root + "/report.html";
+  auto segs = list_segments(h.cfg.dir);
+  std::string d = slurp(segs[0].path);
+  const auto fr = frames_of(d);
+  REQUIRE(fr.size() > 30);
+  d[fr[30].offset + kFrameHeaderBytes + 3] ^= 1;   // a record in the middle altered
+  spit(segs[0].path, d);
+  const auto r = run_tool(h.root, "report " + h.cfg.dir + " --html " + html + " --pubkey " + h.cfg.public_key_file);
+  CHECK(r.status == 1);
+  const std::string page = slurp(html);
+  CHECK(page.find("class=\"status fault\" id=\"verification\">FAULT: HASH-MISMATCH") != std::string::npos);
+  // The banner says how many records the figures may not rest on, and from where.
+  const std::size_t banner = page.find("<p class=\"trust\" id=\"trust\">");
+  REQUIRE(banner != std::string::npos);
+  CHECK(page.find("come after seq ", banner) != std::string::npos);
+  // The peers' figures count every readable record, with the unverified part shown.
+  const std::string peers = table_of(page, "peers");
+  INFO(peers);
+  // (the altered record itself cannot be read, so one decision is missing)
+  CHECK(peers.find("<tr><td>low.example</td><td>low</td><td class=\"num untrusted\">24 <span class=\"untr\">(11 "
+                   "unverified)</span>") != std::string::npos);
+  // The charts draw the unverified records as their own grey series, not as released.
+  CHECK(page.find("<title>(not verified): ") != std::string::npos);
+  // Refusals after the fault are marked row by row.
+  CHECK(table_of(page, "refusals").find("<tr class=\"untrusted\">") != std::string::npos);
+
+  // Without a key nothing is vouched for: every figure is marked.
+  const auto nokey = run_tool(h.root, "report " + h.cfg.dir + " --html " + html);
+  CHECK(nokey.status == 0);
+  const std::string p2 = slurp(html);
+  CHECK(p2.find("(all of them) are not verified: no public key was given") != std::string::npos);
+  CHECK(p2.find("<title>released: ") == std::string::npos);
 }
