@@ -28,6 +28,7 @@ std::string edge_status(const s2s::EdgeServer& server, std::string_view role) {
       {"dropped_errors", c.dropped_errors},         {"rejected_frames", c.rejected_frames},
       {"room_stanzas_in", c.room_stanzas_in},       {"room_relays_out", c.room_relays_out},
       {"flow_pauses", c.flow_pauses},               {"overload_bounced", c.overload_bounced},
+      {"refused_here", c.edge_refusals},            {"refused_unrecorded", c.edge_refusals_lost},
   };
   json::Array streams;
   std::uint64_t inbound = 0, outbound = 0;
@@ -140,7 +141,8 @@ std::string filter_status(const filterproc::FilterProcess& filter, const audit::
                     {"far_confirmed", c.far_confirmed},
                     {"far_in_doubt", c.far_in_doubt},
                     {"unknown_acks", c.unknown_acks},
-                    {"near_pauses", c.near_pauses}}},
+                    {"near_pauses", c.near_pauses},
+                    {"edge_refusals", c.edge_refusals}}},
       // Between decision and action (the guard stage, the audit writer).
       {"deciding", static_cast<std::uint64_t>(filter.pending())},
       // Released, not yet confirmed by the far edge.

@@ -270,6 +270,78 @@ void FilterProcess::on_event(bool from_low, const ipc::Frame& f) {
   archive_.append(std::move(r), [](audit::AppendResult) {});
 }
 
+namespace {
+
+// What an edge says of its own refusal, as text the archive may hold: printable
+// ASCII (anything else becomes '?'), bounded.
+std::string refusal_text(std::string_view s, std::size_t max) {
+  std::string out(s.substr(0, max));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+  }
+  return out;
+}
+
+}  // namespace
+
+void FilterProcess::on_refusal(bool from_low, const ipc::Frame& f) {
+  // A stanza the edge refused itself and answered (or, where no answer is
+  // allowed, dropped): the archive records it as a rejected decision of that
+  // edge. Nothing is forwarded or sent; the frame's own direction is not
+  // trusted, the channel it came on says which side it is.
+  const std::string edge = from_low ? "edge(low)" : "edge(high)";
+  audit::DecisionRecord d;
+  d.outcome = audit::Outcome::Rejected;
+  d.direction = from_low ? audit::Direction::LowToHigh : audit::Direction::HighToLow;
+  d.peer = peer_info(f.header);
+  d.frame_seq = f.header.seq;
+  d.stream_id = f.header.stream_id;
+  const std::string_view body = f.body;
+  const std::size_t nl = body.find('\n');
+  const std::string_view head = body.substr(0, nl);
+  const std::string_view bytes = nl == std::string_view::npos ? std::string_view{} : body.substr(nl + 1);
+  std::string_view parts[3];
+  std::size_t at = 0;
+  for (int i = 0; i < 3; ++i) {
+    const std::size_t tab = i < 2 ? head.find('\t', at) : std::string_view::npos;
+    parts[i] = head.substr(std::min(at, head.size()), tab == std::string_view::npos ? std::string_view::npos : tab - at);
+    at = tab == std::string_view::npos ? head.size() : tab + 1;
+  }
+  const std::string check = refusal_text(parts[1], 32), reason = refusal_text(parts[2], 512);
+  const auto condition = xmpp::stanza_error_condition_from_string(parts[0]);
+  xmpp::ParserLimits limits;
+  limits.max_stanza_bytes = std::max(max_stanza_bytes_, bytes.size() + 1);
+  std::string perr;
+  if (auto st = xmpp::parse_element(bytes, limits, &perr)) {
+    d.from = st->attr_or("from");
+    d.to = st->attr_or("to");
+    d.stanza_kind = st->name();
+    d.stanza_type = st->attr_or("type");
+    d.stanza_id = st->attr_or("id");
+  } else {
+    d.notes.emplace_back("unparseable", refusal_text(perr, 256));
+  }
+  audit::FilterResult fr;
+  fr.filter = edge;
+  fr.type = "edge";
+  fr.verdict = "reject";
+  fr.rule_id = "edge:" + (check.empty() ? std::string("unnamed") : check);
+  fr.notes.emplace_back("reason", reason);
+  d.filters.push_back(std::move(fr));
+  d.policy_version = policy_.version;
+  d.policy_hash = policy_.sha256;
+  d.notes.emplace_back("refused.by", edge);
+  d.notes.emplace_back("refused.check", check);
+  d.notes.emplace_back("refused", reason);
+  if (condition) d.error_condition = std::string(xmpp::to_string(*condition));
+  else d.notes.emplace_back("reply", "none or unknown: the edge named no valid condition");
+  d.original = std::string(bytes);
+  ++counters_.edge_refusals;
+  audit::Record r;
+  r.body = std::move(d);
+  archive_.append(std::move(r), [](audit::AppendResult) {});
+}
+
 void FilterProcess::on_frame(bool from_low, ipc::Frame&& f) {
   using ipc::FrameKind;
   if (f.header.kind == FrameKind::Ping) {
@@ -285,6 +357,10 @@ void FilterProcess::on_frame(bool from_low, ipc::Frame&& f) {
   }
   if (f.header.kind == FrameKind::Event) {
     on_event(from_low, f);
+    return;
+  }
+  if (f.header.kind == FrameKind::Refusal) {
+    on_refusal(from_low, f);
     return;
   }
   if (f.header.kind != FrameKind::Stanza) return;

@@ -54,6 +54,7 @@ struct FilterCounters {
   std::uint64_t far_in_doubt = 0;     // released, never confirmed (far edge lost or timed out)
   std::uint64_t unknown_acks = 0;     // confirmations for nothing this filter released
   std::uint64_t near_pauses = 0;      // times a near channel stopped being read (far one full)
+  std::uint64_t edge_refusals = 0;    // stanzas an edge refused itself, recorded (Refusal frames)
 };
 
 // Which policy decided: its officer's version string and the SHA-256 of the file.
@@ -103,6 +104,7 @@ class FilterProcess {
   void attach(bool low, int fd);
   void on_frame(bool from_low, ipc::Frame&& f);
   void on_event(bool from_low, const ipc::Frame& f);
+  void on_refusal(bool from_low, const ipc::Frame& f);
   void after_guards(const std::shared_ptr<InFlight>& s);
   void commit(const std::shared_ptr<InFlight>& s);
   void act(const std::shared_ptr<InFlight>& s, const audit::AppendResult& r);

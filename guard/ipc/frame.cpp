@@ -36,7 +36,7 @@ std::uint64_t get_be(std::string_view in, std::size_t at, int bytes) {
   return v;
 }
 
-bool valid_kind(std::uint8_t v) { return v >= 1 && v <= 6; }
+bool valid_kind(std::uint8_t v) { return v >= 1 && v <= 7; }
 bool valid_direction(std::uint8_t v) { return v >= 1 && v <= 3; }
 bool valid_auth(std::uint8_t v) { return v <= 4; }
 
@@ -50,6 +50,7 @@ std::string_view to_string(FrameKind k) {
     case FrameKind::Pong: return "pong";
     case FrameKind::Ack: return "ack";
     case FrameKind::Event: return "event";
+    case FrameKind::Refusal: return "refusal";
   }
   return "unknown";
 }

@@ -37,6 +37,12 @@ enum class FrameKind : std::uint8_t {
   // (authentication success or failure, TLS parameters, stream errors, bad XML).
   // Body: one line of text; peer_domain / cert_identity / stream_id as known.
   Event = 6,
+  // edge -> filter: a stanza the edge refused itself (a malformed 'to', a kind
+  // its peering row does not permit, no room in the filter's channel), for
+  // the audit archive; the filter records it and never forwards it. Body:
+  // "<condition>\t<check>\t<reason>\n" then the stanza's bytes; the header
+  // names the peer as far as the edge knows it.
+  Refusal = 7,
 };
 
 enum class Direction : std::uint8_t { LowToHigh = 1, HighToLow = 2, Local = 3 };

@@ -301,6 +301,36 @@ void EdgeServer::connection_event(std::string_view what, const InboundMeta& peer
   send_control(f);
 }
 
+void EdgeServer::edge_refusal(const xmpp::Element& stanza, const InboundMeta& peer, StanzaErrorCondition condition,
+                              std::string_view check, std::string_view reason) {
+  LogLine(log_, LogLevel::Info) << "refused at the edge: " << stanza.name() << " id=" << stanza.attr_or("id").substr(0, 64)
+                                << " from " << (peer.peer_domain.empty() ? std::string("?") : peer.peer_domain) << ": "
+                                << reason << " (" << xmpp::to_string(condition) << ")";
+  ++counters_.edge_refusals;
+  if (!port_.send_control) {
+    LogLine(log_, LogLevel::Warning) << "edge refusal not in the archive: the filter is unavailable";
+    return;
+  }
+  ipc::Frame f;
+  f.header.kind = ipc::FrameKind::Refusal;
+  f.header.direction = outgoing_;
+  f.header.auth = peer.auth == ipc::AuthMethod::None ? ipc::AuthMethod::Internal : peer.auth;
+  f.header.flags = peer.tls ? ipc::kFlagTls : 0;
+  f.header.seq = next_seq_++;
+  f.header.arrival_unix_us = unix_now_us();
+  f.header.peer_domain = peer.peer_domain.substr(0, 1023);
+  f.header.cert_identity = peer.cert_identity.substr(0, 1023);
+  f.header.stream_id = peer.stream_id.substr(0, 255);
+  f.body.append(xmpp::to_string(condition)).append("\t").append(check).append("\t");
+  for (char c : reason.substr(0, 512)) f.body += (c == '\n' || c == '\t') ? ' ' : c;
+  f.body += '\n';
+  f.body += stanza.serialize();
+  if (!send_control(f)) {
+    LogLine(log_, LogLevel::Warning) << "edge refusal not in the archive: the filter channel is full";
+    ++counters_.edge_refusals_lost;
+  }
+}
+
 void EdgeServer::released_taken(std::uint64_t ack) {
   // The filter holds the sender's credit until this edge has taken the stanza
   // it released (end-to-end flow control): tell it.
@@ -483,6 +513,7 @@ void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta
   if (!port_.send(f)) {
     bounce_locally(stanza, StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait,
                    "boundary filter busy");
+    edge_refusal(stanza, meta, StanzaErrorCondition::ResourceConstraint, "busy", "boundary filter busy");
     return;
   }
   ++counters_.inbound_stanzas;

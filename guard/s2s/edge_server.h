@@ -43,6 +43,8 @@ struct EdgeCounters {
   std::uint64_t room_relays_out = 0;     // FMUC stanzas the rooms sent into the filter
   std::uint64_t flow_pauses = 0;         // times an inbound stream stopped being read (flow control)
   std::uint64_t overload_bounced = 0;    // stanzas bounced after waiting overload-wait-ms
+  std::uint64_t edge_refusals = 0;       // stanzas this edge refused itself (malformed 'to', kind, busy)
+  std::uint64_t edge_refusals_lost = 0;  // of those, the ones whose record the filter channel could not take
 };
 
 // The edge's end of the channel to the filter (edge_main wires it to a FrameChannel).
@@ -104,6 +106,8 @@ class EdgeServer final : public SessionHost {
   void link_closed(OutboundLink* link) override;
   using SessionHost::connection_event;
   void connection_event(std::string_view what, const InboundMeta& peer) override;
+  void edge_refusal(const xmpp::Element& stanza, const InboundMeta& peer, xmpp::StanzaErrorCondition condition,
+                    std::string_view check, std::string_view reason) override;
   void released_taken(std::uint64_t ack) override;
 
   // Flow control limits (the side's <limits flow-window overload-wait-ms>).

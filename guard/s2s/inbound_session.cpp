@@ -515,6 +515,8 @@ void InboundSession::handle_stanza(xmpp::Element e, std::size_t wire_bytes) {
     meta.auth = ipc::AuthMethod::Dialback;
   }
   if (!to) {
+    host_.edge_refusal(e, event_peer(from->domain, meta.auth), xmpp::StanzaErrorCondition::JidMalformed, "to",
+                       "malformed 'to'");
     if (xmpp::may_bounce(e)) {
       xmpp::Element reply = xmpp::make_error_reply(e, {xmpp::StanzaErrorCondition::JidMalformed,
                                                        xmpp::StanzaErrorType::Modify, "malformed 'to'", {}, {}});
@@ -536,6 +538,8 @@ void InboundSession::handle_stanza(xmpp::Element e, std::size_t wire_bytes) {
   const bool allowed = (e.name() == "message" && kinds.message) || (e.name() == "presence" && kinds.presence) ||
                        (e.name() == "iq" && kinds.iq);
   if (!allowed) {
+    host_.edge_refusal(e, event_peer(from->domain, meta.auth), xmpp::StanzaErrorCondition::PolicyViolation, "kind",
+                       "stanza kind " + e.name() + " not permitted for this peer");
     if (xmpp::may_bounce(e)) {
       host_.send_local(xmpp::make_error_reply(e, {xmpp::StanzaErrorCondition::PolicyViolation,
                                                   xmpp::StanzaErrorType::Cancel,

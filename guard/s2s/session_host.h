@@ -89,6 +89,11 @@ class SessionHost {
   virtual void connection_event(std::string_view what, const InboundMeta& peer) = 0;
   // An event about no peer in particular (rooms, overload, undelivered frames).
   void connection_event(std::string_view what) { connection_event(what, InboundMeta{}); }
+  // A stanza the session refused itself (and answered with `condition` where
+  // an answer is allowed): to the archive, as a rejected decision of this edge.
+  // `check` names the check (a short word), `reason` says why.
+  virtual void edge_refusal(const xmpp::Element& stanza, const InboundMeta& peer, xmpp::StanzaErrorCondition condition,
+                            std::string_view check, std::string_view reason) = 0;
 };
 
 // Our stream header for S2S (jabber:server, with the dialback prefix bound).

@@ -134,7 +134,7 @@ DEFAULT_ALLOWED = {
 
 def portcullis_config_text(pki_dir, mode, allowed, run_dir, policy_file="policy.xml",
                            audit_xml=None, guards_xml=None, supervision_xml=None, rooms_xml=None,
-                           extra_peers=None, extra_fronts=None):
+                           extra_peers=None, extra_fronts=None, peer_attrs=None):
     """The text of a Portcullis config for the test topology.
 
     pki_dir: test PKI (guard-low/guard-high certs, ca-low/ca-high);
@@ -157,6 +157,8 @@ def portcullis_config_text(pki_dir, mode, allowed, run_dir, policy_file="policy.
     extra_fronts: {"low": [domain, ...], "high": [...]}: domains that side fronts
              besides the far server's (FMUC pass-through: low fronts the far
              node's rooms.site-b.test, which high must then route to).
+    peer_attrs: {"low": {domain: 'attr="value" ...'}, ...}: extra attributes of
+             that side's <peer> row for domain (e.g. kinds="message presence").
     """
     # This is the only place the harness knows the appliance config format
     # (schemas/portcullis-config.xsd), as portcullis_policy_text knows the policy's:
@@ -173,8 +175,9 @@ def portcullis_config_text(pki_dir, mode, allowed, run_dir, policy_file="policy.
                      % (pki, cert, pki, cert, pki, ca))
         if mode == "dialback":
             lines.append('    <dialback secret-file="%s"/>' % _dialback_secret(run_dir, name))
-        lines += ['    <peer domain="%s" host="%s" port="%d" auth="%s" tls="required"/>'
-                  % (d, ip, S2S_PORT, auth) for d, ip in peers]
+        attrs = (peer_attrs or {}).get(name, {})
+        lines += ['    <peer domain="%s" host="%s" port="%d" auth="%s" tls="required"%s/>'
+                  % (d, ip, S2S_PORT, auth, (" " + attrs[d]) if d in attrs else "") for d, ip in peers]
         if rooms:
             lines.append(rooms)
         lines.append("  </side>")
@@ -315,7 +318,7 @@ def write_pseudonym_key(config_dir, name="pseudonym.key"):
 
 def write_portcullis_config(path, pki_dir, mode="cert", allowed=None, run_dir=None,
                             policy_text=None, audit_xml=None, guards_xml=None, supervision_xml=None,
-                            rooms_xml=None, extra_peers=None, extra_fronts=None):
+                            rooms_xml=None, extra_peers=None, extra_fronts=None, peer_attrs=None):
     """Writes the Portcullis config for the test topology to `path`, and its
     policy file next to it (policy.xml: `policy_text` if given, else
     portcullis_policy_text(allowed)); returns path. Files a ready-made policy
@@ -328,7 +331,8 @@ def write_portcullis_config(path, pki_dir, mode="cert", allowed=None, run_dir=No
                                   run_dir or os.path.dirname(os.path.abspath(path)),
                                   policy_file=policy_path, audit_xml=audit_xml,
                                   guards_xml=guards_xml, supervision_xml=supervision_xml,
-                                  rooms_xml=rooms_xml, extra_peers=extra_peers, extra_fronts=extra_fronts)
+                                  rooms_xml=rooms_xml, extra_peers=extra_peers, extra_fronts=extra_fronts,
+                                  peer_attrs=peer_attrs)
     with open(path, "w") as f:
         f.write(text)
     return path
@@ -517,13 +521,14 @@ class Federation:
                  portcullis_config=None, pki_dir=None, log_level="debug", policy_text=None,
                  audit_xml=None, guards_xml=None, portcullis_command=None, rooms_xml=None,
                  supervision_attrs=None, extra_peers=None, extra_fronts=None, extra_hosts=None,
-                 portcullis_start=None, control_xml=None):
+                 portcullis_start=None, control_xml=None, peer_attrs=None):
         self.portcullis_command = portcullis_command
         self.control_xml = control_xml
         self.portcullis_start = portcullis_start
         self.supervision_attrs = supervision_attrs
         self.rooms_xml = rooms_xml
         self.extra_peers, self.extra_fronts = extra_peers, extra_fronts
+        self.peer_attrs = peer_attrs
         self.extra_hosts = dict(extra_hosts or {})
         self.run_dir = os.path.abspath(run_dir)
         self.topology = Topology(topology)
@@ -555,7 +560,8 @@ class Federation:
                     os.path.join(self.run_dir, "portcullis.xml"), self.pki_dir, self.mode,
                     self.allowed, self.run_dir, policy_text=self.policy_text,
                     audit_xml=self.audit_xml, guards_xml=self.guards_xml, rooms_xml=self.rooms_xml,
-                    extra_peers=self.extra_peers, extra_fronts=self.extra_fronts)
+                    extra_peers=self.extra_peers, extra_fronts=self.extra_fronts,
+                    peer_attrs=self.peer_attrs)
                 if not self.portcullis_config and self.supervision_attrs:
                     # Extra <supervision> attributes (e.g. a slower restart, to hold an outage open).
                     with open(cfg) as f:

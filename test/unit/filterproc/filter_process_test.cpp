@@ -255,3 +255,50 @@ TEST_CASE("a guard that blocks stops a stanza the policy released, and the recor
   CHECK_FALSE(ds[0].guards[0].pass);
   CHECK(ds[0].guards[0].reason == "test guard blocks");
 }
+
+TEST_CASE("an edge's own refusal is archived as its rejected decision and never forwarded or answered",
+          "[filterproc]") {
+  Fixture fx;
+  auto f = Fixture::stanza_frame(kChat, ipc::Direction::HighToLow, 41);   // it lies about its direction
+  f.header.kind = ipc::FrameKind::Refusal;
+  SECTION("as an edge sends it") {
+    f.body = "policy-violation\tkind\tstanza kind iq not permitted for this peer\n" + kChat;
+    REQUIRE(fx.low.channel->send_control(f));
+    fx.pump_until([&] { return fx.filter->counters().edge_refusals == 1; });
+    fx.pump_until([&] { return !decisions(fx.audit_dir.cfg.dir).empty(); });
+    const auto d = decisions(fx.audit_dir.cfg.dir).back();
+    CHECK(d.outcome == audit::Outcome::Rejected);
+    CHECK(d.direction == audit::Direction::LowToHigh);   // the channel's side, not the frame's word
+    CHECK(d.error_condition == "policy-violation");
+    CHECK(d.from == "alice@a.test/r");
+    CHECK(d.stanza_id == "m1");
+    CHECK(d.original == kChat);
+    CHECK(d.peer.domain == "a.test");
+    REQUIRE(d.filters.size() == 1);
+    CHECK(d.filters[0].filter == "edge(low)");
+    CHECK(d.filters[0].rule_id == "edge:kind");
+    CHECK(std::find(d.notes.begin(), d.notes.end(), std::pair<std::string, std::string>{"refused.check", "kind"}) !=
+          d.notes.end());
+  }
+  SECTION("a hostile one: no valid condition, control characters, no stanza") {
+    f.body = "not-a-condition\tk\x01nd\tline\x1b[2Jbreak";
+    REQUIRE(fx.high.channel->send_control(f));
+    fx.pump_until([&] { return !decisions(fx.audit_dir.cfg.dir).empty(); });
+    const auto d = decisions(fx.audit_dir.cfg.dir).back();
+    CHECK(d.outcome == audit::Outcome::Rejected);
+    CHECK(d.direction == audit::Direction::HighToLow);
+    CHECK(d.error_condition.empty());
+    CHECK(d.filters.at(0).filter == "edge(high)");
+    CHECK(d.filters.at(0).rule_id == "edge:k?nd");
+    for (const auto& [k, v] : d.notes) {
+      INFO(k << "=" << v);
+      CHECK(v.find('\x1b') == std::string::npos);
+    }
+    CHECK(d.original.empty());
+  }
+  fx.settle();
+  // Nothing crossed and nobody was answered: the edge answered its sender itself.
+  CHECK(first_stanza(fx.high) == nullptr);
+  CHECK(first_stanza(fx.low) == nullptr);
+  CHECK(fx.filter->counters().released == 0);
+}

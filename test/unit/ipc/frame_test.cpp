@@ -176,7 +176,7 @@ TEST_CASE("unknown kind, direction, auth and flags fail", "[ipc][frame]") {
   };
   const Case cases[] = {
       {fixed_header(0), "kind 0"},
-      {fixed_header(7), "kind 7"},
+      {fixed_header(8), "kind 8"},
       {fixed_header(255), "kind 255"},
       {fixed_header(1, 0), "direction 0"},
       {fixed_header(1, 4), "direction 4"},
