@@ -64,6 +64,9 @@ std::string event_kind(const std::string& text) {
   if (text.rfind("undelivered:", 0) == 0) return "undelivered";
   if (text.rfind("in-doubt:", 0) == 0) return "in-doubt";
   if (text.rfind("overload:", 0) == 0) return "overload";
+  // The peer's own stream error: its condition is its word, never an
+  // authentication outcome (whatever words its condition or text hold).
+  if (text.find(": peer closed with stream error ") != std::string::npos) return "peer-stream-error";
   if (text.find("SASL failure") != std::string::npos || text.find("refused") != std::string::npos ||
       text.find("invalid") != std::string::npos)
     return "auth-failure";

@@ -56,6 +56,11 @@ InboundMeta InboundSession::event_peer(std::string_view domain, ipc::AuthMethod 
   return m;
 }
 
+ipc::AuthMethod InboundSession::auth_so_far() const {
+  if (!sasl_domain_.empty()) return ipc::AuthMethod::SaslExternal;
+  return verified_.empty() ? ipc::AuthMethod::None : ipc::AuthMethod::Dialback;
+}
+
 std::string InboundSession::describe() const {
   std::string d = "inbound ";
   d += from_.empty() ? "?" : from_;
@@ -164,15 +169,40 @@ void InboundSession::fail(StreamErrorCondition c, std::string text) {
   LogLine(host_.log(), LogLevel::Warning) << describe() << ": stream error " << xmpp::to_string(c)
                                           << ": " << text;
   host_.connection_event(describe() + ": stream error " + std::string(xmpp::to_string(c)) + ": " + text,
-                         event_peer(from_, sasl_domain_.empty() ? (verified_.empty() ? ipc::AuthMethod::None
-                                                                                      : ipc::AuthMethod::Dialback)
-                                                                : ipc::AuthMethod::SaslExternal));
+                         event_peer(from_, auth_so_far()));
   if (!header_sent_) {
     // RFC 6120 §4.9.1.3: a stream error before our header still needs the header.
     conn_->send(s2s_stream_header(to_.empty() ? std::string_view{} : std::string_view(to_), from_, stream_id_));
     header_sent_ = true;
   }
   conn_->send(xmpp::stream_error_bytes(c, text));
+  conn_->send("</stream:stream>");
+  conn_->close_after_flush();
+  state_ = State::Closed;
+}
+
+void InboundSession::peer_stream_error(const xmpp::Element& e) {
+  // The peer ends the stream with its own error (RFC 6120 §4.9): that is its
+  // condition to report, not one of ours; we close our side without another
+  // error. Its text is the peer's, so it is bounded and made printable.
+  std::string cond = "undefined-condition", text;
+  for (const auto* c : e.child_elements()) {
+    if (c->ns() != xmpp::kNsStreams) continue;
+    if (c->name() == "text") text = c->text();
+    else cond = c->name();
+  }
+  std::string shown;
+  for (char ch : std::string_view(text).substr(0, 200)) {
+    shown += (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ? '?' : ch;
+  }
+  const std::string what = describe() + ": peer closed with stream error " + cond.substr(0, 64) +
+                           (shown.empty() ? std::string() : " (" + shown + ")");
+  LogLine(host_.log(), LogLevel::Info) << what;
+  host_.connection_event(what, event_peer(from_, auth_so_far()));
+  if (!header_sent_) {
+    conn_->send(s2s_stream_header(to_.empty() ? std::string_view{} : std::string_view(to_), from_, stream_id_));
+    header_sent_ = true;
+  }
   conn_->send("</stream:stream>");
   conn_->close_after_flush();
   state_ = State::Closed;
@@ -570,6 +600,10 @@ void InboundSession::on_element(xmpp::Element element, std::size_t wire_bytes) {
     } else {
       fail(StreamErrorCondition::NotAuthorized, "stanza before authentication");
     }
+    return;
+  }
+  if (ns == xmpp::kNsStream && name == "error") {
+    peer_stream_error(element);
     return;
   }
   if (state_ != State::Negotiating && !(state_ == State::Authenticated && ns == xmpp::kNsDialback)) {

@@ -34,9 +34,13 @@ class InboundSession : private xmpp::StreamHandler {
   // Closes with a stream error (used by the host on shutdown: system-shutdown).
   void close_with(xmpp::StreamErrorCondition c, std::string_view text);
   std::string describe() const;
+  // The peer's <stream:error/>: recorded with its condition, our side closed.
+  void peer_stream_error(const xmpp::Element& e);
   // The archive's peer fields for an event about `domain` on this stream (the
   // domain claimed, for a failure), with the method tried.
   InboundMeta event_peer(std::string_view domain, ipc::AuthMethod method) const;
+  // How far this stream has authenticated: SASL EXTERNAL, dialback, or not yet.
+  ipc::AuthMethod auth_so_far() const;
   LinkStatus status() const;
   // Flow control (EdgeServer): stop or resume reading this stream's socket.
   void set_reading(bool on);

@@ -19,7 +19,10 @@ verify):
   * search --verdict rejected lists both, the report's refusals table names
     "edge(low) (edge) rule edge:kind";
   * the raw stream's SASL success is a connection event whose peer block names
-    a.test with sasl-external and TLS (search --domain a.test finds it).
+    a.test with sasl-external and TLS (search --domain a.test finds it);
+  * a second raw stream that ends with <stream:error><system-shutdown/> (as Prosody
+    does at shutdown) is closed without an error of ours, and its condition is
+    archived as a peer-stream-error event (its text made printable).
 """
 
 import os
@@ -67,6 +70,20 @@ def test(ctx):
                 s.send(b"</stream:stream>")
                 s.read_until_closed(TIMEOUT)
             bob.expect_no_message("raw@a.test", wait=0.3)
+            # A peer that ends its stream with its own error (as Prosody does at
+            # shutdown): the guard closes without an error of its own, and the
+            # archive has the peer's condition.
+            with RawStream(EDGE_LOW_IP, S2S_PORT) as s:
+                s.authenticate_external(A, B, a_cert, a_key, ca_low, timeout=TIMEOUT)
+                s.buf = s.received = b""
+                s.send(b"<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+                       b"<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>bye\tnow</text>"
+                       b"</stream:error></stream:stream>")
+                data, closed = s.read_until_closed(TIMEOUT)
+                check(closed and data.rstrip().endswith(b"</stream:stream>") and
+                      b"<stream:error" not in s.received,
+                      "the guard answered a peer's stream error with %r" % s.received[-300:])
+            ctx.step("a peer's <stream:error><system-shutdown/> is answered by a plain close")
         fed.portcullis.stop()
 
     adir, key = archive_dir(fed), pubkey(fed)
@@ -131,6 +148,13 @@ def test(ctx):
           "search --domain a.test --type connection: %s" % found.stdout)
     ctx.step("search and report list the refusals; %d auth-success events name a.test "
              "in their peer fields" % len(raw_ok))
+    peer_err = [c for c in conns if c["event"] == "peer-stream-error"]
+    check(len(peer_err) == 1 and "stream error system-shutdown (bye?now)" in peer_err[0]["text"]
+          and peer_err[0]["peer"]["domain"] == A and peer_err[0]["peer"]["auth"] == "sasl-external",
+          "the peer's stream error is not archived with its condition: %r" % peer_err)
+    check(not [c for c in conns if "unexpected <error/>" in c["text"]],
+          "a peer's stream error is still archived as unexpected <error/>")
+    ctx.step("the peer's stream error is archived as peer-stream-error system-shutdown")
 
 
 if __name__ == "__main__":
