@@ -76,6 +76,8 @@ class JidPattern {
   static JidPattern parse(const PolicyNode& where, const std::string& text);
   bool matches(const xmpp::Jid& jid) const;
   const std::string& text() const { return text_; }
+  // A plain domain ("example.org"), as opposed to a user or "*.domain".
+  bool is_domain() const { return kind_ == Kind::Domain; }
 
  private:
   enum class Kind { BareJid, Domain, Subdomains };

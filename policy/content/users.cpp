@@ -14,7 +14,11 @@ std::optional<UserList> read_list(const PolicyNode& filter, std::string_view lis
   l.id = rule_id_of(n);
   l.shadow = bool_attr(n, "shadow", false);
   for (const PolicyNode* e : n.children_named(entry)) {
-    l.entries.push_back(UserEntry{rule_id_of(*e), JidPattern::parse(*e, e->required("match"))});
+    UserEntry u{rule_id_of(*e), JidPattern::parse(*e, e->required("match")), bool_attr(*e, "server-only", false)};
+    if (u.server_only && !u.pattern.is_domain())
+      e->fail("server-only=\"true\" needs a plain domain in 'match' (the server's own address), not '" +
+              u.pattern.text() + "'");
+    l.entries.push_back(std::move(u));
   }
   return l;
 }
@@ -32,7 +36,7 @@ std::optional<Verdict> check_side(const UserList& list, const xmpp::Element& sta
     return v;
   }
   for (const UserEntry& e : list.entries) {
-    if (e.pattern.matches(*jid)) {
+    if (e.pattern.matches(*jid) && (!e.server_only || jid->local.empty())) {
       notes.emplace_back("allow-" + std::string(side), e.id);
       return std::nullopt;
     }

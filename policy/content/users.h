@@ -7,6 +7,8 @@
 //       <allow-sender id="ops" match="ops@low.example"/>     bare JID (any resource)
 //       <allow-sender id="hq"  match="hq.low.example"/>      every JID at that domain
 //       <allow-sender id="sub" match="*.units.low.example"/> every JID at a subdomain
+//       <allow-sender id="srv" match="low.example" server-only="true"/>
+//                                              the server's own address only
 //     </senders>
 //     <recipients id="known-recipients">
 //       <allow-recipient id="desk" match="desk@high.example"/>
@@ -41,6 +43,9 @@ inline constexpr std::string_view kTypeUsers = "users";
 struct UserEntry {
   std::string id;
   JidPattern pattern;
+  // server-only="true" (with a plain domain): the server's own address (no
+  // localpart, any resource), not the users at that domain.
+  bool server_only = false;
 };
 
 struct UserList {

@@ -64,6 +64,17 @@ Verdict LabelTransformFilter::evaluate(xmpp::Element& stanza, const StanzaContex
     }
   }
 
+  // The sender's marking is checked here, against the label it came with:
+  // once mapped, the stanza carries the marking this filter writes.
+  if (config_.check_marking && source_element != nullptr && !scan.view->display_marking.empty() &&
+      scan.view->display_marking != source_spif->marking(*source)) {
+    ++counters_.marking_mismatch;
+    Verdict v = Verdict::reject("marking-mismatch", StanzaErrorCondition::PolicyViolation, std::string(kTextNotValid));
+    v.notes.emplace_back("label.original", summary(*scan.view));
+    v.notes.emplace_back("marking.expected", source_spif->marking(*source));
+    return v;
+  }
+
   std::string why;
   std::optional<Label> mapped = translate(*source, *source_spif, to, &why);
   if (!mapped) {
@@ -118,6 +129,9 @@ LabelTransformConfig LabelTransformFilter::config_from_node(const PolicyNode& no
   const std::string mode = node.attr_or("mode", "replace");
   if (mode == "add-equivalent") cfg.mode = TransformMode::AddEquivalent;
   else if (mode != "replace") node.fail("attribute 'mode' must be replace or add-equivalent, not '" + mode + "'");
+  const std::string marking = node.attr_or("marking", "ignore");
+  if (marking == "check") cfg.check_marking = true;
+  else if (marking != "ignore") node.fail("attribute 'marking' must be check or ignore, not '" + marking + "'");
   const std::string format = node.attr_or("format", "same");
   if (format == "ess") cfg.format = LabelFormat::Ess;
   else if (format == "nato") cfg.format = LabelFormat::Nato4774;

@@ -53,10 +53,14 @@ struct LabelTransformConfig {
   TransformMode mode = TransformMode::Replace;
   std::optional<LabelFormat> format;                  // none: keep the source format
   std::optional<Label> default_label;                 // under `from`, for unlabelled stanzas
+  // marking="check": the display marking sent with the label must be its
+  // SPIF's marking (else refused, rule marking-mismatch). The transform writes
+  // a fresh marking, so a later label-access can no longer see the sender's.
+  bool check_marking = false;
 };
 
 struct LabelTransformCounters {
-  std::uint64_t mapped = 0, no_equivalent = 0, invalid = 0, unlabelled = 0, defaulted = 0;
+  std::uint64_t mapped = 0, no_equivalent = 0, invalid = 0, unlabelled = 0, defaulted = 0, marking_mismatch = 0;
 };
 
 class LabelTransformFilter : public Filter {

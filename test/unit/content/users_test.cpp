@@ -126,3 +126,36 @@ TEST_CASE("a user pattern with a resource stops the load", "[content][users][con
     CHECK(e.message().find("names a resource") != std::string::npos);
   }
 }
+
+TEST_CASE("a server-only entry lets the server's own address through, not the users at it", "[content][users]") {
+  const auto node = test::policy_node(
+      "<users name='u'><recipients id='r'>"
+      "<allow-recipient id='srv' match='high.example' server-only='true'/>"
+      "</recipients></users>");
+  const auto filter = test::build_filter(node);
+  policy::StanzaContext ctx;
+  auto to_server = chat("ops@low.example/c", "high.example");
+  const auto ok = filter->evaluate(to_server, ctx);
+  CHECK(ok.kind == VerdictKind::NoOpinion);
+  CHECK(note(ok, "allow-recipient") == "srv");
+  auto to_resource = chat("ops@low.example/c", "high.example/admin");
+  CHECK(filter->evaluate(to_resource, ctx).kind == VerdictKind::NoOpinion);
+  auto to_user = chat("ops@low.example/c", "anyone@high.example");
+  const auto no = filter->evaluate(to_user, ctx);
+  CHECK(no.kind == VerdictKind::Reject);
+  CHECK(no.error->condition == StanzaErrorCondition::Forbidden);
+}
+
+TEST_CASE("server-only on a user or a wildcard stops the load", "[content][users][config]") {
+  for (const std::string& m : {std::string("ops@low.example"), std::string("*.low.example")}) {
+    INFO(m);
+    const auto node = test::policy_node("<users name='u'><senders id='s'><allow-sender id='x' match='" + m +
+                                        "' server-only='true'/></senders></users>");
+    try {
+      test::build_filter(node);
+      FAIL("expected a ConfigError");
+    } catch (const config::ConfigError& e) {
+      CHECK(e.message().find("server-only=\"true\" needs a plain domain") != std::string::npos);
+    }
+  }
+}

@@ -182,3 +182,64 @@ TEST_CASE("explain: under the strict example policy a label inside <body> is ref
   CHECK_THAT(r.out, Catch::Contains("rule misplaced-label"));
   CHECK_THAT(r.out, Catch::Contains("outcome: REJECTED"));
 }
+
+namespace {
+
+// explain under the shipped strict example policy, coalition -> national.
+Run strict_explain(const std::string& stanza) {
+  StanzaFile s(stanza + "\n");
+  return run("explain " + std::string(PORTCULLIS_SOURCE_DIR "/deploy/policies/strict-nato.xml") + " " + s.path() +
+             " --direction low-to-high --peer nato.example");
+}
+
+std::string nato_restricted_rel_gbr(const std::string& marking) {
+  return "<securitylabel xmlns='urn:xmpp:sec-label:0'><displaymarking>" + marking + "</displaymarking><label>"
+         "<originatorConfidentialityLabel xmlns='urn:nato:stanag:4774:confidentialitymetadatalabel:1:0'>"
+         "<ConfidentialityInformation><PolicyIdentifier URI='urn:oid:1.2.3.4.2'>NATO</PolicyIdentifier>"
+         "<Classification>RESTRICTED</Classification><Category TagName='Releasable To' Type='PERMISSIVE' "
+         "URI='urn:oid:1.2.3.4.2.2'><GenericValue>GBR</GenericValue></Category></ConfidentialityInformation>"
+         "<CreationDateTime>2024-05-01T12:00:00Z</CreationDateTime></originatorConfidentialityLabel></label>"
+         "</securitylabel>";
+}
+
+}  // namespace
+
+// Rule 4 of the strict policy: "the liaison desk, the watchkeeper and the
+// operations room. Anyone else: forbidden." (4e lets the server itself through.)
+TEST_CASE("strict example policy: only the listed national users, the room and the servers may be reached",
+          "[tool][example-policy]") {
+  auto chat_to = [](const std::string& to, const std::string& type = "chat") {
+    return "<message xmlns='jabber:server' from='anna@nato.example/l' to='" + to + "' type='" + type +
+           "'><body>x</body></message>";
+  };
+  for (const std::string& stranger : {std::string("stranger@mod.example"), std::string("other@rooms.mod.example")}) {
+    const Run r = strict_explain(chat_to(stranger, stranger.find("rooms") != std::string::npos ? "groupchat" : "chat"));
+    INFO(r.out);
+    CHECK_THAT(r.out, Catch::Contains("outcome: REJECTED by reachable, rule coalition-contacts"));
+  }
+  const Run liaison = strict_explain(chat_to("liaison@mod.example"));
+  INFO(liaison.out);
+  CHECK_THAT(liaison.out, Catch::Contains("note allow-recipient = liaison"));
+  CHECK_THAT(liaison.out, Catch::Contains("outcome: RELEASED"));
+  const Run server = strict_explain("<iq xmlns='jabber:server' from='nato.example' to='mod.example' type='get' "
+                                    "id='p1'><ping xmlns='urn:xmpp:ping'/></iq>");
+  INFO(server.out);
+  CHECK_THAT(server.out, Catch::Contains("note allow-recipient = national-server"));
+  CHECK_THAT(server.out, Catch::Contains("outcome: RELEASED"));
+}
+
+// Rules 5/6 of the strict policy: marking="check" refuses a display marking
+// that is not the SPIF's marking of the label, though the mapping writes a
+// new marking before label access runs.
+TEST_CASE("strict example policy: a false display marking on a coalition label is refused", "[tool][example-policy]") {
+  const std::string head = "<message xmlns='jabber:server' from='anna@nato.example/l' to='liaison@mod.example' "
+                           "type='chat'><body>x</body>";
+  const Run forged = strict_explain(head + nato_restricted_rel_gbr("NATO UNCLASSIFIED") + "</message>");
+  INFO(forged.out);
+  CHECK_THAT(forged.out, Catch::Contains("outcome: REJECTED by map-to-national, rule marking-mismatch"));
+  CHECK_THAT(forged.out, Catch::Contains("note marking.expected = NATO RESTRICTED REL GBR"));
+  const Run honest = strict_explain(head + nato_restricted_rel_gbr("NATO RESTRICTED REL GBR") + "</message>");
+  INFO(honest.out);
+  CHECK_THAT(honest.out, Catch::Contains("outcome: RELEASED"));
+  CHECK_THAT(honest.out, Catch::Contains("NATIONAL RESTRICTED REL GBR</displaymarking>"));
+}
