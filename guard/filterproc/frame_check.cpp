@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "guard/xmpp/jid.h"
+#include "guard/xmpp/precis.h"
 #include "guard/xmpp/stream_error.h"
 
 namespace portcullis::filterproc {
@@ -174,6 +175,10 @@ FrameCheck check_frame(const Boundary& boundary, bool from_low, const ipc::Frame
   }
   if (stanza.attr("to") == nullptr) return refuse("to", "no 'to'");
   if (!to) return refuse("to", "malformed 'to' " + quoted(stanza.attr_or("to")));
+  // PRECIS / IDNA2008: only addresses already in their prepared form cross, so
+  // one identity has one spelling on both sides (the edge refuses them too).
+  if (auto why = xmpp::jid_prepared_problem(*from)) return refuse("from-precis", "'from' is not prepared: " + *why);
+  if (auto why = xmpp::jid_prepared_problem(*to)) return refuse("to-precis", "'to' is not prepared: " + *why);
   if (!fronts(origin, to->domain)) {
     return refuse("to", "'to' domain " + quoted(to->domain) + " is not fronted on side " + origin.name);
   }

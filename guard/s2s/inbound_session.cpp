@@ -2,6 +2,7 @@
 
 #include "guard/s2s/dialback.h"
 #include "guard/xmpp/jid.h"
+#include "guard/xmpp/precis.h"
 
 namespace portcullis::s2s {
 
@@ -560,6 +561,25 @@ void InboundSession::handle_stanza(xmpp::Element e, std::size_t wire_bytes) {
   if (!host_.fronts(to->domain)) {
     fail(StreamErrorCondition::HostUnknown, "this service does not serve '" + to->domain + "'");
     return;
+  }
+  // PRECIS / IDNA2008 (RFC 7622): an address not already in its prepared form
+  // is refused, never rewritten, so what crosses is what was checked.
+  for (const auto* j : {&*from, &*to}) {
+    if (auto why = xmpp::jid_prepared_problem(*j)) {
+      const bool is_from = j == &*from;
+      host_.edge_refusal(e, event_peer(from->domain, meta.auth), xmpp::StanzaErrorCondition::JidMalformed,
+                         is_from ? "from-precis" : "to-precis",
+                         std::string(is_from ? "'from'" : "'to'") + " is not a prepared JID: " + *why);
+      if (xmpp::may_bounce(e)) {
+        xmpp::Element reply = xmpp::make_error_reply(e, {xmpp::StanzaErrorCondition::JidMalformed,
+                                                         xmpp::StanzaErrorType::Modify, "address not in its prepared form",
+                                                         {}, {}});
+        // The unprepared 'to' cannot answer: the domain this stream was opened to does.
+        if (!is_from) reply.set_attr("from", to_);
+        host_.send_local(std::move(reply));
+      }
+      return;
+    }
   }
   // On a dialback stream several verified senders can share the stream: the
   // sender's own peering row says which kinds it may send.

@@ -8,6 +8,8 @@ a.test's certificate, SASL EXTERNAL) to edge(low) and sends:
   * a legitimate message: it reaches bob@b.test (the stream is authenticated);
   * a message with a malformed 'to' ('@b.test'): edge(low) answers jid-malformed;
   * an iq: a kind a.test may not send, answered policy-violation;
+  * a message from a localpart with a zero-width joiner (not PRECIS-prepared):
+    refused jid-malformed, the reason naming U+200D;
   * another legitimate message: it still arrives (a refusal keeps the stream).
 Then, from the archive (portcullis-audit export/search/report, the archive must
 verify):
@@ -41,6 +43,10 @@ TIMEOUT = 5.0
 
 BAD_TO = (b"<message from='raw@a.test' to='@b.test' type='chat' id='refuse-to-1'>"
           b"<body>to nobody</body></message>")
+# A localpart with a zero-width joiner (PRECIS: not allowed there): one identity
+# could otherwise look like another across the boundary.
+BAD_PRECIS = ("<message from='al\u200dice@a.test/r' to='bob@b.test' type='chat' id='refuse-precis-1'>"
+              "<body>looks like alice</body></message>").encode()
 BAD_KIND = (b"<iq from='raw@a.test/r' to='b.test' type='get' id='refuse-kind-1'>"
             b"<ping xmlns='urn:xmpp:ping'/></iq>")
 
@@ -61,15 +67,17 @@ def test(ctx):
                 ctx.step("raw stream authenticated as a.test: a message reached bob")
                 s.send(BAD_TO)
                 s.send(BAD_KIND)
+                s.send(BAD_PRECIS)
                 s.send(b"<message from='raw@a.test' to='bob@b.test' type='chat' id='ok-2'>"
                        b"<body>still here</body></message>")
                 bob.expect_message("raw@a.test", "still here", timeout=15)
                 check(b"<stream:error" not in s.received,
                       "a refused stanza ended the stream: %r" % s.received[-300:])
-                ctx.step("malformed 'to' and a forbidden iq refused; the stream goes on")
+                ctx.step("malformed 'to', a forbidden iq and an unprepared 'from' refused; the stream goes on")
                 s.send(b"</stream:stream>")
                 s.read_until_closed(TIMEOUT)
             bob.expect_no_message("raw@a.test", wait=0.3)
+            bob.expect_no_message("al\u200dice@a.test", wait=0.3)
             # A peer that ends its stream with its own error (as Prosody does at
             # shutdown): the guard closes without an error of its own, and the
             # archive has the peer's condition.
@@ -93,7 +101,8 @@ def test(ctx):
         if r["type"] == "decision":
             by_id.setdefault(r["record"]["stanza"]["id"], []).append(r)
     cases = (("refuse-to-1", BAD_TO, "to", "jid-malformed", "message"),
-             ("refuse-kind-1", BAD_KIND, "kind", "policy-violation", "iq"))
+             ("refuse-kind-1", BAD_KIND, "kind", "policy-violation", "iq"),
+             ("refuse-precis-1", BAD_PRECIS, "from-precis", "jid-malformed", "message"))
     for sid, sent, chk, cond, kind in cases:
         rows = by_id.get(sid, [])
         check(len(rows) == 1, "%s: %d decision records, expected 1: %r"
@@ -112,13 +121,15 @@ def test(ctx):
         p = d["peer"]
         check(p["domain"] == A and p["auth"] == "sasl-external" and p["tls"]
               and "sha256:" in p["cert"], "%s: peer %r" % (sid, p))
-        check(d["stanza"]["kind"] == kind and d["from"].startswith("raw@a.test"),
+        check(d["stanza"]["kind"] == kind and d["from"].replace("\u200d", "").startswith(("raw@a.test", "alice@a.test")),
               "%s: stanza %r from %r" % (sid, d["stanza"], d["from"]))
         # The exact bytes the edge parsed (serialized again: same element, same text).
         body = sent.split(b"<body>")[1].split(b"</body>")[0] if b"<body>" in sent else b"urn:xmpp:ping"
         check(body.decode() in rows[0]["original"], "%s: original %r" % (sid, rows[0]["original"]))
+        if chk == "from-precis":
+            check("U+200D" in notes.get("refused", ""), "%s: the reason does not name U+200D: %r" % (sid, notes))
         check("released_sha256" not in d, "%s: something was released: %r" % (sid, d))
-    ctx.step("both refusals archived as rejected decisions of edge(low) with check, "
+    ctx.step("the three refusals archived as rejected decisions of edge(low) with check, "
              "condition, peer and bytes")
 
     rej = run_audit(ctx.build_dir, "search", adir, "--pubkey", key, "--verdict", "rejected")
