@@ -64,15 +64,22 @@ std::string event_kind(const std::string& text) {
   if (text.rfind("undelivered:", 0) == 0) return "undelivered";
   if (text.rfind("in-doubt:", 0) == 0) return "in-doubt";
   if (text.rfind("overload:", 0) == 0) return "overload";
-  // The peer's own stream error: its condition is its word, never an
-  // authentication outcome (whatever words its condition or text hold).
-  if (text.find(": peer closed with stream error ") != std::string::npos) return "peer-stream-error";
-  if (text.find("SASL failure") != std::string::npos || text.find("refused") != std::string::npos ||
-      text.find("invalid") != std::string::npos)
+  if (text.rfind("refusals:", 0) == 0) return "edge-refusals";
+  // A stream's event is "<who>: <what>". <who> (the edge's describe(): the
+  // stream's domains, which a peer chooses, and its address) holds no ": ", and
+  // <what> starts with the edge's own words; only that start is read, never
+  // words a peer could put anywhere in the text (a domain named
+  // "authenticated.example" must not make a stream error an auth success).
+  const std::size_t sep = text.find(": ");
+  const std::string_view what = sep == std::string::npos ? std::string_view(text) : std::string_view(text).substr(sep + 2);
+  auto starts = [&what](std::string_view p) { return what.substr(0, p.size()) == p; };
+  if (starts("peer closed with stream error ")) return "peer-stream-error";
+  if (starts("SASL failure") || starts("dialback refused") || starts("dialback key invalid") ||
+      starts("dialback verification failed"))
     return "auth-failure";
-  if (text.find("authenticated") != std::string::npos) return "auth-success";
-  if (text.find("stream error") != std::string::npos) return "stream-error";
-  if (text.find("failed") != std::string::npos) return "link-failure";
+  if (starts("authenticated")) return "auth-success";
+  if (starts("stream error")) return "stream-error";
+  if (starts("failed")) return "link-failure";
   return "event";
 }
 

@@ -51,7 +51,9 @@ EdgeServer::EdgeServer(net::EventLoop& loop, const config::Side& side, ipc::Dire
   }
 }
 
-EdgeServer::~EdgeServer() = default;
+EdgeServer::~EdgeServer() {
+  if (refusal_timer_ != 0) loop_.cancel_timer(refusal_timer_);
+}
 
 void EdgeServer::start() {
   for (const auto& l : side_.listen) {
@@ -223,6 +225,9 @@ void EdgeServer::shutdown() {
   for (auto& o : out) room_send(std::move(o));
   for (auto& l : irc_) l->close_all();
   if (rooms_timer_ != 0) loop_.cancel_timer(rooms_timer_);
+  if (refusal_timer_ != 0) loop_.cancel_timer(refusal_timer_);
+  refusal_timer_ = 0;
+  flush_aggregated_refusals();
   for (auto& [k, l] : links_) l->close();
   listeners_.clear();
 }
@@ -311,6 +316,18 @@ void EdgeServer::edge_refusal(const xmpp::Element& stanza, const InboundMeta& pe
     LogLine(log_, LogLevel::Warning) << "edge refusal not in the archive: the filter is unavailable";
     return;
   }
+  if (!take_refusal_token()) {
+    // Over the rate: counted, and reported in aggregate within a second.
+    ++counters_.edge_refusals_lost;
+    ++refusals_aggregated_[{peer.peer_domain.empty() ? std::string("?") : peer.peer_domain, std::string(check)}];
+    if (refusal_timer_ == 0) {
+      refusal_timer_ = loop_.add_timer(std::chrono::milliseconds(1000), [this] {
+        refusal_timer_ = 0;
+        flush_aggregated_refusals();
+      });
+    }
+    return;
+  }
   ipc::Frame f;
   f.header.kind = ipc::FrameKind::Refusal;
   f.header.direction = outgoing_;
@@ -324,10 +341,34 @@ void EdgeServer::edge_refusal(const xmpp::Element& stanza, const InboundMeta& pe
   f.body.append(xmpp::to_string(condition)).append("\t").append(check).append("\t");
   for (char c : reason.substr(0, 512)) f.body += (c == '\n' || c == '\t') ? ' ' : c;
   f.body += '\n';
-  f.body += stanza.serialize();
+  // "busy": the filter channel had no room for the stanza, so the record
+  // carries what identifies it (above, in the reason), not its bytes again.
+  if (check != "busy") f.body += stanza.serialize();
   if (!send_control(f)) {
     LogLine(log_, LogLevel::Warning) << "edge refusal not in the archive: the filter channel is full";
     ++counters_.edge_refusals_lost;
+  }
+}
+
+bool EdgeServer::take_refusal_token() {
+  const net::TimePoint now = loop_.now();
+  if (refusal_refilled_ != net::TimePoint{}) {
+    const double secs = std::chrono::duration<double>(now - refusal_refilled_).count();
+    refusal_tokens_ = std::min(kRefusalBurst, refusal_tokens_ + secs * kRefusalsPerSecond);
+  }
+  refusal_refilled_ = now;
+  if (refusal_tokens_ < 1.0) return false;
+  refusal_tokens_ -= 1.0;
+  return true;
+}
+
+void EdgeServer::flush_aggregated_refusals() {
+  auto agg = std::move(refusals_aggregated_);
+  refusals_aggregated_.clear();
+  for (const auto& [key, n] : agg) {
+    connection_event("refusals: " + std::to_string(n) + " stanza(s) from " + key.first + " refused at the edge (" +
+                     key.second + "), over the rate of refusal records (" +
+                     std::to_string(static_cast<int>(kRefusalsPerSecond)) + "/s): counted here, not recorded one by one");
   }
 }
 
@@ -513,7 +554,9 @@ void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta
   if (!port_.send(f)) {
     bounce_locally(stanza, StanzaErrorCondition::ResourceConstraint, StanzaErrorType::Wait,
                    "boundary filter busy");
-    edge_refusal(stanza, meta, StanzaErrorCondition::ResourceConstraint, "busy", "boundary filter busy");
+    edge_refusal(stanza, meta, StanzaErrorCondition::ResourceConstraint, "busy",
+                 "boundary filter busy: " + stanza.name() + " id=" + stanza.attr_or("id").substr(0, 64) + " from=" +
+                     stanza.attr_or("from").substr(0, 128) + " to=" + stanza.attr_or("to").substr(0, 128));
     return;
   }
   ++counters_.inbound_stanzas;

@@ -202,6 +202,18 @@ class EdgeServer final : public SessionHost {
   std::vector<std::unique_ptr<rooms::RoomService>> rooms_;
   std::vector<std::unique_ptr<IrcLinks>> irc_;   // one per room service, after rooms_ (they point into it)
   net::TimerId rooms_timer_ = 0;
+  // Refusal records to the archive are rate limited (a peer must not turn its
+  // refused stanzas into an unbounded stream of records and control frames):
+  // a token bucket; over it, refusals are counted per (peer, check) and sent
+  // as one connection event a second.
+  static constexpr double kRefusalsPerSecond = 100.0;
+  static constexpr double kRefusalBurst = 500.0;
+  double refusal_tokens_ = kRefusalBurst;
+  net::TimePoint refusal_refilled_{};
+  std::map<std::pair<std::string, std::string>, std::uint64_t> refusals_aggregated_;
+  net::TimerId refusal_timer_ = 0;
+  bool take_refusal_token();
+  void flush_aggregated_refusals();
   bool in_room_outputs_ = false;
   std::vector<rooms::Output> room_backlog_;
 };

@@ -36,8 +36,11 @@ InboundMeta OutboundLink::event_peer() const {
                       : state_ == State::Ready ? ipc::AuthMethod::Dialback : ipc::AuthMethod::None;
   m.tls = tls_.has_value();
   if (tls_ && tls_->peer_cert_present) {
-    m.cert_identity = (tls_->peer_cert_trusted ? "" : "unverified: ") + tls_->peer.subject.substr(0, 512) +
-                      " sha256:" + tls_->peer.sha256_fingerprint;
+    // Verified only when the chain is trusted AND the certificate names the
+    // remote domain (as for inbound streams); otherwise marked.
+    const bool verified = tls_->peer_cert_trusted && net::certificate_matches_domain(tls_->peer, remote_);
+    m.cert_identity = (verified ? "" : "unverified: ") + tls_->peer.subject.substr(0, 512) + " sha256:" +
+                      tls_->peer.sha256_fingerprint;
   }
   return m;
 }

@@ -22,12 +22,16 @@ verify):
     "edge(low) (edge) rule edge:kind";
   * the raw stream's SASL success is a connection event whose peer block names
     a.test with sasl-external and TLS (search --domain a.test finds it);
+  * a flood of 700 refused iq results: recorded one by one up to the edge's rate
+    (a burst of 500), the rest counted in aggregate edge-refusals events, so the
+    two add up to 700;
   * a second raw stream that ends with <stream:error><system-shutdown/> (as Prosody
     does at shutdown) is closed without an error of ours, and its condition is
     archived as a peer-stream-error event (its text made printable).
 """
 
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -40,6 +44,7 @@ from harness.topology import Federation  # noqa: E402
 
 A, B = "a.test", "b.test"
 TIMEOUT = 5.0
+FLOOD = 700        # refused iqs sent at once: over the edge's burst of 500 refusal records
 
 BAD_TO = (b"<message from='raw@a.test' to='@b.test' type='chat' id='refuse-to-1'>"
           b"<body>to nobody</body></message>")
@@ -71,6 +76,13 @@ def test(ctx):
                 s.send(b"<message from='raw@a.test' to='bob@b.test' type='chat' id='ok-2'>"
                        b"<body>still here</body></message>")
                 bob.expect_message("raw@a.test", "still here", timeout=15)
+                # A flood of refused stanzas (iq results: no bounce goes back) is
+                # recorded one by one up to the edge's rate, and in aggregate beyond.
+                s.send(b"".join(b"<iq from='raw@a.test/r' to='b.test' type='result' id='flood-%d'/>" % i
+                                for i in range(FLOOD)))
+                s.send(b"<message from='raw@a.test' to='bob@b.test' type='chat' id='ok-3'>"
+                       b"<body>after the flood</body></message>")
+                bob.expect_message("raw@a.test", "after the flood", timeout=15)
                 check(b"<stream:error" not in s.received,
                       "a refused stanza ended the stream: %r" % s.received[-300:])
                 ctx.step("malformed 'to', a forbidden iq and an unprepared 'from' refused; the stream goes on")
@@ -166,6 +178,19 @@ def test(ctx):
     check(not [c for c in conns if "unexpected <error/>" in c["text"]],
           "a peer's stream error is still archived as unexpected <error/>")
     ctx.step("the peer's stream error is archived as peer-stream-error system-shutdown")
+
+    flood_recorded = sum(1 for sid in by_id if sid.startswith("flood-"))
+    agg = [c for c in conns if c["event"] == "edge-refusals"]
+    flood_agg = 0
+    for c in agg:
+        m = re.match(r"refusals: (\d+) stanza\(s\) from a\.test refused at the edge \(kind\)", c["text"])
+        check(m is not None, "unexpected aggregate refusal event: %r" % c["text"])
+        flood_agg += int(m.group(1))
+    check(agg and flood_recorded + flood_agg == FLOOD and flood_recorded <= 520,
+          "flood of %d refused iqs: %d recorded one by one, %d in aggregate (%d events)"
+          % (FLOOD, flood_recorded, flood_agg, len(agg)))
+    ctx.step("a flood of %d refused iqs: %d recorded one by one, %d counted in %d aggregate "
+             "event(s); none lost" % (FLOOD, flood_recorded, flood_agg, len(agg)))
 
 
 if __name__ == "__main__":

@@ -298,14 +298,18 @@ void account(Stats& st, const StoredRecord& r, bool trusted) {
                                       d->error_condition});
       }
     }
-    PolicySpan& ps = st.policy(d->policy_version, d->policy_hash);
-    ps.decisions.add(trusted);
-    if (!ps.first_seq) {
-      ps.first_seq = r.seq;
-      ps.first_us = r.time_us;
+    // An edge's own refusal was not decided by the policy: not counted under one.
+    const bool by_edge = d->filters.size() == 1 && d->filters[0].type == "edge";
+    if (!by_edge) {
+      PolicySpan& ps = st.policy(d->policy_version, d->policy_hash);
+      ps.decisions.add(trusted);
+      if (!ps.first_seq) {
+        ps.first_seq = r.seq;
+        ps.first_us = r.time_us;
+      }
+      ps.last_seq = r.seq;
+      ps.last_us = r.time_us;
     }
-    ps.last_seq = r.seq;
-    ps.last_us = r.time_us;
     for (const auto& f : d->filters) {
       if (!f.shadow || (f.verdict != "reject" && f.verdict != "modify")) continue;
       ShadowRow& h = st.shadow[{f.rule_id.empty() ? "(no rule id)" : f.rule_id, f.filter}];
@@ -482,6 +486,12 @@ int run_report(const std::string& dir, const std::string& html_file, const std::
   std::vector<std::string> vdetails, given_ids;
   bool fault = false;
   std::uint64_t trusted_through = 0;
+  // Where the first fault sits in archive order (segment file, offset): any
+  // record read at or after it is untrusted whatever seq it claims (a record
+  // inserted later in the file may claim an early seq).
+  bool cut_at_position = false;
+  std::string cut_file;
+  std::uint64_t cut_offset = 0;
   if (!keyfiles.empty()) {
     VerifyOptions vo;
     for (const auto& k : keyfiles) {
@@ -494,24 +504,39 @@ int run_report(const std::string& dir, const std::string& html_file, const std::
     vclass = rep.verified() ? "ok" : rep.ok() ? "unverified" : "fault";
     fault = !rep.verified();
     trusted_through = rep.covered_through_seq;
-    if (!rep.faults.empty()) {
-      const Fault& f = rep.faults.front();
-      const std::uint64_t at = f.range_first ? f.range_first : f.seq;
+    for (const Fault& f : rep.faults) {
+      // The lowest seq any fault touches. A chain break at seq k may be the
+      // sign of a forged k-1 whose own hash was recomputed: k-1 is not trusted
+      // either. A fault with no seq leaves nothing trusted.
+      std::uint64_t at = f.range_first ? std::min(f.range_first, f.seq ? f.seq : f.range_first) : f.seq;
+      if (at != 0 && f.kind == FaultKind::ChainBreak) at -= 1;
       trusted_through = at ? std::min(trusted_through, at - 1) : 0;
+      if (!f.file.empty() &&
+          (!cut_at_position || f.file < cut_file || (f.file == cut_file && f.offset < cut_offset))) {
+        cut_at_position = true;
+        cut_file = f.file;
+        cut_offset = f.offset;
+      }
     }
     for (std::size_t i = 0; i < rep.faults.size() && i < 50; ++i) vdetails.push_back(rep.faults[i].describe());
     for (const auto& n : rep.notes) vdetails.push_back("note: " + n);
   }
-  auto trusted = [&](const StoredRecord& r) { return r.seq <= trusted_through; };
+  auto trusted = [&](const StoredRecord& r, const RecordLocation& loc) {
+    if (r.seq > trusted_through) return false;
+    if (cut_at_position && loc.segment != nullptr &&
+        (loc.segment->name > cut_file || (loc.segment->name == cut_file && loc.offset >= cut_offset)))
+      return false;
+    return true;
+  };
 
   // First pass: totals, tables and time range; second pass: time series.
   Stats st;
   std::vector<std::string> problems;
   auto on_problem = [&](const std::string& p) { problems.push_back(p); };
   std::string err;
-  auto pass1 = [&](const StoredRecord& r, const RecordLocation&) {
+  auto pass1 = [&](const StoredRecord& r, const RecordLocation& loc) {
     if (!q.matches(r) && !(r.type == RecordType::Checkpoint && !q.type)) return true;
-    account(st, r, trusted(r));
+    account(st, r, trusted(r, loc));
     return true;
   };
   if (!read_archive(dir, pass1, on_problem, &err)) throw InputError{err};
@@ -525,11 +550,11 @@ int run_report(const std::string& dir, const std::string& html_file, const std::
     if (v.empty()) v.assign(b.count, 0);
     v[i]++;
   };
-  read_archive(dir, [&](const StoredRecord& r, const RecordLocation&) {
+  read_archive(dir, [&](const StoredRecord& r, const RecordLocation& loc) {
     const auto* d = std::get_if<DecisionRecord>(&r.body);
     if (!d || !q.matches(r)) return true;
     const std::size_t i = b.index(r.time_us);
-    if (!trusted(r)) {
+    if (!trusted(r, loc)) {
       for (Series* s : {&verdict_s, &dir_s, &rule_s, &label_s}) add(*s, kUntrusted, i);
       return true;
     }
@@ -589,7 +614,8 @@ int run_report(const std::string& dir, const std::string& html_file, const std::
       h << "(all of them) are not verified: no valid signature covers any record before the first fault.";
     } else {
       h << "come after seq " << trusted_through
-        << ", the last record a valid signature covers before any fault: they are not verified.";
+        << " (the last record a valid signature covers, short of every fault and the record before a chain break) "
+           "or lie after the first fault in the files: they are not verified.";
     }
     h << " Figures from them are marked <span class=\"untr\">(N unverified)</span> on a hatched ground and charted as "
          "<em>" << esc(kUntrusted) << "</em>; they may have been altered or forged.</p>\n";

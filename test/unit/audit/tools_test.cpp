@@ -442,3 +442,35 @@ TEST_CASE("tool: a report of an archive that does not verify marks every figure 
   CHECK(p2.find("(all of them) are not verified: no public key was given") != std::string::npos);
   CHECK(p2.find("<title>released: ") == std::string::npos);
 }
+
+TEST_CASE("tool: a record forged with its own hash recomputed is not counted as trusted", "[audit][tool]") {
+  Harness h;
+  populate_for_report(h);
+  auto segs = list_segments(h.cfg.dir);
+  std::string d = slurp(segs[0].path);
+  auto fr = frames_of(d);
+  // Decision m15 (high side, released) becomes m99 with its hash recomputed:
+  // its own hash checks out, only the next record no longer links to it.
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < fr.size(); ++i)
+    if (d.find("\"id\":\"m15\"", fr[i].offset) < fr[i].offset + fr[i].length) k = i;
+  REQUIRE(k > 0);
+  const std::size_t pos = d.find("\"id\":\"m15\"", fr[k].offset);
+  d.replace(pos, 10, "\"id\":\"m99\"");
+  fr = frames_of(d);
+  const auto& g = fr[k];
+  d.replace(g.offset + kFrameHeaderBytes + g.payload.size() + kHashBytes, kHashBytes, chain_hash(g.prev_hash, g.hashed));
+  spit(segs[0].path, d);
+  const std::string html = h.root + "/report.html";
+  const auto r = run_tool(h.root, "report " + h.cfg.dir + " --html " + html + " --pubkey " + h.cfg.public_key_file);
+  CHECK(r.status == 1);
+  const std::string page = slurp(html);
+  INFO(page.substr(page.find("id=\"verification\""), 600));
+  CHECK(page.find("FAULT: CHAIN-BREAK") != std::string::npos);
+  CHECK(page.find("HASH-MISMATCH") == std::string::npos);
+  // The forged record's seq is past the trusted end the banner gives.
+  const std::size_t at = page.find("come after seq ");
+  REQUIRE(at != std::string::npos);
+  const std::uint64_t through = std::stoull(page.substr(at + 15));
+  CHECK(through < fr[k].seq);
+}

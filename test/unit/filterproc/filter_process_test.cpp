@@ -302,3 +302,33 @@ TEST_CASE("an edge's own refusal is archived as its rejected decision and never 
   CHECK(first_stanza(fx.low) == nullptr);
   CHECK(fx.filter->counters().released == 0);
 }
+
+TEST_CASE("an event's kind is read from the edge's own words, not from names a peer chose", "[filterproc]") {
+  Fixture fx;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"inbound authenticated.example->b.test from 127.0.0.1:4000: stream error not-authorized: stanza before "
+       "authentication", "stream-error"},
+      {"inbound refused.example->b.test from 127.0.0.1:4001: authenticated by SASL EXTERNAL (CN=x)", "auth-success"},
+      {"inbound a.test->b.test from 127.0.0.1:4002: SASL failure: not-authorized", "auth-failure"},
+      {"inbound a.test->b.test from 127.0.0.1:4003: dialback verification failed for a.test->b.test", "auth-failure"},
+      {"outbound b.test->a.test (127.0.0.1:5269): failed: closed before it was ready: reset", "link-failure"},
+  };
+  std::uint64_t seq = 100;
+  for (const auto& [text, kind] : cases) {
+    ipc::Frame f;
+    f.header.kind = ipc::FrameKind::Event;
+    f.header.direction = ipc::Direction::LowToHigh;
+    f.header.auth = ipc::AuthMethod::Internal;
+    f.header.seq = seq++;
+    f.body = text;
+    REQUIRE(fx.low.channel->send_control(f));
+  }
+  fx.pump_until([&] { return records_of<audit::ConnectionEvent>(fx.audit_dir.cfg.dir).size() >= cases.size(); });
+  const auto evs = records_of<audit::ConnectionEvent>(fx.audit_dir.cfg.dir);
+  for (const auto& [text, kind] : cases) {
+    INFO(text);
+    const auto it = std::find_if(evs.begin(), evs.end(), [&](const audit::ConnectionEvent& e) { return e.text == text; });
+    REQUIRE(it != evs.end());
+    CHECK(it->kind == kind);
+  }
+}
