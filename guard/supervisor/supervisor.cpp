@@ -484,7 +484,13 @@ bool Supervisor::query(Query q, std::string who, std::function<void(std::vector<
 
 void Supervisor::next_query() {
   if (query_active_) return;
-  while (!queries_.empty() && queries_.front().gone && queries_.front().gone()) queries_.pop_front();
+  while (!queries_.empty() && queries_.front().gone && queries_.front().gone()) {
+    // Its client hung up while it waited: nobody would read the answer. A
+    // reload said so, since its asker may have expected it to happen anyway.
+    if (queries_.front().q == Query::Reload)
+      log("control: reload asked by " + queries_.front().who + " not done: its client went away before its turn");
+    queries_.pop_front();
+  }
   if (queries_.empty()) return;
   query_active_ = true;
   ++query_round_;

@@ -942,4 +942,11 @@ TEST_CASE("a reload waits only for the question being answered, and a question w
   // The reload went ahead of the waiting status questions; the abandoned one never ran.
   CHECK(order == std::vector<std::string>{"status-1", "reload", "status-2"});
   CHECK(h.live(Role::Filter)->reported("reload uid=0 pid=7"));
+  // A reload whose client has gone before its turn is not done, and the log says so.
+  REQUIRE(h.supervisor->query(Supervisor::Query::Status, "", [&](auto) { order.push_back("status-3"); }));
+  bool reload_gone = true;
+  REQUIRE(h.supervisor->query(Supervisor::Query::Reload, "uid=0 pid=8", [&](auto) { order.push_back("reload-2"); },
+                              [&] { return reload_gone; }));
+  REQUIRE(run_until(h.loop, [&] { return h.logged("reload asked by uid=0 pid=8 not done"); }));
+  CHECK_FALSE(h.live(Role::Filter)->reported("reload uid=0 pid=8"));
 }
