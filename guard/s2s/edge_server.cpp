@@ -103,12 +103,7 @@ void EdgeServer::room_events() {
     // text, so never to the log).
     for (const auto& a : svc->take_audit()) {
       if (!port_.send) continue;   // a standalone node has no archive
-      ipc::Frame f;
-      f.header.kind = ipc::FrameKind::Event;
-      f.header.direction = outgoing_;
-      f.header.auth = ipc::AuthMethod::Internal;
-      f.header.seq = next_seq_++;
-      f.header.arrival_unix_us = unix_now_us();
+      ipc::Frame f = record_frame(ipc::FrameKind::Event, InboundMeta{});
       f.body = a.substr(0, 4096);
       send_control(f);
     }
@@ -289,21 +284,26 @@ void EdgeServer::connection_event(std::string_view what, const InboundMeta& peer
   // Without a filter the log is the only record.
   LogLine(log_, LogLevel::Info) << "connection event: " << what;
   if (!port_.send) return;
+  ipc::Frame f = record_frame(ipc::FrameKind::Event, peer);
+  f.body = std::string(what.substr(0, 4096));
+  send_control(f);
+}
+
+ipc::Frame EdgeServer::record_frame(ipc::FrameKind kind, const InboundMeta& peer) {
   ipc::Frame f;
-  f.header.kind = ipc::FrameKind::Event;
+  f.header.kind = kind;
   f.header.direction = outgoing_;
-  f.header.auth = ipc::AuthMethod::Internal;
+  f.header.auth = peer.auth == ipc::AuthMethod::None ? ipc::AuthMethod::Internal : peer.auth;
+  f.header.flags = peer.tls ? ipc::kFlagTls : 0;
   f.header.seq = next_seq_++;
   f.header.arrival_unix_us = unix_now_us();
   // The peer, structured (the text says it too, for people): the archive's
   // searches by domain and the report's per-peer tables use these fields.
+  // Bounded so the frame always fits (header strings: 1024 bytes).
   f.header.peer_domain = peer.peer_domain.substr(0, 1023);
   f.header.cert_identity = peer.cert_identity.substr(0, 1023);
   f.header.stream_id = peer.stream_id.substr(0, 255);
-  if (peer.tls) f.header.flags |= ipc::kFlagTls;
-  if (peer.auth != ipc::AuthMethod::None) f.header.auth = peer.auth;
-  f.body = std::string(what.substr(0, 4096));
-  send_control(f);
+  return f;
 }
 
 void EdgeServer::edge_refusal(const xmpp::Element& stanza, const InboundMeta& peer, StanzaErrorCondition condition,
@@ -328,16 +328,7 @@ void EdgeServer::edge_refusal(const xmpp::Element& stanza, const InboundMeta& pe
     }
     return;
   }
-  ipc::Frame f;
-  f.header.kind = ipc::FrameKind::Refusal;
-  f.header.direction = outgoing_;
-  f.header.auth = peer.auth == ipc::AuthMethod::None ? ipc::AuthMethod::Internal : peer.auth;
-  f.header.flags = peer.tls ? ipc::kFlagTls : 0;
-  f.header.seq = next_seq_++;
-  f.header.arrival_unix_us = unix_now_us();
-  f.header.peer_domain = peer.peer_domain.substr(0, 1023);
-  f.header.cert_identity = peer.cert_identity.substr(0, 1023);
-  f.header.stream_id = peer.stream_id.substr(0, 255);
+  ipc::Frame f = record_frame(ipc::FrameKind::Refusal, peer);
   f.body.append(xmpp::to_string(condition)).append("\t").append(check).append("\t");
   for (char c : reason.substr(0, 512)) f.body += (c == '\n' || c == '\t') ? ' ' : c;
   f.body += '\n';

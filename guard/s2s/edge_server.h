@@ -213,6 +213,8 @@ class EdgeServer final : public SessionHost {
   std::map<std::pair<std::string, std::string>, std::uint64_t> refusals_aggregated_;
   net::TimerId refusal_timer_ = 0;
   bool take_refusal_token();
+  // An Event or Refusal frame for the archive, about `peer` (empty: no one stream).
+  ipc::Frame record_frame(ipc::FrameKind kind, const InboundMeta& peer);
   void flush_aggregated_refusals();
   bool in_room_outputs_ = false;
   std::vector<rooms::Output> room_backlog_;

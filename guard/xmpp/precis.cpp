@@ -208,7 +208,28 @@ std::optional<std::string> bidi_problem(const std::u32string& s) {
 
 }  // namespace
 
+namespace {
+
+// Printable ASCII only (and, for a resource, the space): the common case, for
+// which the profiles reduce to a byte check, with no decoding or normalising
+// on the way of every stanza.
+bool printable_ascii(std::string_view s, bool space) {
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c > 0x7E || c < (space ? 0x20 : 0x21)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::optional<std::string> precis_localpart_problem(std::string_view text) {
+  if (!text.empty() && printable_ascii(text, false)) {
+    // ASCII7 is PVALID (RFC 8264 §9.11); only the case mapping can change it.
+    for (char c : text)
+      if (c >= 'A' && c <= 'Z') return std::string("not in lower case");
+    return std::nullopt;
+  }
   const auto s = decode(text);
   if (!s) return std::string("not UTF-8");
   if (s->empty()) return std::string("empty");
@@ -231,6 +252,8 @@ std::optional<std::string> precis_localpart_problem(std::string_view text) {
 }
 
 std::optional<std::string> precis_resource_problem(std::string_view text) {
+  // ASCII7 and U+0020 are valid in FreeformClass and left alone by OpaqueString.
+  if (!text.empty() && printable_ascii(text, true)) return std::nullopt;
   const auto s = decode(text);
   if (!s) return std::string("not UTF-8");
   if (s->empty()) return std::string("empty");

@@ -38,6 +38,15 @@ std::string esc(std::string_view s) {
 
 using Series = std::map<std::string, std::vector<std::uint64_t>>;
 
+// (count, name) pairs: largest count first, then by name, so tables and
+// legends come out in the same order every run.
+struct ByCountDesc {
+  template <typename Pair>
+  bool operator()(const Pair& a, const Pair& b) const {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  }
+};
+
 
 struct Bucketing {
   std::uint64_t start_us = 0, width_us = 60000000;
@@ -74,7 +83,7 @@ Series top_series(const Series& s, std::size_t n) {
     for (auto x : v) t += x;
     tot.emplace_back(t, k);
   }
-  std::sort(tot.begin(), tot.end(), [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  std::sort(tot.begin(), tot.end(), ByCountDesc{});
   Series out;
   for (std::size_t i = 0; i < tot.size(); ++i) {
     const auto& v = s.at(tot[i].second);
@@ -168,7 +177,7 @@ std::string cell(const Count& c) {
 std::string count_table(const std::string& title, const std::map<std::string, Count>& m, const std::string& cls) {
   std::vector<std::pair<std::uint64_t, std::string>> v;
   for (const auto& [k, c] : m) v.emplace_back(c.n, k);
-  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  std::sort(v.begin(), v.end(), ByCountDesc{});
   std::ostringstream o;
   o << "<table class=\"" << cls << "\"><caption>" << esc(title) << "</caption><tr><th>value</th><th>count</th></tr>\n";
   if (v.empty()) o << "<tr><td colspan=\"2\">(none)</td></tr>\n";
@@ -359,7 +368,7 @@ std::string tr_class(bool trusted) { return trusted ? "<tr>" : "<tr class=\"untr
 std::string peers_table(const Stats& st) {
   std::vector<std::pair<std::uint64_t, std::pair<std::string, std::string>>> order;
   for (const auto& [k, p] : st.peers) order.emplace_back(p.decisions.n + p.auth_ok.n + p.auth_fail.n + p.other_events.n, k);
-  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  std::sort(order.begin(), order.end(), ByCountDesc{});
   std::ostringstream o;
   o << "<table id=\"peers\"><caption>Per peer (decisions on stanzas it sent; its connection events)</caption>\n"
        "<tr><th>peer domain</th><th>side</th><th>decisions</th><th>released</th><th>rejected</th><th>modified</th>"
@@ -396,7 +405,7 @@ std::string auth_failures_table(const Stats& st) {
 std::string senders_table(const Stats& st) {
   std::vector<std::pair<std::uint64_t, std::string>> order;
   for (const auto& [k, s] : st.senders) order.emplace_back(s.decisions.n, k);
-  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  std::sort(order.begin(), order.end(), ByCountDesc{});
   std::ostringstream o;
   o << "<table id=\"senders\"><caption>Per sender (bare JID; the " << kMaxSenders << " busiest)</caption>\n"
        "<tr><th>sender</th><th>decisions</th><th>released or modified</th><th>rejected</th></tr>\n";

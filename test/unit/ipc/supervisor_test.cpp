@@ -825,6 +825,16 @@ TEST_CASE("a node supervisor starts the node alone, restarts it, ignores SIGHUP 
   CHECK(h.logged("all children stopped"));
 }
 
+namespace {
+
+// Makes a test child answer status questions in `mode` (normal, silent, hostile).
+void set_status_mode(Harness& h, Role r, const std::string& mode) {
+  REQUIRE(h.live(r)->send("status-mode:" + mode, "self"));
+  REQUIRE(run_until(h.loop, [&] { return h.live(r)->reported("status-mode " + mode); }));
+}
+
+}  // namespace
+
 TEST_CASE("a status question reaches every child and each answer comes back as the child sent it",
           "[supervisor][query]") {
   Harness h;
@@ -865,8 +875,7 @@ TEST_CASE("a silent child is reported as not answering after the timeout; the ot
   Harness h;
   h.start();
   REQUIRE(run_until(h.loop, [&] { return h.all_live(); }));
-  REQUIRE(h.live(Role::EdgeHigh)->send("status-mode:silent", "self"));
-  REQUIRE(run_until(h.loop, [&] { return h.live(Role::EdgeHigh)->reported("status-mode silent"); }));
+  set_status_mode(h, Role::EdgeHigh, "silent");
   std::optional<std::vector<Supervisor::ChildAnswer>> got;
   const auto t0 = std::chrono::steady_clock::now();
   REQUIRE(h.supervisor->query(Supervisor::Query::Status, "", [&](auto a) { got = std::move(a); }));
@@ -877,8 +886,7 @@ TEST_CASE("a silent child is reported as not answering after the timeout; the ot
     CHECK(a.answered == (a.role != Role::EdgeHigh));
   }
   // The next question is asked afresh (the silent round does not linger).
-  REQUIRE(h.live(Role::EdgeHigh)->send("status-mode:normal", "self"));
-  REQUIRE(run_until(h.loop, [&] { return h.live(Role::EdgeHigh)->reported("status-mode normal"); }));
+  set_status_mode(h, Role::EdgeHigh, "normal");
   got.reset();
   REQUIRE(h.supervisor->query(Supervisor::Query::Status, "", [&](auto a) { got = std::move(a); }));
   REQUIRE(run_until(h.loop, [&] { return got.has_value(); }));
@@ -890,8 +898,7 @@ TEST_CASE("a hostile child's forged, stale and oversized answers are not taken; 
   Harness h;
   h.start();
   REQUIRE(run_until(h.loop, [&] { return h.all_live(); }));
-  REQUIRE(h.live(Role::EdgeLow)->send("status-mode:hostile", "self"));
-  REQUIRE(run_until(h.loop, [&] { return h.live(Role::EdgeLow)->reported("status-mode hostile"); }));
+  set_status_mode(h, Role::EdgeLow, "hostile");
   std::optional<std::vector<Supervisor::ChildAnswer>> got;
   REQUIRE(h.supervisor->query(Supervisor::Query::Status, "", [&](auto a) { got = std::move(a); }));
   REQUIRE(run_until(h.loop, [&] { return got.has_value(); }));
@@ -909,8 +916,7 @@ TEST_CASE("a child that dies while asked ends the question at once", "[superviso
   Harness h;
   h.start();
   REQUIRE(run_until(h.loop, [&] { return h.all_live(); }));
-  REQUIRE(h.live(Role::EdgeHigh)->send("status-mode:silent", "self"));
-  REQUIRE(run_until(h.loop, [&] { return h.live(Role::EdgeHigh)->reported("status-mode silent"); }));
+  set_status_mode(h, Role::EdgeHigh, "silent");
   std::optional<std::vector<Supervisor::ChildAnswer>> got;
   REQUIRE(h.supervisor->query(Supervisor::Query::Status, "", [&](auto a) { got = std::move(a); }));
   const auto t0 = std::chrono::steady_clock::now();
@@ -928,8 +934,7 @@ TEST_CASE("a reload waits only for the question being answered, and a question w
   h.start();
   REQUIRE(run_until(h.loop, [&] { return h.all_live(); }));
   // The first status question stays open until the timeout: edge(high) is silent.
-  REQUIRE(h.live(Role::EdgeHigh)->send("status-mode:silent", "self"));
-  REQUIRE(run_until(h.loop, [&] { return h.live(Role::EdgeHigh)->reported("status-mode silent"); }));
+  set_status_mode(h, Role::EdgeHigh, "silent");
   std::vector<std::string> order;
   bool asker_gone = false;
   REQUIRE(h.supervisor->query(Supervisor::Query::Status, "", [&](auto) { order.push_back("status-1"); }));
