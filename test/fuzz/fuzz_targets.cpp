@@ -1,13 +1,25 @@
 #include "test/fuzz/fuzz_targets.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <unistd.h>
 
+#include "guard/config/config.h"
 #include "guard/ipc/frame.h"
 #include "guard/rooms/room_service.h"
 #include "guard/xmpp/jid.h"
 #include "guard/xmpp/stream_parser.h"
+#include "policy/registry.h"
+#include "policy/labels/ess_label.h"
+#include "policy/labels/security_label.h"
+#include "policy/labels/spif.h"
+#include "policy/labels/stanza_labels.h"
+#include "policy/policy_file.h"
 
 namespace portcullis::fuzz {
 namespace {
@@ -156,6 +168,189 @@ void room_one_input(const std::uint8_t* data, std::size_t size) {
       }
     }
   }
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path& source_dir() {
+  static const fs::path dir = PORTCULLIS_SOURCE_DIR;
+  return dir;
+}
+
+// A directory of this process's own holding the two sample SPIFs, so a fuzzed
+// policy that names them by relative path finds them.
+const fs::path& scratch_dir() {
+  static const fs::path dir = [] {
+    fs::path d = fs::temp_directory_path() / ("portcullis-fuzz-" + std::to_string(::getpid()));
+    fs::create_directories(d);
+    for (const char* f : {"spif-low-nation.xml", "spif-nato.xml"}) {
+      fs::copy_file(source_dir() / "test/corpus/labels" / f, d / f, fs::copy_options::overwrite_existing);
+    }
+    return d;
+  }();
+  return dir;
+}
+
+// The labelled and unlabelled messages of the label corpus, parsed once.
+const std::vector<xmpp::Element>& sample_stanzas() {
+  static const std::vector<xmpp::Element> all = [] {
+    std::vector<xmpp::Element> out;
+    for (const char* f : {"msg-ess-low-confidential-rel-gbr.xml", "msg-ess-low-secret.xml",
+                          "msg-nato-secret-rel-gbr.xml", "presence-labelled.xml"}) {
+      std::ifstream in(source_dir() / "test/corpus/labels" / f, std::ios::binary);
+      const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      auto e = xmpp::parse_element(text);
+      require(e.has_value());
+      out.push_back(std::move(*e));
+    }
+    return out;
+  }();
+  return all;
+}
+
+policy::StanzaContext context(ipc::Direction d) {
+  policy::StanzaContext ctx;
+  ctx.direction = d;
+  ctx.peer_domain = d == ipc::Direction::LowToHigh ? "low.example" : "high.example";
+  ctx.auth = ipc::AuthMethod::SaslExternal;
+  ctx.peer_tls = true;
+  return ctx;
+}
+
+void check_decision(const policy::Decision& d) {
+  // Every decision is named: the archive records the rule that ended it.
+  require(!d.final_verdict.rule_id.empty());
+  if (!d.release) require(d.final_verdict.kind != policy::VerdictKind::Accept || !d.trail.empty());
+}
+
+std::size_t line_count(std::string_view text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
+}
+
+bool in_label_namespace(const xmpp::Element& e) {
+  return e.ns().starts_with("urn:xmpp:sec-label") || e.ns().starts_with("urn:nato:stanag:4774:");
+}
+
+// Label-namespace elements anywhere in `e`, not counting the insides of the
+// top-level <securitylabel/>s (which are the label itself).
+std::size_t stray_labels(const xmpp::Element& e) {
+  std::size_t n = 0;
+  for (const xmpp::Element* c : e.child_elements()) {
+    if (in_label_namespace(*c)) ++n;
+    n += stray_labels(*c);
+  }
+  return n;
+}
+
+}  // namespace
+
+bool policy_one_input(const std::uint8_t* data, std::size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const bool spif = text.substr(0, 512).find("SPIF") != std::string_view::npos;
+  const fs::path file = scratch_dir() / (spif ? "input-spif.xml" : "input-policy.xml");
+  {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    require(static_cast<bool>(out));
+  }
+  static const policy::FilterRegistry registry = policy::builtin_filters();
+  const std::string schemas = (source_dir() / "schemas").string();
+  try {
+    if (spif) {
+      const auto s = policy::labels::Spif::load(file.string());
+      require(!s.policy_id().empty() || !s.policy_name().empty());
+      return true;
+    }
+    const policy::LoadedPolicy p = policy::load_policy(file.string(), schemas, registry);
+    require(p.sha256.size() == 64);
+    require(!p.id().empty());
+    for (const auto& stanza : sample_stanzas()) {
+      xmpp::Element up = stanza, down = stanza;
+      check_decision(p.pipelines.low_to_high.run(up, context(ipc::Direction::LowToHigh)));
+      check_decision(p.pipelines.high_to_low.run(down, context(ipc::Direction::HighToLow)));
+    }
+    return true;
+  } catch (const config::ConfigError& e) {
+    // The officer is told where: a file, a position in it, and what is wrong.
+    require(!e.file().empty());
+    require(!e.message().empty());
+    require(e.line() >= 0 && e.column() >= 0);
+    if (fs::path(e.file()) == file) require(static_cast<std::size_t>(e.line()) <= line_count(text) + 1);
+  }
+  return false;
+  // Anything else thrown escapes and the fuzzer reports it: a bad file must be a ConfigError.
+}
+
+int label_one_input(const std::uint8_t* data, std::size_t size) {
+  using namespace policy::labels;
+  if (size == 0) return 0;
+  const std::uint8_t first = data[0];
+  if (first == 0x30 || first == 0x31) {   // a DER SEQUENCE or SET
+    std::string why;
+    const auto label = decode_ess(data, size, &why);
+    if (!label) {
+      require(!why.empty());
+      return 0;
+    }
+    const auto der = encode_ess(*label, &why);
+    if (!der) return 0;   // e.g. a label without a policy OID: decoded, but not writable
+    const auto again = decode_ess(*der, &why);
+    require(again.has_value());
+    const auto der2 = encode_ess(*again, &why);
+    require(der2.has_value() && *der2 == *der);
+    require(again->policy_id == label->policy_id && again->classification == label->classification);
+    return 0;
+  }
+  if (first != '<' && first != ' ' && first != '\n' && first != '\t') {
+    const auto bytes = base64_decode(std::string_view(reinterpret_cast<const char*>(data), size));
+    if (!bytes) return 0;
+    const auto back = base64_decode(base64_encode(*bytes));
+    require(back.has_value() && *back == *bytes);
+    return 0;
+  }
+  xmpp::ParserLimits limits;
+  limits.max_stanza_bytes = 64 * 1024;
+  limits.max_depth = 32;
+  std::string err;
+  auto stanza = xmpp::parse_element(std::string_view(reinterpret_cast<const char*>(data), size), limits, &err);
+  if (!stanza) return 0;
+  const LabelScan scan = scan_stanza_labels(*stanza);
+  for (const auto& c : scan.candidates) {
+    const auto written = label_element(c.label);
+    if (!written) continue;
+    const DecodedLabel d = decode_label_element(*written);
+    require(d.status == DecodedLabel::Status::Ok);
+    require(d.label.format == c.label.format && d.label.classification == c.label.classification);
+  }
+  static const std::shared_ptr<const policy::LoadedPolicy> sample = [] {
+    static const policy::FilterRegistry registry = policy::builtin_filters();
+    return std::make_shared<const policy::LoadedPolicy>(
+        policy::load_policy((source_dir() / "test/corpus/labels/policy-labels.xml").string(),
+                            (source_dir() / "schemas").string(), registry));
+  }();
+  int released = 0;
+  for (const auto dir : {ipc::Direction::LowToHigh, ipc::Direction::HighToLow}) {
+    xmpp::Element s = *stanza;
+    const auto& pipe = dir == ipc::Direction::LowToHigh ? sample->pipelines.low_to_high : sample->pipelines.high_to_low;
+    const policy::Decision d = pipe.run(s, context(dir));
+    check_decision(d);
+    if (!d.release) continue;
+    ++released;
+    // What crosses is labelled in the one place receivers look, or not at all.
+    require(find_security_labels(s).size() <= 1);
+    std::size_t top_level = 0;
+    for (const xmpp::Element* c : s.child_elements()) {
+      if (c->ns() == kNsSecLabel && c->name() == "securitylabel") {
+        ++top_level;
+        continue;
+      }
+      if (s.name() != "iq") require(!in_label_namespace(*c) && stray_labels(*c) == 0);
+    }
+    require(top_level <= 1);
+  }
+  return released;
 }
 
 }  // namespace portcullis::fuzz

@@ -26,3 +26,26 @@ void frame_decoder_one_input(const std::uint8_t* data, std::size_t size);
 void room_one_input(const std::uint8_t* data, std::size_t size);
 
 }  // namespace portcullis::fuzz
+
+namespace portcullis::fuzz {
+
+// The officer's files: the bytes are written to a file and loaded as a SPIF if
+// "SPIF" is in their first 512 bytes, else as a policy file. Properties:
+// the only failure is a config::ConfigError naming a file, with a position that
+// lies inside the file it names (line 1.. its line count + 1) and a message; a
+// policy that loads has an id, and both its pipelines decide the sample
+// stanzas without crashing, each decision ending in a verdict named by a rule.
+// Returns whether the file loaded.
+bool policy_one_input(const std::uint8_t* data, std::size_t size);
+
+// The label parsers: input starting with 0x30/0x31 is ESS DER, with '<' or
+// white space a stanza, anything else base64. DER that decodes re-encodes, and the encoding is a fixed
+// point (decode(encode(x)) encodes to the same bytes); base64 round-trips; a
+// stanza is scanned for labels, every decoded label is written back and decodes
+// again, and the sample label policy (test/corpus/labels/policy-labels.xml) is
+// run on it in both directions: a released stanza carries at most one
+// <securitylabel/> and no element of a label namespace anywhere else.
+// Returns the number of directions (0-2) that released the input as a stanza.
+int label_one_input(const std::uint8_t* data, std::size_t size);
+
+}  // namespace portcullis::fuzz

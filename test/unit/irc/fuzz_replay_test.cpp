@@ -6,29 +6,17 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
+
+#include "test/fuzz/corpus.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
 
 namespace {
 
-std::vector<std::string> corpus() {
-  std::vector<std::string> out;
-  for (const auto& entry :
-       std::filesystem::directory_iterator(std::filesystem::path(PORTCULLIS_SOURCE_DIR) / "test" / "corpus" / "irc")) {
-    if (entry.path().extension() != ".irc") continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    out.push_back(ss.str());
-  }
-  return out;
-}
+std::vector<std::string> corpus() { return portcullis::fuzz::read_corpus("irc", ".irc"); }
 
 void run(const std::string& s) { LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()); }
 
@@ -43,18 +31,7 @@ TEST_CASE("the IRC library survives the IRC corpus and its mutations", "[irc][fu
     run(base);
     ++runs;
     for (int m = 0; m < 150; ++m) {
-      std::string s = base;
-      const int edits = 1 + static_cast<int>(rng() % 4);
-      for (int e = 0; e < edits && !s.empty(); ++e) {
-        const std::size_t at = rng() % s.size();
-        switch (rng() % 4) {
-          case 0: s[at] = static_cast<char>(rng() & 0xff); break;
-          case 1: s.erase(at, 1 + rng() % 8); break;
-          case 2: s.insert(at, s.substr(rng() % s.size(), 1 + rng() % 16)); break;
-          default: s.insert(at, std::string(1 + rng() % 600, static_cast<char>(rng() & 0xff))); break;
-        }
-      }
-      run(s);
+      run(portcullis::fuzz::mutate(base, rng, {.max_edits = 4, .max_erase = 8, .max_copy = 16, .max_fill = 600}));
       ++runs;
     }
     // Every option byte on the unmutated stream.
