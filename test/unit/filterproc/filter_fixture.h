@@ -43,6 +43,7 @@ struct Edge {
   std::unique_ptr<ipc::FrameChannel> channel;
   std::vector<ipc::Frame> received;
   bool confirm = true;   // confirms released stanzas (ipc::taken_ack), as an edge does
+  std::function<void(const ipc::Frame&)> on_receive;   // called as each frame arrives
 };
 
 // A fresh archive directory and key pair per fixture.
@@ -121,6 +122,7 @@ struct Fixture {
       // As a real edge does once a link has taken what was released to it.
       if (e.confirm && f.header.kind == ipc::FrameKind::Stanza && f.header.direction != ipc::Direction::Local)
         e.channel->send_control(ipc::taken_ack(f.header.direction, f.header.seq));
+      if (e.on_receive) e.on_receive(f);
       e.received.push_back(std::move(f));
     };
     cb.on_closed = [](const std::string&) {};

@@ -1,5 +1,10 @@
 // The filter process over real socketpairs, in one process: what it releases,
 // what it refuses, and that every stanza frame is answered (fail closed).
+#include <sys/stat.h>
+
+#include <mutex>
+#include <thread>
+
 #include "test/unit/filterproc/filter_fixture.h"
 
 using namespace portcullis;
@@ -202,6 +207,61 @@ TEST_CASE("the decision record, bytes included, is durable before the release", 
   CHECK(d.filters[0].filter == "size-limit");
   CHECK(d.filters[1].verdict == "accept");
   CHECK(d.filters[1].rule_id == "r1");
+}
+
+TEST_CASE("a stanza is released only after an fdatasync that covers its record has returned", "[filterproc][audit]") {
+  // The injected sync notes how many bytes of the segment it covered, and only
+  // after the real fdatasync returned (taking a while, as a real disk does). The
+  // far edge notes which syncs had returned when the stanza reached it. A filter
+  // that released before syncing, or synced after releasing, fails this.
+  std::mutex m;
+  std::vector<std::pair<int, off_t>> synced;   // (fd, bytes covered), in order of completion
+  audit::ArchiveHooks hooks;
+  hooks.fdatasync = [&](int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) st.st_size = 0;   // (the writer's thread: no REQUIRE here)
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    const int rc = ::fdatasync(fd);
+    std::lock_guard<std::mutex> g(m);
+    if (rc == 0) synced.emplace_back(fd, st.st_size);
+    return rc;
+  };
+  Fixture fx(false, std::move(hooks));
+  std::vector<std::pair<int, off_t>> at_release;
+  bool released = false;
+  fx.high.on_receive = [&](const ipc::Frame& f) {
+    if (f.header.kind != ipc::FrameKind::Stanza || released) return;
+    released = true;
+    std::lock_guard<std::mutex> g(m);
+    at_release = synced;
+  };
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(kChat)));
+  fx.pump_until([&] { return first_stanza(fx.high) && has_ack(fx.low, 7); });
+  fx.pump_until([&] { return decisions(fx.audit_dir.cfg.dir).size() == 1; });
+  // Where the decision record ends in its segment file.
+  std::uint64_t record_end = 0;
+  std::string segment;
+  std::string err;
+  audit::read_archive(
+      fx.audit_dir.cfg.dir,
+      [&](const audit::StoredRecord& r, const audit::RecordLocation& loc) {
+        if (std::holds_alternative<audit::DecisionRecord>(r.body)) {
+          record_end = loc.offset + loc.length;
+          segment = loc.segment->path;
+        }
+        return true;
+      },
+      [](const std::string&) {}, &err);
+  REQUIRE(record_end > 0);
+  // A sync of that segment (the file the fd refers to) covering the record had returned.
+  struct stat seg {};
+  REQUIRE(::stat(segment.c_str(), &seg) == 0);
+  bool covered = false;
+  for (const auto& [fd, bytes] : at_release) {
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && st.st_ino == seg.st_ino && static_cast<std::uint64_t>(bytes) >= record_end) covered = true;
+  }
+  CHECK(covered);
 }
 
 TEST_CASE("a rejection is recorded with the error sent", "[filterproc][audit]") {
