@@ -225,8 +225,18 @@ void check_decision(const policy::Decision& d) {
   if (!d.release) require(d.final_verdict.kind != policy::VerdictKind::Accept || !d.trail.empty());
 }
 
+// Lines as XML counts them (XML 1.0 section 2.11): CR LF, a lone CR and a lone
+// LF each end one. The parser reports positions in these lines.
 std::size_t line_count(std::string_view text) {
-  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
+  std::size_t n = 1;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\n') ++n;
+    else if (text[i] == '\r') {
+      ++n;
+      if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    }
+  }
+  return n;
 }
 
 bool in_label_namespace(const xmpp::Element& e) {

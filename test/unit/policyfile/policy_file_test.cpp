@@ -247,6 +247,9 @@ const BadPolicy kBadPolicies[] = {
     {"missing-version.xml", 3, 41, "<policy>: missing required attribute 'version'"},
     {"wrong-root.xml", 3, 1, "expected the <policy> element, got <size-limit>"},
     {"wrong-namespace.xml", 3, 54, "grammar not found for namespace 'urn:portcullis:config:1'"},
+    // The 60 lone CRs in the comment on line 2 are 60 line ends (XML 1.0 §2.11), so the
+    // stray text that starts the fourth LF-terminated line ends at <size-limit> on line 65.
+    {"lone-carriage-returns.xml", 65, 5, "no character data is allowed by content model"},
 };
 
 }  // namespace
