@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "guard/filterproc/error_text.h"
+#include "guard/xmpp/jid.h"
 #include "guard/xmpp/stream_parser.h"
 
 namespace portcullis::filterproc {
@@ -90,7 +91,9 @@ FilterProcess::FilterProcess(net::EventLoop& loop, audit::AuditArchive& archive,
     : loop_(loop), archive_(archive), boundary_(std::move(boundary)), max_stanza_bytes_(max_stanza_bytes), log_(log) {}
 
 FilterProcess::~FilterProcess() {
+  flush_delivered();
   *alive_ = false;
+  if (delivered_timer_) loop_.cancel_timer(delivered_timer_);
   if (sweep_timer_) loop_.cancel_timer(sweep_timer_);
   if (summary_timer_) loop_.cancel_timer(summary_timer_);
 }
@@ -175,12 +178,111 @@ void FilterProcess::on_far_ack(bool from_low, const ipc::Frame& f) {
     ++counters_.unknown_acks;
     return;
   }
-  ++counters_.far_confirmed;
-  send_ack(!from_low, f.header.seq);
+  Awaiting& a = it->second;
+  if (!a.taken) {
+    // Taken (or, without a plain Ack first, delivered or lost at once): the
+    // sender's stream gets its credit back now; the accounting goes on.
+    a.taken = true;
+    ++taken_;
+    ++counters_.far_confirmed;
+    send_ack(!from_low, f.header.seq);
+  }
+  const std::string text = f.body.substr(0, 256);
+  if (f.header.flags & ipc::kAckDelivered) {
+    delivered(*a.s, text.empty() ? "unspecified" : text);
+  } else if (f.header.flags & ipc::kAckSettled) {
+    // The far edge answered it itself: the error reply (if one was allowed)
+    // comes back as a stanza and is decided like any other; this says why.
+    audit::ConnectionEvent ev;
+    ev.kind = "undelivered";
+    ev.side = a.s->from_low ? "high" : "low";   // the far edge, which answered it
+    ev.peer = peer_info(a.s->header);
+    const xmpp::Element* st = a.s->stanza ? &*a.s->stanza : nullptr;
+    ev.text = "undelivered: frame seq=" + std::to_string(f.header.seq) + " " + (st ? st->name() : "?") +
+              " id=" + (st ? st->attr_or("id") : "") + " to=" + (st ? st->attr_or("to") : "") + " released to edge(" +
+              ev.side + "), which " + (text.empty() ? std::string("did not deliver it") : text);
+    audit::Record r;
+    r.body = std::move(ev);
+    archive_.append(std::move(r), [](audit::AppendResult) {});
+  } else if (f.header.flags & ipc::kAckLost) {
+    ++counters_.far_lost;
+    in_doubt(*a.s, "wrote it to the far server, whose link ended before it acknowledged it (" +
+                       (text.empty() ? std::string("no reason given") : text) + ")", true,
+             "the link to the recipient's server ended before it acknowledged this stanza: it may not have been delivered");
+  } else {
+    return;   // taken: delivered or lost follows
+  }
+  --taken_;
   awaiting_.erase(it);
 }
 
-void FilterProcess::in_doubt(const InFlight& s, const std::string& why, bool bounce) {
+void FilterProcess::delivered(const InFlight& s, const std::string& proof) {
+  ++counters_.far_delivered;
+  std::string far;
+  if (s.stanza) {
+    if (auto to = xmpp::parse_jid(s.stanza->attr_or("to"))) far = to->domain;
+  }
+  delivered_[{s.from_low, far, proof}].push_back(s.header.seq);
+  if (++delivered_count_ >= kDeliveredBatch) {
+    flush_delivered();
+    return;
+  }
+  if (delivered_timer_ == 0) {
+    auto alive = alive_;
+    delivered_timer_ = loop_.add_timer(kDeliveredFlush, [this, alive] {
+      if (!*alive) return;
+      delivered_timer_ = 0;
+      flush_delivered();
+    });
+  }
+}
+
+namespace {
+
+// "3-7,9,12-13": sorted frame seqs as ranges.
+std::string seq_ranges(std::vector<std::uint64_t> seqs) {
+  std::sort(seqs.begin(), seqs.end());
+  std::string out;
+  for (std::size_t i = 0; i < seqs.size();) {
+    std::size_t j = i;
+    while (j + 1 < seqs.size() && seqs[j + 1] == seqs[j] + 1) ++j;
+    if (!out.empty()) out += ',';
+    out += std::to_string(seqs[i]);
+    if (j > i) out += "-" + std::to_string(seqs[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+void FilterProcess::flush_delivered() {
+  // One record per (sending edge, far domain, proof): the archive can tell
+  // released-and-acknowledged (this) from released-and-lost (in-doubt).
+  auto batch = std::move(delivered_);
+  delivered_.clear();
+  delivered_count_ = 0;
+  for (auto& [key, seqs] : batch) {
+    const auto& [from_low, far, proof] = key;
+    audit::ConnectionEvent ev;
+    ev.kind = "delivered";
+    ev.side = from_low ? "high" : "low";
+    ev.peer.domain = far;
+    const std::string ranges = seq_ranges(seqs);
+    ev.text = "delivered: " + std::to_string(seqs.size()) + " released stanza(s) from edge(" +
+              (from_low ? "low" : "high") + ") acknowledged by " + (far.empty() ? std::string("?") : far) + " (" +
+              proof + "): frame seq " + ranges;
+    ev.notes.emplace_back("count", std::to_string(seqs.size()));
+    ev.notes.emplace_back("proof", proof);
+    ev.notes.emplace_back("seqs", ranges);
+    ev.notes.emplace_back("from-edge", from_low ? "low" : "high");
+    audit::Record r;
+    r.body = std::move(ev);
+    archive_.append(std::move(r), [](audit::AppendResult) {});
+  }
+}
+
+void FilterProcess::in_doubt(const InFlight& s, const std::string& why, bool bounce, const std::string& error_text) {
   ++counters_.far_in_doubt;
   audit::ConnectionEvent ev;
   ev.kind = "in-doubt";
@@ -195,8 +297,7 @@ void FilterProcess::in_doubt(const InFlight& s, const std::string& why, bool bou
   r.body = std::move(ev);
   archive_.append(std::move(r), [](audit::AppendResult) {});
   if (bounce && s.stanza) {
-    send_error(s.from_low, *s.stanza, {StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
-                                       "far side of the boundary unavailable", {}, {}});
+    send_error(s.from_low, *s.stanza, {StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait, error_text, {}, {}});
   }
 }
 
@@ -210,8 +311,11 @@ void FilterProcess::far_gone(bool low, const std::string& reason) {
       ++it;
       continue;
     }
-    in_doubt(*it->second.s, "went away before confirming it took it (" + reason + ")", true);
-    send_ack(it->first.first, it->first.second);
+    in_doubt(*it->second.s, std::string(it->second.taken ? "went away before the far server acknowledged it ("
+                                                         : "went away before confirming it took it (") + reason + ")",
+             true);
+    if (it->second.taken) --taken_;
+    else send_ack(it->first.first, it->first.second);
     it = awaiting_.erase(it);
     ++n;
   }
@@ -228,8 +332,11 @@ void FilterProcess::sweep_awaiting() {
       ++it;
       continue;
     }
-    in_doubt(*it->second.s, "did not confirm it within " + std::to_string(kFarConfirmTimeout.count()) + " s", false);
-    send_ack(it->first.first, it->first.second);
+    in_doubt(*it->second.s, std::string(it->second.taken ? "took it but said neither delivered nor lost within "
+                                                         : "did not confirm it within ") +
+                                std::to_string(kFarConfirmTimeout.count()) + " s", false);
+    if (it->second.taken) --taken_;
+    else send_ack(it->first.first, it->first.second);
     it = awaiting_.erase(it);
   }
   auto alive = alive_;

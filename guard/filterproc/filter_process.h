@@ -31,6 +31,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include "guard/audit/archive.h"
 #include "guard/filterproc/frame_check.h"
@@ -51,6 +52,8 @@ struct FilterCounters {
   std::uint64_t guard_blocks = 0;     // released by the policy, blocked by a guard
   std::uint64_t audit_failures = 0;   // records that could not be made durable
   std::uint64_t far_confirmed = 0;    // released stanzas the far edge confirmed it took
+  std::uint64_t far_delivered = 0;    // ... and the far server acknowledged (delivery accounting)
+  std::uint64_t far_lost = 0;         // ... whose link ended before any proof: bounced, in doubt
   std::uint64_t far_in_doubt = 0;     // released, never confirmed (far edge lost or timed out)
   std::uint64_t unknown_acks = 0;     // confirmations for nothing this filter released
   std::uint64_t near_pauses = 0;      // times a near channel stopped being read (far one full)
@@ -93,11 +96,17 @@ class FilterProcess {
 
   const FilterCounters& counters() const { return counters_; }
   std::size_t pending() const { return pending_; }
-  // Released stanzas the far edge has not confirmed yet (flow control).
-  std::size_t awaiting_far() const { return awaiting_.size(); }
-  // A released stanza the far edge does not confirm within this time is
-  // recorded as in doubt and its sender's credit given back.
+  // Released stanzas the far edge has not confirmed taking yet (flow control).
+  std::size_t awaiting_far() const { return awaiting_.size() - taken_; }
+  // Taken by the far edge, not yet known delivered or lost (delivery accounting).
+  std::size_t awaiting_delivery() const { return taken_; }
+  // A released stanza the far edge does not confirm (taken, then delivered or
+  // lost) within this time is recorded as in doubt; its sender's credit is given back.
   static constexpr std::chrono::seconds kFarConfirmTimeout{120};
+  // Delivered stanzas are recorded together: one record per far domain, edge
+  // and kind of proof, at most this often (or every kDeliveredBatch stanzas).
+  static constexpr std::chrono::milliseconds kDeliveredFlush{1000};
+  static constexpr std::size_t kDeliveredBatch = 512;
 
  private:
   struct InFlight;
@@ -115,7 +124,11 @@ class FilterProcess {
   void on_far_ack(bool from_low, const ipc::Frame& f);
   // Edge `low` (true) or high is gone: what it was given and never confirmed is in doubt.
   void far_gone(bool low, const std::string& reason);
-  void in_doubt(const InFlight& s, const std::string& why, bool bounce);
+  // `bounce`: the sender gets remote-server-timeout with `error_text`.
+  void in_doubt(const InFlight& s, const std::string& why, bool bounce,
+                const std::string& error_text = "far side of the boundary unavailable");
+  void delivered(const InFlight& s, const std::string& proof);
+  void flush_delivered();
   void sweep_awaiting();
   void log_summary();
   bool channel_up(bool low) const;
@@ -136,11 +149,19 @@ class FilterProcess {
   std::size_t pending_ = 0;            // stanzas between decision and action
   // Released, not yet confirmed by the far edge, by (sender is low, frame seq):
   // the sender's edge gets its Ack (and its stream its credit) only then.
+  // After the far edge took it (taken), the entry stays until that edge says
+  // delivered or lost: the stanza is kept so a loss can be bounced and recorded.
   struct Awaiting {
     std::shared_ptr<InFlight> s;
     net::TimePoint since;
+    bool taken = false;
   };
   std::map<std::pair<bool, std::uint64_t>, Awaiting> awaiting_;
+  std::size_t taken_ = 0;              // entries of awaiting_ with taken set
+  // Delivered, not yet recorded: by (sender is low, far domain, proof), the frame seqs.
+  std::map<std::tuple<bool, std::string, std::string>, std::vector<std::uint64_t>> delivered_;
+  std::size_t delivered_count_ = 0;
+  net::TimerId delivered_timer_ = 0;
   net::TimerId sweep_timer_ = 0;
   net::TimerId summary_timer_ = 0;
   std::uint64_t summarised_released_ = 0, summarised_rejected_ = 0;

@@ -39,6 +39,13 @@ std::uint64_t get_be(std::string_view in, std::size_t at, int bytes) {
 bool valid_kind(std::uint8_t v) { return v >= 1 && v <= 7; }
 bool valid_direction(std::uint8_t v) { return v >= 1 && v <= 3; }
 bool valid_auth(std::uint8_t v) { return v <= 4; }
+// An Ack carries at most one delivery-accounting flag and nothing else; every
+// other kind only kFlagTls.
+bool valid_flags(std::uint8_t kind, std::uint8_t flags) {
+  if (kind == static_cast<std::uint8_t>(FrameKind::Ack))
+    return flags == 0 || flags == kAckDelivered || flags == kAckLost || flags == kAckSettled;
+  return (flags & ~kFlagTls) == 0;
+}
 
 }  // namespace
 
@@ -130,7 +137,7 @@ std::optional<Frame> FrameDecoder::next() {
   if (in.size() > 6 && !valid_auth(static_cast<std::uint8_t>(in[6]))) {
     return fail("unknown frame auth method " + std::to_string(static_cast<std::uint8_t>(in[6])));
   }
-  if (in.size() > 7 && (static_cast<std::uint8_t>(in[7]) & ~kFlagTls) != 0) {
+  if (in.size() > 7 && !valid_flags(static_cast<std::uint8_t>(in[4]), static_cast<std::uint8_t>(in[7]))) {
     return fail("unknown frame flags " + std::to_string(static_cast<std::uint8_t>(in[7])));
   }
   if (in.size() < kFixedHeader) return std::nullopt;
@@ -188,6 +195,13 @@ Frame taken_ack(Direction released_direction, std::uint64_t released_seq) {
   f.header.kind = FrameKind::Ack;
   f.header.direction = released_direction;
   f.header.seq = released_seq;
+  return f;
+}
+
+Frame accounting_ack(Direction released_direction, std::uint64_t released_seq, std::uint8_t flags, std::string text) {
+  Frame f = taken_ack(released_direction, released_seq);
+  f.header.flags = flags;
+  f.body = std::move(text);
   return f;
 }
 

@@ -96,6 +96,21 @@ std::string encode(const Frame& f);
 // direction and sequence number (flow control, docs/guard-protocol.md).
 Frame taken_ack(Direction released_direction, std::uint64_t released_seq);
 
+// Delivery accounting (docs/guard-protocol.md): after taking a released stanza,
+// the far edge says once whether the far server has it. Flags on such an Ack:
+//   kAckDelivered: the far server acknowledged it (XEP-0198 <a h/>, or on a
+//                  link without stream management every byte written was
+//                  acknowledged by the peer's TCP); body: the proof, short text.
+//   kAckLost:      the link ended before any proof; the stanza may or may not
+//                  have arrived. Body: why.
+//   kAckSettled:   the far edge answered it itself (an error to its sender,
+//                  or a room it hosts took it). Body: what it did.
+inline constexpr std::uint8_t kAckDelivered = 2;
+inline constexpr std::uint8_t kAckLost = 4;
+inline constexpr std::uint8_t kAckSettled = 8;
+// Flags: one of the three above; `text` goes in the body.
+Frame accounting_ack(Direction released_direction, std::uint64_t released_seq, std::uint8_t flags, std::string text);
+
 // Incremental decoder for a byte stream carrying frames back to back.
 class FrameDecoder {
  public:

@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -644,6 +646,14 @@ bool Connection::is_open() const {
 std::size_t Connection::pending_output() const {
   const auto& im = *impl_;
   return (im.out.size() - im.out_off) + (im.app_out.size() - im.app_off);
+}
+
+bool Connection::peer_has_all_output() const {
+  const auto& im = *impl_;
+  if (pending_output() != 0 || im.fd < 0) return false;
+  int outq = 0;   // bytes in the send queue: not yet sent, or sent and not acknowledged
+  if (::ioctl(im.fd, SIOCOUTQ, &outq) != 0) return false;
+  return outq == 0;
 }
 
 // ---------------------------------------------------------------------------

@@ -102,6 +102,11 @@ class Connection {
   bool is_open() const;
   const Endpoint& peer() const { return peer_; }
   std::size_t pending_output() const;
+  // Whether every byte written so far has reached the peer: nothing buffered
+  // here, nothing in the kernel not yet sent, nothing sent that the peer's TCP
+  // has not acknowledged (SIOCOUTQ). The peer's kernel has the bytes; whether
+  // its application read them is another matter.
+  bool peer_has_all_output() const;
 
  private:
   struct Impl;

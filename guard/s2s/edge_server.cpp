@@ -371,6 +371,27 @@ void EdgeServer::released_taken(std::uint64_t ack) {
       outgoing_ == ipc::Direction::LowToHigh ? ipc::Direction::HighToLow : ipc::Direction::LowToHigh, ack));
 }
 
+void EdgeServer::released_delivered(std::uint64_t ack, std::string_view proof) {
+  if (!port_.send) return;
+  send_control(ipc::accounting_ack(
+      outgoing_ == ipc::Direction::LowToHigh ? ipc::Direction::HighToLow : ipc::Direction::LowToHigh, ack,
+      ipc::kAckDelivered, std::string(proof.substr(0, 200))));
+}
+
+void EdgeServer::released_lost(std::uint64_t ack, std::string_view reason) {
+  if (!port_.send) return;
+  send_control(ipc::accounting_ack(
+      outgoing_ == ipc::Direction::LowToHigh ? ipc::Direction::HighToLow : ipc::Direction::LowToHigh, ack,
+      ipc::kAckLost, std::string(reason.substr(0, 200))));
+}
+
+void EdgeServer::released_settled(std::uint64_t ack, std::string_view why) {
+  if (!port_.send) return;
+  send_control(ipc::accounting_ack(
+      outgoing_ == ipc::Direction::LowToHigh ? ipc::Direction::HighToLow : ipc::Direction::LowToHigh, ack,
+      ipc::kAckSettled, std::string(why.substr(0, 200))));
+}
+
 bool EdgeServer::over_bounds(std::size_t num, std::size_t den) const {
   return (port_.congested && port_.congested()) || in_flight_.size() >= kMaxInFlight * num / den ||
          in_flight_bytes_ >= kMaxInFlightBytes * num / den;
@@ -651,7 +672,10 @@ void EdgeServer::on_filter_frame(const ipc::Frame& frame) {
     LogLine(log_, LogLevel::Error) << "unparseable stanza from the filter: " << err;
     connection_event("undelivered: frame seq=" + std::to_string(frame.header.seq) +
                      " could not be parsed by edge(" + side_.name + "): " + err);
-    if (frame.header.direction != ipc::Direction::Local) released_taken(frame.header.seq);
+    if (frame.header.direction != ipc::Direction::Local) {
+      released_taken(frame.header.seq);
+      released_settled(frame.header.seq, "edge(" + side_.name + ") could not parse it; its sender was not told");
+    }
     return;
   }
   // A released stanza (not an error the filter made for our own senders) is
@@ -661,17 +685,24 @@ void EdgeServer::on_filter_frame(const ipc::Frame& frame) {
 
 void EdgeServer::deliver(xmpp::Element stanza, bool local_error, std::uint64_t ack) {
   // Every way out but a link's send() is final at once: confirm it on return.
+  // Delivery accounting: a room this edge hosts took it, or this edge answered
+  // it itself (undeliverable here: the sender gets an error where one is allowed).
   struct Confirm {
     EdgeServer* self;
     std::uint64_t ack;
+    bool to_room = false;
     ~Confirm() {
-      if (ack != 0) self->released_taken(ack);
+      if (ack == 0) return;
+      self->released_taken(ack);
+      if (to_room) self->released_delivered(ack, "taken by a room this edge hosts");
+      else self->released_settled(ack, "not deliverable on side " + self->side_.name + ": answered with an error");
     }
   } confirm{this, ack};
   auto from = xmpp::parse_jid(stanza.attr_or("from"));
   auto to = xmpp::parse_jid(stanza.attr_or("to"));
   if (to && service_for(to->domain) != nullptr) {
     // For a hosted room: released FMUC from its twin, or an error about its own relay.
+    confirm.to_room = true;
     to_rooms_federated(stanza);
     return;
   }

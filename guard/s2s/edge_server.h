@@ -109,6 +109,9 @@ class EdgeServer final : public SessionHost {
   void edge_refusal(const xmpp::Element& stanza, const InboundMeta& peer, xmpp::StanzaErrorCondition condition,
                     std::string_view check, std::string_view reason) override;
   void released_taken(std::uint64_t ack) override;
+  void released_delivered(std::uint64_t ack, std::string_view proof) override;
+  void released_lost(std::uint64_t ack, std::string_view reason) override;
+  void released_settled(std::uint64_t ack, std::string_view why) override;
 
   // Flow control limits (the side's <limits flow-window overload-wait-ms>).
   // Beyond kMaxInFlight stanzas or kMaxInFlightBytes in the filter's hands

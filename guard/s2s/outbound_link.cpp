@@ -6,6 +6,14 @@
 
 namespace portcullis::s2s {
 
+namespace {
+constexpr std::string_view kNsSm = "urn:xmpp:sm:3";
+// The proof of delivery, as the archive records it (constant, so that a
+// second's deliveries to one domain make one record).
+constexpr std::string_view kProofSm = "XEP-0198 acknowledgement";
+constexpr std::string_view kProofTcp = "TCP acknowledgement of every byte written (no stream management)";
+}  // namespace
+
 using xmpp::StanzaErrorCondition;
 using xmpp::StanzaErrorType;
 using xmpp::StreamErrorCondition;
@@ -23,6 +31,7 @@ OutboundLink::~OutboundLink() {
   if (deadline_) host_.loop().cancel_timer(deadline_);
   if (keepalive_) host_.loop().cancel_timer(keepalive_);
   if (queue_timer_) host_.loop().cancel_timer(queue_timer_);
+  if (proof_timer_) host_.loop().cancel_timer(proof_timer_);
 }
 
 std::string OutboundLink::describe() const {
@@ -184,14 +193,10 @@ void OutboundLink::on_closed(const std::string& reason) {
     // an authentication that did not happen, so the archive hears of it.
     if (!was_ready) host_.connection_event(describe() + ": failed: closed before it was ready: " + reason, event_peer());
   }
-  // Written while the peer had a backlog, before the link died: the peer may
-  // not have taken them all. Recorded as in doubt; the senders get their credit.
-  if (!held_acks_.empty()) {
-    host_.connection_event("in-doubt: " + std::to_string(held_acks_.size()) + " released stanza(s) written to " +
-                           describe() + " while it had a backlog; the link closed (" + reason +
-                           ") before the peer confirmed taking them all: they may not have been delivered", event_peer());
-  }
+  // Written, never proven received: the senders get their credit, and the
+  // filter bounces and records each one as in doubt.
   release_held_acks();
+  lose_unproven("link closed: " + reason);
   *alive_ = false;
   host_.link_closed(this);
 }
@@ -259,6 +264,7 @@ void OutboundLink::bounce_all(const std::string& reason) {
 }
 
 void OutboundLink::on_features(const xmpp::Element& f) {
+  sm_offered_ = f.find_child("sm", kNsSm) != nullptr;
   const bool starttls_offered = f.find_child("starttls", xmpp::kNsTls) != nullptr;
   if (!conn_->is_tls()) {
     if (peer_.tls != config::PeerTls::Forbidden && starttls_offered) {
@@ -354,6 +360,11 @@ void OutboundLink::become_ready() {
   arm_deadline();   // cancels
   LogLine(host_.log(), LogLevel::Info) << describe() << ": ready (" << (sasl_done_ ? "SASL EXTERNAL" : "dialback") << ")";
   host_.connection_event(describe() + ": authenticated (" + (sasl_done_ ? "SASL EXTERNAL" : "dialback") + ")", event_peer());
+  if (sm_offered_) {
+    // Acknowledgements for what we write (XEP-0198 §3; no resumption on S2S).
+    conn_->send("<enable xmlns='urn:xmpp:sm:3'/>");
+    sm_ = Sm::Requested;
+  }
   auto queue = std::move(queue_);
   queue_.clear();
   for (auto& q : queue) write_stanza(q.stanza, q.ack);
@@ -367,6 +378,10 @@ void OutboundLink::on_element(xmpp::Element e, std::size_t) {
   const std::string& name = e.name();
   if (ns == xmpp::kNsDialback && name == "verify") {
     on_db_verify_reply(e);
+    return;
+  }
+  if (ns == kNsSm && state_ == State::Ready) {
+    on_sm(e);
     return;
   }
   switch (state_) {
@@ -432,14 +447,21 @@ void OutboundLink::on_element(xmpp::Element e, std::size_t) {
 }
 
 void OutboundLink::give_back(xmpp::Element stanza, xmpp::StanzaError error, std::uint64_t ack) {
+  const std::string why = "could not deliver it (" + error.text + "): answered with an error";
   host_.undeliverable(std::move(stanza), std::move(error));
-  if (ack != 0) host_.released_taken(ack);
+  if (ack != 0) {
+    host_.released_taken(ack);
+    host_.released_settled(ack, why);
+  }
 }
 
 void OutboundLink::write_stanza(const xmpp::Element& stanza, std::uint64_t ack) {
   conn_->send(stanza.serialize());
   ++stanzas_;
+  if (sm_ != Sm::Off) ++sm_sent_;
   if (ack == 0) return;
+  unproven_.push_back({sm_ != Sm::Off ? sm_sent_ : 0, ack});
+  arm_proof();
   if (held_acks_.empty() && conn_->pending_output() <= kAckMark) {
     host_.released_taken(ack);
     return;
@@ -447,6 +469,106 @@ void OutboundLink::write_stanza(const xmpp::Element& stanza, std::uint64_t ack) 
   // The peer has a backlog: its senders wait (flow control) until it takes it.
   if (held_acks_.empty()) conn_->arm_drain(kAckMark / 4);
   held_acks_.push_back(ack);
+}
+
+void OutboundLink::arm_proof() {
+  if (proof_timer_ != 0 || state_ != State::Ready) return;
+  auto alive = alive_;
+  // A short wait lets a burst be acknowledged with one <r/>.
+  proof_timer_ = host_.loop().add_timer(std::chrono::milliseconds(20), [this, alive] {
+    if (!*alive) return;
+    proof_timer_ = 0;
+    seek_proof();
+  });
+}
+
+void OutboundLink::seek_proof() {
+  if (state_ != State::Ready || unproven_.empty()) return;
+  const auto now = host_.loop().now();
+  if (sm_ != Sm::Off) {
+    if (!r_outstanding_) {
+      conn_->send("<r xmlns='urn:xmpp:sm:3'/>");
+      r_outstanding_ = true;
+      r_sent_at_ = now;
+    } else if (now - r_sent_at_ >= kAckWait) {
+      // A peer that enabled acknowledgements and stops giving them cannot be
+      // told apart from one that lost what we wrote: end the link (and account).
+      fail("no stream management acknowledgement within " + std::to_string(kAckWait.count()) + " s", true,
+           StreamErrorCondition::ConnectionTimeout);
+      return;
+    }
+    arm_proof();   // the <a/> may not come: look again
+    return;
+  }
+  if (conn_->peer_has_all_output()) {
+    auto proven = std::move(unproven_);
+    unproven_.clear();
+    for (const auto& u : proven) prove(u.ack, kProofTcp);
+    return;
+  }
+  arm_proof();
+}
+
+void OutboundLink::on_sm(const xmpp::Element& e) {
+  const std::string& name = e.name();
+  if (name == "enabled") {
+    if (sm_ == Sm::Requested) sm_ = Sm::On;
+    return;
+  }
+  if (name == "failed") {
+    // Not enabled after all: what was counted gets the TCP proof instead.
+    LogLine(host_.log(), LogLevel::Info) << describe() << ": stream management refused by the peer";
+    sm_ = Sm::Off;
+    r_outstanding_ = false;
+    for (auto& u : unproven_) u.index = 0;
+    arm_proof();
+    return;
+  }
+  if (name == "r") {
+    // We receive no stanzas on an outbound stream (no bidi): none handled.
+    conn_->send("<a xmlns='urn:xmpp:sm:3' h='0'/>");
+    return;
+  }
+  if (name == "a" && sm_ != Sm::Off) {
+    const std::string h_text = e.attr_or("h");
+    bool ok = !h_text.empty() && h_text.size() <= 10;
+    for (char c : h_text) ok = ok && c >= '0' && c <= '9';
+    const std::uint64_t h32 = ok ? std::stoull(h_text) : 0;
+    ok = ok && h32 <= 0xffffffffULL;
+    // h counts modulo 2^32 (XEP-0198 §4): what it adds since the last one.
+    const std::uint64_t delta = (h32 - (sm_acked_ & 0xffffffffULL)) & 0xffffffffULL;
+    if (!ok || delta > sm_sent_ - sm_acked_) {
+      fail("stream management <a h='" + h_text.substr(0, 16) + "'/> does not match the " + std::to_string(sm_sent_) +
+               " stanza(s) written",
+           true, StreamErrorCondition::UndefinedCondition);
+      return;
+    }
+    const std::uint64_t h = sm_acked_ + delta;
+    sm_acked_ = h;
+    r_outstanding_ = false;
+    while (!unproven_.empty() && unproven_.front().index != 0 && unproven_.front().index <= h) {
+      const std::uint64_t ack = unproven_.front().ack;
+      unproven_.pop_front();
+      prove(ack, kProofSm);
+    }
+    if (!unproven_.empty()) arm_proof();
+    return;
+  }
+  fail("unexpected <" + name + "/> in " + std::string(kNsSm), true, StreamErrorCondition::UnsupportedStanzaType);
+}
+
+void OutboundLink::prove(std::uint64_t ack, std::string_view proof) {
+  if (!held_acks_.empty() && held_acks_.front() == ack) {
+    held_acks_.pop_front();
+    host_.released_taken(ack);
+  }
+  host_.released_delivered(ack, proof);
+}
+
+void OutboundLink::lose_unproven(const std::string& reason) {
+  auto lost = std::move(unproven_);
+  unproven_.clear();
+  for (const auto& u : lost) host_.released_lost(u.ack, reason);
 }
 
 void OutboundLink::release_held_acks() {

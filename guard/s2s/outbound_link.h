@@ -15,6 +15,7 @@
 // are sent once TLS (if required) is up, before the link itself authenticates.
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -118,7 +119,34 @@ class OutboundLink : private xmpp::StreamHandler {
     xmpp::Element stanza;
     std::uint64_t ack = 0;
   };
-  std::vector<std::uint64_t> held_acks_;   // written, waiting for the peer to take the backlog
+  std::deque<std::uint64_t> held_acks_;    // written, waiting for the peer to take the backlog
+  // Delivery accounting. With stream management (XEP-0198, when the peer
+  // offers it) a written stanza is delivered once the peer's <a h/> counts it;
+  // without, once every byte written so far is acknowledged by the peer's TCP.
+  // Until then it is unproven; a link that ends takes the unproven into
+  // released_lost() (the filter bounces and records them as in doubt).
+  enum class Sm { Off, Requested, On };
+  Sm sm_ = Sm::Off;
+  bool sm_offered_ = false;           // the last features offered urn:xmpp:sm:3
+  std::uint64_t sm_sent_ = 0;         // stanzas written since <enable/>
+  std::uint64_t sm_acked_ = 0;        // the peer's last h
+  bool r_outstanding_ = false;        // an <r/> is waiting for its <a/>
+  struct Unproven {
+    std::uint64_t index = 0;          // sm_sent_ after writing it (0: TCP proof)
+    std::uint64_t ack = 0;
+  };
+  std::deque<Unproven> unproven_;
+  net::TimerId proof_timer_ = 0;
+  void arm_proof();
+  void seek_proof();
+  void on_sm(const xmpp::Element& e);
+  void lose_unproven(const std::string& reason);
+  // The far server has it: taken first if still held (an <a/> can count a
+  // stanza before the backlog behind it drains), then delivered.
+  void prove(std::uint64_t ack, std::string_view proof);
+  // How long an <r/> may wait for its <a/> before the link is given up.
+  static constexpr std::chrono::seconds kAckWait{30};
+  net::TimePoint r_sent_at_{};
   void write_stanza(const xmpp::Element& stanza, std::uint64_t ack);
   void release_held_acks();
   void give_back(xmpp::Element stanza, xmpp::StanzaError error, std::uint64_t ack);

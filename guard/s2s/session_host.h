@@ -79,6 +79,14 @@ class SessionHost {
   // sequence number; never 0) has left the link's hands: written with room to
   // spare, or handed back through undeliverable(). Default: nothing to do.
   virtual void released_taken(std::uint64_t ack) { (void)ack; }
+  // Delivery accounting, once per released stanza after released_taken():
+  // delivered: the far server acknowledged it (`proof` says how: XEP-0198, TCP);
+  // lost: the link ended before any proof (the filter bounces it as in doubt);
+  // settled: this edge answered it itself (bounced it as undeliverable, or gave
+  // it to a room it hosts), `why` says which. Default: nothing to do.
+  virtual void released_delivered(std::uint64_t ack, std::string_view proof) { (void)ack, (void)proof; }
+  virtual void released_lost(std::uint64_t ack, std::string_view reason) { (void)ack, (void)reason; }
+  virtual void released_settled(std::uint64_t ack, std::string_view why) { (void)ack, (void)why; }
   // Lifecycle: the session's connection is gone; the host destroys it later.
   virtual void inbound_closed(InboundSession* session) = 0;
   virtual void link_closed(OutboundLink* link) = 0;

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <seccomp.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -189,6 +190,9 @@ bool install_edge_allowlist(const EdgeAllowlist& edge, std::string& error) {
   for (int cmd : {F_GETFL, F_SETFL, F_GETFD, F_SETFD}) {
     rules.add(allow, SCMP_SYS(fcntl), {SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(cmd))});
   }
+  // ioctl SIOCOUTQ: whether the peer's TCP acknowledged all a link wrote
+  // (delivery accounting without stream management, outbound_link.h).
+  rules.add(allow, SCMP_SYS(ioctl), {SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(SIOCOUTQ))});
   rules.add(allow, SCMP_SYS(setsockopt),
             {SCMP_A1(SCMP_CMP_EQ, IPPROTO_TCP), SCMP_A2(SCMP_CMP_EQ, TCP_NODELAY)});
   // socket(2): TCP over IPv4 or IPv6 only (the type may carry SOCK_NONBLOCK

@@ -385,10 +385,157 @@ TEST_CASE("an event's kind is read from the edge's own words, not from names a p
   }
   fx.pump_until([&] { return records_of<audit::ConnectionEvent>(fx.audit_dir.cfg.dir).size() >= cases.size(); });
   const auto evs = records_of<audit::ConnectionEvent>(fx.audit_dir.cfg.dir);
-  for (const auto& [text, kind] : cases) {
-    INFO(text);
-    const auto it = std::find_if(evs.begin(), evs.end(), [&](const audit::ConnectionEvent& e) { return e.text == text; });
+  for (const auto& c : cases) {
+    INFO(c.first);
+    const auto it = std::find_if(evs.begin(), evs.end(), [&](const audit::ConnectionEvent& e) { return e.text == c.first; });
     REQUIRE(it != evs.end());
-    CHECK(it->kind == kind);
+    CHECK(it->kind == c.second);
   }
+}
+
+namespace {
+
+std::size_t acks_for(const Edge& e, std::uint64_t seq) {
+  std::size_t n = 0;
+  for (const auto& f : e.received) n += f.header.kind == ipc::FrameKind::Ack && f.header.seq == seq;
+  return n;
+}
+
+std::string note(const audit::ConnectionEvent& e, const std::string& key) {
+  for (const auto& [k, v] : e.notes)
+    if (k == key) return v;
+  return {};
+}
+
+std::string chat(int i) {
+  return "<message xmlns='jabber:server' from='alice@a.test/r' to='bob@b.test' type='chat' id='m" +
+         std::to_string(i) + "'><body>hello</body></message>";
+}
+
+// Released from low to high with these seqs; edge(high) takes each, as a link does.
+void release_and_take(Fixture& fx, const std::vector<std::uint64_t>& seqs) {
+  fx.high.confirm = false;
+  for (std::uint64_t s : seqs)
+    REQUIRE(fx.low.channel->send(Fixture::stanza_frame(chat(static_cast<int>(s)), ipc::Direction::LowToHigh, s)));
+  fx.pump_until([&] {
+    std::size_t n = 0;
+    for (const auto& f : fx.high.received) n += f.header.kind == ipc::FrameKind::Stanza;
+    return n == seqs.size();
+  });
+  for (std::uint64_t s : seqs) REQUIRE(fx.high.channel->send_control(ipc::taken_ack(ipc::Direction::LowToHigh, s)));
+  fx.pump_until([&] {
+    for (std::uint64_t s : seqs)
+      if (!has_ack(fx.low, s)) return false;
+    return true;
+  });
+}
+
+}  // namespace
+
+TEST_CASE("delivery accounting: a taken stanza gives its credit back and waits for its outcome", "[filterproc][delivery]") {
+  Fixture fx;
+  release_and_take(fx, {7});
+  CHECK(fx.filter->awaiting_far() == 0);        // the sender's stream may go on
+  CHECK(fx.filter->awaiting_delivery() == 1);   // but the stanza's fate is open
+  CHECK(fx.filter->counters().far_confirmed == 1);
+}
+
+TEST_CASE("delivered stanzas make one record per far domain with their frame seqs as ranges", "[filterproc][delivery]") {
+  Fixture fx;
+  const std::vector<std::uint64_t> seqs{7, 8, 9, 11};
+  release_and_take(fx, seqs);
+  for (std::uint64_t s : seqs)
+    REQUIRE(fx.high.channel->send_control(
+        ipc::accounting_ack(ipc::Direction::LowToHigh, s, ipc::kAckDelivered, "XEP-0198 acknowledgement")));
+  fx.pump_until([&] { return fx.filter->counters().far_delivered == 4; });
+  CHECK(fx.filter->awaiting_delivery() == 0);
+  std::vector<audit::ConnectionEvent> delivered;
+  fx.pump_until([&] {
+    delivered.clear();
+    for (const auto& e : events(fx.audit_dir.cfg.dir))
+      if (e.kind == "delivered") delivered.push_back(e);
+    return !delivered.empty();
+  });
+  REQUIRE(delivered.size() == 1);
+  const auto& d = delivered[0];
+  CHECK(d.side == "high");
+  CHECK(d.peer.domain == "b.test");
+  CHECK(note(d, "count") == "4");
+  CHECK(note(d, "seqs") == "7-9,11");
+  CHECK(note(d, "proof") == "XEP-0198 acknowledgement");
+  CHECK(note(d, "from-edge") == "low");
+  for (std::uint64_t s : seqs) CHECK(acks_for(fx.low, s) == 1);
+  CHECK(first_stanza(fx.low) == nullptr);   // nobody was told of an error
+}
+
+TEST_CASE("a stanza lost with the far link is bounced and recorded in doubt, its credit given once",
+          "[filterproc][delivery]") {
+  Fixture fx;
+  release_and_take(fx, {7});
+  REQUIRE(fx.high.channel->send_control(
+      ipc::accounting_ack(ipc::Direction::LowToHigh, 7, ipc::kAckLost, "link closed: connection reset")));
+  fx.pump_until([&] { return first_stanza(fx.low) != nullptr; });
+  CHECK(error_condition(*first_stanza(fx.low)) == "remote-server-timeout");
+  CHECK(fx.filter->counters().far_lost == 1);
+  CHECK(fx.filter->awaiting_delivery() == 0);
+  fx.pump_until([&] {
+    for (const auto& e : events(fx.audit_dir.cfg.dir))
+      if (e.kind == "in-doubt" && e.text.find("seq=7 message id=m7") != std::string::npos &&
+          e.text.find("connection reset") != std::string::npos)
+        return true;
+    return false;
+  });
+  fx.settle();
+  CHECK(acks_for(fx.low, 7) == 1);
+  for (const auto& e : events(fx.audit_dir.cfg.dir)) CHECK(e.kind != "delivered");
+}
+
+TEST_CASE("a stanza the far edge answered itself is recorded as undelivered, not bounced twice",
+          "[filterproc][delivery]") {
+  Fixture fx;
+  release_and_take(fx, {7});
+  REQUIRE(fx.high.channel->send_control(ipc::accounting_ack(
+      ipc::Direction::LowToHigh, 7, ipc::kAckSettled, "could not deliver it (no route): answered with an error")));
+  fx.pump_until([&] {
+    for (const auto& e : events(fx.audit_dir.cfg.dir))
+      if (e.kind == "undelivered" && e.side == "high" && e.text.find("id=m7") != std::string::npos &&
+          e.text.find("no route") != std::string::npos)
+        return true;
+    return false;
+  });
+  fx.settle();
+  CHECK(fx.filter->awaiting_delivery() == 0);
+  CHECK(first_stanza(fx.low) == nullptr);   // the far edge's own error reply crosses as a stanza
+  CHECK(acks_for(fx.low, 7) == 1);
+}
+
+TEST_CASE("a far edge that goes after taking a stanza: bounced and in doubt, no second credit", "[filterproc][delivery]") {
+  Fixture fx;
+  release_and_take(fx, {7});
+  fx.high.channel.reset();   // edge(high) dies before it could say delivered or lost
+  fx.pump_until([&] { return first_stanza(fx.low) != nullptr; });
+  CHECK(error_condition(*first_stanza(fx.low)) == "remote-server-timeout");
+  CHECK(fx.filter->awaiting_delivery() == 0);
+  fx.pump_until([&] {
+    for (const auto& e : events(fx.audit_dir.cfg.dir))
+      if (e.kind == "in-doubt" && e.text.find("before the far server acknowledged it") != std::string::npos) return true;
+    return false;
+  });
+  fx.settle();
+  CHECK(acks_for(fx.low, 7) == 1);
+}
+
+TEST_CASE("an outcome without a take gives the credit once; a late take names nothing", "[filterproc][delivery]") {
+  Fixture fx;
+  fx.high.confirm = false;
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(chat(7), ipc::Direction::LowToHigh, 7)));
+  fx.pump_until([&] { return first_stanza(fx.high) != nullptr; });
+  REQUIRE(fx.high.channel->send_control(
+      ipc::accounting_ack(ipc::Direction::LowToHigh, 7, ipc::kAckDelivered, "TCP acknowledgement")));
+  fx.pump_until([&] { return has_ack(fx.low, 7); });
+  REQUIRE(fx.high.channel->send_control(ipc::taken_ack(ipc::Direction::LowToHigh, 7)));
+  fx.pump_until([&] { return fx.filter->counters().unknown_acks == 1; });
+  fx.settle();
+  CHECK(acks_for(fx.low, 7) == 1);
+  CHECK(fx.filter->counters().far_delivered == 1);
 }

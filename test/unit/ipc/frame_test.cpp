@@ -169,6 +169,22 @@ TEST_CASE("bad magic is detected from the first wrong byte", "[ipc][frame]") {
   CHECK(d.error().find("magic") != std::string::npos);
 }
 
+constexpr std::uint8_t kAckKind = static_cast<std::uint8_t>(FrameKind::Ack);
+
+TEST_CASE("an accounting Ack keeps its flag and its text", "[ipc][frame]") {
+  for (std::uint8_t flag : {kAckDelivered, kAckLost, kAckSettled}) {
+    const Frame f = accounting_ack(Direction::LowToHigh, 41, flag, "why");
+    FrameDecoder d;
+    d.append(encode(f));
+    auto got = d.next();
+    REQUIRE(got);
+    CHECK(got->header.kind == FrameKind::Ack);
+    CHECK(got->header.flags == flag);
+    CHECK(got->header.seq == 41);
+    CHECK(got->body == "why");
+  }
+}
+
 TEST_CASE("unknown kind, direction, auth and flags fail", "[ipc][frame]") {
   struct Case {
     std::string bytes;
@@ -182,6 +198,10 @@ TEST_CASE("unknown kind, direction, auth and flags fail", "[ipc][frame]") {
       {fixed_header(1, 4), "direction 4"},
       {fixed_header(1, 1, 5), "auth method 5"},
       {fixed_header(1, 1, 1, 0x80), "flags 128"},
+      // Delivery-accounting flags belong to Acks only, one at a time.
+      {fixed_header(1, 1, 1, kAckDelivered), "flags 2"},
+      {fixed_header(kAckKind, 1, 1, kAckDelivered | kAckLost), "flags 6"},
+      {fixed_header(kAckKind, 1, 1, kFlagTls), "flags 1"},
   };
   for (const Case& c : cases) {
     FrameDecoder d;
