@@ -43,13 +43,14 @@ class ProsodyServer:
               presents certificates to it: the peer server, or the guard).
     cert/key: this server's certificate and key (default <pki_dir>/<domain>.pem/.key).
     users:    {username: password} created with prosodyctl before start.
+    smacks:   load mod_smacks (XEP-0198 stream management, also on S2S streams).
     log_level: lowest level written to prosody.log ('debug' logs every stanza, which
               the log assertions need; the benchmark uses 'info').
     """
 
     def __init__(self, domain, ip, run_dir, pki_dir, mode="cert", peer_map=None, muc=True,
                  trust=(), cert=None, key=None, users=None, extra_config="",
-                 log_level="debug"):
+                 log_level="debug", smacks=False):
         if mode not in ("cert", "dialback"):
             raise ValueError("mode must be 'cert' or 'dialback'")
         self.domain = domain
@@ -64,6 +65,7 @@ class ProsodyServer:
         self.users = dict(users or {})
         self.extra_config = extra_config
         self.log_level = log_level
+        self.smacks = smacks
         self.dir = os.path.abspath(os.path.join(run_dir, domain))
         self.config_path = os.path.join(self.dir, "prosody.cfg.lua")
         self.log_path = os.path.join(self.dir, "prosody.log")
@@ -90,6 +92,10 @@ class ProsodyServer:
         else:
             open(self.cafile, "w").close()
         modules = ["roster", "saslauth", "tls", "disco", "ping"]
+        if self.smacks:
+            # XEP-0198 (Prosody's mod_smacks): on S2S it offers and requests
+            # acknowledgements on authenticated streams (smacks_enabled_s2s).
+            modules.append("smacks")
         if self.mode == "dialback":
             modules.append("dialback")
             auth_lines = ('s2s_secure_auth = false\n'

@@ -512,7 +512,8 @@ class Federation:
     installed layout, which the build tree's preparation must not touch); it
     returns once both edges listen. extra_peers / extra_fronts ({"low": [...], "high": [...]})
     go to portcullis_config_text (peers and fronted domains added to a side,
-    e.g. for standalone FMUC nodes); extra_hosts ({"a": {domain: ip}, "b":
+    e.g. for standalone FMUC nodes); prosody_opts ({"a": {...}, "b": {...}}) are
+    extra ProsodyServer arguments per server (smacks=True, extra_config=...); extra_hosts ({"a": {domain: ip}, "b":
     {...}}) adds entries to a server's private hosts file (Topology.peer_map).
     """
 
@@ -521,7 +522,7 @@ class Federation:
                  portcullis_config=None, pki_dir=None, log_level="debug", policy_text=None,
                  audit_xml=None, guards_xml=None, portcullis_command=None, rooms_xml=None,
                  supervision_attrs=None, extra_peers=None, extra_fronts=None, extra_hosts=None,
-                 portcullis_start=None, control_xml=None, peer_attrs=None):
+                 portcullis_start=None, control_xml=None, peer_attrs=None, prosody_opts=None):
         self.portcullis_command = portcullis_command
         self.control_xml = control_xml
         self.portcullis_start = portcullis_start
@@ -529,6 +530,7 @@ class Federation:
         self.rooms_xml = rooms_xml
         self.extra_peers, self.extra_fronts = extra_peers, extra_fronts
         self.peer_attrs = peer_attrs
+        self.prosody_opts = dict(prosody_opts or {})
         self.extra_hosts = dict(extra_hosts or {})
         self.run_dir = os.path.abspath(run_dir)
         self.topology = Topology(topology)
@@ -590,10 +592,11 @@ class Federation:
             self.a = ProsodyServer(A_DOMAIN, A_IP, self.run_dir, self.pki_dir, self.mode,
                                    t.peer_map(A_DOMAIN, self._hosts("a")), trust=t.trust(A_DOMAIN, self.pki_dir),
                                    cert=self.a_cert, key=self.a_key, users=self.users,
-                                   log_level=self.log_level).start()
+                                   log_level=self.log_level, **self.prosody_opts.get("a", {})).start()
             self.b = ProsodyServer(B_DOMAIN, B_IP, self.run_dir, self.pki_dir, self.mode,
                                    t.peer_map(B_DOMAIN, self._hosts("b")), trust=t.trust(B_DOMAIN, self.pki_dir),
-                                   users=self.users, log_level=self.log_level).start()
+                                   users=self.users, log_level=self.log_level,
+                                   **self.prosody_opts.get("b", {})).start()
         except BaseException:
             self.stop()
             raise
