@@ -517,17 +517,17 @@ OutboundLink* EdgeServer::link_for(const std::string& local, const std::string& 
   return raw;
 }
 
-void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta) {
+bool EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta) {
   if (auto to = xmpp::parse_jid(stanza.attr_or("to")); to && service_for(to->domain) != nullptr) {
     // A room this edge hosts: the traffic stays on this side.
     (void)meta;
     to_rooms_this_side(stanza);
-    return;
+    return false;
   }
   if (!port_.send) {
     bounce_locally(stanza, StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
                    "boundary filter unavailable");
-    return;
+    return false;
   }
   auto fl = flows_.find(meta.flow_id);
   Flow* flow = fl == flows_.end() ? nullptr : &fl->second;
@@ -550,7 +550,7 @@ void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta
         update_flow(*flow);
       }
     }
-    return;
+    return false;
   }
   ipc::Frame f;
   f.header.kind = ipc::FrameKind::Stanza;
@@ -569,16 +569,17 @@ void EdgeServer::on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta
     edge_refusal(stanza, meta, StanzaErrorCondition::ResourceConstraint, "busy",
                  "boundary filter busy: " + stanza.name() + " id=" + stanza.attr_or("id").substr(0, 64) + " from=" +
                      stanza.attr_or("from").substr(0, 128) + " to=" + stanza.attr_or("to").substr(0, 128));
-    return;
+    return false;
   }
   ++counters_.inbound_stanzas;
   in_flight_bytes_ += f.body.size();
-  in_flight_.emplace(f.header.seq, Flight{std::move(stanza), meta.flow_id, f.body.size()});
+  in_flight_.emplace(f.header.seq, Flight{std::move(stanza), meta.flow_id, f.body.size(), meta.sm_index});
   if (flow != nullptr) {
     ++flow->in_flight;
     update_flow(*flow);
   }
   update_gate();
+  return true;
 }
 
 void EdgeServer::filter_drained() { update_gate(); }
@@ -626,6 +627,9 @@ void EdgeServer::filter_lost(const std::string& reason) {
     }
     bounce_locally(stanza, StanzaErrorCondition::RemoteServerTimeout, StanzaErrorType::Wait,
                    "boundary filter unavailable");
+    // Answered: its sender has been told.
+    if (auto fl = flows_.find(flight.flow); fl != flows_.end() && fl->second.session != nullptr)
+      fl->second.session->sm_handled(flight.sm_index);
   }
 }
 
@@ -635,11 +639,15 @@ void EdgeServer::on_filter_frame(const ipc::Frame& frame) {
       auto it = in_flight_.find(frame.header.seq);
       if (it == in_flight_.end()) return;
       const std::uint64_t flow_id = it->second.flow;
+      const std::uint64_t sm_index = it->second.sm_index;
       in_flight_bytes_ -= std::min(in_flight_bytes_, it->second.bytes);
       in_flight_.erase(it);
       update_gate();
       if (auto fl = flows_.find(flow_id); fl != flows_.end()) {
         if (fl->second.in_flight > 0) --fl->second.in_flight;
+        // Decided, recorded and taken on the far side (or answered): the
+        // sending server may forget it (XEP-0198 h).
+        if (fl->second.session != nullptr) fl->second.session->sm_handled(sm_index);
         update_flow(fl->second);
       }
       return;

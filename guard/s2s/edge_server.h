@@ -97,7 +97,7 @@ class EdgeServer final : public SessionHost {
   net::TlsContext& tls() override { return *tls_; }
   net::EventLoop& loop() override { return loop_; }
   Logger& log() override { return log_; }
-  void on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta) override;
+  bool on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta) override;
   void request_verify(const std::string& local, const std::string& originating, const std::string& stream_id,
                       const std::string& key, std::function<void(VerifyResult)> done) override;
   void send_local(xmpp::Element stanza) override;
@@ -187,6 +187,7 @@ class EdgeServer final : public SessionHost {
     xmpp::Element stanza;
     std::uint64_t flow = 0;   // the inbound stream it came from (0: a room's relay)
     std::size_t bytes = 0;
+    std::uint64_t sm_index = 0;   // its XEP-0198 count on that stream (0: none)
   };
   std::map<std::uint64_t, Flight> in_flight_;   // sent to the filter, not yet acknowledged
   std::size_t in_flight_bytes_ = 0;

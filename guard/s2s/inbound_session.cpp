@@ -45,6 +45,7 @@ InboundSession::~InboundSession() {
   *alive_ = false;
   if (deadline_) host_.loop().cancel_timer(deadline_);
   if (idle_timer_) host_.loop().cancel_timer(idle_timer_);
+  if (sm_timer_) host_.loop().cancel_timer(sm_timer_);
 }
 
 InboundMeta InboundSession::event_peer(std::string_view domain, ipc::AuthMethod method) const {
@@ -276,8 +277,10 @@ void InboundSession::on_stream_open(const xmpp::StreamHeader& header) {
   header_sent_ = true;
   state_ = State::Negotiating;
   if (!sasl_domain_.empty()) {
-    // After SASL success: no further features for S2S; the stream is open.
-    conn_->send("<stream:features/>");
+    // After SASL success the stream is open; stream management (XEP-0198) lets
+    // the sending server know what the boundary took, and bounce the rest if
+    // this stream is lost.
+    conn_->send("<stream:features><sm xmlns='urn:xmpp:sm:3'/></stream:features>");
     state_ = State::Authenticated;
     arm_deadline();
     return;
@@ -519,6 +522,16 @@ void InboundSession::handle_db_verify(const xmpp::Element& e) {
 
 void InboundSession::handle_stanza(xmpp::Element e, std::size_t wire_bytes) {
   ++stanzas_;
+  // Counted for XEP-0198 whatever becomes of it; handled when this returns,
+  // unless the host holds it (then when the boundary has taken it).
+  struct Handled {
+    InboundSession* self;
+    std::uint64_t index;
+    bool held = false;
+    ~Handled() {
+      if (!held) self->sm_handled(index);
+    }
+  } handled{this, sm_on_ ? ++sm_received_ : 0};
   const std::string* from_attr = e.attr("from");
   const std::string* to_attr = e.attr("to");
   if (from_attr == nullptr || to_attr == nullptr) {
@@ -607,7 +620,8 @@ void InboundSession::handle_stanza(xmpp::Element e, std::size_t wire_bytes) {
   meta.stream_id = stream_id_;
   meta.wire_bytes = wire_bytes;
   meta.flow_id = flow_id;
-  host_.on_inbound_stanza(std::move(e), meta);
+  meta.sm_index = handled.index;
+  handled.held = host_.on_inbound_stanza(std::move(e), meta);
 }
 
 void InboundSession::on_element(xmpp::Element element, std::size_t wire_bytes) {
@@ -626,6 +640,10 @@ void InboundSession::on_element(xmpp::Element element, std::size_t wire_bytes) {
     peer_stream_error(element);
     return;
   }
+  if (ns == xmpp::kNsSm && state_ == State::Authenticated && !sasl_domain_.empty()) {
+    on_sm(element);
+    return;
+  }
   if (state_ != State::Negotiating && !(state_ == State::Authenticated && ns == xmpp::kNsDialback)) {
     fail(StreamErrorCondition::UnsupportedStanzaType, "unexpected <" + name + "/>");
     return;
@@ -642,6 +660,53 @@ void InboundSession::on_element(xmpp::Element element, std::size_t wire_bytes) {
   } else {
     fail(StreamErrorCondition::UnsupportedStanzaType, "unexpected <" + name + "/> in " + ns);
   }
+}
+
+void InboundSession::on_sm(const xmpp::Element& e) {
+  const std::string& name = e.name();
+  if (name == "enable") {
+    if (sm_on_) {
+      conn_->send("<failed xmlns='urn:xmpp:sm:3'><unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+      return;
+    }
+    // No resumption on S2S: <enabled/> carries no id, whatever was asked.
+    sm_on_ = true;
+    conn_->send("<enabled xmlns='urn:xmpp:sm:3'/>");
+    return;
+  }
+  if (name == "r" && sm_on_) {
+    send_sm_ack();
+    return;
+  }
+  if (name == "a" && sm_on_) return;   // we send no stanzas on an inbound stream
+  fail(StreamErrorCondition::UnsupportedStanzaType,
+       "unexpected <" + name + "/> in " + std::string(xmpp::kNsSm) + (sm_on_ ? "" : " before <enable/>"));
+}
+
+void InboundSession::send_sm_ack() {
+  if (state_ == State::Closed) return;
+  conn_->send("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(sm_handled_ & 0xffffffffULL) + "'/>");
+  // Answered with less than was received: the rest is acknowledged unasked
+  // once handled (XEP-0198 allows an <a/> at any time).
+  sm_owed_ = sm_handled_ < sm_received_;
+}
+
+void InboundSession::sm_handled(std::uint64_t index) {
+  if (index == 0 || index <= sm_handled_) return;
+  if (index != sm_handled_ + 1) {
+    sm_done_.insert(index);
+    return;
+  }
+  ++sm_handled_;
+  for (auto it = sm_done_.begin(); it != sm_done_.end() && *it == sm_handled_ + 1; it = sm_done_.erase(it)) ++sm_handled_;
+  if (!sm_owed_ || sm_timer_ != 0 || state_ == State::Closed) return;
+  // A burst of handled stanzas makes one <a/>.
+  auto alive = alive_;
+  sm_timer_ = host_.loop().add_timer(std::chrono::milliseconds(5), [this, alive] {
+    if (!*alive) return;
+    sm_timer_ = 0;
+    if (sm_owed_) send_sm_ack();
+  });
 }
 
 }  // namespace portcullis::s2s

@@ -44,6 +44,11 @@ class InboundSession : private xmpp::StreamHandler {
   LinkStatus status() const;
   // Flow control (EdgeServer): stop or resume reading this stream's socket.
   void set_reading(bool on);
+  // XEP-0198 on a SASL-authenticated stream: the stanza counted `index`
+  // (InboundMeta::sm_index; 0: none) is handled. The h we acknowledge is the
+  // longest run of handled stanzas from the first, so a sending server that
+  // loses this stream bounces only what the boundary never took.
+  void sm_handled(std::uint64_t index);
   // Set by the host at accept; travels in InboundMeta::flow_id.
   std::uint64_t flow_id = 0;   // "inbound a.test->b.test from 127.0.0.2:40000"
   // Answers buffered for a peer that does not read, beyond which it is cut off.
@@ -68,6 +73,8 @@ class InboundSession : private xmpp::StreamHandler {
   void handle_db_result(const xmpp::Element& e);
   void handle_db_verify(const xmpp::Element& e);
   void handle_stanza(xmpp::Element e, std::size_t wire_bytes);
+  void on_sm(const xmpp::Element& e);
+  void send_sm_ack();
 
   bool sasl_possible(std::string* why) const;
   bool dialback_possible(std::string* why) const;
@@ -100,6 +107,13 @@ class InboundSession : private xmpp::StreamHandler {
   std::shared_ptr<bool> alive_;       // lets async verify callbacks notice we are gone
   std::int64_t since_unix_ms_ = 0;
   std::uint64_t stanzas_ = 0;
+  // Stream management (offered after SASL EXTERNAL; acknowledgements only).
+  bool sm_on_ = false;
+  std::uint64_t sm_received_ = 0;      // stanzas counted since <enable/>
+  std::uint64_t sm_handled_ = 0;       // the longest handled run from the first: our h
+  std::set<std::uint64_t> sm_done_;    // handled beyond that run (bounded by the flow window)
+  bool sm_owed_ = false;               // an <r/> was answered before everything was handled
+  net::TimerId sm_timer_ = 0;
 };
 
 }  // namespace portcullis::s2s

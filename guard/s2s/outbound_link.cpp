@@ -7,7 +7,7 @@
 namespace portcullis::s2s {
 
 namespace {
-constexpr std::string_view kNsSm = "urn:xmpp:sm:3";
+using xmpp::kNsSm;
 // The proof of delivery, as the archive records it (constant, so that a
 // second's deliveries to one domain make one record).
 constexpr std::string_view kProofSm = "XEP-0198 acknowledgement";

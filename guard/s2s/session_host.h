@@ -31,6 +31,7 @@ struct InboundMeta {
   std::string stream_id;
   std::size_t wire_bytes = 0;
   std::uint64_t flow_id = 0;        // the inbound stream, for flow control (InboundSession::flow_id)
+  std::uint64_t sm_index = 0;       // XEP-0198: the stanza's count on its stream (0: not counted)
 };
 
 enum class VerifyResult { Valid, Invalid, Error };
@@ -64,8 +65,11 @@ class SessionHost {
   virtual net::EventLoop& loop() = 0;
   virtual Logger& log() = 0;
 
-  // An inbound stream delivered a stanza from an authenticated peer.
-  virtual void on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta) = 0;
+  // An inbound stream delivered a stanza from an authenticated peer. Returns
+  // true when the host holds it for later (sent to the filter): it then calls
+  // InboundSession::sm_handled(meta.sm_index) once the boundary has taken
+  // responsibility for it. False: handled now (answered, refused, kept on this side).
+  virtual bool on_inbound_stanza(xmpp::Element stanza, const InboundMeta& meta) = 0;
   // Receiving-server role: ask the authoritative server for `originating`
   // whether `key` is valid for (receiving=local, originating, stream_id).
   virtual void request_verify(const std::string& local, const std::string& originating,

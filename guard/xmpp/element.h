@@ -124,6 +124,7 @@ inline constexpr std::string_view kNsTls = "urn:ietf:params:xml:ns:xmpp-tls";
 inline constexpr std::string_view kNsSasl = "urn:ietf:params:xml:ns:xmpp-sasl";
 inline constexpr std::string_view kNsStreams = "urn:ietf:params:xml:ns:xmpp-streams";
 inline constexpr std::string_view kNsStanzas = "urn:ietf:params:xml:ns:xmpp-stanzas";
+inline constexpr std::string_view kNsSm = "urn:xmpp:sm:3";   // XEP-0198 stream management
 inline constexpr std::string_view kNsDialbackFeature = "urn:xmpp:features:dialback";
 inline constexpr std::string_view kNsXmppErrors = "urn:xmpp:errors";
 

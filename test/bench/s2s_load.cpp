@@ -220,14 +220,14 @@ class LoadServer final : public s2s::SessionHost {
     LogLine(log_, LogLevel::Debug) << "refused: " << reason;
   }
 
-  void on_inbound_stanza(xmpp::Element stanza, const s2s::InboundMeta& meta) override {
+  bool on_inbound_stanza(xmpp::Element stanza, const s2s::InboundMeta& meta) override {
     last_rx_ns_ = mono_ns();
     if (stanza.attr_or("type") == "error") {
       auto err = xmpp::read_stanza_error(stanza);
       ++errors_[err ? std::string(xmpp::to_string(err->condition)) : std::string("?")];
-      return;
+      return false;
     }
-    if (stanza.name() != "message") return;
+    if (stanza.name() != "message") return false;
     auto to = xmpp::parse_jid(stanza.attr_or("to"));
     const std::string dom = to ? to->domain : "?";
     ++received_[dom];
@@ -256,6 +256,7 @@ class LoadServer final : public s2s::SessionHost {
       }
     }
     if (o_.expect > 0 && received_total_ >= o_.expect) finish();
+    return false;
   }
 
   void start_sending() {

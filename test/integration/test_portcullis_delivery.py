@@ -18,6 +18,11 @@ guard's policy (65536) and makes b.test close the guard's link.
    with a wait-type error; the big one must not reach bob and must be bounced to carol.
 3. kill -9 of edge(high) under a flood from alice: every message reaches bob or is
    bounced to alice; the supervisor restarts edge(high) and chat crosses again.
+4. kill -9 of edge(low), the edge a.test's stream comes in on, under a flood from
+   alice. a.test loads mod_smacks too, so the edge acknowledges (XEP-0198 h) only
+   what the boundary has taken; Prosody bounces the rest to alice when the stream
+   dies. Every message reaches bob or is bounced (any condition: these bounces are
+   Prosody's), none silently lost.
 
 For every message the guard released (a `released` decision), the archive must name
 exactly one fate: its frame seq in a `delivered` record, or an `in-doubt` or
@@ -110,10 +115,40 @@ def wait_accounted(ids, delivered_to, bounced_to, what):
     return snapshot()
 
 
+def flood_across_kill(ctx, fed, alice, bob, side, prefix):
+    """alice floods bob; edge(`side`) gets SIGKILL after message KILL_AT. Every
+    message must reach bob or be bounced to alice, none twice; the supervisor
+    restarts the edge and chat crosses again. Returns (ids, delivered, bounced)."""
+    bob_jid, alice_jid = fed.jid("b", "bob"), fed.jid("a", "alice")
+    sup = fed.portcullis.pid
+    victim = role_pid(sup, "edge", side)
+    check(victim is not None, "no '--role edge --side %s' child of portcullisd %d" % (side, sup))
+    log_at = len(open(fed.portcullis.log_path, errors="replace").read())
+    flood = {}
+    for i in range(FLOOD):
+        flood[alice.send(bob_jid, "%s-%03d" % (prefix, i))] = alice
+        if i == KILL_AT:
+            kill_and_wait(victim)
+        elif not (KILL_AT - BURST <= i < KILL_AT):
+            time.sleep(PACE)
+    ctx.step("SIGKILL to edge(%s) %d after flood message %d of %d" % (side, victim, KILL_AT, FLOOD))
+    got, errs = wait_accounted(flood, bob, (alice,), "flood across an edge(%s) kill" % side)
+    check(errs, "no flood message bounced: the edge(%s) kill had no effect" % side)
+    dup = [m["id"] for m in bob.messages() if m["id"] in flood]
+    check(len(dup) == len(set(dup)), "flood messages delivered twice")
+    wait_log(fed, r"restarted edge\(%s\) \(pid" % side, timeout=15, start=log_at)
+    alice.send(bob_jid, "after the %s kill" % side)
+    bob.expect_message(alice_jid, "after the %s kill" % side, timeout=30)
+    conds = sorted({"%s/%s" % (e["condition"], e["error_type"]) for e in errs.values()})
+    ctx.step("flood: %d reached bob, %d bounced (%d both; %s); edge(%s) restarted, chat crosses"
+             % (len(got), len(errs), len(set(got) & set(errs)), ", ".join(conds), side))
+    return flood, got, errs
+
+
 def test(ctx):
     b_opts = {"smacks": True, "extra_config": "s2s_stanza_size_limit = %d\n" % FAR_LIMIT}
     with Federation(ctx.subdir("delivery"), topology="portcullis", mode="cert",
-                    build_dir=ctx.build_dir, prosody_opts={"b": b_opts}) as fed:
+                    build_dir=ctx.build_dir, prosody_opts={"a": {"smacks": True}, "b": b_opts}) as fed:
         pki = fed.pki_dir
         alice_jid, bob_jid = fed.jid("a", "alice"), fed.jid("b", "bob")
         sent = {}          # id -> phase
@@ -171,35 +206,20 @@ def test(ctx):
                      % (len(legit), len(got), len(errs), len(both)))
 
             # ---- 3. kill -9 of edge(high) under a flood ----
-            sup = fed.portcullis.pid
-            old_high = role_pid(sup, "edge", "high")
-            check(old_high is not None, "no '--role edge --side high' child of portcullisd %d" % sup)
-            log_at = len(open(fed.portcullis.log_path, errors="replace").read())
-            flood = {}
-            for i in range(FLOOD):
-                flood[alice.send(bob_jid, "flood-%03d" % i)] = alice
-                if i == KILL_AT:
-                    kill_and_wait(old_high)
-                elif not (KILL_AT - BURST <= i < KILL_AT):
-                    time.sleep(PACE)
-            ctx.step("SIGKILL to edge(high) %d after flood message %d of %d" % (old_high, KILL_AT, FLOOD))
-            got, errs = wait_accounted(flood, bob, (alice,), "flood across an edge(high) kill")
-            check(errs, "no flood message bounced: the kill had no effect")
+            flood, got, errs = flood_across_kill(ctx, fed, alice, bob, "high", "flood")
             bad = {m: (e["condition"], e["error_type"]) for m, e in errs.items()
                    if e["condition"] not in WAIT_CONDITIONS or e["error_type"] != "wait"}
             check(not bad, "flood bounces that are not wait-type errors: %r" % bad)
-            dup = [m["id"] for m in bob.messages() if m["id"] in flood]
-            check(len(dup) == len(set(dup)), "flood messages delivered twice")
             for m in flood:
                 sent[m] = "flood"
                 outcome[m] = (m in got, m in errs)
-            wait_log(fed, r"restarted edge\(high\) \(pid", timeout=15, start=log_at)
-            alice.send(bob_jid, "after the kill")
-            bob.expect_message(alice_jid, "after the kill", timeout=20)
-            ctx.step("flood: %d reached bob, %d bounced (%d both); edge(high) restarted, chat crosses"
-                     % (len(got), len(errs), len(set(got) & set(errs))))
             for m in acked:
                 outcome[m] = (True, False)
+
+            # ---- 4. kill -9 of edge(low) under a flood ----
+            check(fed.a.log_contains("Enabling stream management"),
+                  "a.test did not enable stream management on its stream to edge(low)")
+            flood_across_kill(ctx, fed, alice, bob, "low", "flood-low")
 
         time.sleep(1.5)    # the last delivered batch is recorded within a second
         fed.portcullis.stop()

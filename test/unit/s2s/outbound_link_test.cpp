@@ -52,7 +52,7 @@ class FakeHost final : public s2s::SessionHost {
   net::TlsContext& tls() override { throw std::logic_error("no TLS in this test"); }
   net::EventLoop& loop() override { return loop_; }
   Logger& log() override { return log_; }
-  void on_inbound_stanza(xmpp::Element, const s2s::InboundMeta&) override {}
+  bool on_inbound_stanza(xmpp::Element, const s2s::InboundMeta&) override { return false; }
   void request_verify(const std::string&, const std::string&, const std::string&, const std::string&,
                       std::function<void(s2s::VerifyResult)> done) override {
     done(s2s::VerifyResult::Error);
