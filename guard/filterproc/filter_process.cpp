@@ -216,6 +216,32 @@ void FilterProcess::on_far_ack(bool from_low, const ipc::Frame& f) {
   awaiting_.erase(it);
 }
 
+void FilterProcess::await_far(const std::shared_ptr<InFlight>& s) {
+  const std::pair<bool, std::uint64_t> key{s->from_low, s->header.seq};
+  if (auto old = awaiting_.find(key); old != awaiting_.end()) {
+    // An edge that reuses a frame seq (edges never do; a compromised one
+    // might) would make the far edge's word about one stanza settle another.
+    in_doubt(*old->second.s, "was still owed an outcome when the sending edge reused its frame seq", true);
+    if (old->second.taken) --taken_;
+    else send_ack(old->first.first, old->first.second);
+    awaiting_.erase(old);
+  }
+  if (taken_ >= kMaxTaken) {
+    // A far edge that takes stanzas and never says what became of them holds
+    // memory here: beyond the bound, the oldest is given up (in doubt, bounced).
+    auto oldest = awaiting_.end();
+    for (auto it = awaiting_.begin(); it != awaiting_.end(); ++it)
+      if (it->second.taken && (oldest == awaiting_.end() || it->second.since < oldest->second.since)) oldest = it;
+    if (oldest != awaiting_.end()) {
+      in_doubt(*oldest->second.s, "took it and had not said delivered or lost when " + std::to_string(kMaxTaken) +
+                                      " stanzas were waiting for that", true);
+      --taken_;
+      awaiting_.erase(oldest);
+    }
+  }
+  awaiting_[key] = Awaiting{s, loop_.now()};
+}
+
 void FilterProcess::delivered(const InFlight& s, const std::string& proof) {
   ++counters_.far_delivered;
   std::string far;
@@ -666,7 +692,7 @@ void FilterProcess::act(const std::shared_ptr<InFlight>& s, const audit::AppendR
       ++counters_.released;
       outcome = "released";
       // The sender's Ack waits for the far edge to confirm it took the stanza.
-      awaiting_[{s->from_low, s->header.seq}] = Awaiting{s, loop_.now()};
+      await_far(s);
       auto& far = s->from_low ? high_ : low_;
       auto& near = s->from_low ? low_ : high_;
       if (far && far->congested() && near) {

@@ -107,6 +107,8 @@ class FilterProcess {
   // and kind of proof, at most this often (or every kDeliveredBatch stanzas).
   static constexpr std::chrono::milliseconds kDeliveredFlush{1000};
   static constexpr std::size_t kDeliveredBatch = 512;
+  // Taken stanzas awaiting their outcome, at most (then the oldest is in doubt).
+  static constexpr std::size_t kMaxTaken = 16384;
 
  private:
   struct InFlight;
@@ -128,6 +130,8 @@ class FilterProcess {
   void in_doubt(const InFlight& s, const std::string& why, bool bounce,
                 const std::string& error_text = "far side of the boundary unavailable");
   void delivered(const InFlight& s, const std::string& proof);
+  // Holds a released stanza until the far edge confirms it (flow control, delivery accounting).
+  void await_far(const std::shared_ptr<InFlight>& s);
   void flush_delivered();
   void sweep_awaiting();
   void log_summary();

@@ -123,6 +123,7 @@ struct Connection::Impl {
   // Application bytes waiting for SSL_write once TLS is up.
   std::string app_out;
   std::size_t app_off = 0;
+  std::uint64_t sent_total = 0;   // bytes ever given to send() (delivery accounting)
 
   bool hs_wants_write = false;      // handshake blocked on a writable socket
   bool read_wants_write = false;    // SSL_read needs to send (TLS 1.3 KeyUpdate reply...)
@@ -556,6 +557,7 @@ void Connection::start() {
 void Connection::send(std::string_view bytes) {
   auto& im = *impl_;
   if (im.state == Impl::State::Closed || im.state == Impl::State::Closing || bytes.empty()) return;
+  im.sent_total += bytes.size();
   if (im.tls == Impl::Tls::None) {
     im.out.append(bytes);
   } else {
@@ -648,12 +650,14 @@ std::size_t Connection::pending_output() const {
   return (im.out.size() - im.out_off) + (im.app_out.size() - im.app_off);
 }
 
-bool Connection::peer_has_all_output() const {
+std::uint64_t Connection::bytes_sent() const { return impl_->sent_total; }
+
+std::optional<std::uint64_t> Connection::unacknowledged_bytes() const {
   const auto& im = *impl_;
-  if (pending_output() != 0 || im.fd < 0) return false;
+  if (im.fd < 0) return std::nullopt;
   int outq = 0;   // bytes in the send queue: not yet sent, or sent and not acknowledged
-  if (::ioctl(im.fd, SIOCOUTQ, &outq) != 0) return false;
-  return outq == 0;
+  if (::ioctl(im.fd, SIOCOUTQ, &outq) != 0 || outq < 0) return std::nullopt;
+  return pending_output() + static_cast<std::uint64_t>(outq);
 }
 
 // ---------------------------------------------------------------------------

@@ -102,11 +102,14 @@ class Connection {
   bool is_open() const;
   const Endpoint& peer() const { return peer_; }
   std::size_t pending_output() const;
-  // Whether every byte written so far has reached the peer: nothing buffered
-  // here, nothing in the kernel not yet sent, nothing sent that the peer's TCP
-  // has not acknowledged (SIOCOUTQ). The peer's kernel has the bytes; whether
-  // its application read them is another matter.
-  bool peer_has_all_output() const;
+  // Bytes ever given to send().
+  std::uint64_t bytes_sent() const;
+  // At most how many of those the peer's TCP has not acknowledged: what is
+  // buffered here plus the kernel's send queue (SIOCOUTQ: not yet sent, or
+  // sent and not acknowledged); TLS only adds bytes, so of the bytes given to
+  // send(), all but the last this many have reached the peer's kernel (whether
+  // its application read them is another matter). nullopt: unknown.
+  std::optional<std::uint64_t> unacknowledged_bytes() const;
 
  private:
   struct Impl;

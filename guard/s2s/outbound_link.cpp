@@ -11,7 +11,7 @@ using xmpp::kNsSm;
 // The proof of delivery, as the archive records it (constant, so that a
 // second's deliveries to one domain make one record).
 constexpr std::string_view kProofSm = "XEP-0198 acknowledgement";
-constexpr std::string_view kProofTcp = "TCP acknowledgement of every byte written (no stream management)";
+constexpr std::string_view kProofTcp = "TCP acknowledgement, link up 2 s later (no stream management)";
 }  // namespace
 
 using xmpp::StanzaErrorCondition;
@@ -157,7 +157,7 @@ void OutboundLink::send_header() {
 }
 
 void OutboundLink::on_data(std::string_view bytes) {
-  if (state_ == State::Closed) return;
+  if (state_ == State::Closed && !(sm_ == Sm::On && !unproven_.empty())) return;
   last_activity_ = host_.loop().now();
   parser_->feed(bytes);
   if (restart_pending_ && state_ != State::Closed) {
@@ -373,9 +373,15 @@ void OutboundLink::become_ready() {
 }
 
 void OutboundLink::on_element(xmpp::Element e, std::size_t) {
-  if (state_ == State::Closed || restart_pending_) return;
+  if (restart_pending_) return;
   const std::string& ns = e.ns();
   const std::string& name = e.name();
+  if (state_ == State::Closed) {
+    // After our close, a peer's last <a/> (Prosody sends one as it closes)
+    // still proves what it counts.
+    if (ns == kNsSm && name == "a" && sm_ == Sm::On) on_sm(e);
+    return;
+  }
   if (ns == xmpp::kNsDialback && name == "verify") {
     on_db_verify_reply(e);
     return;
@@ -460,7 +466,7 @@ void OutboundLink::write_stanza(const xmpp::Element& stanza, std::uint64_t ack) 
   ++stanzas_;
   if (sm_ != Sm::Off) ++sm_sent_;
   if (ack == 0) return;
-  unproven_.push_back({sm_ != Sm::Off ? sm_sent_ : 0, ack});
+  unproven_.push_back({sm_ != Sm::Off ? sm_sent_ : 0, ack, conn_->bytes_sent(), host_.loop().now(), {}});
   arm_proof();
   if (held_acks_.empty() && conn_->pending_output() <= kAckMark) {
     host_.released_taken(ack);
@@ -485,28 +491,42 @@ void OutboundLink::arm_proof() {
 void OutboundLink::seek_proof() {
   if (state_ != State::Ready || unproven_.empty()) return;
   const auto now = host_.loop().now();
-  if (sm_ != Sm::Off) {
+  if (now - unproven_.front().written_at >= kProofDeadline) {
+    // A peer that keeps its link but proves nothing (no <a/> covering it, or a
+    // TCP window that never opens) cannot be told apart from one that lost it.
+    fail("no proof of delivery within " + std::to_string(kProofDeadline.count()) + " s", true,
+         StreamErrorCondition::ConnectionTimeout);
+    return;
+  }
+  if (sm_ == Sm::On) {
     if (!r_outstanding_) {
       conn_->send("<r xmlns='urn:xmpp:sm:3'/>");
       r_outstanding_ = true;
       r_sent_at_ = now;
     } else if (now - r_sent_at_ >= kAckWait) {
-      // A peer that enabled acknowledgements and stops giving them cannot be
-      // told apart from one that lost what we wrote: end the link (and account).
       fail("no stream management acknowledgement within " + std::to_string(kAckWait.count()) + " s", true,
            StreamErrorCondition::ConnectionTimeout);
       return;
     }
-    arm_proof();   // the <a/> may not come: look again
-    return;
+  } else if (sm_ == Sm::Off) {
+    // Per stanza: all bytes but the unacknowledged tail have reached the peer.
+    if (const auto unacked = conn_->unacknowledged_bytes()) {
+      const std::uint64_t sent = conn_->bytes_sent();
+      const std::uint64_t reached = sent > *unacked ? sent - *unacked : 0;
+      for (auto& u : unproven_) {
+        if (u.index != 0 || u.end > reached) break;
+        if (u.tcp_at == net::TimePoint{}) u.tcp_at = now;
+      }
+    }
+    while (!unproven_.empty() && unproven_.front().index == 0 && unproven_.front().tcp_at != net::TimePoint{} &&
+           now - unproven_.front().tcp_at >= kTcpGrace) {
+      const std::uint64_t ack = unproven_.front().ack;
+      unproven_.pop_front();
+      prove(ack, kProofTcp);
+    }
   }
-  if (conn_->peer_has_all_output()) {
-    auto proven = std::move(unproven_);
-    unproven_.clear();
-    for (const auto& u : proven) prove(u.ack, kProofTcp);
-    return;
-  }
-  arm_proof();
+  // Requested: waiting for <enabled/> or <failed/> (the deadline above bounds it).
+  if (!unproven_.empty()) arm_proof();
 }
 
 void OutboundLink::on_sm(const xmpp::Element& e) {
@@ -520,7 +540,7 @@ void OutboundLink::on_sm(const xmpp::Element& e) {
     LogLine(host_.log(), LogLevel::Info) << describe() << ": stream management refused by the peer";
     sm_ = Sm::Off;
     r_outstanding_ = false;
-    for (auto& u : unproven_) u.index = 0;
+    for (auto& u : unproven_) u.index = 0;   // their bytes count from the start
     arm_proof();
     return;
   }

@@ -134,6 +134,9 @@ class OutboundLink : private xmpp::StreamHandler {
   struct Unproven {
     std::uint64_t index = 0;          // sm_sent_ after writing it (0: TCP proof)
     std::uint64_t ack = 0;
+    std::uint64_t end = 0;            // the connection's bytes_sent() after writing it
+    net::TimePoint written_at{};
+    net::TimePoint tcp_at{};          // when the peer's TCP had all its bytes (TCP proof)
   };
   std::deque<Unproven> unproven_;
   net::TimerId proof_timer_ = 0;
@@ -146,6 +149,16 @@ class OutboundLink : private xmpp::StreamHandler {
   void prove(std::uint64_t ack, std::string_view proof);
   // How long an <r/> may wait for its <a/> before the link is given up.
   static constexpr std::chrono::seconds kAckWait{30};
+ public:
+  // A written stanza with no proof of delivery after this long ends the link
+  // (connection-timeout): it and the rest unproven are lost, and bounced. Well
+  // inside the filter's FilterProcess::kFarConfirmTimeout, so the bounce happens.
+  static constexpr std::chrono::seconds kProofDeadline{60};
+  // Without stream management: a stanza whose bytes the peer's TCP has
+  // acknowledged is delivered once the link has stayed up this much longer (a
+  // server that rejects what it read closes the stream at once).
+  static constexpr std::chrono::seconds kTcpGrace{2};
+ private:
   net::TimePoint r_sent_at_{};
   void write_stanza(const xmpp::Element& stanza, std::uint64_t ack);
   void release_held_acks();

@@ -539,3 +539,22 @@ TEST_CASE("an outcome without a take gives the credit once; a late take names no
   CHECK(acks_for(fx.low, 7) == 1);
   CHECK(fx.filter->counters().far_delivered == 1);
 }
+
+TEST_CASE("a frame seq reused while its stanza awaits an outcome: the first is in doubt, not settled by the second",
+          "[filterproc][delivery]") {
+  Fixture fx;
+  release_and_take(fx, {7});
+  // The same seq again from edge(low) (a compromised edge): released too.
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(chat(70), ipc::Direction::LowToHigh, 7)));
+  fx.pump_until([&] {
+    for (const auto& e : events(fx.audit_dir.cfg.dir))
+      if (e.kind == "in-doubt" && e.text.find("id=m7 ") != std::string::npos &&
+          e.text.find("reused its frame seq") != std::string::npos)
+        return true;
+    return false;
+  });
+  CHECK(fx.filter->awaiting_delivery() == 0);
+  CHECK(fx.filter->awaiting_far() == 1);   // the second, not yet taken
+  fx.pump_until([&] { return first_stanza(fx.low) != nullptr; });
+  CHECK(error_condition(*first_stanza(fx.low)) == "remote-server-timeout");
+}

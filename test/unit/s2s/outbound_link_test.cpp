@@ -314,7 +314,7 @@ TEST_CASE("without stream management the peer's TCP acknowledgement proves deliv
         CHECK(f.outcomes == 1);
         CHECK_THAT(f.text, Catch::Contains("TCP acknowledgement"));
       }
-      // No <r/> was ever sent where stream management was not on.
+      // No <r/> is sent before stream management is on (nor after <failed/>).
       CHECK(peer.received().find("<r xmlns") == std::string::npos);
     }
   }
@@ -330,4 +330,30 @@ TEST_CASE("a stanza the peer never acknowledges is lost when the link is cut, no
   CHECK(host.count("lost") == 3);
   CHECK(host.count("delivered") == 0);
   CHECK(host.settled_count() == 3);
+}
+
+TEST_CASE("the peer's last <a/> after our close still proves what it counts", "[s2s][delivery]") {
+  FakeHost host;
+  FakePeer peer;
+  const config::Peer cfg = dialback_peer(peer.port());
+  std::atomic<bool> closing{false};
+  peer.run([&](FakePeer& p) {
+    if (!p.enable_sm() || !batch_and_request(p, 3)) return;
+    // Our close arrives; the peer answers as Prosody does: a final <a/>, then its close.
+    if (!p.wait_for("</stream:stream>")) return;
+    closing = true;
+    p.send("<a xmlns='urn:xmpp:sm:3' h='2'/></stream:stream>");
+    std::this_thread::sleep_for(100ms);
+    p.drop();
+  });
+  s2s::OutboundLink link(host, "near.test", "far.test", cfg);
+  for (int i = 1; i <= 3; ++i) link.send(message(i), static_cast<std::uint64_t>(i));
+  REQUIRE(host.run_until([&] { return peer.received().find("<r xmlns") != std::string::npos; }));
+  link.close();
+  REQUIRE(host.run_until([&] { return host.closed; }));
+  peer.join();
+  CHECK(closing);
+  CHECK(host.fates[1].outcome == "delivered");
+  CHECK(host.fates[2].outcome == "delivered");
+  CHECK(host.fates[3].outcome == "lost");
 }
