@@ -183,7 +183,7 @@ void FilterProcess::on_far_ack(bool from_low, const ipc::Frame& f) {
     // Taken (or, without a plain Ack first, delivered or lost at once): the
     // sender's stream gets its credit back now; the accounting goes on.
     a.taken = true;
-    ++taken_;
+    taken_by_age_.insert({a.since, it->first});
     ++counters_.far_confirmed;
     send_ack(!from_low, f.header.seq);
   }
@@ -212,8 +212,13 @@ void FilterProcess::on_far_ack(bool from_low, const ipc::Frame& f) {
   } else {
     return;   // taken: delivered or lost follows
   }
-  --taken_;
-  awaiting_.erase(it);
+  drop_awaiting(it);
+}
+
+FilterProcess::AwaitMap::iterator FilterProcess::drop_awaiting(AwaitMap::iterator it) {
+  if (it->second.taken) taken_by_age_.erase({it->second.since, it->first});
+  else send_ack(it->first.first, it->first.second);   // never taken: the sender's credit comes back now
+  return awaiting_.erase(it);
 }
 
 void FilterProcess::await_far(const std::shared_ptr<InFlight>& s) {
@@ -222,21 +227,18 @@ void FilterProcess::await_far(const std::shared_ptr<InFlight>& s) {
     // An edge that reuses a frame seq (edges never do; a compromised one
     // might) would make the far edge's word about one stanza settle another.
     in_doubt(*old->second.s, "was still owed an outcome when the sending edge reused its frame seq", true);
-    if (old->second.taken) --taken_;
-    else send_ack(old->first.first, old->first.second);
-    awaiting_.erase(old);
+    drop_awaiting(old);
   }
-  if (taken_ >= kMaxTaken) {
+  if (taken_by_age_.size() >= kMaxTaken) {
     // A far edge that takes stanzas and never says what became of them holds
     // memory here: beyond the bound, the oldest is given up (in doubt, bounced).
-    auto oldest = awaiting_.end();
-    for (auto it = awaiting_.begin(); it != awaiting_.end(); ++it)
-      if (it->second.taken && (oldest == awaiting_.end() || it->second.since < oldest->second.since)) oldest = it;
+    auto oldest = awaiting_.find(taken_by_age_.begin()->second);
     if (oldest != awaiting_.end()) {
       in_doubt(*oldest->second.s, "took it and had not said delivered or lost when " + std::to_string(kMaxTaken) +
                                       " stanzas were waiting for that", true);
-      --taken_;
-      awaiting_.erase(oldest);
+      drop_awaiting(oldest);
+    } else {
+      taken_by_age_.erase(taken_by_age_.begin());   // cannot happen: kept in step with awaiting_
     }
   }
   awaiting_[key] = Awaiting{s, loop_.now()};
@@ -340,9 +342,7 @@ void FilterProcess::far_gone(bool low, const std::string& reason) {
     in_doubt(*it->second.s, std::string(it->second.taken ? "went away before the far server acknowledged it ("
                                                          : "went away before confirming it took it (") + reason + ")",
              true);
-    if (it->second.taken) --taken_;
-    else send_ack(it->first.first, it->first.second);
-    it = awaiting_.erase(it);
+    it = drop_awaiting(it);
     ++n;
   }
   if (n > 0) {
@@ -360,10 +360,8 @@ void FilterProcess::sweep_awaiting() {
     }
     in_doubt(*it->second.s, std::string(it->second.taken ? "took it but said neither delivered nor lost within "
                                                          : "did not confirm it within ") +
-                                std::to_string(kFarConfirmTimeout.count()) + " s", false);
-    if (it->second.taken) --taken_;
-    else send_ack(it->first.first, it->first.second);
-    it = awaiting_.erase(it);
+                                std::to_string(kFarConfirmTimeout.count()) + " s", true);
+    it = drop_awaiting(it);
   }
   auto alive = alive_;
   sweep_timer_ = loop_.add_timer(std::chrono::seconds(5), [this, alive] {
@@ -529,6 +527,11 @@ void FilterProcess::on_frame(bool from_low, ipc::Frame&& f) {
     if (fc.refusal) {
       s->refused = std::move(fc.refusal->reason);
       s->refused_check = std::move(fc.refusal->check);
+    } else if (awaiting_.count({from_low, s->header.seq}) != 0) {
+      // Edges number frames once; a reused seq would let the far edge's word
+      // about the first stanza settle this one.
+      s->refused = "frame seq " + std::to_string(s->header.seq) + " reused while its stanza awaits its outcome";
+      s->refused_check = "seq";
     }
   }
   if (!s->refused.empty()) {

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <tuple>
 
@@ -97,9 +98,9 @@ class FilterProcess {
   const FilterCounters& counters() const { return counters_; }
   std::size_t pending() const { return pending_; }
   // Released stanzas the far edge has not confirmed taking yet (flow control).
-  std::size_t awaiting_far() const { return awaiting_.size() - taken_; }
+  std::size_t awaiting_far() const { return awaiting_.size() - taken_by_age_.size(); }
   // Taken by the far edge, not yet known delivered or lost (delivery accounting).
-  std::size_t awaiting_delivery() const { return taken_; }
+  std::size_t awaiting_delivery() const { return taken_by_age_.size(); }
   // A released stanza the far edge does not confirm (taken, then delivered or
   // lost) within this time is recorded as in doubt; its sender's credit is given back.
   static constexpr std::chrono::seconds kFarConfirmTimeout{120};
@@ -160,8 +161,13 @@ class FilterProcess {
     net::TimePoint since;
     bool taken = false;
   };
-  std::map<std::pair<bool, std::uint64_t>, Awaiting> awaiting_;
-  std::size_t taken_ = 0;              // entries of awaiting_ with taken set
+  using AwaitMap = std::map<std::pair<bool, std::uint64_t>, Awaiting>;
+  AwaitMap awaiting_;
+  // The entries of awaiting_ with taken set, oldest release first.
+  std::set<std::pair<net::TimePoint, std::pair<bool, std::uint64_t>>> taken_by_age_;
+  // Erases an entry (and its taken_by_age_ entry); one never taken gives its
+  // sender's credit back. Returns the next entry.
+  AwaitMap::iterator drop_awaiting(AwaitMap::iterator it);
   // Delivered, not yet recorded: by (sender is low, far domain, proof), the frame seqs.
   std::map<std::tuple<bool, std::string, std::string>, std::vector<std::uint64_t>> delivered_;
   std::size_t delivered_count_ = 0;

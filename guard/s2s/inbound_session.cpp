@@ -177,6 +177,7 @@ void InboundSession::fail(StreamErrorCondition c, std::string text) {
     conn_->send(s2s_stream_header(to_.empty() ? std::string_view{} : std::string_view(to_), from_, stream_id_));
     header_sent_ = true;
   }
+  final_sm_ack();
   conn_->send(xmpp::stream_error_bytes(c, text));
   conn_->send("</stream:stream>");
   conn_->close_after_flush();
@@ -221,6 +222,7 @@ void InboundSession::on_stream_error(StreamErrorCondition condition, std::string
 void InboundSession::on_stream_close() {
   if (state_ == State::Closed) return;
   LogLine(host_.log(), LogLevel::Debug) << describe() << ": peer closed the stream";
+  final_sm_ack();
   conn_->send("</stream:stream>");
   conn_->close_after_flush();
   state_ = State::Closed;
@@ -522,8 +524,9 @@ void InboundSession::handle_db_verify(const xmpp::Element& e) {
 
 void InboundSession::handle_stanza(xmpp::Element e, std::size_t wire_bytes) {
   ++stanzas_;
-  // Counted for XEP-0198 whatever becomes of it; handled when this returns,
-  // unless the host holds it (then when the boundary has taken it).
+  // Counted for XEP-0198 whatever becomes of it, and pending until this
+  // returns: handled then, unless the host holds it (then when the boundary
+  // has taken it).
   struct Handled {
     InboundSession* self;
     std::uint64_t index;
@@ -532,6 +535,7 @@ void InboundSession::handle_stanza(xmpp::Element e, std::size_t wire_bytes) {
       if (!held) self->sm_handled(index);
     }
   } handled{this, sm_on_ ? ++sm_received_ : 0};
+  if (handled.index != 0) sm_pending_.insert(handled.index);
   const std::string* from_attr = e.attr("from");
   const std::string* to_attr = e.attr("to");
   if (from_attr == nullptr || to_attr == nullptr) {
@@ -683,22 +687,28 @@ void InboundSession::on_sm(const xmpp::Element& e) {
        "unexpected <" + name + "/> in " + std::string(xmpp::kNsSm) + (sm_on_ ? "" : " before <enable/>"));
 }
 
+std::uint64_t InboundSession::sm_h() const {
+  // Everything received up to the first stanza still pending.
+  return sm_pending_.empty() ? sm_received_ : *sm_pending_.begin() - 1;
+}
+
 void InboundSession::send_sm_ack() {
   if (state_ == State::Closed) return;
-  conn_->send("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(sm_handled_ & 0xffffffffULL) + "'/>");
+  const std::uint64_t h = sm_h();
+  conn_->send("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(h & 0xffffffffULL) + "'/>");
   // Answered with less than was received: the rest is acknowledged unasked
   // once handled (XEP-0198 allows an <a/> at any time).
-  sm_owed_ = sm_handled_ < sm_received_;
+  sm_owed_ = h < sm_received_;
+}
+
+void InboundSession::final_sm_ack() {
+  // Before we close: what the boundary took, so the sender bounces only the rest.
+  if (sm_on_ && state_ != State::Closed)
+    conn_->send("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(sm_h() & 0xffffffffULL) + "'/>");
 }
 
 void InboundSession::sm_handled(std::uint64_t index) {
-  if (index == 0 || index <= sm_handled_) return;
-  if (index != sm_handled_ + 1) {
-    sm_done_.insert(index);
-    return;
-  }
-  ++sm_handled_;
-  for (auto it = sm_done_.begin(); it != sm_done_.end() && *it == sm_handled_ + 1; it = sm_done_.erase(it)) ++sm_handled_;
+  if (index == 0 || sm_pending_.erase(index) == 0) return;
   if (!sm_owed_ || sm_timer_ != 0 || state_ == State::Closed) return;
   // A burst of handled stanzas makes one <a/>.
   auto alive = alive_;

@@ -75,6 +75,8 @@ class InboundSession : private xmpp::StreamHandler {
   void handle_stanza(xmpp::Element e, std::size_t wire_bytes);
   void on_sm(const xmpp::Element& e);
   void send_sm_ack();
+  void final_sm_ack();
+  std::uint64_t sm_h() const;
 
   bool sasl_possible(std::string* why) const;
   bool dialback_possible(std::string* why) const;
@@ -110,8 +112,9 @@ class InboundSession : private xmpp::StreamHandler {
   // Stream management (offered after SASL EXTERNAL; acknowledgements only).
   bool sm_on_ = false;
   std::uint64_t sm_received_ = 0;      // stanzas counted since <enable/>
-  std::uint64_t sm_handled_ = 0;       // the longest handled run from the first: our h
-  std::set<std::uint64_t> sm_done_;    // handled beyond that run (bounded by the flow window)
+  // Counted, not yet handled: held by the boundary (at most the flow window)
+  // or being handled now. h is everything before the first of them.
+  std::set<std::uint64_t> sm_pending_;
   bool sm_owed_ = false;               // an <r/> was answered before everything was handled
   net::TimerId sm_timer_ = 0;
 };

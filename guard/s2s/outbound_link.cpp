@@ -494,8 +494,12 @@ void OutboundLink::seek_proof() {
   if (now - unproven_.front().written_at >= kProofDeadline) {
     // A peer that keeps its link but proves nothing (no <a/> covering it, or a
     // TCP window that never opens) cannot be told apart from one that lost it.
-    fail("no proof of delivery within " + std::to_string(kProofDeadline.count()) + " s", true,
-         StreamErrorCondition::ConnectionTimeout);
+    // Its senders hear of it now, not when a stuck socket finally closes.
+    const std::string why = "no proof of delivery within " + std::to_string(kProofDeadline.count()) + " s";
+    release_held_acks();
+    lose_unproven(why);
+    fail(why, true, StreamErrorCondition::ConnectionTimeout);
+    if (conn_) conn_->close_now(why);
     return;
   }
   if (sm_ == Sm::On) {

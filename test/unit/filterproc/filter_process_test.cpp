@@ -540,21 +540,22 @@ TEST_CASE("an outcome without a take gives the credit once; a late take names no
   CHECK(fx.filter->counters().far_delivered == 1);
 }
 
-TEST_CASE("a frame seq reused while its stanza awaits an outcome: the first is in doubt, not settled by the second",
+TEST_CASE("a frame seq reused while its stanza awaits an outcome is refused; the first keeps its fate",
           "[filterproc][delivery]") {
   Fixture fx;
   release_and_take(fx, {7});
-  // The same seq again from edge(low) (a compromised edge): released too.
+  // The same seq again from edge(low) (a compromised edge): refused, not released.
   REQUIRE(fx.low.channel->send(Fixture::stanza_frame(chat(70), ipc::Direction::LowToHigh, 7)));
-  fx.pump_until([&] {
-    for (const auto& e : events(fx.audit_dir.cfg.dir))
-      if (e.kind == "in-doubt" && e.text.find("id=m7 ") != std::string::npos &&
-          e.text.find("reused its frame seq") != std::string::npos)
-        return true;
-    return false;
-  });
-  CHECK(fx.filter->awaiting_delivery() == 0);
-  CHECK(fx.filter->awaiting_far() == 1);   // the second, not yet taken
   fx.pump_until([&] { return first_stanza(fx.low) != nullptr; });
-  CHECK(error_condition(*first_stanza(fx.low)) == "remote-server-timeout");
+  CHECK(error_condition(*first_stanza(fx.low)) == "internal-server-error");
+  CHECK(fx.filter->counters().refused_frames == 1);
+  std::size_t to_high = 0;
+  for (const auto& f : fx.high.received) to_high += f.header.kind == ipc::FrameKind::Stanza;
+  CHECK(to_high == 1);
+  CHECK(fx.filter->awaiting_delivery() == 1);
+  // The far edge's word about seq 7 is about the first stanza.
+  REQUIRE(fx.high.channel->send_control(
+      ipc::accounting_ack(ipc::Direction::LowToHigh, 7, ipc::kAckDelivered, "XEP-0198 acknowledgement")));
+  fx.pump_until([&] { return fx.filter->counters().far_delivered == 1; });
+  CHECK(fx.filter->awaiting_delivery() == 0);
 }
