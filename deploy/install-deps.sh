@@ -10,7 +10,8 @@
 set -euo pipefail
 
 BUILD_PKGS=(g++ cmake ninja-build pkg-config ccache libxml2-dev libxerces-c-dev libssl-dev libseccomp-dev libnftables-dev libcap-ng-dev
-            libsodium-dev libpoco-dev catch2 openssl libunistring-dev libidn2-dev systemd lowdown groff-base spin nftables)
+            libsodium-dev libpoco-dev catch2 openssl libunistring-dev libidn2-dev systemd lowdown groff-base spin nftables
+            clang libclang-rt-14-dev)   # clang: the ASan/UBSan unit run and the libFuzzer targets (test/run-sanitized.sh)
 PEER_PKGS=(prosody lua-unbound python3-slixmpp ngircd python3-irc)
 
 die() { echo "install-deps: $*" >&2; exit 1; }
