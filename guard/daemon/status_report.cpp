@@ -139,6 +139,8 @@ std::string filter_status(const filterproc::FilterProcess& filter, const audit::
                     {"guard_blocks", c.guard_blocks},
                     {"audit_failures", c.audit_failures},
                     {"far_confirmed", c.far_confirmed},
+                    {"far_delivered", c.far_delivered},
+                    {"far_lost", c.far_lost},
                     {"far_in_doubt", c.far_in_doubt},
                     {"unknown_acks", c.unknown_acks},
                     {"near_pauses", c.near_pauses},
@@ -147,6 +149,8 @@ std::string filter_status(const filterproc::FilterProcess& filter, const audit::
       {"deciding", static_cast<std::uint64_t>(filter.pending())},
       // Released, not yet confirmed by the far edge.
       {"awaiting_far", static_cast<std::uint64_t>(filter.awaiting_far())},
+      // Taken by the far edge, not yet known delivered or lost.
+      {"awaiting_delivery", static_cast<std::uint64_t>(filter.awaiting_delivery())},
       {"audit", std::move(audit)},
   };
   return json::dump(o);

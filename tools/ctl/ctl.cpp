@@ -265,15 +265,17 @@ std::string render_status(const json::Value& st, bool& degraded) {
     o += "\n";
     if (!a["healthy"].as_bool()) degraded = true;
     const json::Value& c = (*f)["counters"];
-    o += fmt("filter: released %llu, rejected %llu, guard blocks %llu, far confirmed %llu, in doubt %llu; "
-             "deciding %llu, awaiting the far edge %llu\n",
+    o += fmt("filter: released %llu, rejected %llu, guard blocks %llu, far confirmed %llu, delivered %llu, "
+             "in doubt %llu; deciding %llu, awaiting the far edge %llu, awaiting delivery %llu\n",
              static_cast<unsigned long long>(c["released"].as_uint()),
              static_cast<unsigned long long>(c["rejected"].as_uint()),
              static_cast<unsigned long long>(c["guard_blocks"].as_uint()),
              static_cast<unsigned long long>(c["far_confirmed"].as_uint()),
+             static_cast<unsigned long long>(c["far_delivered"].as_uint()),
              static_cast<unsigned long long>(c["far_in_doubt"].as_uint()),
              static_cast<unsigned long long>((*f)["deciding"].as_uint()),
-             static_cast<unsigned long long>((*f)["awaiting_far"].as_uint()));
+             static_cast<unsigned long long>((*f)["awaiting_far"].as_uint()),
+             static_cast<unsigned long long>((*f)["awaiting_delivery"].as_uint()));
   }
   for (const json::Value* e : edge_reports(st)) {
     const json::Value& r = *e;
@@ -474,6 +476,9 @@ std::string render_metrics(const json::Value* st) {
     x.sample({}, (*f)["deciding"].as_uint());
     x.family("portcullis_filter_awaiting_far", "gauge", "Released stanzas the far edge has not confirmed yet.");
     x.sample({}, (*f)["awaiting_far"].as_uint());
+    x.family("portcullis_filter_awaiting_delivery", "gauge",
+             "Released stanzas the far edge took, not yet known delivered or lost.");
+    x.sample({}, (*f)["awaiting_delivery"].as_uint());
     // The counters after the fixed families, so a counter named like one of
     // them is the one refused.
     for (const auto& [name, v] : (*f)["counters"].as_object()) {

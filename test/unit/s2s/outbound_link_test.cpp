@@ -36,6 +36,7 @@ struct Fate {
   std::string outcome;   // "delivered", "lost", "settled" (or "" while open)
   std::string text;
   int outcomes = 0;
+  bool outcome_before_taken = false;   // the filter would count a late take as unknown
 };
 
 class FakeHost final : public s2s::SessionHost {
@@ -100,6 +101,7 @@ class FakeHost final : public s2s::SessionHost {
  private:
   void outcome(std::uint64_t ack, const char* what, std::string_view text) {
     Fate& f = fates[ack];
+    f.outcome_before_taken = f.outcome_before_taken || !f.taken;
     f.outcome = what;
     f.text = std::string(text);
     ++f.outcomes;
@@ -148,7 +150,7 @@ class FakePeer {
   // timeout or close); returns with everything read so far in received().
   bool wait_for(const std::string& part, std::size_t times = 1) {
     while (occurrences(part) < times) {
-      char buf[4096];
+      char buf[65536];
       const ssize_t n = ::recv(conn_, buf, sizeof buf, 0);
       if (n <= 0) return false;
       std::lock_guard<std::mutex> g(m_);
@@ -187,12 +189,18 @@ class FakePeer {
   }
 
  private:
+  // Counted incrementally: megabytes arrive in the backlog test.
   std::size_t occurrences(const std::string& part) {
     std::lock_guard<std::mutex> g(m_);
-    std::size_t n = 0;
-    for (auto p = in_.find(part); p != std::string::npos; p = in_.find(part, p + part.size())) ++n;
+    auto& [n, from] = seen_[part];
+    for (auto p = in_.find(part, from); p != std::string::npos; p = in_.find(part, p + part.size())) {
+      ++n;
+      from = p + part.size();
+    }
+    if (in_.size() >= part.size()) from = std::max(from, in_.size() - part.size() + 1);
     return n;
   }
+  std::map<std::string, std::pair<std::size_t, std::size_t>> seen_;   // part -> (count, scanned up to)
   int fd_ = -1, conn_ = -1, port_ = 0;
   std::thread thread_;
   std::mutex m_;
@@ -356,4 +364,48 @@ TEST_CASE("the peer's last <a/> after our close still proves what it counts", "[
   CHECK(host.fates[1].outcome == "delivered");
   CHECK(host.fates[2].outcome == "delivered");
   CHECK(host.fates[3].outcome == "lost");
+}
+
+TEST_CASE("a proof that comes while the backlog holds a stanza's credit gives the credit first, once",
+          "[s2s][delivery]") {
+  // Far more than kAckMark written while the peer does not read: the credits
+  // of the later stanzas are held. The peer then reads half and acknowledges
+  // it while our backlog is still megabytes (held credits among them), then
+  // the rest: each stanza is taken before it is delivered, and taken once.
+  FakeHost host;
+  FakePeer peer;
+  const config::Peer cfg = dialback_peer(peer.port());
+  constexpr int kCount = 300;   // 19 MiB: more than loopback's socket buffers hold
+  const std::string body(64 * 1024, 'x');
+  std::atomic<bool> go{false};
+  peer.run([&](FakePeer& p) {
+    if (!p.enable_sm()) return;
+    while (!go) std::this_thread::sleep_for(5ms);
+    if (!p.wait_for("</message>", kCount / 2)) return;
+    p.send("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(kCount / 2) + "'/>");
+    if (!p.wait_for("</message>", kCount)) return;
+    p.send("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(kCount) + "'/>");
+    p.wait_for("never", 1);   // until the link closes
+  });
+  s2s::OutboundLink link(host, "near.test", "far.test", cfg);
+  for (int i = 1; i <= kCount; ++i) {
+    xmpp::Element m = message(i);
+    m.add_child("jabber:server", "subject").add_text(body);
+    link.send(std::move(m), static_cast<std::uint64_t>(i));
+  }
+  REQUIRE(host.run_until([&] { return link.ready() && link.pending_output() > s2s::OutboundLink::kAckMark; }));
+  std::size_t taken_early = 0;
+  for (const auto& [ack, f] : host.fates) taken_early += f.taken;
+  CHECK(taken_early < static_cast<std::size_t>(kCount));   // some credits are held by the backlog
+  go = true;
+  REQUIRE(host.run_until([&] { return host.count("delivered") == kCount; }, 20s));
+  for (const auto& [ack, f] : host.fates) {
+    INFO("stanza " << ack);
+    CHECK(f.taken_times == 1);
+    CHECK(f.outcomes == 1);
+    CHECK_FALSE(f.outcome_before_taken);
+  }
+  link.close();
+  host.run_until([&] { return host.closed; });
+  peer.join();
 }
