@@ -22,8 +22,11 @@ launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 # No -Werror here: libseccomp's macros draw clang-only warnings (C99 compound
 # literals); the gcc build in run-tests.sh is the warnings gate.
+# -O1 with line tables, as the sanitizers advise (reports keep file:line), and
+# without NDEBUG: assertions are checked too. No benchmarks: nothing here runs them.
 CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DPORTCULLIS_FUZZ=ON "${launcher[@]}" >/dev/null
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" \
+  -DPORTCULLIS_FUZZ=ON -DPORTCULLIS_BENCH=OFF "${launcher[@]}" >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)" >"$BUILD_DIR/build.log" 2>&1 || { tail -n 30 "$BUILD_DIR/build.log" >&2; die "clang build failed"; }
 echo "run-sanitized: clang build (ASan, UBSan, fuzzers) took $(( $(date +%s) - start )) s"
 

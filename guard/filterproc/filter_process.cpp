@@ -450,8 +450,10 @@ void FilterProcess::on_refusal(bool from_low, const ipc::Frame& f) {
   }
   const std::string check = refusal_text(parts[1], 32), reason = refusal_text(parts[2], 512);
   const auto condition = xmpp::stanza_error_condition_from_string(parts[0]);
-  xmpp::ParserLimits limits;
+  xmpp::ParserLimits limits;   // as for stanza frames (on_frame)
   limits.max_stanza_bytes = std::max(max_stanza_bytes_, bytes.size() + 1);
+  limits.max_depth = 256;
+  limits.max_attributes = 1024;
   std::string perr;
   if (auto st = xmpp::parse_element(bytes, limits, &perr)) {
     d.from = st->attr_or("from");
@@ -513,8 +515,14 @@ void FilterProcess::on_frame(bool from_low, ipc::Frame&& f) {
   s->policy = policy_;
   ++pending_;
 
+  // The edge enforced its side's limits on the wire; its serialization may
+  // declare a namespace per attribute (RFC 6120 restricted XML, one element
+  // per frame), so only the frame's size bounds what is parsed here, as at the
+  // far edge (EdgeServer::on_filter_frame).
   xmpp::ParserLimits limits;
   limits.max_stanza_bytes = max_stanza_bytes_ > s->original.size() ? max_stanza_bytes_ : s->original.size() + 1;
+  limits.max_depth = 256;
+  limits.max_attributes = 1024;
   std::string perr;
   s->stanza = xmpp::parse_element(s->original, limits, &perr);
   if (!s->stanza) {

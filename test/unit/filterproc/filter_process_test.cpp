@@ -559,3 +559,19 @@ TEST_CASE("a frame seq reused while its stanza awaits an outcome is refused; the
   fx.pump_until([&] { return fx.filter->counters().far_delivered == 1; });
   CHECK(fx.filter->awaiting_delivery() == 0);
 }
+
+TEST_CASE("a stanza at the edge's attribute limit is not refused for the namespace its serialization declares",
+          "[filterproc]") {
+  // 64 attributes (an edge's default max-attributes) plus the xmlns the edge's
+  // serializer writes: the filter must not count the declaration against it.
+  Fixture fx;
+  std::string many;
+  for (int i = 0; i < 60; ++i) many += " a" + std::to_string(i) + "='" + std::to_string(i) + "'";
+  const std::string body = "<message xmlns='jabber:server' from='alice@a.test/r' to='bob@b.test' type='chat' id='m64'" +
+                           many + "><body>hello</body></message>";
+  REQUIRE(fx.low.channel->send(Fixture::stanza_frame(body)));
+  fx.pump_until([&] { return first_stanza(fx.high) != nullptr || first_stanza(fx.low) != nullptr; });
+  CHECK(first_stanza(fx.low) == nullptr);
+  REQUIRE(first_stanza(fx.high) != nullptr);
+  CHECK(fx.filter->counters().refused_frames == 0);
+}
