@@ -403,11 +403,13 @@ Side build_side(const Checker& c, const Node& n, bool reads, const std::string& 
   s.name = name.empty() ? n.at("name") : name;
   bool needs_dialback = false;
   const Node* dialback_peer = nullptr;
+  std::vector<const Node*> domain_cert_nodes;
   for (const Node& ch : n.children) {
     if (ch.name == "listen") {
       Listen l{c.ip(ch, "address"), c.number<int>(ch, "port"), {}, {}, ch.line, ch.column};
       if (ch.attr("from") != nullptr) l.from = c.prefixes(ch, "from");
       if (const std::string* i = ch.attr("interface")) l.interface = *i;
+      l.direct_tls = c.boolean(ch, "direct-tls");
       s.listen.push_back(std::move(l));
     } else if (ch.name == "fronts") {
       std::string d = c.domain(ch, "domain");
@@ -423,6 +425,23 @@ Side build_side(const Checker& c, const Node& n, bool reads, const std::string& 
       s.ca_file = reads ? c.readable_file(ch, "ca") : c.path(ch, "ca");
       if (ch.attr("crl") != nullptr) s.crl_file = reads ? c.readable_file(ch, "crl") : c.path(ch, "crl");
       s.crl_check_chain = ch.at("crl-check") != "leaf";
+      for (const Node& dc : ch.children) {
+        if (dc.name != "domain-certificate") continue;
+        DomainCertificate d;
+        d.domain = c.domain(dc, "domain");
+        for (const DomainCertificate& seen : s.domain_certs) {
+          if (seen.domain == d.domain) {
+            c.fail(dc, "<domain-certificate> domain: expected each domain once, got '" + d.domain +
+                           "' again (first at line " + std::to_string(seen.line) + ")");
+          }
+        }
+        d.cert_file = reads ? c.readable_file(dc, "certificate") : c.path(dc, "certificate");
+        d.key_file = reads ? c.readable_file(dc, "key") : c.path(dc, "key");
+        d.line = dc.line;
+        d.column = dc.column;
+        s.domain_certs.push_back(std::move(d));
+        domain_cert_nodes.push_back(&dc);
+      }
     } else if (ch.name == "dialback") {
       s.dialback_secret_file = reads ? c.secret_file(ch, "secret-file") : c.path(ch, "secret-file");
     } else if (ch.name == "timeouts") {
@@ -461,6 +480,11 @@ Side build_side(const Checker& c, const Node& n, bool reads, const std::string& 
         c.fail(ch, "<peer domain='" + p.domain_pattern + "'> tls: expected 'required', got '" + tls +
                        "' (plaintext needs allow-plaintext='true' on this peer)");
       }
+      p.direct_tls = c.boolean(ch, "direct-tls");
+      if (p.direct_tls && p.tls != PeerTls::Required) {
+        c.fail(ch, "<peer domain='" + p.domain_pattern + "'> direct-tls: expected tls='required' with it, got tls='" +
+                       tls + "'");
+      }
       std::istringstream kinds(ch.at("kinds"));
       p.kinds = StanzaKinds{false, false, false};
       for (std::string k; kinds >> k;) {
@@ -482,6 +506,16 @@ Side build_side(const Checker& c, const Node& n, bool reads, const std::string& 
   if (needs_dialback && s.dialback_secret_file.empty()) {
     c.fail(*dialback_peer, "<peer> auth: expected 'sasl-external', got '" + dialback_peer->at("auth") +
                                "' but " + server_name(s) + " has no <dialback secret-file=.../> element");
+  }
+  // A domain certificate is for a domain this server presents.
+  for (std::size_t i = 0; i < s.domain_certs.size(); ++i) {
+    const std::string& d = s.domain_certs[i].domain;
+    bool presented = std::find(s.fronts.begin(), s.fronts.end(), d) != s.fronts.end();
+    for (const RoomServiceSpec& svc : s.rooms) presented = presented || svc.domain == d;
+    if (!presented) {
+      c.fail(*domain_cert_nodes[i], "<domain-certificate> domain: expected a domain " + server_name(s) +
+                                        " fronts or hosts, got '" + d + "'");
+    }
   }
   // A listener without `from` accepts the servers this side peers with.
   for (Listen& l : s.listen) {
@@ -1006,6 +1040,21 @@ void check_separation(const Checker& c, const Config& cfg, const std::string& sc
       forbid_tamper(c, *tls, "CA file", side.ca_file, all);
       if (!side.crl_file.empty()) forbid_tamper(c, *tls, "CRL file", side.crl_file, all);
       forbid_tamper(c, *tls, "side " + side.name + "'s key", side.key_file, all, &own);
+      for (const Node& dn : tls->children) {
+        if (dn.name != "domain-certificate") continue;
+        const DomainCertificate* dc = nullptr;
+        for (const DomainCertificate& d : side.domain_certs) {
+          if (d.line == dn.line && d.column == dn.column) dc = &d;
+        }
+        if (dc == nullptr) continue;
+        const std::string what = dc->domain + "'s key";
+        require(c, dn, "certificate", dc->cert_file, own, kRead);
+        require(c, dn, "key", dc->key_file, own, kRead);
+        forbid(c, dn, what, dc->key_file, other, kRead);
+        forbid(c, dn, what, dc->key_file, filter, kRead);
+        forbid_tamper(c, dn, "certificate", dc->cert_file, all);
+        forbid_tamper(c, dn, what, dc->key_file, all, &own);
+      }
     }
     check_irc_files(c, side, own, {&other, &filter}, all);
     if (const Node* db = child_named(side_node, "dialback")) {
@@ -1163,6 +1212,11 @@ void check_node_separation(const Checker& c, const Config& cfg, const std::strin
     require(c, *tls, "CA file", side.ca_file, node, kRead);
     if (!side.crl_file.empty()) require(c, *tls, "CRL file", side.crl_file, node, kRead);
     require(c, *tls, "key", side.key_file, node, kRead);
+    for (const DomainCertificate& dc : side.domain_certs) {
+      require(c, *tls, "certificate", dc.cert_file, node, kRead);
+      require(c, *tls, "key", dc.key_file, node, kRead);
+      forbid_tamper(c, *tls, "certificate", dc.cert_file, all);
+    }
     forbid_tamper(c, *tls, "certificate", side.cert_file, all);
     forbid_tamper(c, *tls, "CA file", side.ca_file, all);
     if (!side.crl_file.empty()) forbid_tamper(c, *tls, "CRL file", side.crl_file, all);

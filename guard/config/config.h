@@ -42,6 +42,7 @@ struct Peer {
   int port = 5269;
   PeerAuth auth = PeerAuth::SaslExternal;
   PeerTls tls = PeerTls::Required;
+  bool direct_tls = false;       // XEP-0368: TLS from the first byte (port usually 5270)
   StanzaKinds kinds;
   int line = 0, column = 0;      // position in the file, for later messages
 };
@@ -53,6 +54,13 @@ struct Listen {
   // side firewall in separated mode; absent in the file: the side's peer hosts.
   std::vector<std::string> from;
   std::string interface;         // empty: any interface; else the only one it accepts on
+  int line = 0, column = 0;
+  bool direct_tls = false;       // XEP-0368: TLS from the first byte, no STARTTLS
+};
+
+// A certificate of its own for one presented domain (<domain-certificate> in <tls>).
+struct DomainCertificate {
+  std::string domain, cert_file, key_file;
   int line = 0, column = 0;
 };
 
@@ -105,6 +113,7 @@ struct Side {
   std::vector<Listen> listen;
   std::vector<std::string> fronts;      // far-side domains this side presents (exact names)
   std::string cert_file, key_file, ca_file;
+  std::vector<DomainCertificate> domain_certs;   // chosen by SNI / used by links from the domain
   std::string crl_file;                 // empty: no revocation check
   bool crl_check_chain = true;          // every chain level (false: the peer's own certificate only)
   std::string dialback_secret_file;     // empty: dialback disabled on this side

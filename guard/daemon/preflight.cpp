@@ -24,12 +24,34 @@ void check_side(const config::Config& cfg, const config::Side& side, std::time_t
   // The certificate must name every domain the server presents: what it
   // fronts and the room services it hosts.
   const std::string label = side.name == "node" ? std::string("node") : "side " + side.name;
-  std::vector<std::string> presented = side.fronts;
-  for (const config::RoomServiceSpec& svc : side.rooms) presented.push_back(svc.domain);
+  // A domain with a certificate of its own is that certificate's to name.
+  std::vector<std::string> presented;
+  auto own_certificate = [&side](const std::string& d) {
+    for (const config::DomainCertificate& dc : side.domain_certs) {
+      if (dc.domain == d) return true;
+    }
+    return false;
+  };
+  for (const std::string& d : side.fronts) {
+    if (!own_certificate(d)) presented.push_back(d);
+  }
+  for (const config::RoomServiceSpec& svc : side.rooms) {
+    if (!own_certificate(svc.domain)) presented.push_back(svc.domain);
+  }
   const net::TlsFilesReport t = net::inspect_tls_files(side.cert_file, side.key_file, side.ca_file, presented, now);
   for (const net::TlsFilesFinding& f : t.findings) {
     if (f.error) throw config::ConfigError(cfg.file, side.tls_line, side.tls_column, "<tls> of " + label + ": " + f.text);
     r.warnings.push_back(label + ": " + f.text);
+  }
+  for (const config::DomainCertificate& dc : side.domain_certs) {
+    const net::TlsFilesReport d = net::inspect_tls_files(dc.cert_file, dc.key_file, side.ca_file, {dc.domain}, now);
+    for (const net::TlsFilesFinding& f : d.findings) {
+      if (f.error) {
+        throw config::ConfigError(cfg.file, dc.line, dc.column, "<domain-certificate domain='" + dc.domain + "'> of " + label + ": " + f.text);
+      }
+      r.warnings.push_back(label + " (" + dc.domain + "): " + f.text);
+    }
+    r.summary.push_back(label + ": " + dc.domain + " has its own certificate, valid until " + d.not_after);
   }
   // Then everything else the edge's TLS context would refuse (a CRL file that
   // does not load, a chain that does not), with the same words.

@@ -350,7 +350,7 @@ struct Connection::Impl {
     });
   }
 
-  void start_tls(SSL_CTX* ctx, bool server, const std::string& sni) {
+  void start_tls(SSL_CTX* ctx, bool server, const std::string& sni, std::string_view alpn = {}) {
     if (closed()) return;
     if (tls != Tls::None) {
       close_now("TLS requested twice on one connection");
@@ -358,7 +358,12 @@ struct Connection::Impl {
     }
     ERR_clear_error();
     ssl.reset(ctx ? SSL_new(ctx) : nullptr);
-    if (!ssl || SSL_set_fd(ssl.get(), fd) != 1) {
+    std::string alpn_wire;   // one length-prefixed protocol name
+    if (!alpn.empty() && alpn.size() < 256) alpn_wire = std::string(1, static_cast<char>(alpn.size())) + std::string(alpn);
+    if (!ssl || SSL_set_fd(ssl.get(), fd) != 1 ||
+        // SSL_set_alpn_protos returns 0 on success, unlike the rest of OpenSSL.
+        (!alpn_wire.empty() && SSL_set_alpn_protos(ssl.get(), reinterpret_cast<const unsigned char*>(alpn_wire.data()),
+                                                   static_cast<unsigned>(alpn_wire.size())) != 0)) {
       ssl.reset();
       // Deferred: never call on_closed from inside the caller's own call.
       std::string reason = "TLS setup failed: " + detail::openssl_error_text();
@@ -430,6 +435,11 @@ struct Connection::Impl {
     if (tls_server) {
       if (const char* sn = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name)) info.sni = sn;
     }
+    const unsigned char* proto = nullptr;
+    unsigned proto_len = 0;
+    SSL_get0_alpn_selected(s, &proto, &proto_len);
+    if (proto != nullptr) info.alpn.assign(reinterpret_cast<const char*>(proto), proto_len);
+    if (X509* own = SSL_get_certificate(s)) info.local_cert_sha256 = certificate_identities(own).sha256_fingerprint;
     X509* peer_cert = SSL_get0_peer_certificate(s);
     info.peer_cert_present = peer_cert != nullptr;
     if (!peer_cert) {
@@ -629,8 +639,8 @@ void Connection::start_tls_server(TlsContext& ctx) {
   impl_->start_tls(static_cast<SSL_CTX*>(ctx.native_server()), true, {});
 }
 
-void Connection::start_tls_client(TlsContext& ctx, const std::string& sni) {
-  impl_->start_tls(static_cast<SSL_CTX*>(ctx.native_client()), false, sni);
+void Connection::start_tls_client(TlsContext& ctx, const std::string& sni, std::string_view alpn) {
+  impl_->start_tls(static_cast<SSL_CTX*>(ctx.native_client()), false, sni, alpn);
 }
 
 bool Connection::is_tls() const { return impl_->tls != Impl::Tls::None; }

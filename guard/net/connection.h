@@ -92,7 +92,8 @@ class Connection {
   // on_closed("TLS handshake failed: <reason>"). Bytes sent after this call
   // are queued and go out encrypted. Bound the handshake with your own timer.
   void start_tls_server(TlsContext& ctx);
-  void start_tls_client(TlsContext& ctx, const std::string& sni);
+  // `alpn`: one protocol to offer (direct TLS, XEP-0368: "xmpp-server"); empty: none.
+  void start_tls_client(TlsContext& ctx, const std::string& sni, std::string_view alpn = {});
 
   // True once start_tls_* was called (TLS pending, handshaking or established).
   bool is_tls() const;

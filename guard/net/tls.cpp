@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <stdexcept>
 
@@ -372,11 +373,56 @@ int record_stapled_ocsp(SSL* ssl, void* /*arg*/) {
   return 1;
 }
 
+// The per-domain server contexts of a TlsContext and its own, for the SNI callback.
+struct SniTable {
+  std::map<std::string, std::unique_ptr<TlsContext>> by_domain;
+  SSL_CTX* side = nullptr;
+};
+
+// Server side, at the ClientHello: the certificate of the domain the SNI
+// names, or the side's for any other name; no SNI keeps the context's own.
+int choose_by_sni(SSL* ssl, int* /*alert*/, void* arg) {
+  const auto* table = static_cast<const SniTable*>(arg);
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (name == nullptr) return SSL_TLSEXT_ERR_OK;
+  auto it = table->by_domain.find(ascii_lower(name));
+  SSL_CTX* chosen = it != table->by_domain.end() ? static_cast<SSL_CTX*>(it->second->native_server()) : table->side;
+  if (SSL_get_SSL_CTX(ssl) != chosen && SSL_set_SSL_CTX(ssl, chosen) != chosen) return SSL_TLSEXT_ERR_ALERT_FATAL;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+// Server side: XMPP S2S speaks "xmpp-server" (XEP-0368); a client offering
+// only other protocols is talking to the wrong port.
+int choose_alpn(SSL* /*ssl*/, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned int inlen, void* /*arg*/) {
+  static const unsigned char kProto[] = "\x0bxmpp-server";
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, kProto, sizeof kProto - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
 }  // namespace
+
+std::string describe_tls(const TlsSessionInfo& info, bool direct) {
+  std::string d = info.protocol + " " + info.cipher + (direct ? ", direct TLS" : ", STARTTLS");
+  if (!info.alpn.empty()) d += ", ALPN " + info.alpn;
+  if (!info.sni.empty()) d += ", SNI " + info.sni.substr(0, 255);
+  if (!info.local_cert_sha256.empty()) d += ", our certificate sha256:" + info.local_cert_sha256;
+  return d;
+}
 
 struct TlsContext::Impl {
   SslCtxPtr server;
   SslCtxPtr client;
+  SniTable sni;   // per-domain certificates (empty in a per-domain context)
+  void serve(SniTable* table) {
+    SSL_CTX_set_tlsext_servername_callback(server.get(), choose_by_sni);
+    SSL_CTX_set_tlsext_servername_arg(server.get(), table);
+    SSL_CTX_set_alpn_select_cb(server.get(), choose_alpn, nullptr);
+  }
 };
 
 TlsContext::TlsContext(const TlsConfig& cfg) : impl_(std::make_unique<Impl>()) {
@@ -385,11 +431,33 @@ TlsContext::TlsContext(const TlsConfig& cfg) : impl_(std::make_unique<Impl>()) {
   // Ask every server for a stapled OCSP response, and judge one if it comes.
   SSL_CTX_set_tlsext_status_type(impl_->client.get(), TLSEXT_STATUSTYPE_ocsp);
   SSL_CTX_set_tlsext_status_cb(impl_->client.get(), record_stapled_ocsp);
+  for (const TlsIdentity& id : cfg.identities) {
+    TlsConfig one = cfg;
+    one.identities.clear();
+    one.cert_file = id.cert_file;
+    one.key_file = id.key_file;
+    const std::string domain = ascii_lower(id.domain);
+    if (domain.empty() || impl_->sni.by_domain.count(domain) != 0) {
+      throw std::runtime_error("TLS: expected one certificate per domain, got '" + id.domain + "' " +
+                               (domain.empty() ? "(empty)" : "twice"));
+    }
+    impl_->sni.by_domain.emplace(domain, std::make_unique<TlsContext>(one));
+  }
+  // Every server context chooses by SNI from this table (the per-domain ones
+  // too: a session started with a domain's context still follows the SNI).
+  impl_->sni.side = impl_->server.get();
+  impl_->serve(&impl_->sni);
+  for (auto& [domain, child] : impl_->sni.by_domain) child->impl_->serve(&impl_->sni);
 }
 
 TlsContext::~TlsContext() = default;
 
 void* TlsContext::native_server() { return impl_->server.get(); }
 void* TlsContext::native_client() { return impl_->client.get(); }
+
+TlsContext& TlsContext::for_domain(std::string_view domain) {
+  auto it = impl_->sni.by_domain.find(ascii_lower(domain));
+  return it == impl_->sni.by_domain.end() ? *this : *it->second;
+}
 
 }  // namespace portcullis::net

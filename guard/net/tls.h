@@ -11,6 +11,13 @@ struct x509_st;  // OpenSSL's X509, so this header does not pull in OpenSSL
 
 namespace portcullis::net {
 
+// A certificate of its own for one domain this side presents (fronts or hosts):
+// shown to a peer whose SNI names the domain, and by links from the domain.
+struct TlsIdentity {
+  std::string domain;           // lowercase, exact
+  std::string cert_file, key_file;
+};
+
 struct TlsConfig {
   std::string cert_file;        // PEM chain presented by this side
   std::string key_file;         // PEM private key
@@ -19,6 +26,7 @@ struct TlsConfig {
   bool allow_tls12 = true;      // false = TLS 1.3 only
   std::string crl_file;         // PEM CRLs for those peers (empty: no revocation check)
   bool crl_check_chain = true;  // every level below the anchor; false: the leaf only
+  std::vector<TlsIdentity> identities;   // per-domain certificates (same CA, CRL, floor)
 };
 
 // Identities a peer certificate asserts for XMPP S2S: SAN dNSName (incl.
@@ -37,11 +45,18 @@ struct TlsSessionInfo {
   std::string protocol;         // e.g. "TLSv1.3"
   std::string cipher;
   std::string sni;              // server side: server name the client asked for (may be empty)
+  std::string alpn;             // the application protocol agreed (ALPN), empty: none
+  std::string local_cert_sha256;    // the certificate we presented (hex), empty: none
   bool peer_cert_present = false;
   bool peer_cert_trusted = false;   // chain verified against the CA bundle
   std::string verify_error;         // when not trusted: why (OpenSSL text)
   CertIdentities peer;              // identities of the peer certificate
 };
+
+// One line for logs and connection events: "TLSv1.3 <cipher>, direct TLS,
+// ALPN xmpp-server, SNI b.test, our certificate sha256:<hex>" (parts that do
+// not apply left out; `direct`: XEP-0368, else STARTTLS).
+std::string describe_tls(const TlsSessionInfo& info, bool direct);
 
 // True when `domain` is asserted by the identities (RFC 6125 §6.4: exact
 // dNSName, left-most-label '*' wildcard matching exactly one label, SRVName
@@ -75,6 +90,14 @@ class TlsContext {
   TlsContext& operator=(const TlsContext&) = delete;
   void* native_server();   // SSL_CTX* for accepting (requests client certs)
   void* native_client();   // SSL_CTX* for connecting
+
+  // The context that presents `domain`'s own certificate (TlsConfig::identities,
+  // ASCII case-insensitive), else this one. Accepting with any of them, a
+  // ClientHello whose SNI names a domain with its own certificate is answered
+  // with that certificate; other names (or none) keep the context's own. A
+  // ClientHello offering ALPN protocols none of which is "xmpp-server" is
+  // refused (RFC 7301 §3.2: no_application_protocol).
+  TlsContext& for_domain(std::string_view domain);
 
  private:
   struct Impl;

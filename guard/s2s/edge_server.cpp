@@ -36,6 +36,7 @@ net::TlsConfig tls_config_for(const config::Side& side) {
   tc.ca_file = side.ca_file;
   tc.crl_file = side.crl_file;
   tc.crl_check_chain = side.crl_check_chain;
+  for (const config::DomainCertificate& d : side.domain_certs) tc.identities.push_back({d.domain, d.cert_file, d.key_file});
   return tc;
 }
 
@@ -58,8 +59,11 @@ EdgeServer::~EdgeServer() {
 void EdgeServer::start() {
   for (const auto& l : side_.listen) {
     listeners_.push_back(std::make_unique<net::Listener>(
-        loop_, net::Endpoint{l.address, l.port}, [this](int fd, net::Endpoint peer) { on_accept(fd, std::move(peer)); }));
-    LogLine(log_, LogLevel::Info) << "listening on " << l.address << ":" << l.port << (side_.name == "node" ? " for the node" : " for side " + side_.name);
+        loop_, net::Endpoint{l.address, l.port},
+        [this, direct = l.direct_tls](int fd, net::Endpoint peer) { on_accept(fd, std::move(peer), direct); }));
+    LogLine(log_, LogLevel::Info) << "listening on " << l.address << ":" << l.port
+                                  << (l.direct_tls ? " (direct TLS)" : "")
+                                  << (side_.name == "node" ? " for the node" : " for side " + side_.name);
   }
   for (const auto& svc : rooms_) {
     LogLine(log_, LogLevel::Info) << "hosting room service " << svc->domain() << " (" << svc->rooms().size()
@@ -234,7 +238,7 @@ bool EdgeServer::fronts(std::string_view domain) const {
   return service_for(domain) != nullptr;
 }
 
-void EdgeServer::on_accept(int fd, net::Endpoint peer) {
+void EdgeServer::on_accept(int fd, net::Endpoint peer, bool direct_tls) {
   if (inbound_.size() >= side_.max_inbound) {
     // A flood of connections must not exhaust the edge: refuse before any parsing.
     LogLine(log_, LogLevel::Warning) << "refusing connection from " << peer.to_string() << ": "
@@ -243,7 +247,7 @@ void EdgeServer::on_accept(int fd, net::Endpoint peer) {
     return;
   }
   auto conn = std::make_unique<net::Connection>(loop_, fd, peer);
-  auto session = std::make_unique<InboundSession>(*this, std::move(conn));
+  auto session = std::make_unique<InboundSession>(*this, std::move(conn), direct_tls);
   InboundSession* raw = session.get();
   raw->flow_id = next_flow_id_++;
   flows_[raw->flow_id].session = raw;

@@ -154,7 +154,7 @@ class EdgeServer final : public SessionHost {
   void deliver(xmpp::Element stanza, bool local_error, std::uint64_t ack = 0);
   void bounce_locally(const xmpp::Element& stanza, xmpp::StanzaErrorCondition c, xmpp::StanzaErrorType t,
                       const std::string& text);
-  void on_accept(int fd, net::Endpoint peer);
+  void on_accept(int fd, net::Endpoint peer, bool direct_tls);
   // Hosted rooms: the service for `domain`, or nullptr.
   rooms::RoomService* service_for(std::string_view domain) const;
   // A stanza for a hosted room from a federated node (through the filter, an

@@ -36,8 +36,9 @@ std::string db_error(std::string_view name, std::string_view from, std::string_v
 
 }  // namespace
 
-InboundSession::InboundSession(SessionHost& host, std::unique_ptr<net::Connection> conn)
+InboundSession::InboundSession(SessionHost& host, std::unique_ptr<net::Connection> conn, bool direct_tls)
     : host_(host), conn_(std::move(conn)), alive_(std::make_shared<bool>(true)), since_unix_ms_(static_cast<std::int64_t>(unix_now_us() / 1000)) {
+  direct_tls_ = direct_tls;
   parser_ = std::make_unique<xmpp::StreamParser>(static_cast<xmpp::StreamHandler&>(*this), parser_limits(host_.side()));
 }
 
@@ -102,6 +103,12 @@ void InboundSession::start() {
   cb.on_closed = [this](const std::string& r) { on_closed(r); };
   conn_->set_callbacks(std::move(cb));
   conn_->start();
+  if (direct_tls_) {
+    // XEP-0368: the handshake comes first; the stream header follows inside it.
+    // The certificate is the side's, or the one of the domain the SNI names.
+    state_ = State::TlsHandshake;
+    conn_->start_tls_server(host_.tls());
+  }
   stream_id_ = random_stream_id();
   last_activity_ = host_.loop().now();
   arm_deadline();
@@ -350,7 +357,7 @@ void InboundSession::send_features() {
 void InboundSession::on_tls(const net::TlsSessionInfo& info) {
   if (state_ == State::Closed) return;
   tls_ = info;
-  LogLine(host_.log(), LogLevel::Info) << describe() << ": TLS " << info.protocol << " " << info.cipher
+  LogLine(host_.log(), LogLevel::Info) << describe() << ": TLS " << net::describe_tls(info, direct_tls_)
                                        << (info.peer_cert_present ? (info.peer_cert_trusted ? ", client certificate trusted" : ", client certificate NOT trusted: " + info.verify_error) : ", no client certificate");
   state_ = State::AwaitHeader;
   arm_deadline();
@@ -372,7 +379,8 @@ void InboundSession::handle_starttls() {
   // the old parser (no STARTTLS command injection).
   restart_pending_ = true;
   header_sent_ = false;   // the restarted stream needs our header again (RFC 6120 §4.9.1.3)
-  conn_->start_tls_server(host_.tls());
+  // The certificate of the domain the stream is for, unless the SNI names another.
+  conn_->start_tls_server(host_.tls().for_domain(to_));
   arm_deadline();
 }
 
@@ -421,7 +429,8 @@ void InboundSession::handle_sasl_auth(const xmpp::Element& auth) {
   conn_->send("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
   sasl_domain_ = from_;
   LogLine(host_.log(), LogLevel::Info) << describe() << ": authenticated " << from_ << " by SASL EXTERNAL";
-  host_.connection_event(describe() + ": authenticated by SASL EXTERNAL (" + cert_identity_of(*tls_, from_) + ")",
+  host_.connection_event(describe() + ": authenticated by SASL EXTERNAL (" + cert_identity_of(*tls_, from_) + "; " +
+                             net::describe_tls(*tls_, direct_tls_) + ")",
                          event_peer(from_, ipc::AuthMethod::SaslExternal));
   state_ = State::AwaitHeader;
   restart_pending_ = true;

@@ -25,7 +25,8 @@ namespace portcullis::s2s {
 
 class InboundSession : private xmpp::StreamHandler {
  public:
-  InboundSession(SessionHost& host, std::unique_ptr<net::Connection> conn);
+  // `direct_tls`: the listener is XEP-0368 direct TLS (TLS from the first byte).
+  InboundSession(SessionHost& host, std::unique_ptr<net::Connection> conn, bool direct_tls = false);
   ~InboundSession() override;
   InboundSession(const InboundSession&) = delete;
   InboundSession& operator=(const InboundSession&) = delete;
@@ -94,6 +95,7 @@ class InboundSession : private xmpp::StreamHandler {
   bool header_sent_ = false;
   std::string stream_id_;
   std::string from_, to_;             // from the first header; restarts must keep them
+  bool direct_tls_ = false;
   const config::Peer* peer_ = nullptr;
   std::optional<net::TlsSessionInfo> tls_;
   std::string sasl_domain_;           // set after SASL EXTERNAL success

@@ -147,6 +147,15 @@ void OutboundLink::on_connected(int fd, const std::string& error) {
   conn_->set_callbacks(std::move(cb));
   conn_->start();
   last_activity_ = last_write_ = host_.loop().now();
+  if (peer_.direct_tls) {
+    // XEP-0368: TLS from the first byte, SNI the peer's domain, ALPN
+    // "xmpp-server"; on_tls sends the stream header. Our certificate is the
+    // local domain's own, if it has one (SASL EXTERNAL asserts that domain).
+    state_ = State::TlsHandshake;
+    conn_->start_tls_client(host_.tls().for_domain(local_), remote_, "xmpp-server");
+    arm_deadline();
+    return;
+  }
   send_header();
 }
 
@@ -175,7 +184,7 @@ void OutboundLink::on_tls(const net::TlsSessionInfo& info) {
   if (state_ == State::Closed) return;
   tls_ = info;
   tls_done_ = true;
-  LogLine(host_.log(), LogLevel::Info) << describe() << ": TLS " << info.protocol << " " << info.cipher
+  LogLine(host_.log(), LogLevel::Info) << describe() << ": TLS " << net::describe_tls(info, peer_.direct_tls)
                                        << (info.peer_cert_trusted ? ", server certificate trusted"
                                                                   : ", server certificate NOT trusted: " + info.verify_error);
   send_header();
@@ -359,7 +368,9 @@ void OutboundLink::become_ready() {
   state_ = State::Ready;
   arm_deadline();   // cancels
   LogLine(host_.log(), LogLevel::Info) << describe() << ": ready (" << (sasl_done_ ? "SASL EXTERNAL" : "dialback") << ")";
-  host_.connection_event(describe() + ": authenticated (" + (sasl_done_ ? "SASL EXTERNAL" : "dialback") + ")", event_peer());
+  host_.connection_event(describe() + ": authenticated (" + (sasl_done_ ? "SASL EXTERNAL" : "dialback") +
+                             (tls_ ? "; " + net::describe_tls(*tls_, peer_.direct_tls) : std::string()) + ")",
+                         event_peer());
   if (sm_offered_) {
     // Acknowledgements for what we write (XEP-0198 §3; no resumption on S2S).
     conn_->send("<enable xmlns='urn:xmpp:sm:3'/>");
@@ -399,7 +410,7 @@ void OutboundLink::on_element(xmpp::Element e, std::size_t) {
         // Plaintext the peer pipelined after <proceed/> dies with the old parser.
         state_ = State::TlsHandshake;
         restart_pending_ = true;
-        conn_->start_tls_client(host_.tls(), remote_);
+        conn_->start_tls_client(host_.tls().for_domain(local_), remote_);
         arm_deadline();
         return;
       }

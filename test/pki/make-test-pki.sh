@@ -2,7 +2,7 @@
 # make-test-pki.sh OUTDIR
 #
 # Creates the test PKI of the loopback test setup (EC P-256, 10 years) with the
-# openssl CLI. Idempotent: does nothing when OUTDIR/.done-v5 exists. Safe to run
+# openssl CLI. Idempotent: does nothing when OUTDIR/.done-v6 exists. Safe to run
 # concurrently (flock on OUTDIR.lock). Every file is world-readable (Prosody
 # may run as another user). Cert files hold the leaf only; peers get the CA files.
 #
@@ -15,6 +15,8 @@
 #   guard-high  by ca-high:  a.test, conference.a.test, rooms.high.test, rooms.site-a.test
 #                                                          (guard, facing high; the
 #                            rooms.site-* names: FMUC pass-through fronts the far node)
+#   conference.b.test-own by ca-low: conference.b.test    (guard, facing low: that
+#                            domain's own certificate, chosen by SNI)
 #   node-a      by ca-low:   rooms.site-a.test             (standalone FMUC node, low side)
 #   node-b      by ca-high:  rooms.site-b.test             (standalone FMUC node, high side)
 #   rogue-a.test by ca-rogue: a.test, conference.a.test    (impostor)
@@ -37,14 +39,14 @@ fail() {
 
 [ $# -eq 1 ] || fail "usage: make-test-pki.sh OUTDIR"
 OUT=$1
-[ -f "$OUT/.done-v5" ] && exit 0
+[ -f "$OUT/.done-v6" ] && exit 0
 command -v openssl >/dev/null 2>&1 || fail "openssl CLI not found"
 mkdir -p "$OUT" 2>/dev/null || fail "cannot create $OUT"
 OUT=$(cd "$OUT" 2>/dev/null && pwd) || fail "cannot enter $OUT"
 
 exec 9>"$OUT.lock" || fail "cannot create lock file $OUT.lock"
 flock 9 || fail "cannot lock $OUT.lock"
-[ -f "$OUT/.done-v5" ] && exit 0   # another run finished while we waited
+[ -f "$OUT/.done-v6" ] && exit 0   # another run finished while we waited
 
 WORK=$(mktemp -d "$OUT/.work.XXXXXX") || fail "cannot create a work directory in $OUT"
 trap 'rm -rf "$WORK"' EXIT
@@ -128,6 +130,8 @@ make_leaf guard-low ca-low b.test "DNS.1 = b.test" "DNS.2 = conference.b.test" "
   "DNS.4 = rooms.site-b.test"
 make_leaf guard-high ca-high a.test "DNS.1 = a.test" "DNS.2 = conference.a.test" "DNS.3 = rooms.high.test" \
   "DNS.4 = rooms.site-a.test"
+# A certificate of its own for one domain the low side fronts (chosen by SNI).
+make_leaf conference.b.test-own ca-low conference.b.test "DNS.1 = conference.b.test"
 make_leaf node-a ca-low rooms.site-a.test "DNS.1 = rooms.site-a.test"
 make_leaf node-b ca-high rooms.site-b.test "DNS.1 = rooms.site-b.test"
 make_leaf rogue-a.test ca-rogue a.test "DNS.1 = a.test" "DNS.2 = conference.a.test"
@@ -183,10 +187,10 @@ make_ocsp ca-low a.test valid a.test-ocsp-good
 make_ocsp ca-low a.test revoked a.test-ocsp-revoked
 make_ocsp ca-rogue a.test valid a.test-ocsp-rogue
 
-for n in ca-low ca-high ca-rogue a.test b.test guard-low guard-high node-a node-b rogue-a.test wildcard; do
+for n in ca-low ca-high ca-rogue a.test b.test guard-low guard-high conference.b.test-own node-a node-b rogue-a.test wildcard; do
   chmod 0644 "$WORK/$n.pem" "$WORK/$n.key" || fail "chmod $n failed"
   mv -f "$WORK/$n.pem" "$WORK/$n.key" "$OUT/" || fail "cannot move $n into $OUT"
 done
 chmod 0755 "$OUT" || fail "chmod $OUT failed"
-touch "$OUT/.done-v5" || fail "cannot write $OUT/.done-v5"
+touch "$OUT/.done-v6" || fail "cannot write $OUT/.done-v6"
 exit 0

@@ -196,6 +196,8 @@ def prepare(config_path):
         tls = side.find(NS + "tls")
         if tls is not None:
             _own(resolve(tls.get("key")), pw, 0o600)
+            for dc in tls.findall(NS + "domain-certificate"):
+                _own(resolve(dc.get("key")), pw, 0o600)
         db = side.find(NS + "dialback")
         if db is not None:
             _own(resolve(db.get("secret-file")), pw, 0o600)

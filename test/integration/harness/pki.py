@@ -5,6 +5,8 @@ a.test.pem/.key (SAN a.test, conference.a.test; ca-low),
 b.test.pem/.key (SAN b.test, conference.b.test; ca-high),
 guard-low.pem/.key (b.test, conference.b.test, rooms.low.test, rooms.site-b.test; ca-low),
 guard-high.pem/.key (a.test, conference.a.test, rooms.high.test, rooms.site-a.test; ca-high),
+conference.b.test-own.pem/.key (conference.b.test only; ca-low: the low side's
+  own certificate for that fronted domain, chosen by SNI),
 node-a.pem/.key (rooms.site-a.test; ca-low: the standalone FMUC node of the low side),
 node-b.pem/.key (rooms.site-b.test; ca-high: the standalone FMUC node of the high side),
 rogue-a.test.pem/.key (a.test, conference.a.test; ca-rogue);
@@ -22,6 +24,7 @@ MAKE_PKI = os.path.join(SOURCE_DIR, "test", "pki", "make-test-pki.sh")
 REQUIRED = ["ca-low.pem", "ca-high.pem", "ca-rogue.pem",
             "a.test.pem", "a.test.key", "b.test.pem", "b.test.key",
             "guard-low.pem", "guard-low.key", "guard-high.pem", "guard-high.key",
+            "conference.b.test-own.pem", "conference.b.test-own.key",
             "node-a.pem", "node-a.key", "node-b.pem", "node-b.key",
             "rogue-a.test.pem", "rogue-a.test.key", "ca-low.crl", "ca-high.crl", "ca-low-revoked-a.test.crl"]
 

@@ -44,13 +44,14 @@ class ProsodyServer:
     cert/key: this server's certificate and key (default <pki_dir>/<domain>.pem/.key).
     users:    {username: password} created with prosodyctl before start.
     smacks:   load mod_smacks (XEP-0198 stream management, also on S2S streams).
+    direct_tls_port: also accept S2S over direct TLS (XEP-0368) on ip:port.
     log_level: lowest level written to prosody.log ('debug' logs every stanza, which
               the log assertions need; the benchmark uses 'info').
     """
 
     def __init__(self, domain, ip, run_dir, pki_dir, mode="cert", peer_map=None, muc=True,
                  trust=(), cert=None, key=None, users=None, extra_config="",
-                 log_level="debug", smacks=False):
+                 log_level="debug", smacks=False, direct_tls_port=None):
         if mode not in ("cert", "dialback"):
             raise ValueError("mode must be 'cert' or 'dialback'")
         self.domain = domain
@@ -66,6 +67,7 @@ class ProsodyServer:
         self.extra_config = extra_config
         self.log_level = log_level
         self.smacks = smacks
+        self.direct_tls_port = direct_tls_port
         self.dir = os.path.abspath(os.path.join(run_dir, domain))
         self.config_path = os.path.join(self.dir, "prosody.cfg.lua")
         self.log_path = os.path.join(self.dir, "prosody.log")
@@ -117,7 +119,7 @@ s2s_interfaces = {{ {ip} }}
 c2s_ports = {{ {C2S_PORT} }}
 s2s_ports = {{ {S2S_PORT} }}
 c2s_direct_tls_ports = {{ }}
-s2s_direct_tls_ports = {{ }}
+s2s_direct_tls_ports = {{ {self.direct_tls_port or ""} }}
 -- No HTTP modules are loaded, so no http(s) ports are opened.
 -- Nagle off: otherwise ~40 ms stalls on small bursts (real-peers.md pitfall 13).
 network_settings = {{ nagle = false }}

@@ -180,17 +180,42 @@ class RawStream:
         self.buf = b""
         self.received = b""
 
+    def direct_tls(self, certfile, keyfile, cafile, server_hostname, alpn=("xmpp-server",), timeout=5.0):
+        """XEP-0368: a TLS handshake on the fresh socket (before any XML), SNI
+        `server_hostname` (verified against cafile), offering the ALPN protocols
+        `alpn` (None: no ALPN). Returns (the ALPN protocol the server chose or
+        None, the server certificate in DER). HarnessError if the handshake fails."""
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+        if certfile:
+            ctx.load_cert_chain(certfile, keyfile)
+        if alpn:
+            ctx.set_alpn_protocols(list(alpn))
+        self.sock.settimeout(timeout)
+        try:
+            self.sock = ctx.wrap_socket(self.sock, server_hostname=server_hostname)
+        except (ssl.SSLError, OSError) as e:
+            raise HarnessError("raw stream: direct TLS handshake with %s:%d failed: %s" % (
+                self.ip, self.port, e)) from None
+        self.buf = b""
+        self.received = b""
+        return self.sock.selected_alpn_protocol(), self.sock.getpeercert(binary_form=True)
+
     def authenticate_external(self, frm, to, certfile, keyfile, cafile, authzid_b64=None,
-                              timeout=5.0, pipelined=b""):
+                              timeout=5.0, pipelined=b"", direct=False):
         """The whole dance up to an authenticated stream: header, STARTTLS, header,
         SASL EXTERNAL, header. `to` is also the name the server certificate must carry;
-        `pipelined` is passed to starttls().
+        `pipelined` is passed to starttls(). `direct`: the stream runs over direct TLS
+        already (direct_tls()): STARTTLS must not be offered, and is skipped.
         Returns the bytes of the last answer (the empty features)."""
         features = self.open(frm, to, timeout)
-        if b"urn:ietf:params:xml:ns:xmpp-tls" not in features:
-            raise HarnessError("raw stream: no STARTTLS offered: %r" % features)
-        self.starttls(certfile, keyfile, cafile, to, timeout, pipelined)
-        features = self.open(frm, to, timeout)
+        if direct:
+            if b"urn:ietf:params:xml:ns:xmpp-tls" in features:
+                raise HarnessError("raw stream: STARTTLS offered inside direct TLS: %r" % features)
+        else:
+            if b"urn:ietf:params:xml:ns:xmpp-tls" not in features:
+                raise HarnessError("raw stream: no STARTTLS offered: %r" % features)
+            self.starttls(certfile, keyfile, cafile, to, timeout, pipelined)
+            features = self.open(frm, to, timeout)
         if b"<mechanism>EXTERNAL</mechanism>" not in features:
             raise HarnessError("raw stream: SASL EXTERNAL not offered after TLS: %r" % features)
         b64 = authzid_b64 if authzid_b64 is not None else _b64(frm)

@@ -207,6 +207,9 @@ TEST_CASE("schema defaults agree with the defaults in config.h", "[config]") {
     CHECK(s.peers[0].port == peer_defaults.port);
     CHECK(s.peers[0].auth == peer_defaults.auth);
     CHECK(s.peers[0].tls == peer_defaults.tls);
+    CHECK(s.peers[0].direct_tls == peer_defaults.direct_tls);
+    CHECK(s.domain_certs.empty());
+    CHECK(c->high.listen.at(0).direct_tls == listen_defaults.direct_tls);
     CHECK(s.peers[0].kinds.message == peer_defaults.kinds.message);
     CHECK(s.peers[0].kinds.presence == peer_defaults.kinds.presence);
     CHECK(s.peers[0].kinds.iq == peer_defaults.kinds.iq);
@@ -298,7 +301,30 @@ const BadConfig kBadConfigs[] = {
     {"doctype.xml", 3, 1, "got a DOCTYPE declaration (DTDs are not allowed)"},
     {"wrong-namespace.xml", 3, 45, "grammar not found for namespace 'urn:portcullis:config:2'"},
     {"missing-policy.xml", 16, 14, "missing elements in content model"},
+    {"direct-tls-without-tls.xml", 8, 5,
+     "<peer domain='a.test'> direct-tls: expected tls='required' with it, got tls='optional'"},
+    {"domain-certificate-not-presented.xml", 8, 7,
+     "<domain-certificate> domain: expected a domain side 'low' fronts or hosts, got 'c.test'"},
+    {"domain-certificate-twice.xml", 9, 7,
+     "<domain-certificate> domain: expected each domain once, got 'b.test' again (first at line 8)"},
 };
+
+TEST_CASE("direct TLS listeners and peers, and per-domain certificates, load", "[config]") {
+  ConfigDir d;
+  const Config c = load_config(d.copy_of(kCorpus + "valid-direct-tls.xml"), kSchemaDir);
+  REQUIRE(c.low.listen.size() == 2);
+  CHECK_FALSE(c.low.listen[0].direct_tls);
+  CHECK(c.low.listen[1].direct_tls);
+  CHECK(c.low.listen[1].port == 5270);
+  REQUIRE(c.low.peers.size() == 1);
+  CHECK(c.low.peers[0].direct_tls);
+  CHECK(c.low.peers[0].port == 5270);
+  REQUIRE(c.low.domain_certs.size() == 1);
+  CHECK(c.low.domain_certs[0].domain == "b.test");
+  CHECK(c.low.domain_certs[0].key_file == (d.dir() / "pki" / "guard-low.key").string());
+  CHECK(c.low.domain_certs[0].line == 9);
+  CHECK_FALSE(c.high.peers.at(0).direct_tls);
+}
 
 }  // namespace
 

@@ -252,6 +252,95 @@ TEST_CASE("STARTTLS in place: trusted client and server certificates", "[connect
   CHECK(*p.client.closed == "closed by us");
 }
 
+TEST_CASE("SNI chooses a domain's own certificate; otherwise the side's", "[connection][tls][sni]") {
+  TlsConfig sc = tls_config("guard-low", "ca-low");
+  sc.identities.push_back({"conference.b.test", pki("conference.b.test-own.pem"), pki("conference.b.test-own.key")});
+  TlsContext server_ctx(sc);
+  TlsContext client_ctx(tls_config("a.test", "ca-low"));
+  const std::string own = certificate_identities_from_file(pki("conference.b.test-own.pem")).sha256_fingerprint;
+  const std::string side = certificate_identities_from_file(pki("guard-low.pem")).sha256_fingerprint;
+  REQUIRE(own != side);
+
+  SECTION("SNI of the domain, any case: its certificate, trusted") {
+    for (const char* sni : {"conference.b.test", "Conference.B.Test"}) {
+      const Seen s = handshake(server_ctx, client_ctx, sni);
+      CHECK(s.client.peer.sha256_fingerprint == own);
+      CHECK(s.client.peer_cert_trusted);
+      CHECK(s.server.local_cert_sha256 == own);
+      CHECK(s.server.sni == sni);
+      CHECK(s.server.peer_cert_trusted);   // client authentication unchanged by the switch
+    }
+  }
+  SECTION("another SNI, or none: the side's certificate") {
+    for (const char* sni : {"b.test", ""}) {
+      const Seen s = handshake(server_ctx, client_ctx, sni);
+      CHECK(s.client.peer.sha256_fingerprint == side);
+      CHECK(s.server.local_cert_sha256 == side);
+    }
+  }
+  SECTION("started with the domain's context (the stream's 'to'): SNI still wins") {
+    TlsContext& dom = server_ctx.for_domain("CONFERENCE.b.test");
+    REQUIRE(&dom != &server_ctx);
+    CHECK(handshake(dom, client_ctx, "").client.peer.sha256_fingerprint == own);
+    CHECK(handshake(dom, client_ctx, "b.test").client.peer.sha256_fingerprint == side);
+  }
+  SECTION("a domain without a certificate of its own is the context itself") {
+    CHECK(&server_ctx.for_domain("b.test") == &server_ctx);
+    CHECK(&server_ctx.for_domain("") == &server_ctx);
+  }
+  SECTION("a client presents its local domain's certificate") {
+    TlsConfig cc = tls_config("", "ca-low");
+    cc.identities.push_back({"a.test", pki("a.test.pem"), pki("a.test.key")});
+    TlsContext no_default(cc);
+    const Seen bare = handshake(server_ctx, no_default, "b.test");
+    CHECK_FALSE(bare.server.peer_cert_present);
+    const Seen as_a = handshake(server_ctx, no_default.for_domain("a.test"), "b.test");
+    CHECK(as_a.server.peer_cert_trusted);
+    CHECK(certificate_matches_domain(as_a.server.peer, "a.test"));
+  }
+  SECTION("two certificates for one domain are refused at load") {
+    TlsConfig twice = sc;
+    twice.identities.push_back({"CONFERENCE.B.TEST", pki("guard-low.pem"), pki("guard-low.key")});
+    CHECK_THROWS_WITH(TlsContext(twice), Catch::Contains("expected one certificate per domain"));
+  }
+}
+
+TEST_CASE("direct TLS ALPN: xmpp-server is agreed, another protocol alone is refused", "[connection][tls][alpn]") {
+  TlsContext server_ctx(tls_config("guard-low", "ca-low"));
+  TlsContext client_ctx(tls_config("a.test", "ca-low"));
+  auto direct = [&](const char* alpn) {
+    auto p = std::make_unique<Pair>();
+    p->connect();
+    p->server.conn->start_tls_server(server_ctx);
+    p->client.conn->start_tls_client(client_ctx, "b.test", alpn);
+    REQUIRE(run_until(p->loop, [&] {
+      return (p->server.tls && p->client.tls) || p->server.closed || p->client.closed;
+    }));
+    return p;
+  };
+  SECTION("xmpp-server") {
+    auto p = direct("xmpp-server");
+    REQUIRE(p->server.tls);
+    REQUIRE(p->client.tls);
+    CHECK(p->server.tls->alpn == "xmpp-server");
+    CHECK(p->client.tls->alpn == "xmpp-server");
+    CHECK(describe_tls(*p->server.tls, true).find(", direct TLS, ALPN xmpp-server, SNI b.test, our certificate sha256:") !=
+          std::string::npos);
+  }
+  SECTION("none offered (STARTTLS peers): no ALPN, handshake fine") {
+    auto p = direct("");
+    REQUIRE(p->server.tls);
+    CHECK(p->server.tls->alpn.empty());
+  }
+  SECTION("h2 only: the wrong port, refused") {
+    auto p = direct("h2");
+    REQUIRE(run_until(p->loop, [&] { return p->server.closed && p->client.closed; }));
+    CHECK_FALSE(p->server.tls);
+    CHECK_THAT(*p->server.closed, Catch::StartsWith("TLS handshake failed"));
+    CHECK_THAT(*p->client.closed, Catch::Contains("no application protocol"));
+  }
+}
+
 TEST_CASE("a paused reader holds its sender back; resumed, every byte arrives in order", "[connection][tls][flow]") {
   TrustedTls t;
   Pair& p = t.p;

@@ -75,7 +75,7 @@ TEST_CASE("matching rules on hand-built identities", "[tls][identity]") {
 }
 
 TEST_CASE("TlsContext names the file and the OpenSSL reason on load errors", "[tls]") {
-  TlsConfig good{pki("a.test.pem"), pki("a.test.key"), pki("ca-low.pem"), true, "", true};
+  TlsConfig good{pki("a.test.pem"), pki("a.test.key"), pki("ca-low.pem"), true, "", true, {}};
   REQUIRE_NOTHROW(TlsContext(good));
 
   auto message_of = [](const TlsConfig& cfg) {
