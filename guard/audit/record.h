@@ -100,7 +100,7 @@ struct DecisionRecord {
 };
 
 struct ConnectionEvent {
-  std::string kind;         // "auth-success", "auth-failure", "tls", "stream-error", "bad-xml", ...
+  std::string kind;         // "auth-success", "auth-failure", "tls-failure", "stream-error", ... (docs/audit-format.md)
   std::string text;
   std::string side;         // side name (low/high) or "" if unknown
   PeerInfo peer;

@@ -79,6 +79,7 @@ std::string event_kind(const std::string& text) {
       starts("dialback verification failed"))
     return "auth-failure";
   if (starts("authenticated")) return "auth-success";
+  if (starts("TLS handshake failed")) return "tls-failure";
   if (starts("stream error")) return "stream-error";
   if (starts("failed")) return "link-failure";
   return "event";

@@ -112,7 +112,6 @@ struct Connection::Impl {
   Callbacks cb;
   State state = State::Created;
   Tls tls = Tls::None;
-  bool tls_server = false;
   std::unique_ptr<SSL, SslFree> ssl;
   detail::VerifyRecord verify;
   TlsSessionInfo info;
@@ -376,7 +375,6 @@ struct Connection::Impl {
       return;
     }
     SSL_set_app_data(ssl.get(), &verify);
-    tls_server = server;
     if (server) {
       SSL_set_accept_state(ssl.get());
     } else {
@@ -432,9 +430,8 @@ struct Connection::Impl {
     info = TlsSessionInfo{};
     info.protocol = SSL_get_version(s);
     if (const char* c = SSL_get_cipher_name(s)) info.cipher = c;
-    if (tls_server) {
-      if (const char* sn = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name)) info.sni = sn;
-    }
+    // Server: the name the client asked for; client: the name we sent.
+    if (const char* sn = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name)) info.sni = sn;
     const unsigned char* proto = nullptr;
     unsigned proto_len = 0;
     SSL_get0_alpn_selected(s, &proto, &proto_len);

@@ -44,7 +44,7 @@ struct CertIdentities {
 struct TlsSessionInfo {
   std::string protocol;         // e.g. "TLSv1.3"
   std::string cipher;
-  std::string sni;              // server side: server name the client asked for (may be empty)
+  std::string sni;              // the server name asked for (server side) or sent (client side); may be empty
   std::string alpn;             // the application protocol agreed (ALPN), empty: none
   std::string local_cert_sha256;    // the certificate we presented (hex), empty: none
   bool peer_cert_present = false;

@@ -236,7 +236,15 @@ void InboundSession::on_stream_close() {
 }
 
 void InboundSession::on_closed(const std::string& reason) {
-  if (state_ != State::Closed) {
+  if (state_ == State::TlsHandshake) {
+    // A refused handshake (no common protocol, an ALPN list without
+    // xmpp-server, cleartext on a direct-TLS port) is a refusal: archived.
+    const std::string_view prefix = "TLS handshake failed";
+    const std::string what = describe() + ": " +
+                             (reason.rfind(prefix, 0) == 0 ? reason : std::string(prefix) + ": " + reason);
+    LogLine(host_.log(), LogLevel::Info) << what;
+    host_.connection_event(what, event_peer(from_, auth_so_far()));
+  } else if (state_ != State::Closed) {
     LogLine(host_.log(), LogLevel::Debug) << describe() << ": connection closed: " << reason;
   }
   state_ = State::Closed;

@@ -372,6 +372,9 @@ TEST_CASE("an event's kind is read from the edge's own words, not from names a p
       {"inbound a.test->b.test from 127.0.0.1:4002: SASL failure: not-authorized", "auth-failure"},
       {"inbound a.test->b.test from 127.0.0.1:4003: dialback verification failed for a.test->b.test", "auth-failure"},
       {"outbound b.test->a.test (127.0.0.1:5269): failed: closed before it was ready: reset", "link-failure"},
+      {"inbound ?->? from 127.0.0.1:4004: TLS handshake failed: no application protocol", "tls-failure"},
+      {"inbound tls.example->b.test from 127.0.0.1:4005: stream error policy-violation: TLS handshake failed",
+       "stream-error"},
   };
   std::uint64_t seq = 100;
   for (const auto& [text, kind] : cases) {

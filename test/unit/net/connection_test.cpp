@@ -276,6 +276,7 @@ TEST_CASE("SNI chooses a domain's own certificate; otherwise the side's", "[conn
       const Seen s = handshake(server_ctx, client_ctx, sni);
       CHECK(s.client.peer.sha256_fingerprint == side);
       CHECK(s.server.local_cert_sha256 == side);
+      CHECK(s.client.sni == sni);
     }
   }
   SECTION("started with the domain's context (the stream's 'to'): SNI still wins") {
