@@ -431,7 +431,11 @@ struct Connection::Impl {
     info.protocol = SSL_get_version(s);
     if (const char* c = SSL_get_cipher_name(s)) info.cipher = c;
     // Server: the name the client asked for; client: the name we sent.
-    if (const char* sn = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name)) info.sni = sn;
+    // The SNI callback refuses names that are not host names; kept printable
+    // here too, since it goes to logs and the archive.
+    if (const char* sn = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name)) {
+      for (const char* c = sn; *c != '\0' && info.sni.size() < 253; ++c) info.sni += (*c > 0x20 && *c < 0x7f) ? *c : '?';
+    }
     const unsigned char* proto = nullptr;
     unsigned proto_len = 0;
     SSL_get0_alpn_selected(s, &proto, &proto_len);

@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -381,11 +382,27 @@ struct SniTable {
 
 // Server side, at the ClientHello: the certificate of the domain the SNI
 // names, or the side's for any other name; no SNI keeps the context's own.
-int choose_by_sni(SSL* ssl, int* /*alert*/, void* arg) {
+// A name that is not a DNS host name (RFC 6066 §3: ASCII, letters, digits,
+// hyphens and dots; IDNs as A-labels) is refused: it would otherwise reach the
+// logs and the archive, which an unauthenticated client must not write into.
+bool sni_is_host_name(std::string_view n) {
+  if (n.empty() || n.size() > 253) return false;
+  return std::all_of(n.begin(), n.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+  });
+}
+
+int choose_by_sni(SSL* ssl, int* alert, void* arg) {
   const auto* table = static_cast<const SniTable*>(arg);
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   if (name == nullptr) return SSL_TLSEXT_ERR_OK;
-  auto it = table->by_domain.find(ascii_lower(name));
+  if (!sni_is_host_name(name)) {
+    *alert = SSL_AD_UNRECOGNIZED_NAME;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  std::string key = ascii_lower(name);
+  if (key.size() > 1 && key.back() == '.') key.pop_back();   // "b.test." names b.test
+  auto it = table->by_domain.find(key);
   SSL_CTX* chosen = it != table->by_domain.end() ? static_cast<SSL_CTX*>(it->second->native_server()) : table->side;
   if (SSL_get_SSL_CTX(ssl) != chosen && SSL_set_SSL_CTX(ssl, chosen) != chosen) return SSL_TLSEXT_ERR_ALERT_FATAL;
   return SSL_TLSEXT_ERR_OK;

@@ -293,6 +293,26 @@ void EdgeServer::connection_event(std::string_view what, const InboundMeta& peer
   send_control(f);
 }
 
+void EdgeServer::refused_connection(std::string_view what, const InboundMeta& peer, std::string_view check) {
+  if (take_refusal_token()) {
+    connection_event(what, peer);
+    return;
+  }
+  LogLine(log_, LogLevel::Debug) << "connection event (aggregated): " << what;
+  ++counters_.edge_refusals_lost;
+  aggregate_refusal(peer.peer_domain, check);
+}
+
+void EdgeServer::aggregate_refusal(const std::string& domain, std::string_view check) {
+  ++refusals_aggregated_[{domain.empty() ? std::string("?") : domain, std::string(check)}];
+  if (refusal_timer_ == 0) {
+    refusal_timer_ = loop_.add_timer(std::chrono::milliseconds(1000), [this] {
+      refusal_timer_ = 0;
+      flush_aggregated_refusals();
+    });
+  }
+}
+
 ipc::Frame EdgeServer::record_frame(ipc::FrameKind kind, const InboundMeta& peer) {
   ipc::Frame f;
   f.header.kind = kind;
@@ -323,13 +343,7 @@ void EdgeServer::edge_refusal(const xmpp::Element& stanza, const InboundMeta& pe
   if (!take_refusal_token()) {
     // Over the rate: counted, and reported in aggregate within a second.
     ++counters_.edge_refusals_lost;
-    ++refusals_aggregated_[{peer.peer_domain.empty() ? std::string("?") : peer.peer_domain, std::string(check)}];
-    if (refusal_timer_ == 0) {
-      refusal_timer_ = loop_.add_timer(std::chrono::milliseconds(1000), [this] {
-        refusal_timer_ = 0;
-        flush_aggregated_refusals();
-      });
-    }
+    aggregate_refusal(peer.peer_domain, check);
     return;
   }
   ipc::Frame f = record_frame(ipc::FrameKind::Refusal, peer);
@@ -361,7 +375,9 @@ void EdgeServer::flush_aggregated_refusals() {
   auto agg = std::move(refusals_aggregated_);
   refusals_aggregated_.clear();
   for (const auto& [key, n] : agg) {
-    connection_event("refusals: " + std::to_string(n) + " stanza(s) from " + key.first + " refused at the edge (" +
+    // Connections refused before any stream (kTlsHandshakeCheck) are not stanzas.
+    const char* what = key.second == kTlsHandshakeCheck ? " connection(s) from " : " stanza(s) from ";
+    connection_event("refusals: " + std::to_string(n) + what + key.first + " refused at the edge (" +
                      key.second + "), over the rate of refusal records (" +
                      std::to_string(static_cast<int>(kRefusalsPerSecond)) + "/s): counted here, not recorded one by one");
   }

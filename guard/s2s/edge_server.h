@@ -106,6 +106,7 @@ class EdgeServer final : public SessionHost {
   void link_closed(OutboundLink* link) override;
   using SessionHost::connection_event;
   void connection_event(std::string_view what, const InboundMeta& peer) override;
+  void refused_connection(std::string_view what, const InboundMeta& peer, std::string_view check) override;
   void edge_refusal(const xmpp::Element& stanza, const InboundMeta& peer, xmpp::StanzaErrorCondition condition,
                     std::string_view check, std::string_view reason) override;
   void released_taken(std::uint64_t ack) override;
@@ -219,6 +220,7 @@ class EdgeServer final : public SessionHost {
   bool take_refusal_token();
   // An Event or Refusal frame for the archive, about `peer` (empty: no one stream).
   ipc::Frame record_frame(ipc::FrameKind kind, const InboundMeta& peer);
+  void aggregate_refusal(const std::string& domain, std::string_view check);
   void flush_aggregated_refusals();
   bool in_room_outputs_ = false;
   std::vector<rooms::Output> room_backlog_;

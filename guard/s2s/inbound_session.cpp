@@ -236,14 +236,18 @@ void InboundSession::on_stream_close() {
 }
 
 void InboundSession::on_closed(const std::string& reason) {
-  if (state_ == State::TlsHandshake) {
+  const bool peer_left = reason.find("peer closed the connection") != std::string::npos ||
+                         reason.find("unexpected eof") != std::string::npos;
+  if (state_ == State::TlsHandshake && !peer_left) {
     // A refused handshake (no common protocol, an ALPN list without
-    // xmpp-server, cleartext on a direct-TLS port) is a refusal: archived.
+    // xmpp-server, cleartext on a direct-TLS port) is a refusal: archived,
+    // within the edge's rate of refusal records. A peer that only connects and
+    // goes away (a port probe, a health check) refused nothing: the log has it.
     const std::string_view prefix = "TLS handshake failed";
     const std::string what = describe() + ": " +
                              (reason.rfind(prefix, 0) == 0 ? reason : std::string(prefix) + ": " + reason);
     LogLine(host_.log(), LogLevel::Info) << what;
-    host_.connection_event(what, event_peer(from_, auth_so_far()));
+    host_.refused_connection(what, event_peer(from_, auth_so_far()), kTlsHandshakeCheck);
   } else if (state_ != State::Closed) {
     LogLine(host_.log(), LogLevel::Debug) << describe() << ": connection closed: " << reason;
   }

@@ -51,6 +51,9 @@ struct LinkStatus {
   bool reading = true;               // inbound: false while held back (flow control)
 };
 
+// The check name of a failed inbound TLS handshake (refused_connection).
+inline constexpr std::string_view kTlsHandshakeCheck = "tls-handshake";
+
 class SessionHost {
  public:
   virtual ~SessionHost() = default;
@@ -101,6 +104,11 @@ class SessionHost {
   virtual void connection_event(std::string_view what, const InboundMeta& peer) = 0;
   // An event about no peer in particular (rooms, overload, undelivered frames).
   void connection_event(std::string_view what) { connection_event(what, InboundMeta{}); }
+  // A connection refused before any stream (a failed TLS handshake): recorded
+  // like connection_event, but within the edge's rate of refusal records, and
+  // counted in aggregate beyond it (an unauthenticated flood must not fill the
+  // archive). `check` names the refusal for the aggregate ("tls-handshake").
+  virtual void refused_connection(std::string_view what, const InboundMeta& peer, std::string_view check) = 0;
   // A stanza the session refused itself (and answered with `condition` where
   // an answer is allowed): to the archive, as a rejected decision of this edge.
   // `check` names the check (a short word), `reason` says why.

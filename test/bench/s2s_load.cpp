@@ -215,6 +215,9 @@ class LoadServer final : public s2s::SessionHost {
       if (link.get() == l) ++links_closed_;
   }
   void connection_event(std::string_view what, const s2s::InboundMeta&) override { LogLine(log_, LogLevel::Debug) << what; }
+  void refused_connection(std::string_view what, const s2s::InboundMeta&, std::string_view) override {
+    LogLine(log_, LogLevel::Debug) << what;
+  }
   void edge_refusal(const xmpp::Element&, const s2s::InboundMeta&, xmpp::StanzaErrorCondition, std::string_view,
                     std::string_view reason) override {
     LogLine(log_, LogLevel::Debug) << "refused: " << reason;

@@ -21,7 +21,8 @@ conference.b.test (a leaf that names only that domain).
   * a cleartext stream header on the direct-TLS port gets no XMPP stream back, and
     traffic still flows afterwards;
   * both refused handshakes are in the archive as tls-failure events with OpenSSL's
-    reason ("no application protocol", "wrong version number").
+    reason ("no application protocol", "wrong version number"); a bare connect and
+    close (a port probe) is not.
 """
 
 import os
@@ -157,6 +158,8 @@ def test(ctx):
             check(b"stream" not in got, "cleartext on the direct-TLS port got an XMPP answer: %r" % got)
             ctx.step("cleartext stream header on the direct-TLS port: closed, no stream (%d bytes back)"
                      % len(got))
+            # A bare connect and close (a port probe, a health check) refused nothing.
+            socket.create_connection((EDGE_LOW_IP, DIRECT_PORT), timeout=TIMEOUT).close()
             with fed.session("a", "alice") as alice:
                 alice.send(fed.jid("b", "bob"), "after the hostile cases")
                 bob.expect_message(fed.jid("a", "alice"), "after the hostile cases", timeout=20)
@@ -182,7 +185,8 @@ def test(ctx):
     check(any(t.endswith("TLS handshake failed: no application protocol") for t in tls_fail) and
           any(t.endswith("TLS handshake failed: wrong version number") for t in tls_fail),
           "the refused handshakes (ALPN h2, cleartext) are not archived as tls-failure events: %r" % tls_fail)
-    ctx.step("archive: both refused handshakes are tls-failure events (%s)" % "; ".join(
+    check(len(tls_fail) == 2, "a bare connect and close was archived as a refusal: %r" % tls_fail)
+    ctx.step("archive: both refused handshakes, and only they, are tls-failure events (%s)" % "; ".join(
         t.split(": ", 1)[1] for t in tls_fail))
     alpn_in = [c for c in in_direct if "ALPN xmpp-server" in c["text"]]
     check(alpn_in, "the direct-TLS inbound stream's event does not name ALPN xmpp-server: %r"

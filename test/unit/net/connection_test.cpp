@@ -342,6 +342,38 @@ TEST_CASE("direct TLS ALPN: xmpp-server is agreed, another protocol alone is ref
   }
 }
 
+TEST_CASE("an SNI that is not a host name is refused; a trailing dot names the domain", "[connection][tls][sni]") {
+  TlsConfig sc = tls_config("guard-low", "ca-low");
+  sc.identities.push_back({"conference.b.test", pki("conference.b.test-own.pem"), pki("conference.b.test-own.key")});
+  TlsContext server_ctx(sc);
+  TlsContext client_ctx(tls_config("a.test", "ca-low"));
+  auto direct = [&](const std::string& sni) {
+    auto p = std::make_unique<Pair>();
+    p->connect();
+    p->server.conn->start_tls_server(server_ctx);
+    p->client.conn->start_tls_client(client_ctx, sni, "xmpp-server");
+    REQUIRE(run_until(p->loop, [&] {
+      return (p->server.tls && p->client.tls) || (p->server.closed && p->client.closed);
+    }));
+    return p;
+  };
+  SECTION("a newline (a forged log line), a space, a NUL-free control byte: refused") {
+    for (const std::string& sni : std::vector<std::string>{"x\ninjected: y.test", "b test", "b\x01.test", std::string(254, 'a')}) {
+      INFO(sni);
+      auto p = direct(sni);
+      CHECK_FALSE(p->server.tls);
+      REQUIRE(p->client.closed);
+      CHECK_THAT(*p->client.closed, Catch::Contains("unrecognized name"));
+    }
+  }
+  SECTION("conference.b.test. (a trailing dot): that domain's certificate") {
+    auto p = direct("conference.b.test.");
+    REQUIRE(p->client.tls);
+    CHECK(p->client.tls->peer.sha256_fingerprint ==
+          certificate_identities_from_file(pki("conference.b.test-own.pem")).sha256_fingerprint);
+  }
+}
+
 TEST_CASE("a paused reader holds its sender back; resumed, every byte arrives in order", "[connection][tls][flow]") {
   TrustedTls t;
   Pair& p = t.p;

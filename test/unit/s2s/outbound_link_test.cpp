@@ -70,6 +70,9 @@ class FakeHost final : public s2s::SessionHost {
   void inbound_closed(s2s::InboundSession*) override {}
   void link_closed(s2s::OutboundLink*) override { closed = true; }
   void connection_event(std::string_view what, const s2s::InboundMeta&) override { events.emplace_back(what); }
+  void refused_connection(std::string_view what, const s2s::InboundMeta& m, std::string_view) override {
+    connection_event(what, m);
+  }
   void edge_refusal(const xmpp::Element&, const s2s::InboundMeta&, xmpp::StanzaErrorCondition, std::string_view,
                     std::string_view) override {}
 
