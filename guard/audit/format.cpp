@@ -1,8 +1,9 @@
 #include "guard/audit/format.h"
 
+#include "guard/audit/record.h"
+
 #include <dirent.h>
 #include <fcntl.h>
-#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -107,15 +108,7 @@ std::string_view to_string(FrameStatus s) {
   return "?";
 }
 
-std::string chain_hash(std::string_view prev_hash, std::string_view hashed) {
-  crypto_hash_sha256_state st;
-  crypto_hash_sha256_init(&st);
-  crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(prev_hash.data()), prev_hash.size());
-  crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(hashed.data()), hashed.size());
-  unsigned char h[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256_final(&st, h);
-  return std::string(reinterpret_cast<const char*>(h), sizeof h);
-}
+std::string chain_hash(std::string_view prev_hash, std::string_view hashed) { return sha256(prev_hash, hashed); }
 
 std::string encode_frame(RecordType type, std::uint64_t seq, std::uint64_t time_us, std::string_view payload,
                          std::string_view prev_hash, std::string& hash_out) {

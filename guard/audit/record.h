@@ -161,7 +161,9 @@ json::Value to_json(const RecordBody& body);
 // Lowercase hex and back (from_hex returns nullopt on odd length or bad digits).
 std::string to_hex(std::string_view bytes);
 std::optional<std::string> from_hex(std::string_view hex);
-// SHA-256 of `bytes` (libsodium), 32 raw bytes.
+// SHA-256 of `bytes`, 32 raw bytes; of `a` then `b` (no concatenation).
+// Throws std::runtime_error if the digest is unavailable.
 std::string sha256(std::string_view bytes);
+std::string sha256(std::string_view a, std::string_view b);
 
 }  // namespace portcullis::audit

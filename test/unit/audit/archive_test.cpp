@@ -35,6 +35,20 @@ TEST_CASE("json: deterministic dump and strict parse round trip", "[audit][json]
   CHECK(json::dump(json::Value(std::string("a\xff"))) == "\"a\xEF\xBF\xBD\"");
 }
 
+TEST_CASE("sha256: FIPS 180-2 vectors, and two parts hash as their concatenation", "[audit][sha256]") {
+  using portcullis::audit::sha256;
+  using portcullis::audit::to_hex;
+  CHECK(to_hex(sha256("abc")) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(to_hex(sha256("")) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  const std::string two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  CHECK(to_hex(sha256(two)) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  for (std::size_t cut = 0; cut <= two.size(); cut += 7) {
+    CHECK(sha256(std::string_view(two).substr(0, cut), std::string_view(two).substr(cut)) == sha256(two));
+  }
+  const std::string million(1000000, 'a');
+  CHECK(to_hex(sha256(million)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
 TEST_CASE("archive: append then verify round trip with every record kind", "[audit]") {
   Harness h;
   std::vector<AppendResult> res;
