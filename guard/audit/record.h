@@ -154,6 +154,10 @@ std::string encode_payload(const Record& r);
 bool decode_payload(RecordType type, std::string_view payload, RecordBody& out, std::string& meta_json,
                     std::string* error);
 
+// The meta part of a decision record's payload built through json::Value (the
+// reference that encode_payload's direct writer must equal, byte for byte).
+std::string decision_meta_reference(const DecisionRecord& d);
+
 // The metadata of a body as a JSON object (what the meta part of the payload
 // holds, also used by `portcullis-audit export`).
 json::Value to_json(const RecordBody& body);

@@ -49,6 +49,49 @@ TEST_CASE("sha256: FIPS 180-2 vectors, and two parts hash as their concatenation
   CHECK(to_hex(sha256(million)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
+TEST_CASE("decision meta: the direct writer's bytes equal the Value tree's, for every shape", "[audit][json]") {
+  using namespace portcullis::audit;
+  std::uint32_t rng = 12345;
+  auto next = [&rng] { return rng = rng * 1103515245u + 12345u; };
+  const std::vector<std::string> texts = {"", "plain", "with \"quotes\" and \\", "ctl\x01\n\t", "caf\xc3\xa9",
+                                          "bad utf8 \xff\xfe", "\xe2\x80\xae rtl", std::string(300, 'x')};
+  auto text = [&] { return texts[next() % texts.size()]; };
+  auto notes = [&] {
+    Notes n;
+    for (std::uint32_t i = next() % 3; i > 0; --i) n.emplace_back(text(), text());
+    return n;
+  };
+  for (int round = 0; round < 400; ++round) {
+    DecisionRecord d;
+    d.outcome = static_cast<Outcome>(next() % 4);
+    d.direction = static_cast<Direction>(next() % 4);
+    d.peer = {text(), text(), next() % 2 == 0, text(), next() % 2 == 0 ? "" : text()};
+    d.frame_seq = next() % 3 == 0 ? ~std::uint64_t{0} - next() : next();   // beyond int64 too
+    d.stream_id = text(); d.from = text(); d.to = text();
+    d.stanza_kind = text(); d.stanza_type = text(); d.stanza_id = text();
+    d.label_original = text(); d.label_effective = text(); d.label_mapped = text();
+    for (std::uint32_t i = next() % 4; i > 0; --i) {
+      d.filters.push_back({text(), text(), text(), text(), next() % 2 == 0, next() % 2 == 0 ? "" : text(), notes()});
+    }
+    for (std::uint32_t i = next() % 3; i > 0; --i) d.guards.push_back({text(), next() % 2 == 0, text()});
+    d.error_condition = next() % 2 == 0 ? "" : text();
+    d.policy_version = text(); d.policy_hash = text();
+    d.notes = notes();
+    d.original = text() + "<message/>";
+    if (next() % 2 == 0) d.released = text() + "<message type='chat'/>";
+    const std::string ref = decision_meta_reference(d);
+    Record r;
+    r.body = d;
+    const std::string payload = encode_payload(r);
+    INFO("round " << round << ": " << ref);
+    REQUIRE(payload.size() >= 4 + ref.size());
+    const std::uint32_t len = (std::uint32_t(std::uint8_t(payload[0])) << 24) | (std::uint32_t(std::uint8_t(payload[1])) << 16) |
+                              (std::uint32_t(std::uint8_t(payload[2])) << 8) | std::uint32_t(std::uint8_t(payload[3]));
+    CHECK(len == ref.size());
+    CHECK(payload.substr(4, len) == ref);
+  }
+}
+
 TEST_CASE("archive: append then verify round trip with every record kind", "[audit]") {
   Harness h;
   std::vector<AppendResult> res;
