@@ -22,12 +22,15 @@ struct FrameChannel::Impl {
   bool want_write = false;
   bool reading = true;
   bool drain_armed = false;
+  bool flush_posted = false;
   Counters counters;
   // Shared liveness token: callbacks may destroy the channel, so code that runs
   // after a callback checks this before touching `this` again.
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   bool send(const Frame& f, std::size_t limit);
+  void flush_and_watch(bool in_loop);
+  static constexpr std::size_t kBatchBytes = 256 * 1024;
 
   Impl(net::EventLoop& l, int f, Options o)
       : loop(l), fd(f), options(o), decoder(o.limits) {}
@@ -55,6 +58,9 @@ struct FrameChannel::Impl {
 
   void shutdown_fd() {
     if (!open) return;
+    // Frames batched for this loop turn still go out if the socket takes them
+    // (a channel closed right after a send keeps what send() accepted).
+    if (started && pending() > 0) (void)flush();
     open = false;
     if (started) loop.unwatch(fd);
     ::close(fd);
@@ -222,8 +228,34 @@ bool FrameChannel::Impl::send(const Frame& f, std::size_t limit) {
   i.out.append(bytes);
   ++i.counters.frames_out;
   if (!i.started) return true;  // flushed once start() watches the socket
+  // Frames sent during one turn of the loop go out together, in one write
+  // after its I/O phase (a write per frame was the filter's top syscall cost);
+  // past kBatchBytes they go at once, so a burst never piles up unwritten.
+  if (i.pending() > i.options.high_water) i.drain_armed = true;
+  // The socket is full: its writable event writes the rest.
+  if (i.want_write) return true;
+  if (i.pending() < kBatchBytes) {
+    if (!i.flush_posted) {
+      i.flush_posted = true;
+      std::weak_ptr<bool> token = i.alive;
+      Impl* self = &i;
+      i.loop.post([token, self] {
+        if (token.expired()) return;
+        self->flush_posted = false;
+        if (self->open) self->flush_and_watch(true);
+      });
+    }
+    return true;
+  }
+  i.flush_and_watch(false);
+  return true;
+}
+
+void FrameChannel::Impl::flush_and_watch(bool in_loop) {
+  Impl& i = *this;
   const std::string err = i.flush();
   if (!err.empty()) {
+    if (in_loop) return i.fail(err);
     // Report from the loop, never from inside the caller's send().
     std::weak_ptr<bool> token = i.alive;
     Impl* self = &i;
@@ -233,19 +265,19 @@ bool FrameChannel::Impl::send(const Frame& f, std::size_t limit) {
     // Stop writing now; the close itself happens in the posted callback.
     i.out.clear();
     i.out_pos = 0;
-    return true;
+    return;
   }
   i.update_watch();
   if (i.pending() > i.options.high_water) i.drain_armed = true;
   if (i.drain_armed && i.pending() <= i.options.high_water / 4) {
     // Drained by this very flush: no writable event will report it.
+    if (in_loop) return i.check_drain();
     std::weak_ptr<bool> token = i.alive;
     Impl* self = &i;
     i.loop.post([token, self] {
       if (!token.expired() && self->open) self->check_drain();
     });
   }
-  return true;
 }
 
 void FrameChannel::close() { impl_->shutdown_fd(); }
