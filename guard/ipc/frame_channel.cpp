@@ -228,9 +228,9 @@ bool FrameChannel::Impl::send(const Frame& f, std::size_t limit) {
   i.out.append(bytes);
   ++i.counters.frames_out;
   if (!i.started) return true;  // flushed once start() watches the socket
-  // Frames sent during one turn of the loop go out together, in one write
-  // after its I/O phase (a write per frame was the filter's top syscall cost);
-  // past kBatchBytes they go at once, so a burst never piles up unwritten.
+  // Frames sent during one turn of the loop go out together, in one write at
+  // the turn's end (a write per frame was the filter's top syscall cost); past
+  // kBatchBytes they go at once, so a burst never piles up unwritten.
   if (i.pending() > i.options.high_water) i.drain_armed = true;
   // The socket is full: its writable event writes the rest.
   if (i.want_write) return true;
@@ -239,7 +239,7 @@ bool FrameChannel::Impl::send(const Frame& f, std::size_t limit) {
       i.flush_posted = true;
       std::weak_ptr<bool> token = i.alive;
       Impl* self = &i;
-      i.loop.post([token, self] {
+      i.loop.at_end_of_turn([token, self] {
         if (token.expired()) return;
         self->flush_posted = false;
         if (self->open) self->flush_and_watch(true);

@@ -1,8 +1,9 @@
 // A frame channel: one end of a connected SOCK_STREAM socketpair between two
 // processes of the sandwich (edge <-> filter), on an EventLoop.
 //
-// Outgoing frames are encoded and buffered, and flushed when the socket is
-// writable; the buffer is bounded, so a stalled peer makes send() return false
+// Outgoing frames are encoded and buffered, and written together at the end of
+// the loop's turn (at once past 256 KiB; later when the socket is full); the
+// buffer is bounded, so a stalled peer makes send() return false
 // (the caller bounces the stanza with an error) instead of growing memory.
 // Incoming bytes are decoded and delivered one frame at a time to on_frame.
 //
@@ -80,7 +81,8 @@ class FrameChannel {
   // socketpair fills, and the peer's channel becomes congested).
   void set_reading(bool on);
 
-  // Closes now, dropping unsent output; on_closed is not called.
+  // Closes now, after one non-blocking try to write what is still unsent (the
+  // rest is dropped); on_closed is not called.
   void close();
 
   bool is_open() const;

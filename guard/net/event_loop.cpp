@@ -76,6 +76,7 @@ struct EventLoop::Impl {
 
   std::mutex post_mu;
   std::vector<std::function<void()>> posted;
+  std::vector<std::function<void()>> end_of_turn;   // loop thread only
   std::atomic<bool> stopped{false};
 
   void wake() {
@@ -197,6 +198,8 @@ void EventLoop::post(std::function<void()> callback) {
   impl_->wake();
 }
 
+void EventLoop::at_end_of_turn(std::function<void()> callback) { impl_->end_of_turn.push_back(std::move(callback)); }
+
 void EventLoop::run() {
   impl_->stopped = false;
   while (!impl_->stopped) run_once(Duration(60000));
@@ -268,6 +271,14 @@ void EventLoop::run_once(Duration max_wait) {
     batch.swap(im.posted);
   }
   for (auto& cb : batch) cb();
+
+  // Last, what this turn's callbacks deferred to its end (batched writes),
+  // including what those add; on the loop thread only.
+  while (!im.end_of_turn.empty()) {
+    std::vector<std::function<void()>> tail;
+    tail.swap(im.end_of_turn);
+    for (auto& cb : tail) cb();
+  }
 }
 
 }  // namespace portcullis::net

@@ -57,6 +57,12 @@ class EventLoop {
   // loop); everything else must be called on the loop's own thread.
   void post(std::function<void()> callback);
 
+  // Runs `callback` at the end of this turn of the loop: after its I/O, timers
+  // and posts, before the next wait (a callback added by one of these runs in
+  // the same turn too). Loop thread only. For work that gathers what a turn
+  // produced, such as one write for all the frames sent during it.
+  void at_end_of_turn(std::function<void()> callback);
+
   // Runs until stop(). Returns normally.
   void run();
   // Runs one iteration, waiting at most `max_wait` for events (less if a timer

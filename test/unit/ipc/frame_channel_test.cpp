@@ -82,6 +82,37 @@ TEST_CASE("frames flow both ways over a socketpair", "[ipc][channel]") {
   CHECK(r.closes.empty());
 }
 
+TEST_CASE("frames sent during one turn, from I/O or from posts, are written at that turn's end, together",
+          "[ipc][channel]") {
+  SteadyClock clock;
+  EventLoop loop(clock);
+  Pair p;
+  FrameChannel left(loop, p.a);
+  left.start();
+  loop.run_once(std::chrono::milliseconds(0));
+  // Sent from a posted callback (the filter's releases come from the archive's
+  // posts): on the socket when that turn ends, not a turn later.
+  loop.post([&] {
+    for (int i = 0; i < 20; ++i) REQUIRE(left.send(stanza("batched-" + std::to_string(i), i)));
+    CHECK(left.pending_output() > 0);   // not written yet, inside the turn
+  });
+  loop.run_once(std::chrono::milliseconds(0));
+  CHECK(left.pending_output() == 0);
+  std::string got(64 * 1024, '\0');
+  const ssize_t n = ::recv(p.b, got.data(), got.size(), MSG_DONTWAIT);
+  REQUIRE(n > 0);
+  got.resize(static_cast<std::size_t>(n));
+  FrameDecoder dec;
+  dec.append(got);
+  int frames = 0;
+  while (auto f = dec.next()) {
+    CHECK(f->body == "batched-" + std::to_string(frames));
+    ++frames;
+  }
+  CHECK(frames == 20);
+  CHECK(left.counters().frames_out == 20);
+}
+
 TEST_CASE("a large frame crosses intact", "[ipc][channel]") {
   SteadyClock clock;
   EventLoop loop(clock);

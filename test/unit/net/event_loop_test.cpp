@@ -117,6 +117,23 @@ TEST_CASE("posted callbacks run after the current one; posts from posts run next
   CHECK(order == std::vector<std::string>{"first", "second", "nested"});
 }
 
+TEST_CASE("end-of-turn callbacks run after the posts of the same turn, with those they add", "[event_loop]") {
+  FakeClock clock;
+  EventLoop loop(clock);
+  std::vector<std::string> order;
+  loop.post([&] {
+    order.push_back("post");
+    loop.at_end_of_turn([&] {
+      order.push_back("end");
+      loop.at_end_of_turn([&] { order.push_back("end-nested"); });
+    });
+  });
+  loop.run_once(0ms);
+  CHECK(order == std::vector<std::string>{"post", "end", "end-nested"});
+  loop.run_once(0ms);
+  CHECK(order.size() == 3);   // each ran once
+}
+
 TEST_CASE("readable and writable events are delivered as asked", "[event_loop]") {
   SteadyClock clock;
   EventLoop loop(clock);
