@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <sodium.h>
 
 #include <cstring>
 #include <memory>
@@ -494,14 +495,20 @@ std::string sha256(std::string_view a, std::string_view b) {
   thread_local std::unique_ptr<EVP_MD_CTX, CtxFree> ctx(EVP_MD_CTX_new());
   unsigned char h[EVP_MAX_MD_SIZE];
   unsigned n = 0;
-  if (g_sha256.md == nullptr || !ctx || EVP_DigestInit_ex2(ctx.get(), g_sha256.md, nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), a.data(), a.size()) != 1 || EVP_DigestUpdate(ctx.get(), b.data(), b.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx.get(), h, &n) != 1 || n != 32) {
-    // Never a wrong hash: the archive cannot go on without one.
-    const char* why = ERR_reason_error_string(ERR_get_error());
-    throw std::runtime_error(std::string("SHA-256 unavailable: ") + (why != nullptr ? why : "no digest"));
+  if (g_sha256.md != nullptr && ctx && EVP_DigestInit_ex2(ctx.get(), g_sha256.md, nullptr) == 1 &&
+      EVP_DigestUpdate(ctx.get(), a.data(), a.size()) == 1 && EVP_DigestUpdate(ctx.get(), b.data(), b.size()) == 1 &&
+      EVP_DigestFinal_ex(ctx.get(), h, &n) == 1 && n == crypto_hash_sha256_BYTES) {
+    return std::string(reinterpret_cast<const char*>(h), n);
   }
-  return std::string(reinterpret_cast<const char*>(h), n);
+  // OpenSSL could not (no provider, no memory): libsodium's SHA-256 gives the
+  // same digest, slower, and cannot fail; the archive writer never throws here.
+  ERR_clear_error();
+  crypto_hash_sha256_state st;
+  crypto_hash_sha256_init(&st);
+  crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(a.data()), a.size());
+  crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(b.data()), b.size());
+  crypto_hash_sha256_final(&st, h);
+  return std::string(reinterpret_cast<const char*>(h), crypto_hash_sha256_BYTES);
 }
 
 std::string sha256(std::string_view bytes) { return sha256(bytes, {}); }

@@ -166,7 +166,7 @@ json::Value to_json(const RecordBody& body);
 std::string to_hex(std::string_view bytes);
 std::optional<std::string> from_hex(std::string_view hex);
 // SHA-256 of `bytes`, 32 raw bytes; of `a` then `b` (no concatenation).
-// Throws std::runtime_error if the digest is unavailable.
+// OpenSSL's (fast); libsodium's if OpenSSL cannot, so it never fails.
 std::string sha256(std::string_view bytes);
 std::string sha256(std::string_view a, std::string_view b);
 
