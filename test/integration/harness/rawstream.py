@@ -169,22 +169,12 @@ class RawStream:
         self.read_until(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", timeout)
         if self.buf:
             raise HarnessError("raw stream: bytes after <proceed/>: %r" % self.buf)
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
-        ctx.load_cert_chain(certfile, keyfile)
-        self.sock.settimeout(timeout)
-        try:
-            self.sock = ctx.wrap_socket(self.sock, server_hostname=server_hostname)
-        except (ssl.SSLError, OSError) as e:
-            raise HarnessError("raw stream: TLS handshake with %s:%d failed: %s" % (
-                self.ip, self.port, e)) from None
-        self.buf = b""
-        self.received = b""
+        self._wrap_tls(certfile, keyfile, cafile, server_hostname, None, timeout, "TLS")
 
-    def direct_tls(self, certfile, keyfile, cafile, server_hostname, alpn=("xmpp-server",), timeout=5.0):
-        """XEP-0368: a TLS handshake on the fresh socket (before any XML), SNI
-        `server_hostname` (verified against cafile), offering the ALPN protocols
-        `alpn` (None: no ALPN). Returns (the ALPN protocol the server chose or
-        None, the server certificate in DER). HarnessError if the handshake fails."""
+    def _wrap_tls(self, certfile, keyfile, cafile, server_hostname, alpn, timeout, what):
+        """The TLS handshake on this socket (client certificate certfile/keyfile if
+        given, the server verified against cafile for server_hostname, ALPN `alpn`
+        if given); the stream's buffers start afresh. HarnessError if it fails."""
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
         if certfile:
             ctx.load_cert_chain(certfile, keyfile)
@@ -194,10 +184,17 @@ class RawStream:
         try:
             self.sock = ctx.wrap_socket(self.sock, server_hostname=server_hostname)
         except (ssl.SSLError, OSError) as e:
-            raise HarnessError("raw stream: direct TLS handshake with %s:%d failed: %s" % (
-                self.ip, self.port, e)) from None
+            raise HarnessError("raw stream: %s handshake with %s:%d failed: %s" % (
+                what, self.ip, self.port, e)) from None
         self.buf = b""
         self.received = b""
+
+    def direct_tls(self, certfile, keyfile, cafile, server_hostname, alpn=("xmpp-server",), timeout=5.0):
+        """XEP-0368: a TLS handshake on the fresh socket (before any XML), SNI
+        `server_hostname` (verified against cafile), offering the ALPN protocols
+        `alpn` (None: no ALPN). Returns (the ALPN protocol the server chose or
+        None, the server certificate in DER). HarnessError if the handshake fails."""
+        self._wrap_tls(certfile, keyfile, cafile, server_hostname, alpn, timeout, "direct TLS")
         return self.sock.selected_alpn_protocol(), self.sock.getpeercert(binary_form=True)
 
     def authenticate_external(self, frm, to, certfile, keyfile, cafile, authzid_b64=None,
