@@ -132,6 +132,7 @@ struct Connection::Impl {
   TimerId linger_timer = 0;
   bool doomed = false;  // a close is already posted; ignore I/O until then
   bool peer_eof = false;  // the peer closed its side; stop reading
+  bool handshake_eof = false;   // the handshake ended by the peer's EOF
   bool paused = false;    // flow control: the owner stopped reading (set_reading)
   bool drain_armed = false;
   std::size_t drain_mark = 0;
@@ -421,6 +422,9 @@ struct Connection::Impl {
     } else if (err == SSL_ERROR_WANT_WRITE) {
       hs_wants_write = true;
     } else {
+      const unsigned long first = ERR_peek_error();
+      handshake_eof = (err == SSL_ERROR_SYSCALL && first == 0 && saved_errno == 0) ||
+                      (err == SSL_ERROR_SSL && ERR_GET_REASON(first) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
       close_now("TLS handshake failed: " + ssl_failure_text(err, saved_errno));
     }
   }
@@ -647,6 +651,7 @@ void Connection::start_tls_client(TlsContext& ctx, const std::string& sni, std::
 bool Connection::is_tls() const { return impl_->tls != Impl::Tls::None; }
 
 bool Connection::is_tls_established() const { return impl_->tls == Impl::Tls::Established; }
+bool Connection::handshake_ended_by_peer() const { return impl_->handshake_eof; }
 
 const TlsSessionInfo* Connection::tls_info() const {
   return impl_->tls == Impl::Tls::Established ? &impl_->info : nullptr;

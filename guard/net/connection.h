@@ -98,6 +98,9 @@ class Connection {
   // True once start_tls_* was called (TLS pending, handshaking or established).
   bool is_tls() const;
   bool is_tls_established() const;
+  // True if the TLS handshake ended because the peer closed the connection
+  // (EOF before it finished: a probe, a health check), not by an error.
+  bool handshake_ended_by_peer() const;
   // The session info once the handshake completed, else nullptr.
   const TlsSessionInfo* tls_info() const;
   bool is_open() const;

@@ -236,9 +236,7 @@ void InboundSession::on_stream_close() {
 }
 
 void InboundSession::on_closed(const std::string& reason) {
-  const bool peer_left = reason.find("peer closed the connection") != std::string::npos ||
-                         reason.find("unexpected eof") != std::string::npos;
-  if (state_ == State::TlsHandshake && !peer_left) {
+  if (state_ == State::TlsHandshake && !conn_->handshake_ended_by_peer()) {
     // A refused handshake (no common protocol, an ALPN list without
     // xmpp-server, cleartext on a direct-TLS port) is a refusal: archived,
     // within the edge's rate of refusal records. A peer that only connects and

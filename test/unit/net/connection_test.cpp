@@ -339,7 +339,25 @@ TEST_CASE("direct TLS ALPN: xmpp-server is agreed, another protocol alone is ref
     CHECK_FALSE(p->server.tls);
     CHECK_THAT(*p->server.closed, Catch::StartsWith("TLS handshake failed"));
     CHECK_THAT(*p->client.closed, Catch::Contains("no application protocol"));
+    CHECK_FALSE(p->server.conn->handshake_ended_by_peer());   // a refusal, not a peer leaving
   }
+}
+
+TEST_CASE("a peer that leaves during the TLS handshake is told apart from a refused handshake", "[connection][tls]") {
+  TlsContext server_ctx(tls_config("guard-low", "ca-low"));
+  Pair p;
+  p.connect();
+  p.server.conn->start_tls_server(server_ctx);
+  SECTION("EOF before any byte (a probe)") {
+    p.client.conn->close_now("probe");
+  }
+  SECTION("EOF after half a ClientHello") {
+    p.client.conn->send(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11));
+    p.client.conn->close_after_flush();
+  }
+  REQUIRE(run_until(p.loop, [&] { return p.server.closed.has_value(); }));
+  CHECK_THAT(*p.server.closed, Catch::StartsWith("TLS handshake failed"));
+  CHECK(p.server.conn->handshake_ended_by_peer());
 }
 
 TEST_CASE("an SNI that is not a host name is refused; a trailing dot names the domain", "[connection][tls][sni]") {
