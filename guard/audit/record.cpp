@@ -281,7 +281,8 @@ std::string decision_meta(const DecisionRecord& d) {
     write_notes(out, d.notes);
   }
   w.integer("original_len", d.original.size());
-  w.str("original_sha256", to_hex(sha256(d.original)));
+  const std::string original_hex = to_hex(sha256(d.original));
+  w.str("original_sha256", original_hex);
   w.str("outcome", to_string(d.outcome));
   w.object("peer", [&](MetaWriter& p) {
     p.str("auth", d.peer.auth);
@@ -296,7 +297,7 @@ std::string decision_meta(const DecisionRecord& d) {
   });
   if (d.outcome != Outcome::Rejected) {
     w.boolean("released_same", !d.released.has_value());
-    w.str("released_sha256", to_hex(d.released ? sha256(*d.released) : sha256(d.original)));
+    w.str("released_sha256", d.released ? to_hex(sha256(*d.released)) : original_hex);   // unchanged: hashed once
   }
   w.object("stanza", [&](MetaWriter& s) {
     s.str("id", d.stanza_id);
