@@ -278,6 +278,23 @@ IrcLinkSpec build_irc(const Checker& c, const Node& n, bool reads) {
     c.fail(n, "<irc>: expected retry-max-ms >= retry-ms, got " + std::to_string(l.retry_max_ms) + " < " +
                   std::to_string(l.retry_ms));
   }
+  // Labels: the names are resolved against the SPIF by guard/rooms/irc_labels
+  // (at every start and by --check-config); here only what goes together.
+  for (const Node& ch : n.children) {
+    if (ch.name == "label") l.label = std::make_shared<const Node>(ch);
+    else if (ch.name == "clearance") l.clearance = std::make_shared<const Node>(ch);
+    else if (ch.name == "unlabelled") l.unlabelled = std::make_shared<const Node>(ch);
+  }
+  if (n.attr("spif") != nullptr) {
+    l.spif_file = reads ? c.readable_file(n, "spif") : c.path(n, "spif");
+    if (!l.label || !l.clearance) {
+      c.fail(n, "<irc> spif: expected <label> (what IRC messages carry in the room) and <clearance> (what may be "
+                "sent to IRC) with it, got " + std::string(!l.label ? "no <label>" : "no <clearance>"));
+    }
+  } else if (l.label || l.clearance || l.unlabelled) {
+    const Node& first = l.label ? *l.label : l.clearance ? *l.clearance : *l.unlabelled;
+    c.fail(first, "<" + first.name + ">: expected spif='...' on <irc> (the policy that names this label), got none");
+  }
   return l;
 }
 
@@ -329,15 +346,16 @@ RoomServiceSpec build_rooms(const Checker& c, const Node& n, bool reads) {
         r.members.push_back(bare_jid(c, ch, "jid"));
       } else if (ch.name == "irc") {
         r.irc = build_irc(c, ch, reads);
-        // Until the IRC link has a label and a clearance (issue 10 item 4), IRC
-        // may not join a room whose policy restricts who reads it.
         if (r.members_only) {
           c.fail(ch, "<irc>: expected a room that is not members-only (IRC users are not members), got room '" +
                          r.name + "' members-only");
         }
-        if (!r.label.empty()) {
-          c.fail(ch, "<irc>: expected a room without a default label (the IRC link's label and clearance are not "
-                     "configurable yet), got room '" + r.name + "' label '" + r.label + "'");
+        // In a room with a default label an unlabelled message carries that
+        // label by policy: the IRC link must be told which one to judge it at.
+        if (!r.label.empty() && !r.irc->unlabelled) {
+          c.fail(ch, "<irc>: expected spif='...' and an <unlabelled> label (what an unlabelled message of room '" +
+                         r.name + "' is judged at before it goes to IRC) in a room with a default label, got " +
+                         (r.irc->spif_file.empty() ? "no labels" : "no <unlabelled>"));
         }
       }
     }

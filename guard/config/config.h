@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -12,6 +13,8 @@
 #include <vector>
 
 namespace portcullis::config {
+
+struct XmlNode;   // guard/config/xml_tree.h
 
 // A load error, already formatted as "FILE:LINE:COLUMN: message".
 class ConfigError : public std::runtime_error {
@@ -82,6 +85,13 @@ struct IrcLinkSpec {
   std::uint32_t retry_ms = 2000;
   std::uint32_t retry_max_ms = 120000;
   std::size_t max_puppets = 50;           // IRC connections for room occupants at most
+  // Labels (issue 10 item 4), all or none: the SPIF, the label IRC traffic
+  // carries in the room, the link's clearance (what may be sent to IRC), and
+  // the label an unlabelled room message is judged at (required in a room with
+  // a default label). The elements keep their positions: guard/rooms/irc_labels
+  // resolves them against the SPIF and reports a bad name at file:line:column.
+  std::string spif_file;                  // empty: no labels configured (labelled messages stay off IRC)
+  std::shared_ptr<const XmlNode> label, clearance, unlabelled;
   int line = 0, column = 0;
 };
 

@@ -7,6 +7,7 @@
 #include "guard/config/access.h"
 #include "guard/config/xml_tree.h"
 #include "guard/net/tls_files.h"
+#include "guard/rooms/irc_labels.h"
 #include "guard/s2s/edge_server.h"
 #include "policy/policy_file.h"
 
@@ -142,11 +143,42 @@ void check_separated_files(const config::Config& cfg, const std::string& schema_
                       "by no service user");
 }
 
+// Each IRC link's labels resolved against its SPIF (a name it does not define
+// stops here at file:line:column, as it would stop the edge); in separated
+// mode the SPIF must be readable by the side's edge (`reader`) and
+// changeable by no service user.
+void check_irc_labels(const config::Side& side, const std::string& label, const config::ProcessUser* reader,
+                      const std::vector<User>& users, PreflightReport& r) {
+  for (const config::RoomServiceSpec& svc : side.rooms) {
+    for (const config::RoomSpec& room : svc.rooms) {
+      if (!room.irc || room.irc->spif_file.empty()) continue;
+      const rooms::IrcLabels labels(*room.irc);
+      if (reader != nullptr) {
+        const config::XmlNode& at = *room.irc->label;   // <label> follows spif='...' on <irc>
+        if (auto why = config::access_denied(room.irc->spif_file, reader->uid, reader->gid, config::kRead)) {
+          throw config::ConfigError(at.file, room.irc->line, room.irc->column,
+                                    "<irc> spif '" + room.irc->spif_file + "': expected " + label + " (user " +
+                                        reader->name + ") to be able to read it, but " + *why);
+        }
+        config::XmlNode irc_at = at;
+        irc_at.line = room.irc->line;
+        irc_at.column = room.irc->column;
+        forbid_changes(irc_at, "<irc> spif", room.irc->spif_file, users);
+      }
+      r.summary.push_back(label + ": IRC link of " + room.name + "@" + svc.domain + " " + room.irc->channel + ": " +
+                          labels.summary());
+    }
+  }
+}
+
 // A node: its server's TLS files, and in separated mode no schema file the
 // node user could change.
 PreflightReport preflight_node(const config::Config& cfg, std::time_t now, const std::string& schema_dir) {
   PreflightReport r;
   check_side(cfg, cfg.node, now, r);
+  const bool separated_node = cfg.supervision.mode == config::SupervisionMode::Separated;
+  check_irc_labels(cfg.node, "node", separated_node ? &cfg.supervision.node : nullptr,
+                   {{"node", &cfg.supervision.node}}, r);
   std::size_t rooms = 0;
   for (const config::RoomServiceSpec& svc : cfg.node.rooms) rooms += svc.rooms.size();
   r.summary.push_back("node: " + std::to_string(cfg.node.rooms.size()) + " room service(s), " + std::to_string(rooms) +
@@ -165,6 +197,13 @@ PreflightReport preflight(const config::Config& cfg, std::time_t now, const std:
   PreflightReport r;
   check_side(cfg, cfg.low, now, r);
   check_side(cfg, cfg.high, now, r);
+  {
+    const config::Supervision& s = cfg.supervision;
+    const bool separated = s.mode == config::SupervisionMode::Separated;
+    const std::vector<User> users{{"edge(low)", &s.low_edge}, {"edge(high)", &s.high_edge}, {"filter", &s.filter}};
+    check_irc_labels(cfg.low, "edge(low)", separated ? &s.low_edge : nullptr, users, r);
+    check_irc_labels(cfg.high, "edge(high)", separated ? &s.high_edge : nullptr, users, r);
+  }
   if (cfg.audit.enabled && !cfg.audit.public_key_file.empty()) {
     try {
       const audit::SigningKey key = audit::load_signing_key(cfg.audit.signing_key_file);

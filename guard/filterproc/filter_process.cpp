@@ -55,12 +55,15 @@ audit::PeerInfo peer_info(const ipc::FrameHeader& h) {
 
 // Connection event text from an edge -> a record kind, by what the edge says.
 std::string event_kind(const std::string& text) {
-  // A room's IRC traffic ("room JID irc-in ..."/"irc-out ..."): judged by its
+  // A room's IRC traffic ("room JID irc-in ..."/"irc-out ..."/"irc-refused ..."/
+  // "irc-puppet ..."): judged by its
   // prefix only, never by the message text it carries.
   if (text.rfind("room ", 0) == 0) {
     const std::size_t sp = text.find(' ', 5);
     if (sp != std::string::npos && text.compare(sp + 1, 7, "irc-in ") == 0) return "irc-in";
     if (sp != std::string::npos && text.compare(sp + 1, 8, "irc-out ") == 0) return "irc-out";
+    if (sp != std::string::npos && text.compare(sp + 1, 12, "irc-refused ") == 0) return "irc-refused";
+    if (sp != std::string::npos && text.compare(sp + 1, 11, "irc-puppet ") == 0) return "irc-puppet";
   }
   if (text.rfind("undelivered:", 0) == 0) return "undelivered";
   if (text.rfind("in-doubt:", 0) == 0) return "in-doubt";

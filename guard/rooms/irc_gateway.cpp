@@ -7,6 +7,7 @@
 #include "guard/irc/nick.h"
 #include "guard/irc/text.h"
 #include "guard/rooms/fmuc.h"
+#include "guard/rooms/irc_labels.h"
 #include "guard/xmpp/jid.h"
 #include "guard/xmpp/stream_error.h"
 
@@ -77,6 +78,7 @@ IrcGateway::IrcGateway(const config::IrcLinkSpec& spec, std::string room_jid, st
   domain_ = jid_.substr(jid_.find('@') + 1);
   password_ = first_line_of(spec_.password_file);
   sasl_password_ = first_line_of(spec_.sasl_password_file);
+  labels_ = std::make_unique<IrcLabels>(spec_);   // throws ConfigError: the edge does not start
 }
 
 IrcGateway::~IrcGateway() = default;
@@ -273,7 +275,7 @@ void IrcGateway::irc_user_joined(const std::string& nick, std::int64_t now_ms, I
     join_key_ = f;
     last_ping_ms_ = now_ms;
     resuming_ = !last_id_.empty();
-    backfilled_ = backfill_skipped_ = 0;
+    backfilled_ = backfill_skipped_ = backfill_refused_ = 0;
     out.to_room.push_back(presence_for(u, true, true, {}));
     out.events.push_back("IRC channel " + spec_.channel + " has users: joining " + room_);
   }
@@ -373,9 +375,11 @@ void IrcGateway::main_event(const irc::Event& e, std::int64_t now_ms, IrcActions
       const std::string text = irc::to_xmpp_text(e.text);
       m.add_child(std::string(xmpp::kNsServer), "body").add_text(e.action ? "/me " + text : text);
       set_fmuc_from(m, irc_jid(e.nick));
+      label_from_irc(m);
       ++counters_.from_irc;
       out.audit.push_back("irc-in channel=" + spec_.channel + " from=" + irc::to_xmpp_text(e.nick) + " as=" +
-                          irc_jid(e.nick) + " id=" + m.attr_or("id") + (e.action ? " action" : "") + ": " + text);
+                          irc_jid(e.nick) + " id=" + m.attr_or("id") + (e.action ? " action" : "") +
+                          label_note() + ": " + text);
       out.to_room.push_back(std::move(m));
       break;
     }
@@ -390,6 +394,9 @@ void IrcGateway::main_event(const irc::Event& e, std::int64_t now_ms, IrcActions
       m.set_attr("id", "irc-topic-" + std::to_string(++next_id_));
       m.add_child(std::string(xmpp::kNsServer), "subject").add_text(irc::to_xmpp_text(e.text));
       set_fmuc_from(m, irc_jid(e.by));
+      label_from_irc(m);
+      out.audit.push_back("irc-in topic channel=" + spec_.channel + " from=" + irc::to_xmpp_text(e.by) + " as=" +
+                          irc_jid(e.by) + " id=" + m.attr_or("id") + label_note() + ": " + irc::to_xmpp_text(e.text));
       out.to_room.push_back(std::move(m));
       break;
     }
@@ -415,10 +422,16 @@ void IrcGateway::puppet_event(const std::string& room_nick, const irc::Event& e,
     const std::string text = irc::to_xmpp_text(e.text);
     m.add_child(std::string(xmpp::kNsServer), "body").add_text(e.action ? "/me " + text : text);
     set_fmuc_from(m, irc_jid(e.nick));
+    label_from_irc(m);
     ++counters_.from_irc;
     out.audit.push_back("irc-in private from=" + irc::to_xmpp_text(e.nick) + " as=" + irc_jid(e.nick) + " to=" +
-                        room_nick + " id=" + m.attr_or("id") + ": " + text);
+                        room_nick + " id=" + m.attr_or("id") + label_note() + ": " + text);
     out.to_room.push_back(std::move(m));
+  } else if (e.kind == K::Registered) {
+    // The JID <-> IRC nick pair, as the server gave it (a collision suffix included).
+    auto j = occupant_jids_.find(room_nick);
+    out.audit.push_back("irc-puppet room-nick=" + room_nick + " jid=" + (j == occupant_jids_.end() ? "?" : j->second) +
+                        " irc-nick=" + e.nick + " channel=" + spec_.channel);
   } else if (e.kind == K::CredentialsRejected || e.kind == K::NickUnavailable) {
     // Never retried with the same credentials or nicks: this occupant stays off IRC.
     no_puppet_.insert(room_nick);
@@ -477,6 +490,7 @@ void IrcGateway::occupant_available(const std::string& room_nick, std::int64_t n
 
 void IrcGateway::occupant_gone(const std::string& room_nick, IrcActions& out) {
   occupants_.erase(room_nick);
+  occupant_jids_.erase(room_nick);
   over_cap_.erase(room_nick);
   no_puppet_.erase(room_nick);
   puppet_retry_at_.erase(room_nick);
@@ -488,6 +502,40 @@ void IrcGateway::occupant_gone(const std::string& room_nick, IrcActions& out) {
   out.close.push_back(p.conn);
   puppet_conns_.erase(p.conn);
   puppets_.erase(it);
+}
+
+std::string IrcGateway::flot(const std::string& marking, const std::string& text) {
+  // The display marking leads the text (FLOT): IRC users see what they read.
+  return marking.empty() ? text : "[" + marking + "] " + text;
+}
+
+std::string IrcGateway::marking_note(const std::string& marking) {
+  return marking.empty() ? std::string() : " label=\"" + marking + "\"";
+}
+
+std::string IrcGateway::label_note() const {
+  const std::string m = labels_->irc_marking();
+  return m.empty() ? std::string() : " label=\"" + m + "\"";
+}
+
+std::string IrcGateway::jid_note(const Element& st, const std::string& nick) const {
+  // The author's JID as the room gave it (a remote one is the boundary's pseudonym).
+  std::string jid = read_fmuc(st).from;
+  if (jid.empty()) {
+    auto j = occupant_jids_.find(nick);
+    if (j != occupant_jids_.end()) jid = j->second;
+  }
+  return jid.empty() ? std::string() : " jid=" + jid;
+}
+
+void IrcGateway::label_from_irc(Element& m) const {
+  if (const Element* l = labels_->irc_label()) m.add_child(*l);
+}
+
+void IrcGateway::audit_refusal(const Element& st, const std::string& nick, const std::string& what,
+                               const IrcLabelJudgement& j, IrcActions& out) const {
+  out.audit.push_back("irc-refused " + what + " channel=" + spec_.channel + " from=" + nick + jid_note(st, nick) +
+                      " id=" + st.attr_or("id") + " (" + j.audit + "): " + body_of(st));
 }
 
 void IrcGateway::refuse(const Element& st, const std::string& why, IrcActions& out) {
@@ -556,8 +604,12 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
     for (const auto& [k, u] : irc_users_) {
       if (u.room_nick == nick) return;   // one of ours, told back in the join answer
     }
-    if (type == "unavailable") occupant_gone(nick, out);
-    else if (type.empty()) occupant_available(nick, now_ms, out);
+    if (type == "unavailable") {
+      occupant_gone(nick, out);
+    } else if (type.empty()) {
+      if (!f.from.empty()) occupant_jids_[nick] = f.from;
+      occupant_available(nick, now_ms, out);
+    }
     return;
   }
   if (st.name() != "message" || type == "error") return;
@@ -568,9 +620,13 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
       // other IRC users follow.
       in_room_ = true;
       if (resuming_ && backfill_skipped_ != 0 && main_joined_ && main_) {
-        main_->privmsg(spec_.channel, "(" + std::to_string(backfill_skipped_) +
-                                          " more message(s) were said in the room while IRC was away)");
+        main_->privmsg(spec_.channel, flot(labels_->irc_marking(), "(" + std::to_string(backfill_skipped_) +
+                                          " more message(s) were said in the room while IRC was away)"));
         flush(0, *main_, now_ms, out);
+      }
+      if (resuming_ && backfill_refused_ != 0) {
+        out.events.push_back(std::to_string(backfill_refused_) + " message(s) said while IRC was away were above "
+                             "the link's clearance and stayed in the room");
       }
       resuming_ = false;
       out.events.push_back("IRC gateway is in " + room_ + " (" + std::to_string(irc_users_.size()) + " IRC user(s))");
@@ -579,15 +635,22 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
       }
       return;
     }
-    if (in_room_ && main_joined_ && main_ && !nick.empty() &&
-        st.find_child("securitylabel", "urn:xmpp:sec-label:0") == nullptr) {   // a labelled subject stays off IRC
+    if (in_room_ && main_joined_ && main_ && !nick.empty()) {
       const Element* s = st.find_child("subject", st.ns());
-      main_->topic(spec_.channel, s->text());
-      flush(0, *main_, now_ms, out);
+      const IrcLabelJudgement j = labels_->judge(st);
+      if (!j.send) {
+        // The subject is the room's: refused to its author, and IRC keeps its topic.
+        audit_refusal(st, nick, "subject", j, out);
+        refuse(st, "the subject was not set on IRC: " + j.why, out);
+      } else {
+        main_->topic(spec_.channel, flot(j.marking, s->text()));
+        out.audit.push_back("irc-out topic channel=" + spec_.channel + " from=" + nick + jid_note(st, nick) +
+                            " id=" + st.attr_or("id") + marking_note(j.marking) + ": " + s->text());
+        flush(0, *main_, now_ms, out);
+      }
     }
     return;
   }
-  const bool labelled = st.find_child("securitylabel", "urn:xmpp:sec-label:0") != nullptr;
   const std::string body = body_of(st);
   if (body.empty() || nick.empty()) return;
   if (type == "groupchat") {
@@ -600,20 +663,34 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
     // History stays in the room; but what was said while IRC was away (the
     // backfill our rejoin asked for) goes to the channel, bounded, from the
     // gateway's own connection (the authors' puppets may not be back yet).
-    if (!resuming_ || type != "groupchat" || !main_joined_ || !main_ || labelled) return;
+    if (!resuming_ || type != "groupchat" || !main_joined_ || !main_) return;
+    const IrcLabelJudgement j = labels_->judge(st);
+    if (!j.send) {
+      // Said while IRC was away, and not for IRC: the archive says so (the
+      // author was told nothing then, and is not now: it is history).
+      ++backfill_refused_;
+      audit_refusal(st, nick, "backfill", j, out);
+      return;
+    }
     if (backfilled_ >= kMaxBackfillLines) {
       ++backfill_skipped_;
       return;
     }
     ++backfilled_;
-    main_->privmsg(spec_.channel, "[" + nick + ", while IRC was away] " + body);
+    const std::string line = "[" + nick + ", while IRC was away] " + body;
+    const irc::SendResult r = main_->privmsg(spec_.channel, flot(j.marking, line));
+    out.audit.push_back("irc-out backfill channel=" + spec_.channel + " from=" + nick + jid_note(st, nick) + " as=" +
+                        main_->current_nick() + " id=" + st.attr_or("id") + " lines=" + std::to_string(r.lines) +
+                        (r.truncated ? " truncated" : "") + marking_note(j.marking) + ": " + body);
     flush(0, *main_, now_ms, out);
     return;
   }
-  if (labelled) {
-    // IRC carries no label, and the link's clearance is not configurable yet:
-    // a labelled message never goes to IRC (fail closed), and its author is told.
-    refuse(st, "a message with a security label is not sent to IRC (IRC carries no labels)", out);
+  const IrcLabelJudgement judged = labels_->judge(st);
+  if (!judged.send) {
+    // IRC carries no label: what the link is not cleared for stays in the room,
+    // its author is told why, and the archive holds the decision.
+    audit_refusal(st, nick, type == "groupchat" ? "channel" : "private", judged, out);
+    refuse(st, judged.why, out);
     return;
   }
   auto p = puppets_.find(nick);
@@ -640,7 +717,8 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
   }
   irc::Client& c = *p->second->client;
   const bool me = body.rfind("/me ", 0) == 0;
-  const irc::SendResult r = me ? c.action(target, body.substr(4)) : c.privmsg(target, body);
+  const irc::SendResult r =
+      me ? c.action(target, flot(judged.marking, body.substr(4))) : c.privmsg(target, flot(judged.marking, body));
   if (!r.ok) {
     refuse(st, "not sent to IRC: " + r.error, out);
     return;
@@ -649,8 +727,9 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
   {
     // One XMPP message, the N IRC lines it became (what the puppet will send).
     std::string rec = "irc-out " + std::string(target == spec_.channel ? "channel=" : "private to=") + target +
-                      " from=" + nick + " as=" + c.current_nick() + " id=" + st.attr_or("id") +
-                      " lines=" + std::to_string(r.lines) + (r.truncated ? " truncated" : "") + ": " + body;
+                      " from=" + nick + jid_note(st, nick) + " as=" + c.current_nick() + " id=" + st.attr_or("id") +
+                      " lines=" + std::to_string(r.lines) + (r.truncated ? " truncated" : "") +
+                      marking_note(judged.marking) + ": " + body;
     out.audit.push_back(std::move(rec));
   }
   if (r.truncated) {

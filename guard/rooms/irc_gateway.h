@@ -17,7 +17,9 @@
 //
 // The gateway joins the room once the channel has an IRC user and leaves it
 // when the last one has gone (lazy, as FMUC nodes are). Messages said in the
-// room before the join (history) are not replayed into IRC. While the IRC
+// room before the join (history) are not replayed into IRC. Labels
+// (guard/rooms/irc_labels.h): a room message goes to IRC only within the
+// link's clearance, marked; what IRC says enters with the link's label. While the IRC
 // server is away, messages for IRC are refused back to the room
 // (recipient-unavailable), so their authors are told; the gateway reconnects
 // with a doubling backoff, and never again after the server refused its
@@ -42,6 +44,9 @@ struct Event;
 }
 
 namespace portcullis::rooms {
+
+class IrcLabels;
+struct IrcLabelJudgement;
 
 // What the gateway asks of its caller.
 struct IrcActions {
@@ -115,6 +120,13 @@ class IrcGateway {
   void occupant_available(const std::string& room_nick, std::int64_t now_ms, IrcActions& out);
   void occupant_gone(const std::string& room_nick, IrcActions& out);
   void refuse(const xmpp::Element& st, const std::string& why, IrcActions& out);
+  static std::string flot(const std::string& marking, const std::string& text);
+  static std::string marking_note(const std::string& marking);
+  std::string label_note() const;
+  std::string jid_note(const xmpp::Element& st, const std::string& nick) const;
+  void label_from_irc(xmpp::Element& m) const;
+  void audit_refusal(const xmpp::Element& st, const std::string& nick, const std::string& what,
+                     const IrcLabelJudgement& j, IrcActions& out) const;
   xmpp::Element presence_for(const IrcUser& u, bool available, bool join, const std::vector<int>& codes) const;
   std::string irc_jid(const std::string& nick) const;
   bool is_puppet_nick(const std::string& irc_nick) const;
@@ -126,6 +138,7 @@ class IrcGateway {
   std::string room_, jid_, domain_;
   std::int64_t ping_interval_ms_;
   std::string password_, sasl_password_;
+  std::unique_ptr<IrcLabels> labels_;                  // the link's labels and clearance (may be unconfigured)
   std::unique_ptr<irc::Client> main_;
   bool main_open_ = false;
   bool main_joined_ = false;
@@ -137,6 +150,7 @@ class IrcGateway {
   std::int64_t last_ping_ms_ = 0;
   std::uint64_t next_id_ = 0;
   std::set<std::string> occupants_;                    // room nicks of the room's other occupants
+  std::map<std::string, std::string> occupant_jids_;   // room nick -> JID as the room gave it (for the audit)
   std::set<std::string> over_cap_;                     // occupants without a puppet (max-puppets), logged once
   std::set<std::string> no_puppet_;                    // occupants whose puppet the server refused: not retried
   std::map<std::string, std::int64_t> puppet_retry_at_;   // occupants whose puppet was dropped: when to retry
@@ -146,7 +160,7 @@ class IrcGateway {
   std::int64_t joined_at_ms_ = 0;
   std::string last_by_, last_id_;                      // the last room message received (for <resume/>)
   bool resuming_ = false;                              // our join named it: what follows is backfill
-  std::size_t backfilled_ = 0, backfill_skipped_ = 0;
+  std::size_t backfilled_ = 0, backfill_skipped_ = 0, backfill_refused_ = 0;
   std::map<std::string, IrcUser> irc_users_;            // folded IRC nick -> user
   std::map<std::string, std::unique_ptr<Puppet>> puppets_;   // room nick -> puppet
   std::map<int, std::string> puppet_conns_;             // connection -> room nick

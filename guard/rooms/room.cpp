@@ -1186,6 +1186,14 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
   ++counters_.refused_by_peer;
   auto s = sent_.find(st.attr_or("id"));
   if (st.name() != "message" || s == sent_.end()) return;
+  // Only a node of this process says why (an IRC link's labels); a remote
+  // node's text is not shown (read_stanza_error keeps only the closed parts).
+  std::string why;
+  if (std::find(s_.internal_nodes.begin(), s_.internal_nodes.end(), l.peer) != s_.internal_nodes.end()) {
+    if (const Element* e = st.find_child("error", st.ns())) {
+      if (const Element* t = e->find_child("text", std::string(xmpp::kNsStanzas))) why = t->text();
+    }
+  }
   Element m(std::string(xmpp::kNsServer), "message");
   m.set_attr("from", jid_);
   m.set_attr("to", s->second.author_session);
@@ -1199,7 +1207,7 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
       .add_text((s->second.pm ? "your private message did not reach the federated room " + l.peer
                               : "your message reached this room but not the federated room " + l.peer) +
                 " (" + std::string(xmpp::to_string(err->condition)) + ")" +
-                (err->text.empty() ? std::string() : ": " + err->text.substr(0, 300)));
+                (why.empty() ? std::string() : ": " + why.substr(0, 300)));
   out.push_back({false, std::move(m)});
   event("relay " + st.attr_or("id") + " refused on the way to " + l.peer + ": " +
         std::string(xmpp::to_string(err->condition)) + "; author told");

@@ -49,6 +49,9 @@ struct RoomSettings {
   std::string label;                      // the room's default label, as the policy names it (informative here)
   std::string federate_with;              // upstream room (bare JID) this node joins; empty: none
   std::vector<std::string> accept_from;   // downstream rooms (bare JIDs) that may join this node
+  // Nodes inside this process (the room's IRC gateways): the text of their
+  // errors is the room's own and reaches the author; a remote node's never does.
+  std::vector<std::string> internal_nodes;
 };
 
 struct Timing {

@@ -35,6 +35,7 @@ RoomService::RoomService(const config::RoomServiceSpec& spec, std::string occupa
       // The IRC channel is one more downstream node of the room.
       const std::string gw = r.name + "@" + gateway_domain_;
       rs.accept_from.push_back(gw);
+      rs.internal_nodes.push_back(gw);
       gateways_.emplace(r.name, std::make_unique<IrcGateway>(*r.irc, r.name + "@" + domain_, gw, t.ping_interval_ms));
     }
     rooms_.emplace(r.name, std::make_unique<Room>(std::move(rs), domain_, occupant_id_key, t));

@@ -329,7 +329,7 @@ void account(Stats& st, const StoredRecord& r, bool trusted) {
   } else if (const auto* c = std::get_if<ConnectionEvent>(&r.body)) {
     st.connections++;
     st.by_conn_event[c->kind].add(trusted);
-    if (c->kind == "irc-in" || c->kind == "irc-out") return;   // room traffic, not a peer's
+    if (c->kind.rfind("irc-", 0) == 0) return;   // room traffic, not a peer's
     PeerRow& p = st.peers[{c->peer.domain.empty() ? "(not named)" : c->peer.domain, c->side.empty() ? "?" : c->side}];
     if (c->kind == "auth-success") {
       p.auth_ok.add(trusted);

@@ -19,6 +19,8 @@
 #include <utility>
 
 #include "guard/config/config.h"
+#include "guard/config/xml_tree.h"
+#include "guard/config/xml_tree.h"
 
 namespace fs = std::filesystem;
 using portcullis::config::Config;
@@ -795,7 +797,7 @@ TEST_CASE("irc: refused where IRC could read what it must not, or speak as the g
     const std::string text = node_config(
         "    <rooms domain=\"rooms.site-a.test\">\n      <room name=\"ops\" label=\"secret\">\n        " + e +
         "/>\n      </room>\n    </rooms>\n");
-    expect_refused_at(text, e, 0, {"expected a room without a default label"});
+    expect_refused_at(text, e, 0, {"expected spif='...' and an <unlabelled> label", "got no labels"});
   }
   SECTION("a peer that claims the gateways' domain") {
     std::string text = node_config(irc_rooms(e + "/>"));
@@ -837,4 +839,57 @@ TEST_CASE("irc: a password with a NUL is refused", "[config][rooms][irc]") {
   const std::string path = d.config(node_config(irc_rooms(e + "/>")));
   write(fs::path(path).parent_path() / "irc.pass", std::string("ab\0cd\n", 6), fs::perms(0600));
   CHECK_THAT(load_error(path).message(), Catch::Contains("without NUL or CR"));
+}
+
+// ---- the IRC link's labels (issue 10 item 4) ---------------------------------------
+
+namespace {
+
+const std::string kIrcSpif = std::string(PORTCULLIS_SOURCE_DIR) + "/test/corpus/labels/spif-low-nation.xml";
+
+}  // namespace
+
+TEST_CASE("irc labels: spif with <label>, <clearance> and <unlabelled> loads, positions kept", "[config][rooms][irc]") {
+  RoomsConfigDir d;
+  const std::string path = d.config(node_config(
+      "    <rooms domain=\"rooms.site-a.test\">\n      <room name=\"ops\" label=\"unclassified\">\n"
+      "        <irc server=\"127.0.0.5\" tls=\"forbidden\" allow-plaintext=\"true\" channel=\"#ops\" spif=\"" + kIrcSpif + "\">"
+      "<label classification=\"UNCLASSIFIED\"/><clearance up-to=\"RESTRICTED\"/>"
+      "<unlabelled classification=\"UNCLASSIFIED\"/></irc>\n      </room>\n    </rooms>\n"));
+  const Config cfg = load_config(path, kSchemaDir);
+  const auto& irc = cfg.node.rooms.at(0).rooms.at(0).irc;
+  REQUIRE(irc);
+  CHECK(irc->spif_file == kIrcSpif);
+  REQUIRE(irc->label);
+  REQUIRE(irc->clearance);
+  REQUIRE(irc->unlabelled);
+  CHECK(irc->label->at("classification") == "UNCLASSIFIED");
+  CHECK(irc->clearance->at("up-to") == "RESTRICTED");
+  CHECK(irc->clearance->at("id") == "irc-link");   // the schema's default
+  CHECK(irc->label->file == path);
+  CHECK(irc->label->line > 0);
+}
+
+TEST_CASE("irc labels: what goes together is refused apart", "[config][rooms][irc]") {
+  const std::string e = "<irc server=\"127.0.0.5\" tls=\"forbidden\" allow-plaintext=\"true\" channel=\"#ops\"";
+  SECTION("a spif without <clearance>") {
+    const std::string text = node_config(irc_rooms(e + " spif=\"" + kIrcSpif + "\"><label classification=\"UNCLASSIFIED\"/></irc>"));
+    expect_refused_at(text, e, 0, {"expected <label>", "got no <clearance>"});
+  }
+  SECTION("a <label> without spif") {
+    const std::string text = node_config(irc_rooms(e + "><label classification=\"UNCLASSIFIED\"/></irc>"));
+    expect_refused_at(text, "<label classification", 0, {"expected spif='...' on <irc>"});
+  }
+  SECTION("a labelled room whose link has no <unlabelled>") {
+    const std::string text = node_config(
+        "    <rooms domain=\"rooms.site-a.test\">\n      <room name=\"ops\" label=\"secret\">\n        " + e + " spif=\"" +
+        kIrcSpif + "\"><label classification=\"UNCLASSIFIED\"/><clearance up-to=\"RESTRICTED\"/></irc>\n      </room>\n"
+        "    </rooms>\n");
+    expect_refused_at(text, e, 0, {"an <unlabelled> label", "got no <unlabelled>"});
+  }
+  SECTION("a spif that is not there") {
+    const std::string text = node_config(irc_rooms(e + " spif=\"no-such-spif.xml\"><label classification=\"UNCLASSIFIED\"/>"
+                                                   "<clearance up-to=\"RESTRICTED\"/></irc>"));
+    expect_refused_at(text, e, 0, {"spif: expected a readable file"});
+  }
 }

@@ -3,7 +3,10 @@
 // connection, and what the room's users see.
 #include <map>
 
+#include "guard/config/xml_tree.h"
 #include "guard/rooms/room_service.h"
+#include "policy/labels/security_label.h"
+#include "policy/labels/spif.h"
 #include "support.h"
 
 using namespace rooms_test;
@@ -61,7 +64,8 @@ config::RoomServiceSpec spec_with_irc() {
 }
 
 struct Gate {
-  rooms::RoomService svc{spec_with_irc(), "key"};
+  rooms::RoomService svc;
+  explicit Gate(const config::RoomServiceSpec& spec = spec_with_irc()) : svc(spec, "key") {}
   FakeIrc irc;
   Outputs users;   // what this side's users got
   std::int64_t now = kT0;
@@ -275,4 +279,229 @@ TEST_CASE("irc gateway: a kick of the gateway is a lost link, and repeated kicks
   CHECK_FALSE(g.svc.gateway("ops")->connected());
   CHECK(g.svc.gateway("ops")->irc_users() == 0);
   CHECK(std::find(g.irc.closed.begin(), g.irc.closed.end(), 0) != g.irc.closed.end());
+}
+
+// ---- the IRC link's labels (issue 10 item 4) ---------------------------------------
+
+namespace {
+
+namespace labels = portcullis::policy::labels;
+
+const std::string kSpif = std::string(PORTCULLIS_SOURCE_DIR) + "/test/corpus/labels/spif-low-nation.xml";
+
+std::shared_ptr<const config::XmlNode> label_node(const std::string& name, const std::string& classification,
+                                                  const std::string& up_to = "") {
+  config::XmlNode n;
+  n.name = name;
+  n.file = "test.xml";
+  n.line = 7;
+  n.column = 9;
+  if (name == "clearance") {
+    n.attrs = {{"id", "irc-link"}, {"up-to", up_to}};
+  } else {
+    n.attrs = {{"classification", classification}};
+  }
+  return std::make_shared<const config::XmlNode>(std::move(n));
+}
+
+config::RoomServiceSpec labelled_spec(const std::string& up_to, const std::string& unlabelled = "") {
+  config::RoomServiceSpec s = spec_with_irc();
+  config::IrcLinkSpec& irc = *s.rooms.at(0).irc;
+  irc.max_puppets = 5;
+  irc.spif_file = kSpif;
+  irc.label = label_node("label", "UNCLASSIFIED");
+  irc.clearance = label_node("clearance", "", up_to);
+  if (!unlabelled.empty()) irc.unlabelled = label_node("unlabelled", unlabelled);
+  return s;
+}
+
+// A <securitylabel> of LOW-NATION `classification`, as a client writes it (ESS).
+std::string sec_label(const std::string& classification, const std::string& marking = "") {
+  const labels::Spif spif = labels::Spif::load(kSpif);
+  config::XmlNode n;
+  n.name = "label";
+  n.attrs = {{"classification", classification}};
+  const labels::Label l = spif.label_from_node(n);
+  const auto el = labels::label_element(l);
+  REQUIRE(el);
+  return labels::make_security_label(marking.empty() ? spif.marking(l) : marking, "", &*el, {}).serialize();
+}
+
+std::string marking_of(const std::string& classification) {
+  const labels::Spif spif = labels::Spif::load(kSpif);
+  config::XmlNode n;
+  n.name = "label";
+  n.attrs = {{"classification", classification}};
+  return spif.marking(spif.label_from_node(n));
+}
+
+bool has_audit(const std::vector<std::string>& audit, std::initializer_list<std::string> parts) {
+  for (const std::string& a : audit) {
+    bool all = true;
+    for (const std::string& p : parts) all = all && a.find(p) != std::string::npos;
+    if (all) return true;
+  }
+  return false;
+}
+
+// Alice's error replies: the text of each.
+std::vector<std::string> errors_to(const Outputs& out, const std::string& to) {
+  std::vector<std::string> v;
+  for (const Element* m : sent_to(out, to, "message")) {
+    if (m->attr_or("type") != "error") continue;
+    const Element* e = m->find_child("error", m->ns());
+    const Element* t = e ? e->find_child("text", "urn:ietf:params:xml:ns:xmpp-stanzas") : nullptr;
+    v.push_back(t ? t->text() : std::string("(no text)"));
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("irc labels: a message goes to IRC only within the link's clearance, marked; IRC brings its label in",
+          "[rooms][irc][labels]") {
+  Gate g(labelled_spec("RESTRICTED"));
+  g.start();
+  g.register_and_join(0, "pcgate", "@pcgate carl");
+  g.user(join(kAlice, "ops@rooms.low/alice"));
+  REQUIRE(g.irc.opened == std::vector<int>{0, 1});
+  g.register_and_join(1, "alice", "alice @pcgate carl");
+  std::vector<std::string> audit = g.svc.take_audit();
+  // The JID <-> nick pair of the puppet, when the server gave the nick.
+  CHECK(has_audit(audit, {"irc-puppet", "room-nick=alice", "jid=" + kAlice, "irc-nick=alice"}));
+
+  const std::string restricted = marking_of("RESTRICTED");
+  REQUIRE_FALSE(restricted.empty());
+
+  // Within the clearance: out on alice's puppet with the marking leading the text.
+  g.user(say(kAlice, "ops@rooms.low", "routine words", "m1", sec_label("RESTRICTED")));
+  CHECK(g.irc.sent_line(1, "PRIVMSG #ops :[" + restricted + "] routine words"));
+  audit = g.svc.take_audit();
+  CHECK(has_audit(audit, {"irc-out channel=#ops", "from=alice", "jid=" + kAlice, "lines=1",
+                          "label=\"" + restricted + "\"", "routine words"}));
+  // A /me keeps its marking inside the action.
+  g.user(say(kAlice, "ops@rooms.low", "/me nods", "m1b", sec_label("UNCLASSIFIED")));
+  CHECK(g.irc.sent_line(1, "PRIVMSG #ops :\x01" "ACTION [" + marking_of("UNCLASSIFIED") + "] nods\x01"));
+
+  // Above it: nothing on IRC, alice told why, the refusal archived.
+  g.users.clear();
+  const std::size_t before = g.irc.lines(1).size();
+  g.user(say(kAlice, "ops@rooms.low", "secret words", "m2", sec_label("SECRET")));
+  CHECK(g.irc.lines(1).size() == before);
+  const auto errs = errors_to(g.users, kAlice);
+  REQUIRE(errs.size() == 1);
+  CHECK_THAT(errs[0], Catch::Contains(marking_of("SECRET")));
+  CHECK_THAT(errs[0], Catch::Contains("above what this IRC link is cleared for"));
+  CHECK_THAT(errs[0], Catch::Contains("UNCLASSIFIED, RESTRICTED"));
+  audit = g.svc.take_audit();
+  CHECK(has_audit(audit, {"irc-refused channel", "denied by clearance irc-link", "secret words"}));
+  CHECK_FALSE(has_audit(audit, {"irc-out", "secret words"}));
+  // The room still has it: carl is not the only reader.
+  CHECK(count_body(g.users, kAlice, "secret words") == 1);
+
+  // A label that is not valid, or of a policy the link does not know: refused (fail closed).
+  g.users.clear();
+  g.user(say(kAlice, "ops@rooms.low", "garbled", "m3",
+             "<securitylabel xmlns='urn:xmpp:sec-label:0'><label><esssecuritylabel xmlns='urn:xmpp:sec-label:ess:0'>"
+             "!!notbase64</esssecuritylabel></label></securitylabel>"));
+  g.user(say(kAlice, "ops@rooms.low", "default label", "m4", "<securitylabel xmlns='urn:xmpp:sec-label:0'><label/></securitylabel>"));
+  CHECK(g.irc.lines(1).size() == before);
+  CHECK(errors_to(g.users, kAlice).size() == 2);
+  audit = g.svc.take_audit();
+  CHECK(has_audit(audit, {"irc-refused", "malformed", "garbled"}));
+  CHECK(has_audit(audit, {"irc-refused", "no label of policy LOW-NATION", "default label"}));
+
+  // Unlabelled, in a room without a default label: goes unmarked.
+  g.user(say(kAlice, "ops@rooms.low", "plain words", "m5"));
+  CHECK(g.irc.sent_line(1, "PRIVMSG #ops :plain words"));
+
+  // A labelled subject within the clearance becomes the topic, marked; above it, it stays in the room.
+  g.user(parse("<message xmlns='jabber:server' type='groupchat' from='" + kAlice + "' to='ops@rooms.low' id='s9'>"
+               "<subject>new plans</subject>" + sec_label("SECRET") + "</message>"));
+  for (const auto& l : g.irc.lines(0)) CHECK(l.find("new plans") == std::string::npos);
+  g.user(parse("<message xmlns='jabber:server' type='groupchat' from='" + kAlice + "' to='ops@rooms.low' id='s10'>"
+               "<subject>open plans</subject>" + sec_label("RESTRICTED") + "</message>"));
+  CHECK(g.irc.sent_line(0, "TOPIC #ops :[" + restricted + "] open plans"));
+
+  // From IRC: carl's message enters with the link's label, marking and all.
+  g.users.clear();
+  g.server(0, ":carl!c@irc-b.test PRIVMSG #ops :from irc\r\n");
+  const auto got = chat_to(g.users, kAlice);
+  REQUIRE(got.size() == 1);
+  const Element* sl = got[0]->find_child("securitylabel", "urn:xmpp:sec-label:0");
+  REQUIRE(sl != nullptr);
+  const auto view = labels::view_security_label(*sl);
+  REQUIRE(view);
+  CHECK(view->display_marking == marking_of("UNCLASSIFIED"));
+  REQUIRE(view->label != nullptr);
+  labels::DecodedLabel d = labels::decode_label_element(*view->label);
+  REQUIRE(d.status == labels::DecodedLabel::Status::Ok);
+  const labels::Spif spif = labels::Spif::load(kSpif);
+  REQUIRE(spif.canonicalize(d.label));
+  CHECK(spif.marking(d.label) == marking_of("UNCLASSIFIED"));
+  audit = g.svc.take_audit();
+  CHECK(has_audit(audit, {"irc-in channel=#ops", "from=carl", "label=\"" + marking_of("UNCLASSIFIED") + "\"", "from irc"}));
+  // A private message from IRC carries it too.
+  g.users.clear();
+  g.server(1, ":carl!c@irc-b.test PRIVMSG alice :psst\r\n");
+  bool labelled_pm = false;
+  for (const Element* m : sent_to(g.users, kAlice, "message")) {
+    if (body_of(*m) == "psst" && m->find_child("securitylabel", "urn:xmpp:sec-label:0") != nullptr) labelled_pm = true;
+  }
+  CHECK(labelled_pm);
+}
+
+TEST_CASE("irc labels: an unlabelled message is judged at <unlabelled>", "[rooms][irc][labels]") {
+  SECTION("within the clearance: marked") {
+    Gate g(labelled_spec("RESTRICTED", "RESTRICTED"));
+    g.start();
+    g.register_and_join(0, "pcgate", "@pcgate carl");
+    g.user(join(kAlice, "ops@rooms.low/alice"));
+    g.register_and_join(1, "alice", "alice @pcgate carl");
+    g.user(say(kAlice, "ops@rooms.low", "plain words", "m1"));
+    CHECK(g.irc.sent_line(1, "PRIVMSG #ops :[" + marking_of("RESTRICTED") + "] plain words"));
+  }
+  SECTION("above it: refused") {
+    Gate g(labelled_spec("RESTRICTED", "CONFIDENTIAL"));
+    g.start();
+    g.register_and_join(0, "pcgate", "@pcgate carl");
+    g.user(join(kAlice, "ops@rooms.low/alice"));
+    g.register_and_join(1, "alice", "alice @pcgate carl");
+    g.users.clear();
+    const std::size_t before = g.irc.lines(1).size();
+    g.user(say(kAlice, "ops@rooms.low", "plain words", "m1"));
+    CHECK(g.irc.lines(1).size() == before);
+    const auto errs = errors_to(g.users, kAlice);
+    REQUIRE(errs.size() == 1);
+    CHECK_THAT(errs[0], Catch::Contains(marking_of("CONFIDENTIAL")));
+    CHECK(has_audit(g.svc.take_audit(), {"irc-refused", "unlabelled, judged as " + marking_of("CONFIDENTIAL")}));
+  }
+}
+
+TEST_CASE("irc labels: names the SPIF does not define, or a label the clearance refuses, stop the start at "
+          "file:line:column", "[rooms][irc][labels]") {
+  SECTION("an unknown classification") {
+    config::RoomServiceSpec s = labelled_spec("RESTRICTED");
+    s.rooms.at(0).irc->label = label_node("label", "TOP SECRET");
+    try {
+      rooms::RoomService svc(s, "key");
+      FAIL("loaded");
+    } catch (const config::ConfigError& e) {
+      CHECK(e.file() == "test.xml");
+      CHECK(e.line() == 7);
+      CHECK(e.column() == 9);
+      CHECK_THAT(e.message(), Catch::Contains("TOP SECRET"));
+    }
+  }
+  SECTION("IRC's own label above the link's clearance") {
+    config::RoomServiceSpec s = labelled_spec("RESTRICTED");
+    s.rooms.at(0).irc->label = label_node("label", "SECRET");
+    try {
+      rooms::RoomService svc(s, "key");
+      FAIL("loaded");
+    } catch (const config::ConfigError& e) {
+      CHECK(e.line() == 7);
+      CHECK_THAT(e.message(), Catch::Contains("expected a label that the link's <clearance> grants"));
+    }
+  }
 }
