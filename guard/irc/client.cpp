@@ -726,15 +726,19 @@ struct Client::State {
     return r;
   }
 
-  SendResult text(std::string_view command, std::string_view target, std::string_view body, bool is_action) {
+  SendResult text(std::string_view command, std::string_view target, std::string_view body, bool is_action,
+                  std::string_view lead = {}) {
     if (auto why = closed_reason()) return refuse(*why);
     if (!valid_target(target)) return refuse("invalid target");
     std::size_t budget = payload_budget(budget_prefix(), command, target);
     if (is_action) budget = budget > kActionOverhead ? budget - kActionOverhead : 0;
+    const std::string lead_text = one_line(lead);
+    budget = budget > lead_text.size() + 16 ? budget - lead_text.size() : 0;
     const Split split = split_text(outgoing_text(body), budget, cfg.max_lines_per_message);
     if (split.lines.empty()) return refuse(split.truncated ? "text does not fit a line" : "empty text");
     std::vector<Message> lines;
-    for (const auto& l : split.lines) {
+    for (const auto& l0 : split.lines) {
+      const std::string l = lead_text + l0;   // every line leads with it (a marking is on each line IRC shows)
       lines.push_back(make(std::string(command), {std::string(target), is_action ? make_action(l) : l}, true));
     }
     return queue(std::move(lines), split.truncated);
@@ -855,14 +859,14 @@ std::optional<std::int64_t> Client::next_due_ms(std::int64_t now_ms) {
 
 std::size_t Client::queued() const { return s_->paced.size(); }
 
-SendResult Client::privmsg(std::string_view target, std::string_view text) {
-  return s_->text("PRIVMSG", target, text, false);
+SendResult Client::privmsg(std::string_view target, std::string_view text, std::string_view lead) {
+  return s_->text("PRIVMSG", target, text, false, lead);
 }
 SendResult Client::notice(std::string_view target, std::string_view text) {
   return s_->text("NOTICE", target, text, false);
 }
-SendResult Client::action(std::string_view target, std::string_view text) {
-  return s_->text("PRIVMSG", target, text, true);
+SendResult Client::action(std::string_view target, std::string_view text, std::string_view lead) {
+  return s_->text("PRIVMSG", target, text, true, lead);
 }
 
 SendResult Client::join(std::string_view channel, std::string_view key) {

@@ -170,9 +170,10 @@ class Client {
   // Text loses CR, NUL and every other C0 control but TAB (no CTCP, formatting
   // or line break can be injected), then each LF starts a new line; lines are
   // split to fit the budget others see (text_budget).
-  SendResult privmsg(std::string_view target, std::string_view text);
+  // `lead` (e.g. a security marking) starts every line the text becomes.
+  SendResult privmsg(std::string_view target, std::string_view text, std::string_view lead = {});
   SendResult notice(std::string_view target, std::string_view text);
-  SendResult action(std::string_view target, std::string_view text);  // /me, each line framed
+  SendResult action(std::string_view target, std::string_view text, std::string_view lead = {});  // /me, each line framed
   SendResult join(std::string_view channel, std::string_view key = {});
   SendResult part(std::string_view channel, std::string_view reason = {});  // reason on one line, cut
   SendResult topic(std::string_view channel, std::string_view text);       // one line, cut to TOPICLEN too

@@ -506,6 +506,7 @@ void IrcGateway::occupant_gone(const std::string& room_nick, IrcActions& out) {
 
 std::string IrcGateway::flot(const std::string& marking, const std::string& text) {
   // The display marking leads the text (FLOT): IRC users see what they read.
+  // With empty text: the lead the IRC client puts on every line.
   return marking.empty() ? text : "[" + marking + "] " + text;
 }
 
@@ -639,7 +640,8 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
       const Element* s = st.find_child("subject", st.ns());
       const IrcLabelJudgement j = labels_->judge(st);
       if (!j.send) {
-        // The subject is the room's: refused to its author, and IRC keeps its topic.
+        // IRC keeps its topic; the refusal is archived (the room relays a
+        // subject without an id of its author's, so the error reaches nobody).
         audit_refusal(st, nick, "subject", j, out);
         refuse(st, "the subject was not set on IRC: " + j.why, out);
       } else {
@@ -678,7 +680,7 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
     }
     ++backfilled_;
     const std::string line = "[" + nick + ", while IRC was away] " + body;
-    const irc::SendResult r = main_->privmsg(spec_.channel, flot(j.marking, line));
+    const irc::SendResult r = main_->privmsg(spec_.channel, line, flot(j.marking, ""));
     out.audit.push_back("irc-out backfill channel=" + spec_.channel + " from=" + nick + jid_note(st, nick) + " as=" +
                         main_->current_nick() + " id=" + st.attr_or("id") + " lines=" + std::to_string(r.lines) +
                         (r.truncated ? " truncated" : "") + marking_note(j.marking) + ": " + body);
@@ -718,7 +720,7 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
   irc::Client& c = *p->second->client;
   const bool me = body.rfind("/me ", 0) == 0;
   const irc::SendResult r =
-      me ? c.action(target, flot(judged.marking, body.substr(4))) : c.privmsg(target, flot(judged.marking, body));
+      me ? c.action(target, body.substr(4), flot(judged.marking, "")) : c.privmsg(target, body, flot(judged.marking, ""));
   if (!r.ok) {
     refuse(st, "not sent to IRC: " + r.error, out);
     return;

@@ -26,6 +26,7 @@ ngIRCd and python3-irc users.
 
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -101,7 +102,8 @@ def test(ctx):
                                              for n in srv.names(CHAN)), 30, "alice's puppet to join %s" % CHAN)
                 puppet = [n.lstrip("@+") for n in srv.names(CHAN)
                           if n.lstrip("@+").lower().startswith("alice") and n.lstrip("@+") != "alice"][0]
-                check(puppet != "alice", "the squatter's nick was taken over")
+                check(squatter.current_nick == "alice",
+                      "the squatter lost the nick 'alice' (now '%s')" % squatter.current_nick)
                 ctx.step("an IRC user holds 'alice': alice's puppet joined %s as '%s'" % (CHAN, puppet))
 
                 # 1. RESTRICTED: to IRC, marked, and across the boundary.
@@ -160,8 +162,7 @@ def test(ctx):
     check(len(out) == 1 and "LOW RESTRICTED" in out[0] and "jid=alice@a.test/" in out[0],
           "the irc-out record lacks the label or alice's JID: %s" % out)
     crossed = [r for r in auditing.decisions(recs) if "hello from IRC" in (r.get("released") or "")]
-    check(crossed and any("UNCLASSIFIED" in json.dumps(r.get("notes") or r) and "label.effective" in json.dumps(r)
-                          for r in crossed),
+    check(crossed and any(re.search(r'label\.effective"[,:]\s*"UNCLASSIFIED"', json.dumps(r)) for r in crossed),
           "the filter's decision on carl's message does not name its label")
     ctx.step("archive verifies (%s records): irc-refused, irc-puppet (alice <-> %s), irc-out with the label"
              % (m.group(1), puppet))

@@ -379,6 +379,10 @@ TEST_CASE("irc labels: a message goes to IRC only within the link's clearance, m
   audit = g.svc.take_audit();
   CHECK(has_audit(audit, {"irc-out channel=#ops", "from=alice", "jid=" + kAlice, "lines=1",
                           "label=\"" + restricted + "\"", "routine words"}));
+  // Every IRC line a message becomes carries the marking: a later line cannot pass as unmarked or fake one.
+  g.user(say(kAlice, "ops@rooms.low", "first line\n[UNCLASSIFIED] second line", "m1a", sec_label("RESTRICTED")));
+  CHECK(g.irc.sent_line(1, "PRIVMSG #ops :[" + restricted + "] first line"));
+  CHECK(g.irc.sent_line(1, "PRIVMSG #ops :[" + restricted + "] [UNCLASSIFIED] second line"));
   // A /me keeps its marking inside the action.
   g.user(say(kAlice, "ops@rooms.low", "/me nods", "m1b", sec_label("UNCLASSIFIED")));
   CHECK(g.irc.sent_line(1, "PRIVMSG #ops :\x01" "ACTION [" + marking_of("UNCLASSIFIED") + "] nods\x01"));
