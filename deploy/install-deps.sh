@@ -2,8 +2,9 @@
 # Installs every Debian 12 package that building Portcullis and running its tests need.
 # Idempotent: packages already installed are skipped, `apt-get update` runs only when an
 # install fails (empty or stale package lists). After installing the real peers (Prosody,
-# ngIRCd) it stops and disables the system's own instances, because a system daemon bound
-# to the wildcard address would block the test servers' 127.0.0.x:5222/5269/6667 binds.
+# ngIRCd, biboumi) it stops and disables the system's own instances, because a system daemon
+# bound to the wildcard address would block the test servers' 127.0.0.x:5222/5269/6667 binds
+# (and a system biboumi would keep dialling a component port and its identd port 113).
 # On failure it prints one readable line on stderr and exits non-zero.
 #
 # Usage: deploy/install-deps.sh            (as root, or with sudo available)
@@ -12,7 +13,8 @@ set -euo pipefail
 BUILD_PKGS=(g++ cmake ninja-build pkg-config ccache libxml2-dev libxerces-c-dev libssl-dev libseccomp-dev libnftables-dev libcap-ng-dev
             libsodium-dev libpoco-dev catch2 openssl libunistring-dev libidn2-dev systemd lowdown groff-base spin nftables
             clang libclang-rt-14-dev)   # clang: the ASan/UBSan unit run and the libFuzzer targets (test/run-sanitized.sh)
-PEER_PKGS=(prosody lua-unbound python3-slixmpp ngircd python3-irc)
+PEER_PKGS=(prosody lua-unbound python3-slixmpp ngircd python3-irc
+           biboumi)   # biboumi: the XMPP<->IRC gateway test/bench/bench_irc.py compares against
 
 die() { echo "install-deps: $*" >&2; exit 1; }
 
@@ -79,6 +81,12 @@ if [ "$need_stop" = 1 ] || [ -f /run/prosody/prosody.pid ]; then
 fi
 if [ "$need_stop" = 1 ] || [ -f /run/ngircd/ngircd.pid ]; then
   stop_system_daemon ngircd /run/ngircd/ngircd.pid /etc/ngircd
+fi
+# biboumi ships only a systemd unit (Type=notify, no pid file, no init script), so it is
+# stopped and disabled through systemctl; the pid file argument is never there. The harness
+# runs its own with a private config file (test/integration/harness/biboumi.py).
+if [ "$need_stop" = 1 ] || { [ -d /run/systemd/system ] && systemctl is-active --quiet biboumi 2>/dev/null; }; then
+  stop_system_daemon biboumi /run/biboumi/biboumi.pid /etc/biboumi
 fi
 
 # Pitfall: without lua-unbound Prosody ignores the harness's private hosts files.
