@@ -162,7 +162,7 @@ void IrcGateway::on_data(int conn, std::string_view bytes, std::int64_t now_ms, 
     for (const irc::Event& e : events) main_event(e, now_ms, out);
   } else {
     const std::string room_nick = puppet_conns_[conn];
-    for (const irc::Event& e : events) puppet_event(room_nick, e, out);
+    for (const irc::Event& e : events) puppet_event(room_nick, e, now_ms, out);
   }
   if (irc::Client* again = client(conn)) flush(conn, *again, now_ms, out);
 }
@@ -408,8 +408,25 @@ void IrcGateway::main_event(const irc::Event& e, std::int64_t now_ms, IrcActions
   }
 }
 
-void IrcGateway::puppet_event(const std::string& room_nick, const irc::Event& e, IrcActions& out) {
+void IrcGateway::puppet_event(const std::string& room_nick, const irc::Event& e, std::int64_t now_ms, IrcActions& out) {
   using K = irc::EventKind;
+  if ((e.kind == K::Kicked || e.kind == K::Parted) && e.self && our_channel(e.channel)) {
+    // A puppet out of the channel speaks for nobody: it quits, and comes back
+    // after a while (a kick repeated is a retry every few seconds, no faster);
+    // meanwhile its occupant's messages are refused back to them.
+    auto it = puppets_.find(room_nick);
+    if (it == puppets_.end()) return;
+    Puppet& p = *it->second;
+    p.client->quit("out of " + spec_.channel);
+    for (std::string& l : p.client->take_output()) out.send.emplace_back(p.conn, std::move(l));
+    out.close.push_back(p.conn);
+    puppet_conns_.erase(p.conn);
+    puppets_.erase(it);
+    puppet_retry_at_[room_nick] = now_ms + std::max<std::int64_t>(spec_.retry_ms, 5000);
+    out.events.push_back("IRC puppet of " + room_nick + (e.kind == K::Kicked ? " kicked from " : " parted from ") +
+                         e.channel + (e.by.empty() ? std::string() : " by " + e.by) + ": reconnecting later");
+    return;
+  }
   if (e.kind == K::Message && e.private_message && !e.from_server && in_room_) {
     // An IRC user queries an occupant: a private message through the room.
     auto it = irc_users_.find(folded(e.nick));
@@ -697,8 +714,11 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
   }
   auto p = puppets_.find(nick);
   if (!main_joined_ || p == puppets_.end()) {
-    refuse(st, main_joined_ ? "no IRC connection for you (the gateway's max-puppets is reached)"
-                            : "the IRC channel " + spec_.channel + " is not connected; your message did not reach it",
+    refuse(st, !main_joined_ ? "the IRC channel " + spec_.channel + " is not connected; your message did not reach it"
+               : puppet_retry_at_.count(nick) != 0
+                   ? "your IRC connection was closed or kicked from " + spec_.channel +
+                         "; it comes back shortly; this message did not reach IRC"
+               : std::string("no IRC connection for you (the gateway's max-puppets is reached)"),
            out);
     return;
   }

@@ -110,7 +110,7 @@ class IrcGateway {
 
   void connect_main(std::int64_t now_ms, IrcActions& out);
   void main_event(const irc::Event& e, std::int64_t now_ms, IrcActions& out);
-  void puppet_event(const std::string& room_nick, const irc::Event& e, IrcActions& out);
+  void puppet_event(const std::string& room_nick, const irc::Event& e, std::int64_t now_ms, IrcActions& out);
   void irc_user_joined(const std::string& nick, std::int64_t now_ms, IrcActions& out);
   void irc_user_left(const std::string& nick, const std::string& reason, bool lost, IrcActions& out);
   void lose_irc(const std::string& why, std::int64_t now_ms, IrcActions& out, bool refused = false);

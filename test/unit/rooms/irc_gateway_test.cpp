@@ -281,6 +281,35 @@ TEST_CASE("irc gateway: a kick of the gateway is a lost link, and repeated kicks
   CHECK(std::find(g.irc.closed.begin(), g.irc.closed.end(), 0) != g.irc.closed.end());
 }
 
+TEST_CASE("irc gateway: a kicked puppet quits, its occupant is told, and it comes back later", "[rooms][irc]") {
+  Gate g;
+  g.start();
+  g.register_and_join(0, "pcgate", "@pcgate carl");
+  g.user(join(kAlice, "ops@rooms.low/alice"));
+  REQUIRE(g.irc.opened == std::vector<int>{0, 1});
+  g.register_and_join(1, "alice", "alice @pcgate carl");
+  REQUIRE(g.svc.gateway("ops")->puppets() == 1);
+  g.server(1, ":carl!c@irc-b.test KICK #ops alice :out\r\n");
+  CHECK(g.svc.gateway("ops")->puppets() == 0);
+  CHECK(std::find(g.irc.closed.begin(), g.irc.closed.end(), 1) != g.irc.closed.end());
+  // Meanwhile alice's message does not go to IRC, and she is told why.
+  g.users.clear();
+  g.user(say(kAlice, "ops@rooms.low", "still here?", "k1"));
+  bool told = false;
+  for (const Element* m : sent_to(g.users, kAlice, "message")) {
+    if (m->attr_or("type") != "error") continue;
+    const Element* e = m->find_child("error", m->ns());
+    const Element* t = e ? e->find_child("text", "urn:ietf:params:xml:ns:xmpp-stanzas") : nullptr;
+    if (t && t->text().find("kicked from #ops") != std::string::npos) told = true;
+  }
+  CHECK(told);
+  // Not at once (no kick loop), but after the retry interval: a new connection.
+  g.tick();
+  CHECK(g.irc.opened.size() == 2);
+  for (int i = 0; i < 6; ++i) g.tick();
+  CHECK(g.irc.opened.size() == 3);
+}
+
 // ---- the IRC link's labels (issue 10 item 4) ---------------------------------------
 
 namespace {
