@@ -27,6 +27,11 @@ struct TlsConfig {
   std::string crl_file;         // PEM CRLs for those peers (empty: no revocation check)
   bool crl_check_chain = true;  // every level below the anchor; false: the leaf only
   std::vector<TlsIdentity> identities;   // per-domain certificates (same CA, CRL, floor)
+  // Largest plaintext per TLS record sent (0: OpenSSL's 16 KiB; else 512..16384).
+  // IRC links use 512: ngIRCd (GnuTLS) reads at most 2 KiB at a time and looks
+  // at the socket again only when more bytes arrive, so the rest of a bigger
+  // record waited there until the next message.
+  std::size_t max_send_fragment = 0;
 };
 
 // Identities a peer certificate asserts for XMPP S2S: SAN dNSName (incl.

@@ -281,13 +281,26 @@ void IrcGateway::irc_user_joined(const std::string& nick, std::int64_t now_ms, I
   }
 }
 
-void IrcGateway::irc_user_left(const std::string& nick, const std::string& reason, bool lost, IrcActions& out) {
+void IrcGateway::irc_user_left(const std::string& nick, const std::string& reason, bool lost, IrcActions& out,
+                               const std::string& kicked_by, const std::string& kick_text) {
   auto it = irc_users_.find(folded(nick));
   if (it == irc_users_.end()) return;
   IrcUser u = it->second;
   irc_users_.erase(it);
   if (!join_sent_) return;
-  Element p = presence_for(u, false, false, lost ? std::vector<int>{333} : std::vector<int>{});
+  std::vector<int> codes;
+  if (lost) codes.push_back(333);
+  if (!kicked_by.empty()) codes.push_back(307);
+  Element p = presence_for(u, false, false, codes);
+  if (!kicked_by.empty()) {
+    // A kick (XEP-0045 §9.2): the kicker by its room nick when it is in the
+    // room (an IRC user), and the reason.
+    Element& item = *p.find_child("x", kNsMucUser)->find_child("item", kNsMucUser);
+    if (auto k = irc_users_.find(folded(kicked_by)); k != irc_users_.end()) {
+      item.add_child(std::string(kNsMucUser), "actor").set_attr("nick", k->second.room_nick);
+    }
+    if (!kick_text.empty()) item.add_child(std::string(kNsMucUser), "reason").add_text(irc::to_xmpp_text(kick_text));
+  }
   if (!reason.empty()) {
     p.add_child(std::string(xmpp::kNsServer), "status").add_text(irc::to_xmpp_text(reason));
   }
@@ -299,6 +312,43 @@ void IrcGateway::irc_user_left(const std::string& nick, const std::string& reaso
     in_room_ = false;
     join_sent_ = false;
   }
+}
+
+void IrcGateway::irc_user_renamed(const std::string& nick, const std::string& new_nick, std::int64_t now_ms,
+                                  IrcActions& out) {
+  auto it = irc_users_.find(folded(nick));
+  if (it == irc_users_.end()) return;
+  irc::NickRules any;
+  any.max_len = 64;
+  const bool same_user = folded(new_nick) == folded(nick);   // a change of case only
+  const bool plain = in_room_ && !new_nick.empty() && irc::is_valid_nick(new_nick, any) && !is_puppet_nick(new_nick) &&
+                     (same_user || irc_users_.count(folded(new_nick)) == 0);
+  if (!plain) {
+    // Not yet in the room (the join is on its way), or a nick no IRC user may
+    // have here: a departure and an arrival.
+    irc_user_left(nick, "now known as " + new_nick, false, out);
+    irc_user_joined(new_nick, now_ms, out);
+    return;
+  }
+  // A nick change (XEP-0045 §7.6): unavailable with 303 and the new nick,
+  // then the new nick's presence. The room keeps the link up in between.
+  IrcUser old = it->second;
+  irc_users_.erase(it);
+  IrcUser u;
+  u.nick = new_nick;
+  u.room_nick = irc::to_xmpp_text(new_nick);
+  // An occupant of the room has that nick: the IRC user takes nick|irc at
+  // once (as at a join), so the 303 names the nick that follows.
+  if (occupants_.count(u.room_nick) != 0) u.room_nick += "|irc";
+  Element gone = presence_for(old, false, false, {303});
+  gone.find_child("x", kNsMucUser)->find_child("item", kNsMucUser)->set_attr("nick", u.room_nick);
+  out.to_room.push_back(std::move(gone));
+  if (join_key_ == folded(nick)) join_key_ = folded(new_nick);
+  irc_users_.emplace(folded(new_nick), u);
+  out.to_room.push_back(presence_for(u, true, false, {}));
+  // The IRC user's address changes with its nick: the archive pairs them.
+  out.audit.push_back("irc-in nick channel=" + spec_.channel + " from=" + irc::to_xmpp_text(nick) + " to=" +
+                      u.room_nick + " as=" + irc_jid(new_nick) + " was=" + irc_jid(nick));
 }
 
 void IrcGateway::main_event(const irc::Event& e, std::int64_t now_ms, IrcActions& out) {
@@ -351,17 +401,15 @@ void IrcGateway::main_event(const irc::Event& e, std::int64_t now_ms, IrcActions
         lose_irc("kicked from " + e.channel + " by " + e.by, now_ms, out, true);
         return;
       }
-      irc_user_left(e.nick, "kicked by " + e.by + (e.text.empty() ? "" : ": " + e.text), false, out);
+      irc_user_left(e.nick, "kicked by " + e.by + (e.text.empty() ? "" : ": " + e.text), false, out,
+                    e.by.empty() ? std::string("the server") : e.by, e.text);
       break;
     case K::Quit:
       irc_user_left(e.nick, e.netsplit ? "netsplit " + e.text : e.text, e.netsplit, out);
       break;
     case K::NickChanged:
       if (e.self) break;
-      if (irc_users_.count(folded(e.nick)) != 0) {
-        irc_user_left(e.nick, "now known as " + e.new_nick, false, out);
-        irc_user_joined(e.new_nick, now_ms, out);
-      }
+      irc_user_renamed(e.nick, e.new_nick, now_ms, out);
       break;
     case K::Message: {
       if (e.private_message || e.from_server || !in_room_) break;

@@ -112,7 +112,10 @@ class IrcGateway {
   void main_event(const irc::Event& e, std::int64_t now_ms, IrcActions& out);
   void puppet_event(const std::string& room_nick, const irc::Event& e, std::int64_t now_ms, IrcActions& out);
   void irc_user_joined(const std::string& nick, std::int64_t now_ms, IrcActions& out);
-  void irc_user_left(const std::string& nick, const std::string& reason, bool lost, IrcActions& out);
+  // `kicked_by`: a kick (307), by that IRC nick, for `kick_text`.
+  void irc_user_left(const std::string& nick, const std::string& reason, bool lost, IrcActions& out,
+                     const std::string& kicked_by = {}, const std::string& kick_text = {});
+  void irc_user_renamed(const std::string& nick, const std::string& new_nick, std::int64_t now_ms, IrcActions& out);
   void lose_irc(const std::string& why, std::int64_t now_ms, IrcActions& out, bool refused = false);
   std::string folded(const std::string& nick) const;
   bool our_channel(const std::string& channel) const;

@@ -203,8 +203,15 @@ void Room::error_to(const Element& st, StanzaErrorCondition c, const std::string
 
 // ---- presences ---------------------------------------------------------------
 
+// <item/> of a presence: the new nick (303), the kick's reason and kicker (307).
+void Room::departure_item(Element& item, const Departure& d) {
+  if (!d.new_nick.empty()) item.set_attr("nick", d.new_nick);
+  if (!d.actor.empty()) item.add_child(std::string(kNsMucUser), "actor").set_attr("nick", d.actor);
+  if (!d.reason.empty()) item.add_child(std::string(kNsMucUser), "reason").add_text(d.reason);
+}
+
 Element Room::occupant_presence(const Occupant& o, bool available, const std::string& to, bool self,
-                                const std::vector<int>& codes, const std::string& new_nick) const {
+                                const Departure& d) const {
   Element p(std::string(xmpp::kNsServer), "presence");
   p.set_attr("from", jid_ + "/" + o.nick);
   p.set_attr("to", to);
@@ -216,26 +223,25 @@ Element Room::occupant_presence(const Occupant& o, bool available, const std::st
   Element& item = x.add_child(std::string(kNsMucUser), "item");
   item.set_attr("affiliation", o.affiliation);
   item.set_attr("role", available ? o.role : "none");
-  if (!new_nick.empty()) item.set_attr("nick", new_nick);
-  for (int c : codes) status(x, c);
+  departure_item(item, d);
+  for (int c : d.codes) status(x, c);
   if (self) status(x, 110);
   p.add_child(std::string(kNsOccupantId), "occupant-id").set_attr("id", o.occupant_id);
   return p;
 }
 
-void Room::broadcast_presence(const Occupant& o, bool available, const std::vector<int>& codes,
-                              const std::string& new_nick, Outputs& out) const {
+void Room::broadcast_presence(const Occupant& o, bool available, const Departure& d, Outputs& out) const {
   for (const auto& [nick, other] : occupants_) {
     if (!other.peer.empty()) continue;
     for (const auto& s : other.sessions) {
       const bool self = &other == &o;
-      out.push_back({false, occupant_presence(o, available, s, self, codes, new_nick)});
+      out.push_back({false, occupant_presence(o, available, s, self, d)});
     }
   }
 }
 
 Element Room::fmuc_presence(const Occupant& o, bool available, const Link& l, bool join_request,
-                            const std::vector<int>& codes) const {
+                            const Departure& d) const {
   Element p(std::string(xmpp::kNsServer), "presence");
   p.set_attr("from", jid_ + "/" + o.nick);
   p.set_attr("to", l.peer + "/" + o.nick);
@@ -260,7 +266,8 @@ Element Room::fmuc_presence(const Occupant& o, bool available, const Link& l, bo
   item.set_attr("affiliation", o.affiliation);
   item.set_attr("role", available ? o.role : "none");
   item.set_attr("jid", o.author);
-  for (int code : codes) ux.add_child(std::string(kNsMucUser), "status").set_attr("code", std::to_string(code));
+  departure_item(item, d);
+  for (int code : d.codes) status(ux, code);
   return p;
 }
 
@@ -275,11 +282,11 @@ void Room::send_to_peer(Link& l, Element st, Outputs& out) {
 }
 
 void Room::relay_presence(const Occupant& o, bool available, const std::string& except_peer, Outputs& out,
-                          const std::string& only_peer, const std::vector<int>& codes) {
+                          const std::string& only_peer, const Departure& d) {
   for (auto& [peer, l] : links_) {
     if (peer == except_peer || (!only_peer.empty() && peer != only_peer)) continue;
     if (l.state == LinkState::Down) continue;
-    send_to_peer(l, fmuc_presence(o, available, l, false, codes), out);
+    send_to_peer(l, fmuc_presence(o, available, l, false, d), out);
   }
 }
 
@@ -308,13 +315,15 @@ void Room::local_presence(const Element& st, const std::string& from, const std:
         return;
       }
       Occupant moved = *me;
-      broadcast_presence(*me, false, {303}, nick, out);
-      relay_presence(*me, false, {}, out);
+      // The whole federation learns it as a nick change (303), not a leave.
+      const Departure change{{303}, nick, {}, {}};
+      broadcast_presence(*me, false, change, out);
+      relay_presence(*me, false, {}, out, {}, change);
       occupants_.erase(me->nick);
       moved.nick = nick;
       moved.presence = presence_essentials(st);
       auto [it, ok] = occupants_.emplace(nick, std::move(moved));
-      broadcast_presence(it->second, true, {}, {}, out);
+      broadcast_presence(it->second, true, {}, out);
       relay_presence(it->second, true, {}, out);
       return;
     }
@@ -325,7 +334,7 @@ void Room::local_presence(const Element& st, const std::string& from, const std:
         return;
       }
       me->presence = presence_essentials(st);
-      broadcast_presence(*me, true, {}, {}, out);
+      broadcast_presence(*me, true, {}, out);
       relay_presence(*me, true, {}, out);
       return;
     }
@@ -391,17 +400,17 @@ void Room::local_join(const Element& st, const std::string& from, const std::str
   // 1. everyone already here, 2. the newcomer to all (self-presence last, 110).
   for (const auto& [n, other] : occupants_) {
     if (&other == &me) continue;
-    out.push_back({false, occupant_presence(other, true, from, false, {}, {})});
+    out.push_back({false, occupant_presence(other, true, from, false)});
   }
   for (const auto& [n, other] : occupants_) {
     if (!other.peer.empty() || &other == &me) continue;
-    for (const auto& s : other.sessions) out.push_back({false, occupant_presence(me, true, s, false, {}, {})});
+    for (const auto& s : other.sessions) out.push_back({false, occupant_presence(me, true, s, false)});
   }
   for (const auto& s : me.sessions) {
     if (s == from) continue;
-    out.push_back({false, occupant_presence(me, true, s, true, {}, {})});
+    out.push_back({false, occupant_presence(me, true, s, true)});
   }
-  Element self = occupant_presence(me, true, from, true, {}, {});
+  Element self = occupant_presence(me, true, from, true);
   if (const std::string* id = st.attr("id")) self.set_attr("id", *id);
   out.push_back({false, std::move(self)});
   // 3. history, 4. subject.
@@ -452,14 +461,14 @@ void Room::local_leave(Occupant& o, const std::string& session, const Element* s
                        const std::vector<int>& codes) {
   if (o.sessions.size() > 1) {
     o.sessions.erase(std::remove(o.sessions.begin(), o.sessions.end(), session), o.sessions.end());
-    Element p = occupant_presence(o, false, session, true, codes, {});
+    Element p = occupant_presence(o, false, session, true, Departure{codes, {}, {}, {}});
     out.push_back({false, std::move(p)});
     return;
   }
   if (st != nullptr) {
     if (st->find_child("status", st->ns()) != nullptr) o.presence = presence_essentials(*st);
   }
-  broadcast_presence(o, false, codes, {}, out);
+  broadcast_presence(o, false, Departure{codes, {}, {}, {}}, out);
   relay_presence(o, false, {}, out);
   const std::string nick = o.nick;
   occupants_.erase(nick);
@@ -793,17 +802,17 @@ void Room::remove_remote_occupants(Link& l, const std::string& status_text, int 
       gone.presence.add_child(std::string(xmpp::kNsServer), "status").add_text(status_text);
     }
     // The occupant is gone everywhere this node told about it.
-    std::vector<int> codes;
-    if (code != 0) codes.push_back(code);
+    Departure d;
+    if (code != 0) d.codes.push_back(code);
     for (const auto& [n, o] : occupants_) {
       if (!o.peer.empty()) continue;
       for (const auto& s : o.sessions) {
-        Element p = occupant_presence(gone, false, s, false, codes, {});
+        Element p = occupant_presence(gone, false, s, false, d);
         if (!status_text.empty()) p.add_child(std::string(xmpp::kNsServer), "status").add_text(status_text);
         out.push_back({false, std::move(p)});
       }
     }
-    relay_presence(gone, false, l.peer, out, {}, codes);
+    relay_presence(gone, false, l.peer, out, {}, d);
   }
 }
 
@@ -935,6 +944,47 @@ void Room::accept_join(Link& l, const Element& st, std::int64_t now, Outputs& ou
   out.push_back({true, std::move(subj)});
 }
 
+Room::Departure Room::peer_departure(const Element& st) const {
+  // Only what a departure means travels on, each at most once, bounded: an
+  // occupant lost with a link further along (333), a nick change with a valid
+  // new nick (303), a kick with its reason and kicker (307). Anything else a
+  // peer puts there (110, 201, ...) is not repeated to this room's users.
+  Departure d;
+  const Element* ux = st.find_child("x", kNsMucUser);
+  if (ux == nullptr) return d;
+  const Element* item = ux->find_child("item", kNsMucUser);
+  bool lost = false, changed = false, kicked = false;
+  for (const Element* c : ux->child_elements()) {
+    if (c->name() != "status") continue;
+    const std::string code = c->attr_or("code");
+    lost = lost || code == "333";
+    changed = changed || code == "303";
+    kicked = kicked || code == "307";
+  }
+  if (lost) d.codes.push_back(333);
+  if (changed && !lost && item != nullptr && valid_nick(item->attr_or("nick"))) {
+    d.codes.push_back(303);
+    d.new_nick = item->attr_or("nick");
+  }
+  if (kicked && !lost && d.new_nick.empty()) {
+    d.codes.push_back(307);
+    if (item != nullptr) {
+      if (const Element* r = item->find_child("reason", kNsMucUser)) {
+        d.reason = r->text();
+        if (d.reason.size() > 1024) {   // cut on a UTF-8 character boundary
+          std::size_t cut = 1024;
+          while (cut > 0 && (static_cast<unsigned char>(d.reason[cut]) & 0xC0) == 0x80) --cut;
+          d.reason.resize(cut);
+        }
+      }
+      if (const Element* a = item->find_child("actor", kNsMucUser)) {
+        if (valid_nick(a->attr_or("nick"))) d.actor = a->attr_or("nick");
+      }
+    }
+  }
+  return d;
+}
+
 void Room::peer_presence(Link& l, const Element& st, const std::string& nick, std::int64_t now, Outputs& out) {
   const FmucView f = read_fmuc(st);
   const std::string type = st.attr_or("type");
@@ -968,18 +1018,15 @@ void Room::peer_presence(Link& l, const Element& st, const std::string& nick, st
     Occupant gone = std::move(it->second);
     occupants_.erase(it);
     gone.presence = presence_essentials(st);
-    // An occupant lost with a link further along (333) is told as lost here too.
-    std::vector<int> codes;
-    if (const Element* ux = st.find_child("x", kNsMucUser)) {
-      for (const Element* c : ux->child_elements()) {
-        if (c->name() == "status" && c->attr_or("code") == "333") codes = {333};
-      }
-    }
+    const Departure d = peer_departure(st);
     for (const auto& [n, o] : occupants_) {
       if (!o.peer.empty()) continue;
-      for (const auto& s : o.sessions) out.push_back({false, occupant_presence(gone, false, s, false, codes, {})});
+      for (const auto& s : o.sessions) out.push_back({false, occupant_presence(gone, false, s, false, d)});
     }
-    relay_presence(gone, false, l.peer, out, {}, codes);
+    relay_presence(gone, false, l.peer, out, {}, d);
+    // A nick change is a departure the new nick's presence follows: the
+    // node stays in the set meanwhile, even with no other occupant here.
+    if (!d.new_nick.empty()) return;
     if (!l.upstream &&
         std::none_of(occupants_.begin(), occupants_.end(), [&](const auto& kv) { return kv.second.peer == l.peer; })) {
       // The joining node has no occupant left here: it left the set (XEP-0289 §4.4).
@@ -1037,7 +1084,7 @@ void Room::peer_presence(Link& l, const Element& st, const std::string& nick, st
   it->second.presence = presence_essentials(st);
   for (const auto& [n, o] : occupants_) {
     if (!o.peer.empty()) continue;
-    for (const auto& s : o.sessions) out.push_back({false, occupant_presence(it->second, true, s, false, {}, {})});
+    for (const auto& s : o.sessions) out.push_back({false, occupant_presence(it->second, true, s, false)});
   }
   relay_presence(it->second, true, l.peer, out);
   // An occupant a downstream node brought needs the upstream room too.
@@ -1330,7 +1377,7 @@ void Room::tick(std::int64_t now, Outputs& out) {
 void Room::shutdown(Outputs& out) {
   for (auto& [n, o] : occupants_) {
     if (!o.peer.empty()) continue;
-    for (const auto& s : o.sessions) out.push_back({false, occupant_presence(o, false, s, true, {332}, {})});
+    for (const auto& s : o.sessions) out.push_back({false, occupant_presence(o, false, s, true, Departure{{332}, {}, {}, {}})});
   }
 }
 

@@ -195,16 +195,24 @@ class Room {
   void reflect_message(const HistoryEntry& e, bool delayed, const std::string& to_session, Outputs& out) const;
   void relay_message(const HistoryEntry& e, const std::string& except_peer, bool delayed, Outputs& out);
   void send_subject(const std::string& to_session, Outputs& out) const;
-  void broadcast_presence(const Occupant& o, bool available, const std::vector<int>& codes,
-                          const std::string& new_nick, Outputs& out) const;
-  // `codes`: muc#user status codes that travel with a departure (only 333:
-  // the occupant was lost with a link, told along the whole federation).
+  // What travels with a presence (a departure, mostly), along the whole
+  // federation: muc#user status codes (333 lost with a link, 303 nick change
+  // with the new nick, 307 kicked with the reason and the kicker's nick).
+  struct Departure {
+    std::vector<int> codes;
+    std::string new_nick;   // 303: <item nick=.../>
+    std::string reason;     // 307: <item><reason/>
+    std::string actor;      // 307: <item><actor nick=.../>
+  };
+  Departure peer_departure(const xmpp::Element& st) const;
+  static void departure_item(xmpp::Element& item, const Departure& d);
+  void broadcast_presence(const Occupant& o, bool available, const Departure& d, Outputs& out) const;
   void relay_presence(const Occupant& o, bool available, const std::string& except_peer, Outputs& out,
-                      const std::string& only_peer = {}, const std::vector<int>& codes = {});
+                      const std::string& only_peer = {}, const Departure& d = {});
   xmpp::Element occupant_presence(const Occupant& o, bool available, const std::string& to, bool self,
-                                  const std::vector<int>& codes, const std::string& new_nick) const;
+                                  const Departure& d = {}) const;
   xmpp::Element fmuc_presence(const Occupant& o, bool available, const Link& l, bool join_request,
-                              const std::vector<int>& codes = {}) const;
+                              const Departure& d = {}) const;
   void send_to_peer(Link& l, xmpp::Element st, Outputs& out);
   std::vector<const HistoryEntry*> pick_history(const xmpp::Element* history_req, std::int64_t now) const;
   xmpp::Element relay_form(const HistoryEntry& e, const std::string& to, bool delayed) const;

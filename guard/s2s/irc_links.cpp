@@ -22,6 +22,7 @@ IrcLinks::IrcLinks(net::EventLoop& loop, Logger& log, rooms::RoomService& servic
     if (!spec->tls || tls_.count(spec->ca_file) != 0) continue;
     net::TlsConfig tc;
     tc.ca_file = spec->ca_file;
+    tc.max_send_fragment = 512;   // a record is at most an IRC line long (see TlsConfig)
     tls_[spec->ca_file] = std::make_unique<net::TlsContext>(tc);   // throws: the edge does not start
   }
 }

@@ -211,6 +211,55 @@ TEST_CASE("federation: private messages cross by nick", "[fmuc][federation]") {
   CHECK(p.b.history_size() == 0);
 }
 
+TEST_CASE("federation: a nick change crosses as a nick change (303 with the new nick), the only occupant too",
+          "[fmuc][federation]") {
+  Pair p;
+  p.net.user(p.b, join(kBob, kB + "/bob"));
+  p.net.user(p.a, join(kAlice, kA + "/alice"));   // alice is all the low half has
+  const std::size_t umark = p.net.users.size();
+  p.net.user(p.a, parse("<presence xmlns='jabber:server' from='" + kAlice + "' to='" + kA + "/alicia'/>"));
+  Outputs got = since(p.net, umark);
+  const auto ps = sent_to(got, kBob, "presence");
+  REQUIRE(ps.size() == 2);
+  CHECK(ps[0]->attr_or("from") == kB + "/alice");
+  CHECK(is_unavailable(*ps[0]));
+  CHECK(has_status(*ps[0], 303));
+  REQUIRE(muc_item(*ps[0]) != nullptr);
+  CHECK(muc_item(*ps[0])->attr_or("nick") == "alicia");
+  CHECK(ps[1]->attr_or("from") == kB + "/alicia");
+  CHECK(is_available(*ps[1]));
+  // The low half stayed in the set: what bob says still reaches alicia.
+  p.net.user(p.b, say(kBob, kB, "still there?"));
+  CHECK(count_body(since(p.net, umark), kAlice, "still there?") == 1);
+}
+
+TEST_CASE("federation: a peer's departure codes are passed on only when they mean something", "[fmuc][federation]") {
+  Pair p;
+  p.net.user(p.b, join(kBob, kB + "/bob"));
+  p.net.user(p.a, join(kAlice, kA + "/alice"));
+  p.net.user(p.a, join(kCarol, kA + "/carol"));
+  // The low room tells the high room that carol left with a 110 (self), a
+  // 307 with a reason and an actor, and a 201: only the 307 reaches bob.
+  Outputs out;
+  p.b.on_peer(kA, parse("<presence xmlns='jabber:server' from='" + kA + "/carol' to='" + kB + "/carol' type='unavailable'>"
+                    "<fmuc xmlns='http://isode.com/protocol/fmuc' from='carol@low.test'/>"
+                    "<x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none'>"
+                    "<actor nick='alice'/><reason>spam</reason></item>"
+                    "<status code='110'/><status code='307'/><status code='201'/></x></presence>"),
+              p.net.now, out);
+  const auto ps = sent_to(out, kBob, "presence");
+  REQUIRE(ps.size() == 1);
+  CHECK(has_status(*ps[0], 307));
+  CHECK_FALSE(has_status(*ps[0], 110));
+  CHECK_FALSE(has_status(*ps[0], 201));
+  const Element* item = muc_item(*ps[0]);
+  REQUIRE(item != nullptr);
+  REQUIRE(item->find_child("reason", rooms::kNsMucUser) != nullptr);
+  CHECK(item->find_child("reason", rooms::kNsMucUser)->text() == "spam");
+  REQUIRE(item->find_child("actor", rooms::kNsMucUser) != nullptr);
+  CHECK(item->find_child("actor", rooms::kNsMucUser)->attr_or("nick") == "alice");
+}
+
 TEST_CASE("federation: the subject is kept in sync both ways", "[fmuc][federation]") {
   Pair p;
   p.net.user(p.b, join(kBob, kB + "/bob"));

@@ -538,3 +538,98 @@ TEST_CASE("irc labels: names the SPIF does not define, or a label the clearance 
     }
   }
 }
+
+TEST_CASE("irc gateway: an IRC topic becomes the room's subject, once", "[rooms][irc]") {
+  Gate g;
+  g.start();
+  g.register_and_join(0, "pcgate", "@pcgate carl");
+  g.user(join(kAlice, "ops@rooms.low/alice"));
+  g.register_and_join(1, "alice", "alice @pcgate carl");
+  g.users.clear();
+  // Every connection of the gateway sees the TOPIC; the room takes it once.
+  g.server(0, ":carl!c@irc-b.test TOPIC #ops :new \x02topic\x02\r\n");
+  g.server(1, ":carl!c@irc-b.test TOPIC #ops :new \x02topic\x02\r\n");
+  std::vector<const Element*> subjects;
+  for (const Element* m : sent_to(g.users, kAlice, "message"))
+    if (is_subject(*m)) subjects.push_back(m);
+  REQUIRE(subjects.size() == 1);
+  CHECK(subjects[0]->attr_or("from") == "ops@rooms.low/carl");
+  CHECK(subjects[0]->find_child("subject", subjects[0]->ns())->text() == "new topic");
+  CHECK(has_audit(g.svc.take_audit(), {"irc-in topic", "from=carl", "new topic"}));
+}
+
+TEST_CASE("irc gateway: an IRC nick change is a nick change in the room (303), a kick is a kick (307)",
+          "[rooms][irc]") {
+  Gate g;
+  g.start();
+  g.register_and_join(0, "pcgate", "@pcgate carl");   // carl alone brought the gateway in
+  g.user(join(kAlice, "ops@rooms.low/alice"));
+  g.register_and_join(1, "alice", "alice @pcgate carl");
+  auto* gw = g.svc.gateway("ops");
+  REQUIRE(gw != nullptr);
+
+  SECTION("the only IRC user renames: 303 with the new nick, the gateway and the puppets stay") {
+    g.users.clear();
+    g.server(0, ":carl!c@irc-b.test NICK :carlos\r\n");
+    const auto ps = sent_to(g.users, kAlice, "presence");
+    REQUIRE(ps.size() == 2);
+    CHECK(is_unavailable(*ps[0]));
+    CHECK(ps[0]->attr_or("from") == "ops@rooms.low/carl");
+    CHECK(has_status(*ps[0], 303));
+    REQUIRE(muc_item(*ps[0]) != nullptr);
+    CHECK(muc_item(*ps[0])->attr_or("nick") == "carlos");
+    CHECK(is_available(*ps[1]));
+    CHECK(ps[1]->attr_or("from") == "ops@rooms.low/carlos");
+    CHECK(gw->in_room());
+    CHECK(gw->puppets() == 1);
+    CHECK(g.irc.closed.empty());   // alice's puppet did not quit
+    CHECK(has_audit(g.svc.take_audit(), {"irc-in nick", "from=carl", "to=carlos", "as=carlos@irc."}));
+    // carlos speaks under the new nick.
+    g.server(0, ":carlos!c@irc-b.test PRIVMSG #ops :renamed\r\n");
+    bool heard = false;
+    for (const Element* m : chat_to(g.users, kAlice)) {
+      if (m->attr_or("from") == "ops@rooms.low/carlos" && body_of(*m) == "renamed") heard = true;
+    }
+    CHECK(heard);
+  }
+  SECTION("carl kicks dave: 307 with carl as the actor and the reason") {
+    g.server(0, ":dave!d@irc-b.test JOIN #ops\r\n");
+    CHECK(count_presence(g.users, kAlice, "ops@rooms.low/dave", true) == 1);
+    g.users.clear();
+    g.server(0, ":carl!c@irc-b.test KICK #ops dave :off \x02topic\x02\r\n");
+    const auto ps = sent_to(g.users, kAlice, "presence");
+    REQUIRE(ps.size() == 1);
+    CHECK(is_unavailable(*ps[0]));
+    CHECK(ps[0]->attr_or("from") == "ops@rooms.low/dave");
+    CHECK(has_status(*ps[0], 307));
+    const Element* item = muc_item(*ps[0]);
+    REQUIRE(item != nullptr);
+    const Element* actor = item->find_child("actor", rooms::kNsMucUser);
+    REQUIRE(actor != nullptr);
+    CHECK(actor->attr_or("nick") == "carl");
+    const Element* reason = item->find_child("reason", rooms::kNsMucUser);
+    REQUIRE(reason != nullptr);
+    CHECK(reason->text() == "off topic");
+  }
+  SECTION("a rename to the nick of an occupant without a puppet: 303 to nick|irc, the nick that follows") {
+    g.user(join("bob@low.test/r", "ops@rooms.low/bob"));   // beyond max-puppets: no IRC nick of its own
+    g.users.clear();
+    g.server(0, ":carl!c@irc-b.test NICK :bob\r\n");
+    const auto ps = sent_to(g.users, kAlice, "presence");
+    REQUIRE(ps.size() == 2);
+    CHECK(has_status(*ps[0], 303));
+    CHECK(muc_item(*ps[0])->attr_or("nick") == "bob|irc");
+    CHECK(ps[1]->attr_or("from") == "ops@rooms.low/bob|irc");
+    CHECK(is_available(*ps[1]));
+  }
+  SECTION("a change of case only is a nick change too, and nobody leaves") {
+    g.users.clear();
+    g.server(0, ":carl!c@irc-b.test NICK :Carl\r\n");
+    const auto ps = sent_to(g.users, kAlice, "presence");
+    REQUIRE(ps.size() == 2);
+    CHECK(has_status(*ps[0], 303));
+    CHECK(ps[1]->attr_or("from") == "ops@rooms.low/Carl");
+    CHECK(gw->in_room());
+    CHECK(gw->puppets() == 1);
+  }
+}
