@@ -1,5 +1,6 @@
 #include "guard/rooms/irc_gateway.h"
 
+#include <algorithm>
 #include <fstream>
 #include <random>
 
@@ -17,6 +18,33 @@ using xmpp::Element;
 
 namespace {
 
+// A value of an audit record's key=value fields, quoted ("...", with \" and
+// \\, control characters as \xNN) when it holds anything that could be read as
+// the end of the field or the start of another, or of the text after ": ":
+// a room nick or a message id is the user's choice.
+std::string q(std::string_view v) {
+  const bool plain = !v.empty() && std::all_of(v.begin(), v.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c > 0x20 && c != 0x7f && c != '"' && c != '\\' && c != '=' && c != ':';
+  });
+  if (plain) return std::string(v);
+  std::string out = "\"";
+  for (char ch : v) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20 || c == 0x7f) {
+      static const char* hex = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
 
 constexpr std::size_t kMaxIrcUsers = 500;      // IRC users brought into the room at most
 constexpr std::size_t kMaxBackfillLines = 20;   // messages said while IRC was away, replayed on reconnect
@@ -347,8 +375,8 @@ void IrcGateway::irc_user_renamed(const std::string& nick, const std::string& ne
   irc_users_.emplace(folded(new_nick), u);
   out.to_room.push_back(presence_for(u, true, false, {}));
   // The IRC user's address changes with its nick: the archive pairs them.
-  out.audit.push_back("irc-in nick channel=" + spec_.channel + " from=" + irc::to_xmpp_text(nick) + " to=" +
-                      u.room_nick + " as=" + irc_jid(new_nick) + " was=" + irc_jid(nick));
+  out.audit.push_back("irc-in nick channel=" + spec_.channel + " from=" + q(irc::to_xmpp_text(nick)) + " to=" +
+                      q(u.room_nick) + " as=" + q(irc_jid(new_nick)) + " was=" + q(irc_jid(nick)));
 }
 
 void IrcGateway::main_event(const irc::Event& e, std::int64_t now_ms, IrcActions& out) {
@@ -425,8 +453,8 @@ void IrcGateway::main_event(const irc::Event& e, std::int64_t now_ms, IrcActions
       set_fmuc_from(m, irc_jid(e.nick));
       label_from_irc(m);
       ++counters_.from_irc;
-      out.audit.push_back("irc-in channel=" + spec_.channel + " from=" + irc::to_xmpp_text(e.nick) + " as=" +
-                          irc_jid(e.nick) + " id=" + m.attr_or("id") + (e.action ? " action" : "") +
+      out.audit.push_back("irc-in channel=" + spec_.channel + " from=" + q(irc::to_xmpp_text(e.nick)) + " as=" +
+                          q(irc_jid(e.nick)) + " id=" + q(m.attr_or("id")) + (e.action ? " action" : "") +
                           label_note() + ": " + text);
       out.to_room.push_back(std::move(m));
       break;
@@ -443,8 +471,8 @@ void IrcGateway::main_event(const irc::Event& e, std::int64_t now_ms, IrcActions
       m.add_child(std::string(xmpp::kNsServer), "subject").add_text(irc::to_xmpp_text(e.text));
       set_fmuc_from(m, irc_jid(e.by));
       label_from_irc(m);
-      out.audit.push_back("irc-in topic channel=" + spec_.channel + " from=" + irc::to_xmpp_text(e.by) + " as=" +
-                          irc_jid(e.by) + " id=" + m.attr_or("id") + label_note() + ": " + irc::to_xmpp_text(e.text));
+      out.audit.push_back("irc-in topic channel=" + spec_.channel + " from=" + q(irc::to_xmpp_text(e.by)) + " as=" +
+                          q(irc_jid(e.by)) + " id=" + q(m.attr_or("id")) + label_note() + ": " + irc::to_xmpp_text(e.text));
       out.to_room.push_back(std::move(m));
       break;
     }
@@ -489,14 +517,14 @@ void IrcGateway::puppet_event(const std::string& room_nick, const irc::Event& e,
     set_fmuc_from(m, irc_jid(e.nick));
     label_from_irc(m);
     ++counters_.from_irc;
-    out.audit.push_back("irc-in private from=" + irc::to_xmpp_text(e.nick) + " as=" + irc_jid(e.nick) + " to=" +
-                        room_nick + " id=" + m.attr_or("id") + label_note() + ": " + text);
+    out.audit.push_back("irc-in private from=" + q(irc::to_xmpp_text(e.nick)) + " as=" + q(irc_jid(e.nick)) + " to=" +
+                        q(room_nick) + " id=" + q(m.attr_or("id")) + label_note() + ": " + text);
     out.to_room.push_back(std::move(m));
   } else if (e.kind == K::Registered) {
     // The JID <-> IRC nick pair, as the server gave it (a collision suffix included).
     auto j = occupant_jids_.find(room_nick);
-    out.audit.push_back("irc-puppet room-nick=" + room_nick + " jid=" + (j == occupant_jids_.end() ? "?" : j->second) +
-                        " irc-nick=" + e.nick + " channel=" + spec_.channel);
+    out.audit.push_back("irc-puppet room-nick=" + q(room_nick) + " jid=" + q(j == occupant_jids_.end() ? "?" : j->second) +
+                        " irc-nick=" + q(e.nick) + " channel=" + spec_.channel);
   } else if (e.kind == K::CredentialsRejected || e.kind == K::NickUnavailable) {
     // Never retried with the same credentials or nicks: this occupant stays off IRC.
     no_puppet_.insert(room_nick);
@@ -591,7 +619,7 @@ std::string IrcGateway::jid_note(const Element& st, const std::string& nick) con
     auto j = occupant_jids_.find(nick);
     if (j != occupant_jids_.end()) jid = j->second;
   }
-  return jid.empty() ? std::string() : " jid=" + jid;
+  return jid.empty() ? std::string() : " jid=" + q(jid);
 }
 
 void IrcGateway::label_from_irc(Element& m) const {
@@ -600,8 +628,8 @@ void IrcGateway::label_from_irc(Element& m) const {
 
 void IrcGateway::audit_refusal(const Element& st, const std::string& nick, const std::string& what,
                                const IrcLabelJudgement& j, IrcActions& out) const {
-  out.audit.push_back("irc-refused " + what + " channel=" + spec_.channel + " from=" + nick + jid_note(st, nick) +
-                      " id=" + st.attr_or("id") + " (" + j.audit + "): " + body_of(st));
+  out.audit.push_back("irc-refused " + what + " channel=" + spec_.channel + " from=" + q(nick) + jid_note(st, nick) +
+                      " id=" + q(st.attr_or("id")) + " (" + j.audit + "): " + body_of(st));
 }
 
 void IrcGateway::refuse(const Element& st, const std::string& why, IrcActions& out) {
@@ -711,8 +739,8 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
         refuse(st, "the subject was not set on IRC: " + j.why, out);
       } else {
         main_->topic(spec_.channel, flot(j.marking, s->text()));
-        out.audit.push_back("irc-out topic channel=" + spec_.channel + " from=" + nick + jid_note(st, nick) +
-                            " id=" + st.attr_or("id") + marking_note(j.marking) + ": " + s->text());
+        out.audit.push_back("irc-out topic channel=" + spec_.channel + " from=" + q(nick) + jid_note(st, nick) +
+                            " id=" + q(st.attr_or("id")) + marking_note(j.marking) + ": " + s->text());
         flush(0, *main_, now_ms, out);
       }
     }
@@ -746,8 +774,8 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
     ++backfilled_;
     const std::string line = "[" + nick + ", while IRC was away] " + body;
     const irc::SendResult r = main_->privmsg(spec_.channel, line, flot(j.marking, ""));
-    out.audit.push_back("irc-out backfill channel=" + spec_.channel + " from=" + nick + jid_note(st, nick) + " as=" +
-                        main_->current_nick() + " id=" + st.attr_or("id") + " lines=" + std::to_string(r.lines) +
+    out.audit.push_back("irc-out backfill channel=" + spec_.channel + " from=" + q(nick) + jid_note(st, nick) + " as=" +
+                        q(main_->current_nick()) + " id=" + q(st.attr_or("id")) + " lines=" + std::to_string(r.lines) +
                         (r.truncated ? " truncated" : "") + marking_note(j.marking) + ": " + body);
     flush(0, *main_, now_ms, out);
     return;
@@ -796,8 +824,8 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
   ++counters_.to_irc;
   {
     // One XMPP message, the N IRC lines it became (what the puppet will send).
-    std::string rec = "irc-out " + std::string(target == spec_.channel ? "channel=" : "private to=") + target +
-                      " from=" + nick + jid_note(st, nick) + " as=" + c.current_nick() + " id=" + st.attr_or("id") +
+    std::string rec = "irc-out " + std::string(target == spec_.channel ? "channel=" : "private to=") + q(target) +
+                      " from=" + q(nick) + jid_note(st, nick) + " as=" + q(c.current_nick()) + " id=" + q(st.attr_or("id")) +
                       " lines=" + std::to_string(r.lines) + (r.truncated ? " truncated" : "") +
                       marking_note(judged.marking) + ": " + body;
     out.audit.push_back(std::move(rec));

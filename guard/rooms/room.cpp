@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "guard/xmpp/jid.h"
+#include "policy/labels/label_access.h"
+#include "policy/labels/stanza_labels.h"
 
 namespace portcullis::rooms {
 
@@ -64,6 +66,21 @@ Element payload_of(const Element& st) {
 std::optional<Element> label_of(const Element& st) {
   if (const Element* l = st.find_child("securitylabel", "urn:xmpp:sec-label:0")) return *l;
   return std::nullopt;
+}
+
+// Why a message's labelling cannot be kept as it is, empty if it can: a label
+// anywhere but as a direct child (the room rebuilds what it relays and would
+// drop it with the wrapper it sits in, passing the message on as unlabelled),
+// or more than one (a subject keeps one). Refused, never relayed unlabelled.
+std::string label_placement_error(const Element& st) {
+  namespace pl = portcullis::policy::labels;
+  const pl::LabelScan scan = pl::scan_stanza_labels(st);
+  if (!scan.early || scan.early->kind != portcullis::policy::VerdictKind::Reject) return {};
+  if (scan.early->rule_id == pl::kRuleMisplacedLabel) {
+    return "a security label is carried only as a direct child of the message";
+  }
+  if (scan.early->rule_id == pl::kRuleMultipleLabels) return "a message carries at most one security label";
+  return {};
 }
 
 // What a room keeps of an occupant's presence: <show/> and <status/> (what it
@@ -553,6 +570,11 @@ void Room::local_groupchat(const Element& st, const std::string& from, std::int6
   Occupant* me = find_session(from);
   if (me == nullptr) {
     error_to(st, StanzaErrorCondition::NotAcceptable, "you are not an occupant of this room", out);
+    return;
+  }
+  if (const std::string why = label_placement_error(st); !why.empty()) {
+    ++counters_.refused_labels;
+    error_to(st, StanzaErrorCondition::BadRequest, why, out);
     return;
   }
   const Element* subj = st.find_child("subject", st.ns());
@@ -1102,6 +1124,12 @@ void Room::peer_message(Link& l, const Element& st, const std::string& nick, std
   if (l.state == LinkState::Down) return;
   const std::string to_nick = resource_of(st.attr_or("to"));
   if (type == "groupchat") {
+    if (const std::string why = label_placement_error(st); !why.empty()) {
+      // Answered, so the node can tell its author; never relayed unlabelled.
+      ++counters_.refused_labels;
+      error_to(st, StanzaErrorCondition::BadRequest, why, out, true);
+      return;
+    }
     const Element* subj = st.find_child("subject", st.ns());
     const Element* body = st.find_child("body", st.ns());
     if (subj != nullptr && body == nullptr) {

@@ -79,6 +79,7 @@ struct RoomCounters {
   std::uint64_t links_lost = 0;
   std::uint64_t refused_by_peer = 0;     // our relays the far side (or the boundary) refused
   std::uint64_t refused_from_peer = 0;   // stanzas from a node dropped (impersonation, our own ids, limits)
+  std::uint64_t refused_labels = 0;      // messages refused for a misplaced or second security label
 };
 
 class Room {

@@ -415,6 +415,62 @@ TEST_CASE("federation: a chain of three rooms, a message from the end reaches th
   CHECK(count_body(got, "cy@c.test/r", "from the other end") == 1);
 }
 
+TEST_CASE("federation: a label out of place, or a second one, is refused, never relayed unlabelled",
+          "[fmuc][federation][labels]") {
+  Pair p;
+  p.net.user(p.b, join(kBob, kB + "/bob"));
+  p.net.user(p.a, join(kAlice, kA + "/alice"));
+  p.net.user(p.a, join(kCarol, kA + "/carol"));
+  const std::string lab = "<securitylabel xmlns='urn:xmpp:sec-label:0'><label>x</label></securitylabel>";
+  auto refused = [&](const Outputs& got, const std::string& id) {
+    for (const Element* m : sent_to(got, kAlice, "message")) {
+      if (m->attr_or("type") == "error" && m->attr_or("id") == id && error_condition(*m) == "bad-request") return true;
+    }
+    return false;
+  };
+  SECTION("inside the muc#user <x/> the room would drop") {
+    const std::size_t umark = p.net.users.size();
+    p.net.user(p.a, say(kAlice, kA, "hidden label", "m1", "<x xmlns='http://jabber.org/protocol/muc#user'>" + lab + "</x>"));
+    Outputs got = since(p.net, umark);
+    CHECK(refused(got, "m1"));
+    CHECK(count_body(got, kCarol, "hidden label") == 0);
+    CHECK(sent_to(got, kBob).empty());
+    CHECK(p.a.history_size() == 0);
+  }
+  SECTION("inside <delay/>") {
+    const std::size_t umark = p.net.users.size();
+    p.net.user(p.a, say(kAlice, kA, "delayed label", "m2", "<delay xmlns='urn:xmpp:delay' stamp='2026-01-01T00:00:00Z'>" +
+                                                            lab + "</delay>"));
+    Outputs got = since(p.net, umark);
+    CHECK(refused(got, "m2"));
+    CHECK(sent_to(got, kBob).empty());
+  }
+  SECTION("two labels on a subject (the room keeps one)") {
+    const std::size_t umark = p.net.users.size();
+    p.net.user(p.a, parse("<message xmlns='jabber:server' type='groupchat' from='" + kAlice + "' to='" + kA +
+                          "' id='s9'><subject>two labels</subject>" + lab + lab + "</message>"));
+    Outputs got = since(p.net, umark);
+    CHECK(refused(got, "s9"));
+    CHECK(p.a.subject() != "two labels");
+    CHECK(p.b.subject() != "two labels");
+    CHECK(sent_to(got, kBob).empty());
+  }
+  SECTION("from a peer: answered with bad-request, not relayed") {
+    Outputs out;
+    p.b.on_peer(kA, parse("<message xmlns='jabber:server' type='groupchat' from='" + kA + "/alice' to='" + kB +
+                          "' id='r1'><body>nested</body><fmuc xmlns='http://isode.com/protocol/fmuc' from='" + kAlice +
+                          "'/><stanza-id xmlns='urn:xmpp:sid:0' by='" + kA + "' id='r1'>" + lab + "</stanza-id></message>"),
+                p.net.now, out);
+    CHECK(sent_to(out, kBob).empty());
+    bool answered = false;
+    for (const auto& o : out) {
+      if (o.to_peer && o.stanza.attr_or("type") == "error" && error_condition(o.stanza) == "bad-request") answered = true;
+    }
+    CHECK(answered);
+    CHECK(p.b.counters().refused_labels == 1);
+  }
+}
+
 TEST_CASE("federation: a relay refused on the way (policy-violation) is told to its author", "[fmuc][federation]") {
   Pair p;
   p.net.user(p.b, join(kBob, kB + "/bob"));

@@ -1,6 +1,7 @@
 // The IRC gateway of a room (guard/rooms/irc_gateway.h) through its room
 // service, with a scripted IRC server: what the gateway sends on each
 // connection, and what the room's users see.
+#include <fstream>
 #include <map>
 
 #include "guard/config/xml_tree.h"
@@ -631,5 +632,99 @@ TEST_CASE("irc gateway: an IRC nick change is a nick change in the room (303), a
     CHECK(ps[1]->attr_or("from") == "ops@rooms.low/Carl");
     CHECK(gw->in_room());
     CHECK(gw->puppets() == 1);
+  }
+}
+
+TEST_CASE("irc gateway: the audit record's fields cannot be forged by a room nick", "[rooms][irc]") {
+  Gate g;
+  g.start();
+  g.register_and_join(0, "pcgate", "@pcgate carl");
+  const std::string nick = "mal jid=boss@high.test: fake";
+  g.user(join(kAlice, "ops@rooms.low/" + nick));
+  g.register_and_join(1, "mal", "mal @pcgate carl");
+  g.svc.take_audit();
+  g.user(say(kAlice, "ops@rooms.low", "hello"));
+  const auto audit = g.svc.take_audit();
+  // The nick is quoted: no second jid= field, no early ": ".
+  CHECK(has_audit(audit, {"irc-out channel=#ops from=\"mal jid=boss@high.test: fake\" jid=" + kAlice + " as=mal ",
+                          ": hello"}));
+  CHECK_FALSE(has_audit(audit, {"from=mal "}));
+}
+
+TEST_CASE("irc labels: private messages, equivalent labels, another policy's label, and the backfill are judged too",
+          "[rooms][irc][labels]") {
+  Gate g(labelled_spec("RESTRICTED"));
+  g.start();
+  g.register_and_join(0, "pcgate", "@pcgate carl");
+  g.user(join(kAlice, "ops@rooms.low/alice"));
+  g.register_and_join(1, "alice", "alice @pcgate carl");
+  const std::string restricted = marking_of("RESTRICTED");
+
+  SECTION("a private message to an IRC user") {
+    g.users.clear();
+    g.user(pm(kAlice, "ops@rooms.low/carl", "secret pm", "chat", "p1"));   // unlabelled: no default, goes
+    CHECK(g.irc.sent_line(1, "PRIVMSG carl :secret pm"));
+    g.user(parse("<message xmlns='jabber:server' type='chat' from='" + kAlice + "' to='ops@rooms.low/carl' id='p2'>"
+                 "<body>above the link</body>" + sec_label("SECRET") + "</message>"));
+    for (const auto& l : g.irc.lines(1)) CHECK(l.find("above the link") == std::string::npos);
+    const auto errs = errors_to(g.users, kAlice);
+    REQUIRE(errs.size() == 1);
+    CHECK_THAT(errs[0], Catch::Contains("above what this IRC link is cleared for"));
+    g.user(parse("<message xmlns='jabber:server' type='chat' from='" + kAlice + "' to='ops@rooms.low/carl' id='p3'>"
+                 "<body>within it</body>" + sec_label("RESTRICTED") + "</message>"));
+    CHECK(g.irc.sent_line(1, "PRIVMSG carl :[" + restricted + "] within it"));
+    CHECK(has_audit(g.svc.take_audit(), {"irc-refused", "above the link"}));
+  }
+  SECTION("a label of another policy is refused; with an equivalent label of the link's policy it is judged by that") {
+    std::string nato;
+    {
+      std::ifstream f(std::string(PORTCULLIS_SOURCE_DIR) + "/test/corpus/labels/msg-nato-secret-rel-gbr.xml");
+      const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      const Element m = parse(text);
+      const Element* sl = m.find_child("securitylabel", "urn:xmpp:sec-label:0");
+      REQUIRE(sl != nullptr);
+      nato = sl->serialize();
+    }
+    g.users.clear();
+    const std::size_t before = g.irc.lines(1).size();
+    g.user(say(kAlice, "ops@rooms.low", "nato words", "n1", nato));
+    CHECK(g.irc.lines(1).size() == before);
+    const auto errs = errors_to(g.users, kAlice);
+    REQUIRE(errs.size() == 1);
+    CHECK_THAT(errs[0], Catch::Contains("not of this IRC link's policy"));
+    CHECK(has_audit(g.svc.take_audit(), {"irc-refused", "no label of policy LOW-NATION", "nato words"}));
+
+    // The same NATO label with an equivalent LOW-NATION RESTRICTED: sent, marked as the equivalent.
+    const Element natol = parse(nato);
+    const Element* inner = natol.find_child("label", "urn:xmpp:sec-label:0");
+    REQUIRE(inner != nullptr);
+    const Element low = parse(sec_label("RESTRICTED"));
+    const Element equiv = *low.find_child("label", "urn:xmpp:sec-label:0")->child_elements().front();
+    const std::string both =
+        labels::make_security_label("NATO SECRET REL GBR", "", inner->child_elements().front(), {equiv}).serialize();
+    g.user(say(kAlice, "ops@rooms.low", "equivalent words", "n2", both));
+    CHECK(g.irc.sent_line(1, "PRIVMSG #ops :[" + restricted + "] equivalent words"));
+    CHECK(has_audit(g.svc.take_audit(), {"irc-out", "equivalent words"}));
+  }
+  SECTION("what was said while IRC was away is judged before it is replayed") {
+    g.user(say(kAlice, "ops@rooms.low", "before the outage", "b0"));   // the gateway's last message: it resumes after it
+    Outputs out;
+    g.svc.irc_closed("ops", 0, "peer closed", g.now, out);
+    g.take(out);
+    g.users.clear();
+    g.user(say(kAlice, "ops@rooms.low", "away restricted", "b1", sec_label("RESTRICTED")));
+    g.user(say(kAlice, "ops@rooms.low", "away secret", "b2", sec_label("SECRET")));
+    for (int i = 0; i < 5 && g.irc.opened.size() < 3; ++i) g.tick();
+    g.register_and_join(0, "pcgate", "@pcgate carl");   // back: carl brings the gateway in again
+    for (int i = 0; i < 3; ++i) g.tick();
+    bool replayed = false;
+    for (const auto& l : g.irc.lines(0)) {
+      CHECK(l.find("away secret") == std::string::npos);
+      if (l.find("away restricted") != std::string::npos && l.find("[" + restricted + "]") != std::string::npos) {
+        replayed = true;
+      }
+    }
+    CHECK(replayed);
+    CHECK(has_audit(g.svc.take_audit(), {"irc-refused backfill", "away secret"}));
   }
 }
