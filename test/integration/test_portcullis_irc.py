@@ -45,7 +45,7 @@ from harness.ircclient import IrcUser  # noqa: E402
 from harness.muc import wait_gone, wait_occupant  # noqa: E402
 from harness.ngircd import IRC_TLS_PORT, NgircdServer, link, make_irc_pki  # noqa: E402
 from harness.testing import check, run_test  # noqa: E402
-from harness.topology import Federation, fmuc_policy_text, write_pseudonym_key  # noqa: E402
+from harness.topology import Federation, fmuc_policy_text, fmuc_rooms_xml, write_pseudonym_key  # noqa: E402
 
 LOW_ROOM = "ops@" + A_ROOMS
 HIGH_ROOM = "ops@" + B_ROOMS
@@ -57,13 +57,7 @@ def rooms_xml(ca):
     irc = ('<irc server="%s" port="%d" server-name="irc-a.test" ca="%s" channel="%s" nick="pcgate" '
            'max-nick-length="30" flood-burst="10" flood-interval-ms="300" retry-ms="500" retry-max-ms="4000"/>'
            % (IRC_IP, IRC_TLS_PORT, ca, CHAN))
-    low = ('    <rooms domain="%s" ping-interval-ms="2000" retry-ms="1000">\n'
-           '      <room name="ops" subject="ops subject"><federate with="ops@%s"/>%s</room>\n'
-           '    </rooms>' % (A_ROOMS, B_ROOMS, irc))
-    high = ('    <rooms domain="%s" ping-interval-ms="2000" retry-ms="1000">\n'
-            '      <room name="ops" subject="ops subject"><accept from="ops@%s"/></room>\n'
-            '    </rooms>' % (B_ROOMS, A_ROOMS))
-    return {"low": low, "high": high}
+    return fmuc_rooms_xml(children={"low": {"ops": irc}})
 
 
 def test(ctx):

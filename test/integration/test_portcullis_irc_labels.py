@@ -38,7 +38,7 @@ from harness.ircclient import IrcUser  # noqa: E402
 from harness.muc import wait_occupant  # noqa: E402
 from harness.ngircd import NgircdServer  # noqa: E402
 from harness.testing import check, run_test  # noqa: E402
-from harness.topology import Federation, fmuc_policy_text, write_pseudonym_key  # noqa: E402
+from harness.topology import Federation, fmuc_policy_text, fmuc_rooms_xml, write_pseudonym_key  # noqa: E402
 
 LOW_ROOM = "ops@" + A_ROOMS
 HIGH_ROOM = "ops@" + B_ROOMS
@@ -61,13 +61,7 @@ def rooms_xml():
            'max-nick-length="30" max-puppets="2" flood-interval-ms="300" retry-ms="500" retry-max-ms="4000" '
            'spif="spif-low-nation.xml"><label classification="UNCLASSIFIED"/>'
            '<clearance up-to="RESTRICTED"/></irc>' % (IRC_IP, IRC_PORT, CHAN))
-    low = ('    <rooms domain="%s" ping-interval-ms="2000" retry-ms="1000">\n'
-           '      <room name="ops" subject="ops subject"><federate with="ops@%s"/>%s</room>\n'
-           '    </rooms>' % (A_ROOMS, B_ROOMS, irc))
-    high = ('    <rooms domain="%s" ping-interval-ms="2000" retry-ms="1000">\n'
-            '      <room name="ops" subject="ops subject"><accept from="ops@%s"/></room>\n'
-            '    </rooms>' % (B_ROOMS, A_ROOMS))
-    return {"low": low, "high": high}
+    return fmuc_rooms_xml(children={"low": {"ops": irc}})
 
 
 def labelled(room, body, ess, marking, mid):

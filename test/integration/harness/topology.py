@@ -244,12 +244,13 @@ def _dialback_secret(run_dir, side):
     return path
 
 
-def fmuc_rooms_xml(rooms=("ops",), ping_ms=2000, retry_ms=1000, history=50, accept=None):
+def fmuc_rooms_xml(rooms=("ops",), ping_ms=2000, retry_ms=1000, history=50, accept=None, children=None):
     """{"low": .., "high": ..}: rooms.low.test and rooms.high.test, each room
     `name` of the low service federating with its twin of the same name on the
     high service (low joins, high accepts).
     accept: {"low": {room: [bare JID, ...]}, "high": {...}}: further downstream
-    rooms each room accepts (e.g. a standalone FMUC node's twin)."""
+    rooms each room accepts (e.g. a standalone FMUC node's twin).
+    children: {"low": {room: xml}, ...}: more of a room's config (e.g. its <irc/> link)."""
     def svc(side, domain, other, upstream):
         out = ['    <rooms domain="%s" ping-interval-ms="%d" retry-ms="%d">' % (domain, ping_ms, retry_ms)]
         for r in rooms:
@@ -260,6 +261,9 @@ def fmuc_rooms_xml(rooms=("ops",), ping_ms=2000, retry_ms=1000, history=50, acce
                 out.append('        <accept from="%s@%s"/>' % (r, other))
             for jid in ((accept or {}).get(side) or {}).get(r, []):
                 out.append('        <accept from="%s"/>' % jid)
+            more = ((children or {}).get(side) or {}).get(r)
+            if more:
+                out.append('        ' + more)
             out.append('      </room>')
         out.append('    </rooms>')
         return "\n".join(out)
