@@ -123,8 +123,15 @@ IrcLabelJudgement IrcLabels::judge(const xmpp::Element& message) const {
   const std::string marking = spif.marking(*effective);
   const labels::AcdfResult r = labels::acdf(spif, impl_->clearance, *effective);
   if (!r.grant) {
-    j.why = "its security label " + marking + " is above what this IRC link is cleared for (" +
-            impl_->clearance_text + "); it is not sent to IRC";
+    const bool class_granted =
+        effective->classification && impl_->clearance.classifications.count(*effective->classification) != 0;
+    // The reason in the sender's terms: the level, or (the level being cleared)
+    // a category of the label the link is not cleared for.
+    j.why = class_granted ? "its security label " + marking +
+                                " carries a category this IRC link is not cleared for (it is cleared for " +
+                                impl_->clearance_text + " without it); it is not sent to IRC"
+                          : "its security label " + marking + " is above what this IRC link is cleared for (" +
+                                impl_->clearance_text + "); it is not sent to IRC";
     j.audit = source + marking + " denied by clearance " + impl_->clearance.id + ": " + r.reason;
     return j;
   }

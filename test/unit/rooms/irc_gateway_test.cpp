@@ -346,11 +346,17 @@ config::RoomServiceSpec labelled_spec(const std::string& up_to, const std::strin
 }
 
 // A <securitylabel> of LOW-NATION `classification`, as a client writes it (ESS).
-std::string sec_label(const std::string& classification, const std::string& marking = "") {
+std::string sec_label(const std::string& classification, const std::string& marking = "", const std::string& rel = "") {
   const labels::Spif spif = labels::Spif::load(kSpif);
   config::XmlNode n;
   n.name = "label";
   n.attrs = {{"classification", classification}};
+  if (!rel.empty()) {
+    config::XmlNode cat;
+    cat.name = "category";
+    cat.attrs = {{"tag-set", "Releasable To"}, {"value", rel}};
+    n.children.push_back(cat);
+  }
   const labels::Label l = spif.label_from_node(n);
   const auto el = labels::label_element(l);
   REQUIRE(el);
@@ -705,6 +711,16 @@ TEST_CASE("irc labels: private messages, equivalent labels, another policy's lab
     g.user(say(kAlice, "ops@rooms.low", "equivalent words", "n2", both));
     CHECK(g.irc.sent_line(1, "PRIVMSG #ops :[" + restricted + "] equivalent words"));
     CHECK(has_audit(g.svc.take_audit(), {"irc-out", "equivalent words"}));
+  }
+  SECTION("a category the link is not cleared for is named as such, not as a level above it") {
+    g.users.clear();
+    const std::size_t before = g.irc.lines(1).size();
+    g.user(say(kAlice, "ops@rooms.low", "releasable words", "c1", sec_label("RESTRICTED", "", "GBR")));
+    CHECK(g.irc.lines(1).size() == before);
+    const auto errs = errors_to(g.users, kAlice);
+    REQUIRE(errs.size() == 1);
+    CHECK_THAT(errs[0], Catch::Contains("carries a category this IRC link is not cleared for"));
+    CHECK_THAT(errs[0], !Catch::Contains("is above"));
   }
   SECTION("what was said while IRC was away is judged before it is replayed") {
     g.user(say(kAlice, "ops@rooms.low", "before the outage", "b0"));   // the gateway's last message: it resumes after it
