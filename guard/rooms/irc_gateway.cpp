@@ -294,6 +294,13 @@ void IrcGateway::irc_user_joined(const std::string& nick, std::int64_t now_ms, I
   IrcUser u;
   u.nick = nick;
   u.room_nick = irc::to_xmpp_text(nick);
+  // A nick the room (or another IRC user, as nick|irc) has: nick|irc at once;
+  // if that is taken too, this user stays out.
+  if (room_nick_taken(u.room_nick, f)) u.room_nick += "|irc";
+  if (room_nick_taken(u.room_nick, f)) {
+    out.events.push_back("IRC user " + nick + " cannot enter the room: " + u.room_nick + " is taken");
+    return;
+  }
   irc_users_.emplace(f, u);
   if (in_room_) {
     out.to_room.push_back(presence_for(u, true, false, {}));
@@ -342,41 +349,52 @@ void IrcGateway::irc_user_left(const std::string& nick, const std::string& reaso
   }
 }
 
+bool IrcGateway::room_nick_taken(const std::string& room_nick, const std::string& except) const {
+  if (occupants_.count(room_nick) != 0) return true;
+  for (const auto& [k, u] : irc_users_) {
+    if (k != except && u.room_nick == room_nick) return true;
+  }
+  return false;
+}
+
 void IrcGateway::irc_user_renamed(const std::string& nick, const std::string& new_nick, std::int64_t now_ms,
                                   IrcActions& out) {
-  auto it = irc_users_.find(folded(nick));
+  const std::string f = folded(nick), nf = folded(new_nick);
+  auto it = irc_users_.find(f);
   if (it == irc_users_.end()) return;
   irc::NickRules any;
   any.max_len = 64;
-  const bool same_user = folded(new_nick) == folded(nick);   // a change of case only
-  const bool plain = in_room_ && !new_nick.empty() && irc::is_valid_nick(new_nick, any) && !is_puppet_nick(new_nick) &&
-                     (same_user || irc_users_.count(folded(new_nick)) == 0);
-  if (!plain) {
-    // Not yet in the room (the join is on its way), or a nick no IRC user may
-    // have here: a departure and an arrival.
+  // The room nick it takes: as spelled on IRC, else nick|irc (as at a join).
+  std::string room_nick = irc::to_xmpp_text(new_nick);
+  if (room_nick_taken(room_nick, f)) room_nick += "|irc";
+  const bool can_stay = !new_nick.empty() && irc::is_valid_nick(new_nick, any) && !is_puppet_nick(new_nick) &&
+                        (nf == f || irc_users_.count(nf) == 0) && !room_nick_taken(room_nick, f);
+  if (!can_stay) {
+    // No nick this IRC user can have in the room: it leaves.
     irc_user_left(nick, "now known as " + new_nick, false, out);
-    irc_user_joined(new_nick, now_ms, out);
     return;
   }
-  // A nick change (XEP-0045 §7.6): unavailable with 303 and the new nick,
-  // then the new nick's presence. The room keeps the link up in between.
-  IrcUser old = it->second;
+  const IrcUser old = it->second;
   irc_users_.erase(it);
   IrcUser u;
   u.nick = new_nick;
-  u.room_nick = irc::to_xmpp_text(new_nick);
-  // An occupant of the room has that nick: the IRC user takes nick|irc at
-  // once (as at a join), so the 303 names the nick that follows.
-  if (occupants_.count(u.room_nick) != 0) u.room_nick += "|irc";
+  u.room_nick = room_nick;
+  irc_users_.emplace(nf, u);
+  // The room has heard of this user once it is in, or if it is the one whose
+  // presence made the gateway's join (in order before this); else nothing was
+  // sent about it yet, and the join answer brings it in under the new nick.
+  const bool announced = join_sent_ && (in_room_ || join_key_ == f);
+  if (join_key_ == f) join_key_ = nf;
+  out.audit.push_back("irc-in nick channel=" + spec_.channel + " from=" + q(irc::to_xmpp_text(nick)) + " to=" +
+                      q(u.room_nick) + " as=" + q(irc_jid(new_nick)) + " was=" + q(irc_jid(nick)));
+  if (!announced) return;
+  // A nick change (XEP-0045 §7.6): unavailable with 303 and the new nick,
+  // then the new nick's presence. The room keeps the link up in between.
   Element gone = presence_for(old, false, false, {303});
   gone.find_child("x", kNsMucUser)->find_child("item", kNsMucUser)->set_attr("nick", u.room_nick);
   out.to_room.push_back(std::move(gone));
-  if (join_key_ == folded(nick)) join_key_ = folded(new_nick);
-  irc_users_.emplace(folded(new_nick), u);
   out.to_room.push_back(presence_for(u, true, false, {}));
-  // The IRC user's address changes with its nick: the archive pairs them.
-  out.audit.push_back("irc-in nick channel=" + spec_.channel + " from=" + q(irc::to_xmpp_text(nick)) + " to=" +
-                      q(u.room_nick) + " as=" + q(irc_jid(new_nick)) + " was=" + q(irc_jid(nick)));
+  (void)now_ms;
 }
 
 void IrcGateway::main_event(const irc::Event& e, std::int64_t now_ms, IrcActions& out) {
@@ -668,7 +686,7 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
         IrcUser u = it->second;
         irc_users_.erase(it);
         if (was_join) join_sent_ = false;
-        if (u.room_nick.find("|irc") == std::string::npos) {
+        if (u.room_nick.find("|irc") == std::string::npos && !room_nick_taken(u.room_nick + "|irc", folded(u.nick))) {
           u.room_nick += "|irc";
           irc_users_.emplace(folded(u.nick), u);
           if (in_room_) {

@@ -116,6 +116,8 @@ class IrcGateway {
   void irc_user_left(const std::string& nick, const std::string& reason, bool lost, IrcActions& out,
                      const std::string& kicked_by = {}, const std::string& kick_text = {});
   void irc_user_renamed(const std::string& nick, const std::string& new_nick, std::int64_t now_ms, IrcActions& out);
+  // `room_nick` is an occupant's, or another IRC user's (not the one folded as `except`).
+  bool room_nick_taken(const std::string& room_nick, const std::string& except) const;
   void lose_irc(const std::string& why, std::int64_t now_ms, IrcActions& out, bool refused = false);
   std::string folded(const std::string& nick) const;
   bool our_channel(const std::string& channel) const;

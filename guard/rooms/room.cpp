@@ -966,11 +966,19 @@ void Room::accept_join(Link& l, const Element& st, std::int64_t now, Outputs& ou
   out.push_back({true, std::move(subj)});
 }
 
-Room::Departure Room::peer_departure(const Element& st) const {
+Room::Departure Room::peer_departure(const Link& l, const Element& st) const {
   // Only what a departure means travels on, each at most once, bounded: an
-  // occupant lost with a link further along (333), a nick change with a valid
-  // new nick (303), a kick with its reason and kicker (307). Anything else a
-  // peer puts there (110, 201, ...) is not repeated to this room's users.
+  // occupant lost with a link further along (333), a nick change to a nick
+  // free here (303), a kick with its reason and a kicker the same link brought
+  // (307). Anything else a peer puts there (110, 201, a nick in use, a local
+  // user as the kicker) is not repeated to this room's users. Called with the
+  // departing occupant already removed.
+  // A nick read from an attribute must be one a room JID can carry.
+  auto nick_ok = [this](const std::string& n) {
+    if (!valid_nick(n)) return false;
+    auto j = xmpp::parse_jid(jid_ + "/" + n);
+    return j && j->resource == n;
+  };
   Departure d;
   const Element* ux = st.find_child("x", kNsMucUser);
   if (ux == nullptr) return d;
@@ -984,7 +992,7 @@ Room::Departure Room::peer_departure(const Element& st) const {
     kicked = kicked || code == "307";
   }
   if (lost) d.codes.push_back(333);
-  if (changed && !lost && item != nullptr && valid_nick(item->attr_or("nick"))) {
+  if (changed && !lost && item != nullptr && nick_ok(item->attr_or("nick")) && occupants_.count(item->attr_or("nick")) == 0) {
     d.codes.push_back(303);
     d.new_nick = item->attr_or("nick");
   }
@@ -1000,11 +1008,28 @@ Room::Departure Room::peer_departure(const Element& st) const {
         }
       }
       if (const Element* a = item->find_child("actor", kNsMucUser)) {
-        if (valid_nick(a->attr_or("nick"))) d.actor = a->attr_or("nick");
+        auto k = occupants_.find(a->attr_or("nick"));
+        if (k != occupants_.end() && k->second.peer == l.peer) d.actor = k->first;
       }
     }
   }
   return d;
+}
+
+void Room::left_if_no_occupant(Link& l, Outputs& out) {
+  if (!l.upstream &&
+      std::none_of(occupants_.begin(), occupants_.end(), [&](const auto& kv) { return kv.second.peer == l.peer; })) {
+    // The joining node has no occupant left here: it left the set (XEP-0289 §4.4).
+    Element left(std::string(xmpp::kNsServer), "presence");
+    left.set_attr("from", jid_);
+    left.set_attr("to", l.peer);
+    left.add_child(std::string(kNsFmuc), "fmuc").add_child(std::string(kNsFmuc), "left");
+    ++counters_.relayed_out;
+    out.push_back({true, std::move(left)});
+    l.state = LinkState::Down;
+    event("federated room " + l.peer + " left (no occupant there)");
+  }
+  if (!l.upstream) leave_upstream_if_idle(out);
 }
 
 void Room::peer_presence(Link& l, const Element& st, const std::string& nick, std::int64_t now, Outputs& out) {
@@ -1040,28 +1065,21 @@ void Room::peer_presence(Link& l, const Element& st, const std::string& nick, st
     Occupant gone = std::move(it->second);
     occupants_.erase(it);
     gone.presence = presence_essentials(st);
-    const Departure d = peer_departure(st);
+    const Departure d = peer_departure(l, st);
     for (const auto& [n, o] : occupants_) {
       if (!o.peer.empty()) continue;
       for (const auto& s : o.sessions) out.push_back({false, occupant_presence(gone, false, s, false, d)});
     }
     relay_presence(gone, false, l.peer, out, {}, d);
     // A nick change is a departure the new nick's presence follows: the
-    // node stays in the set meanwhile, even with no other occupant here.
-    if (!d.new_nick.empty()) return;
-    if (!l.upstream &&
-        std::none_of(occupants_.begin(), occupants_.end(), [&](const auto& kv) { return kv.second.peer == l.peer; })) {
-      // The joining node has no occupant left here: it left the set (XEP-0289 §4.4).
-      Element left(std::string(xmpp::kNsServer), "presence");
-      left.set_attr("from", jid_);
-      left.set_attr("to", l.peer);
-      left.add_child(std::string(kNsFmuc), "fmuc").add_child(std::string(kNsFmuc), "left");
-      ++counters_.relayed_out;
-      out.push_back({true, std::move(left)});
-      l.state = LinkState::Down;
-      event("federated room " + l.peer + " left (no occupant there)");
+    // node stays in the set meanwhile (a ping interval at most), even with no
+    // other occupant here.
+    if (!d.new_nick.empty()) {
+      l.pending_rename = d.new_nick;
+      l.rename_deadline_ms = now + t_.ping_interval_ms;
+      return;
     }
-    if (!l.upstream) leave_upstream_if_idle(out);
+    left_if_no_occupant(l, out);
     return;
   }
   if (type != "") return;
@@ -1078,6 +1096,7 @@ void Room::peer_presence(Link& l, const Element& st, const std::string& nick, st
     out.push_back({true, std::move(e)});
     return;
   }
+  if (!l.pending_rename.empty() && l.pending_rename == nick) l.pending_rename.clear();   // the 303's nick came
   const bool fresh = it == occupants_.end();
   if (fresh) {
     // Room for this side's own users is kept whatever a node brings.
@@ -1368,6 +1387,12 @@ void Room::link_lost(const std::string& peer, const std::string& why, std::int64
 
 void Room::tick(std::int64_t now, Outputs& out) {
   for (auto& [peer, l] : links_) {
+    if (!l.pending_rename.empty() && now > l.rename_deadline_ms) {
+      // The nick a 303 announced never came: the departure was a plain one.
+      event("federated room " + l.peer + " announced a nick change to a nick that did not follow");
+      l.pending_rename.clear();
+      if (l.state == LinkState::Up) left_if_no_occupant(l, out);
+    }
     switch (l.state) {
       case LinkState::Joining:
         if (now - l.join_started_ms > t_.join_timeout_ms) lose(l, "no answer to our join", now, out);

@@ -155,6 +155,10 @@ class Room {
     std::int64_t last_accept_ms = -1'000'000'000;   // downstream: when its last join was accepted
     std::string join_nick;             // upstream: the occupant whose presence made our join
     unsigned failed_joins = 0;         // upstream: joins in a row refused with an error (backoff)
+    // A 303 from this link announced this nick: its presence is due by the
+    // deadline (else the departure stands as a plain one).
+    std::string pending_rename;
+    std::int64_t rename_deadline_ms = 0;
   };
   struct Sent {                        // a message relayed to peers, for error replies
     std::string author_session, nick, client_id;
@@ -205,7 +209,8 @@ class Room {
     std::string reason;     // 307: <item><reason/>
     std::string actor;      // 307: <item><actor nick=.../>
   };
-  Departure peer_departure(const xmpp::Element& st) const;
+  Departure peer_departure(const Link& l, const xmpp::Element& st) const;
+  void left_if_no_occupant(Link& l, Outputs& out);
   static void departure_item(xmpp::Element& item, const Departure& d);
   void broadcast_presence(const Occupant& o, bool available, const Departure& d, Outputs& out) const;
   void relay_presence(const Occupant& o, bool available, const std::string& except_peer, Outputs& out,

@@ -34,6 +34,7 @@ python3-irc users.
 
 import json
 import os
+import xml.etree.ElementTree as ET
 import sys
 import time
 
@@ -47,6 +48,7 @@ from harness.ngircd import IRC_TLS_PORT, NgircdServer, link, make_irc_pki  # noq
 from harness.testing import check, run_test  # noqa: E402
 from harness.topology import Federation, fmuc_policy_text, fmuc_rooms_xml, write_pseudonym_key  # noqa: E402
 
+MUC_USER = "{http://jabber.org/protocol/muc#user}"
 LOW_ROOM = "ops@" + A_ROOMS
 HIGH_ROOM = "ops@" + B_ROOMS
 CHAN = "#ops"
@@ -58,6 +60,12 @@ def rooms_xml(ca):
            'max-nick-length="30" flood-burst="10" flood-interval-ms="300" retry-ms="500" retry-max-ms="4000"/>'
            % (IRC_IP, IRC_TLS_PORT, ca, CHAN))
     return fmuc_rooms_xml(children={"low": {"ops": irc}})
+
+
+def muc_item(presence):
+    """The muc#user <item/> of a presence record, parsed (None if none)."""
+    x = ET.fromstring(presence["xml"]).find(MUC_USER + "x")
+    return x.find(MUC_USER + "item") if x is not None else None
 
 
 def test(ctx):
@@ -142,11 +150,19 @@ def test(ctx):
                 wait_occupant(bob, HIGH_ROOM, "dave", timeout=30)
                 dave.nick_change("davey")
                 p = bob.expect_presence(HIGH_ROOM + "/dave", ptype="unavailable", code=303, timeout=15)
-                check("davey" in p["xml"], "the 303 does not name the new nick: %s" % p["xml"][:400])
+                item = muc_item(p)
+                check(item is not None and item.get("nick") == "davey",
+                      "the 303 does not name the new nick in <item nick>: %s" % p["xml"][:400])
                 wait_occupant(bob, HIGH_ROOM, "davey", timeout=15)
                 carl.kick(CHAN, "davey", "off topic")
                 p = bob.expect_presence(HIGH_ROOM + "/davey", ptype="unavailable", code=307, timeout=15)
-                check("off topic" in p["xml"], "the kick's reason did not cross: %s" % p["xml"][:400])
+                item = muc_item(p)
+                reason = item.find(MUC_USER + "reason") if item is not None else None
+                check(reason is not None and reason.text == "off topic",
+                      "the kick's <reason> did not cross: %s" % p["xml"][:400])
+                actor = item.find(MUC_USER + "actor")
+                check(actor is not None and actor.get("nick") == "carl",
+                      "the kick does not name carl as the actor: %s" % p["xml"][:400])
                 dave.close()
                 ctx.step("carl's IRC topic is the room's subject on both sides; dave's nick change reached bob as "
                          "303 with the new nick, carl's kick as 307 with the reason")

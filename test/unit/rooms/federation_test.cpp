@@ -260,6 +260,67 @@ TEST_CASE("federation: a peer's departure codes are passed on only when they mea
   CHECK(item->find_child("actor", rooms::kNsMucUser)->attr_or("nick") == "alice");
 }
 
+TEST_CASE("federation: what a peer's departure may not claim: a nick in use, a bad nick, a kicker it did not bring",
+          "[fmuc][federation]") {
+  Pair p;
+  p.net.user(p.b, join(kBob, kB + "/bob"));
+  p.net.user(p.a, join(kAlice, kA + "/alice"));   // at b, alice is the low half's only occupant
+  REQUIRE(p.b.link_state(kA) == rooms::LinkState::Up);
+  auto departure = [&](const std::string& item_inner, const std::string& item_attrs, const std::string& codes) {
+    Outputs out;
+    p.b.on_peer(kA, parse("<presence xmlns='jabber:server' from='" + kA + "/alice' to='" + kB + "/alice' type='unavailable'>"
+                          "<fmuc xmlns='http://isode.com/protocol/fmuc' from='" + kAlice + "'/>"
+                          "<x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none'" + item_attrs +
+                          ">" + item_inner + "</item>" + codes + "</x></presence>"),
+                p.net.now, out);
+    return out;
+  };
+  auto to_bob = [&](const Outputs& out) {
+    const auto ps = sent_to(out, kBob, "presence");
+    REQUIRE(ps.size() == 1);
+    return *ps[0];
+  };
+  auto left_sent = [](const Outputs& out) {
+    for (const auto& o : out)
+      if (o.to_peer && o.stanza.find_child("fmuc", rooms::kNsFmuc) &&
+          o.stanza.find_child("fmuc", rooms::kNsFmuc)->find_child("left", rooms::kNsFmuc))
+        return true;
+    return false;
+  };
+  SECTION("a 303 to a nick in use here is a plain leave, and the node leaves the set") {
+    Outputs out = departure("", " nick='bob'", "<status code='303'/>");
+    const Element pr = to_bob(out);
+    CHECK_FALSE(has_status(pr, 303));
+    CHECK(muc_item(pr)->attr_or("nick").empty());
+    CHECK(left_sent(out));
+  }
+  SECTION("a 303 to a nick no room JID can carry is a plain leave") {
+    Outputs out = departure("", " nick='a&#9;b'", "<status code='303'/>");
+    CHECK_FALSE(has_status(to_bob(out), 303));
+  }
+  SECTION("a 303 whose nick never comes: after a ping interval the node is out of the set") {
+    Outputs out = departure("", " nick='alicia'", "<status code='303'/>");
+    CHECK(has_status(to_bob(out), 303));
+    CHECK_FALSE(left_sent(out));
+    CHECK(p.b.link_state(kA) == rooms::LinkState::Up);
+    Outputs later;
+    p.b.tick(p.net.now + 3000, later);
+    CHECK(left_sent(later));
+    CHECK(p.b.link_state(kA) == rooms::LinkState::Down);
+  }
+  SECTION("a kick whose kicker this link did not bring keeps the 307, not the actor; a long reason is cut whole") {
+    std::string reason;
+    for (int i = 0; i < 400; ++i) reason += "\xE2\x82\xAC";   // 1200 bytes of three-byte characters
+    Outputs out = departure("<actor nick='bob'/><reason>" + reason + "</reason>", "", "<status code='307'/>");
+    const Element pr = to_bob(out);
+    CHECK(has_status(pr, 307));
+    const Element* item = muc_item(pr);
+    CHECK(item->find_child("actor", rooms::kNsMucUser) == nullptr);   // bob is this room's own user
+    REQUIRE(item->find_child("reason", rooms::kNsMucUser) != nullptr);
+    CHECK(item->find_child("reason", rooms::kNsMucUser)->text() == reason.substr(0, 1023));
+  }
+}
+
 TEST_CASE("federation: the subject is kept in sync both ways", "[fmuc][federation]") {
   Pair p;
   p.net.user(p.b, join(kBob, kB + "/bob"));

@@ -744,3 +744,59 @@ TEST_CASE("irc labels: private messages, equivalent labels, another policy's lab
     CHECK(has_audit(g.svc.take_audit(), {"irc-refused backfill", "away secret"}));
   }
 }
+
+TEST_CASE("irc gateway: renames while the gateway's join is on its way, into another IRC user's nick|irc, "
+          "and a kick by the server", "[rooms][irc]") {
+  Gate g;
+  g.start();
+  g.user(join(kAlice, "ops@rooms.low/alice"));   // in the room before any IRC user
+  g.connected(0);
+  g.server(0, ":irc-a.test 001 pcgate :Welcome\r\n");
+  g.tick();
+  auto* gw = g.svc.gateway("ops");
+  REQUIRE(gw != nullptr);
+  const std::string names = ":pcgate!u@h JOIN #ops\r\n:irc-a.test 353 pcgate = #ops :@pcgate carl dave\r\n"
+                            ":irc-a.test 366 pcgate #ops :End of NAMES list\r\n";
+  SECTION("in one read: the users that bring the gateway in, then both rename before the join is answered") {
+    // carl's presence made the join (the room has it): a 303; dave was not
+    // announced yet: he enters as davey, never as dave.
+    g.server(0, names + ":carl!c@h NICK :carlos\r\n:dave!d@h NICK :davey\r\n");
+    CHECK(gw->in_room());
+    CHECK(count_presence(g.users, kAlice, "ops@rooms.low/carlos", true) == 1);
+    CHECK(count_presence(g.users, kAlice, "ops@rooms.low/davey", true) == 1);
+    CHECK(count_presence(g.users, kAlice, "ops@rooms.low/dave", true) == 0);
+    bool change = false;
+    for (const Element* pr : sent_to(g.users, kAlice, "presence")) {
+      if (pr->attr_or("from") == "ops@rooms.low/carl" && has_status(*pr, 303)) change = true;
+      if (pr->attr_or("from") == "ops@rooms.low/carl" && is_available(*pr)) CHECK(change == false);
+    }
+    CHECK(change);
+    g.users.clear();
+    g.server(0, ":carlos!c@h PRIVMSG #ops :still here\r\n");
+    CHECK(count_body(g.users, kAlice, "still here") == 1);
+  }
+  SECTION("a rename into the room nick another IRC user has (nick|irc) does not take it over") {
+    g.user(join("bob@low.test/r", "ops@rooms.low/bob"));
+    g.server(0, names + ":bob!b@h JOIN #ops\r\n");
+    REQUIRE(count_presence(g.users, kAlice, "ops@rooms.low/bob|irc", true) == 1);
+    g.users.clear();
+    g.server(0, ":dave!d@h NICK :bob|irc\r\n");
+    for (const Element* pr : sent_to(g.users, kAlice, "presence")) CHECK(pr->attr_or("from") != "ops@rooms.low/bob|irc");
+    g.users.clear();
+    g.server(0, ":bob|irc!d@h PRIVMSG #ops :not bob\r\n:bob!b@h PRIVMSG #ops :the real bob\r\n");
+    for (const Element* m : chat_to(g.users, kAlice)) {
+      if (body_of(*m) == "not bob") CHECK(m->attr_or("from") != "ops@rooms.low/bob|irc");
+      if (body_of(*m) == "the real bob") CHECK(m->attr_or("from") == "ops@rooms.low/bob|irc");
+    }
+    CHECK(count_body(g.users, kAlice, "the real bob") == 1);
+  }
+  SECTION("a kick by the server: 307, no actor") {
+    g.server(0, names);
+    g.users.clear();
+    g.server(0, ":irc-a.test KICK #ops dave :services\r\n");
+    const auto ps = sent_to(g.users, kAlice, "presence");
+    REQUIRE(ps.size() == 1);
+    CHECK(has_status(*ps[0], 307));
+    CHECK(muc_item(*ps[0])->find_child("actor", rooms::kNsMucUser) == nullptr);
+  }
+}
