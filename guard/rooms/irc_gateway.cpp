@@ -478,19 +478,23 @@ void IrcGateway::main_event(const irc::Event& e, std::int64_t now_ms, IrcActions
       break;
     }
     case K::Topic: {
-      if (e.by.empty() || !in_room_ || is_puppet_nick(e.by) || irc::nick_equal(e.by, main_->current_nick())) break;
+      if (!in_room_ || is_puppet_nick(e.by) || irc::nick_equal(e.by, main_->current_nick())) break;
+      // From an IRC user in the room: the subject is theirs. From a server (an
+      // IRC operator's or a service's change is often sent in the server's
+      // name) or anyone not in the room: the room's own, with no nick.
       auto it = irc_users_.find(folded(e.by));
-      if (it == irc_users_.end()) break;
+      const bool by_user = !e.by.empty() && it != irc_users_.end();
       Element m(std::string(xmpp::kNsServer), "message");
-      m.set_attr("from", jid_ + "/" + it->second.room_nick);
+      m.set_attr("from", by_user ? jid_ + "/" + it->second.room_nick : jid_);
       m.set_attr("to", room_);
       m.set_attr("type", "groupchat");
       m.set_attr("id", "irc-topic-" + std::to_string(++next_id_));
       m.add_child(std::string(xmpp::kNsServer), "subject").add_text(irc::to_xmpp_text(e.text));
-      set_fmuc_from(m, irc_jid(e.by));
+      set_fmuc_from(m, by_user ? irc_jid(e.by) : jid_);
       label_from_irc(m);
       out.audit.push_back("irc-in topic channel=" + spec_.channel + " from=" + q(irc::to_xmpp_text(e.by)) + " as=" +
-                          q(irc_jid(e.by)) + " id=" + q(m.attr_or("id")) + label_note() + ": " + irc::to_xmpp_text(e.text));
+                          (by_user ? q(irc_jid(e.by)) : std::string("-")) + " id=" + q(m.attr_or("id")) + label_note() +
+                          ": " + irc::to_xmpp_text(e.text));
       out.to_room.push_back(std::move(m));
       break;
     }

@@ -235,6 +235,8 @@ Element Room::occupant_presence(const Occupant& o, bool available, const std::st
   if (!available) p.set_attr("type", "unavailable");
   if (available) {
     for (const xmpp::Element* c : o.presence.child_elements()) p.add_child(*c);   // show/status only (presence_essentials)
+  } else if (!d.status.empty()) {
+    p.add_child(std::string(xmpp::kNsServer), "status").add_text(d.status);
   }
   Element& x = p.add_child(std::string(kNsMucUser), "x");
   Element& item = x.add_child(std::string(kNsMucUser), "item");
@@ -265,6 +267,8 @@ Element Room::fmuc_presence(const Occupant& o, bool available, const Link& l, bo
   if (!available) p.set_attr("type", "unavailable");
   if (available) {
     for (const xmpp::Element* c : o.presence.child_elements()) p.add_child(*c);   // show/status only
+  } else if (!d.status.empty()) {
+    p.add_child(std::string(xmpp::kNsServer), "status").add_text(d.status);
   }
   set_fmuc_from(p, o.author);
   if (join_request) {
@@ -333,7 +337,7 @@ void Room::local_presence(const Element& st, const std::string& from, const std:
       }
       Occupant moved = *me;
       // The whole federation learns it as a nick change (303), not a leave.
-      const Departure change{{303}, nick, {}, {}};
+      const Departure change{{303}, nick, {}, {}, {}};
       broadcast_presence(*me, false, change, out);
       relay_presence(*me, false, {}, out, {}, change);
       occupants_.erase(me->nick);
@@ -478,15 +482,17 @@ void Room::local_leave(Occupant& o, const std::string& session, const Element* s
                        const std::vector<int>& codes) {
   if (o.sessions.size() > 1) {
     o.sessions.erase(std::remove(o.sessions.begin(), o.sessions.end(), session), o.sessions.end());
-    Element p = occupant_presence(o, false, session, true, Departure{codes, {}, {}, {}});
+    Element p = occupant_presence(o, false, session, true, Departure{codes, {}, {}, {}, {}});
     out.push_back({false, std::move(p)});
     return;
   }
+  Departure d{codes, {}, {}, {}, {}};
   if (st != nullptr) {
-    if (st->find_child("status", st->ns()) != nullptr) o.presence = presence_essentials(*st);
+    const Element kept = presence_essentials(*st);
+    if (const Element* status = kept.find_child("status", st->ns())) d.status = status->text();
   }
-  broadcast_presence(o, false, Departure{codes, {}, {}, {}}, out);
-  relay_presence(o, false, {}, out);
+  broadcast_presence(o, false, d, out);
+  relay_presence(o, false, {}, out, {}, d);
   const std::string nick = o.nick;
   occupants_.erase(nick);
   // The last occupant that needed it left: this node leaves its upstream room.
@@ -819,20 +825,13 @@ void Room::remove_remote_occupants(Link& l, const std::string& status_text, int 
     }
     Occupant gone = std::move(it->second);
     it = occupants_.erase(it);
-    if (!status_text.empty()) {
-      gone.presence = Element(std::string(xmpp::kNsServer), "presence");
-      gone.presence.add_child(std::string(xmpp::kNsServer), "status").add_text(status_text);
-    }
     // The occupant is gone everywhere this node told about it.
     Departure d;
     if (code != 0) d.codes.push_back(code);
+    d.status = status_text;
     for (const auto& [n, o] : occupants_) {
       if (!o.peer.empty()) continue;
-      for (const auto& s : o.sessions) {
-        Element p = occupant_presence(gone, false, s, false, d);
-        if (!status_text.empty()) p.add_child(std::string(xmpp::kNsServer), "status").add_text(status_text);
-        out.push_back({false, std::move(p)});
-      }
+      for (const auto& s : o.sessions) out.push_back({false, occupant_presence(gone, false, s, false, d)});
     }
     relay_presence(gone, false, l.peer, out, {}, d);
   }
@@ -980,6 +979,8 @@ Room::Departure Room::peer_departure(const Link& l, const Element& st) const {
     return j && j->resource == n;
   };
   Departure d;
+  const Element kept = presence_essentials(st);
+  if (const Element* status = kept.find_child("status", st.ns())) d.status = status->text();
   const Element* ux = st.find_child("x", kNsMucUser);
   if (ux == nullptr) return d;
   const Element* item = ux->find_child("item", kNsMucUser);
@@ -1430,7 +1431,7 @@ void Room::tick(std::int64_t now, Outputs& out) {
 void Room::shutdown(Outputs& out) {
   for (auto& [n, o] : occupants_) {
     if (!o.peer.empty()) continue;
-    for (const auto& s : o.sessions) out.push_back({false, occupant_presence(o, false, s, true, Departure{{332}, {}, {}, {}})});
+    for (const auto& s : o.sessions) out.push_back({false, occupant_presence(o, false, s, true, Departure{{332}, {}, {}, {}, {}})});
   }
 }
 

@@ -208,6 +208,7 @@ class Room {
     std::string new_nick;   // 303: <item nick=.../>
     std::string reason;     // 307: <item><reason/>
     std::string actor;      // 307: <item><actor nick=.../>
+    std::string status;     // the leave's <status/> text (a quit message), if any
   };
   Departure peer_departure(const Link& l, const xmpp::Element& st) const;
   void left_if_no_occupant(Link& l, Outputs& out);

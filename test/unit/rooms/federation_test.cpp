@@ -319,6 +319,16 @@ TEST_CASE("federation: what a peer's departure may not claim: a nick in use, a b
     REQUIRE(item->find_child("reason", rooms::kNsMucUser) != nullptr);
     CHECK(item->find_child("reason", rooms::kNsMucUser)->text() == reason.substr(0, 1023));
   }
+  SECTION("a leave's status text reaches this room's users, and a local leave's the peer") {
+    Outputs out;
+    p.b.on_peer(kA, parse("<presence xmlns='jabber:server' from='" + kA + "/alice' to='" + kB + "/alice' type='unavailable'>"
+                          "<status>gone home</status><fmuc xmlns='http://isode.com/protocol/fmuc' from='" + kAlice + "'/>"
+                          "</presence>"),
+                p.net.now, out);
+    const Element pr = to_bob(out);
+    REQUIRE(pr.find_child("status", pr.ns()) != nullptr);
+    CHECK(pr.find_child("status", pr.ns())->text() == "gone home");
+  }
 }
 
 TEST_CASE("federation: the subject is kept in sync both ways", "[fmuc][federation]") {

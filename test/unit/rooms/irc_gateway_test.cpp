@@ -563,6 +563,21 @@ TEST_CASE("irc gateway: an IRC topic becomes the room's subject, once", "[rooms]
   CHECK(subjects[0]->attr_or("from") == "ops@rooms.low/carl");
   CHECK(subjects[0]->find_child("subject", subjects[0]->ns())->text() == "new topic");
   CHECK(has_audit(g.svc.take_audit(), {"irc-in topic", "from=carl", "new topic"}));
+
+  // An operator's change sent in the server's name is the room's subject too,
+  // from the room itself (no occupant set it).
+  g.users.clear();
+  g.server(0, ":irc-b.test TOPIC #ops :server topic\r\n");
+  subjects.clear();
+  for (const Element* m : sent_to(g.users, kAlice, "message"))
+    if (is_subject(*m)) subjects.push_back(m);
+  REQUIRE(subjects.size() == 1);
+  CHECK(subjects[0]->attr_or("from") == "ops@rooms.low");
+  CHECK(subjects[0]->find_child("subject", subjects[0]->ns())->text() == "server topic");
+  // A puppet's own topic echo is not taken back in.
+  g.users.clear();
+  g.server(0, ":alice!a@h TOPIC #ops :echo\r\n");
+  for (const Element* m : sent_to(g.users, kAlice, "message")) CHECK_FALSE(is_subject(*m));
 }
 
 TEST_CASE("irc gateway: an IRC nick change is a nick change in the room (303), a kick is a kick (307)",
@@ -598,6 +613,17 @@ TEST_CASE("irc gateway: an IRC nick change is a nick change in the room (303), a
       if (m->attr_or("from") == "ops@rooms.low/carlos" && body_of(*m) == "renamed") heard = true;
     }
     CHECK(heard);
+  }
+  SECTION("dave quits with a message: the room's users see it as the leave's status") {
+    g.server(0, ":dave!d@irc-b.test JOIN #ops\r\n");
+    g.users.clear();
+    g.server(0, ":dave!d@irc-b.test QUIT :gone home\r\n");
+    const auto ps = sent_to(g.users, kAlice, "presence");
+    REQUIRE(ps.size() == 1);
+    CHECK(is_unavailable(*ps[0]));
+    const Element* status = ps[0]->find_child("status", ps[0]->ns());
+    REQUIRE(status != nullptr);
+    CHECK(status->text() == "gone home");
   }
   SECTION("carl kicks dave: 307 with carl as the actor and the reason") {
     g.server(0, ":dave!d@irc-b.test JOIN #ops\r\n");
