@@ -18,16 +18,9 @@ using xmpp::Element;
 
 namespace {
 
-// A value of an audit record's key=value fields, quoted ("...", with \" and
-// \\, control characters as \xNN) when it holds anything that could be read as
-// the end of the field or the start of another, or of the text after ": ":
-// a room nick or a message id is the user's choice.
-std::string q(std::string_view v) {
-  const bool plain = !v.empty() && std::all_of(v.begin(), v.end(), [](char ch) {
-    const auto c = static_cast<unsigned char>(ch);
-    return c > 0x20 && c != 0x7f && c != '"' && c != '\\' && c != '=' && c != ':';
-  });
-  if (plain) return std::string(v);
+// A value of an audit record's key=value fields, in quotes ("...", with \" and
+// \\, control characters as \xNN).
+std::string quoted(std::string_view v) {
   std::string out = "\"";
   for (char ch : v) {
     const auto c = static_cast<unsigned char>(ch);
@@ -44,6 +37,17 @@ std::string q(std::string_view v) {
     }
   }
   return out + "\"";
+}
+
+// As it is, or quoted when it holds anything that could be read as the end of
+// the field or the start of another, or of the text after ": ": a room nick,
+// a message id or a sender's display marking is the user's choice.
+std::string q(std::string_view v) {
+  const bool plain = !v.empty() && std::all_of(v.begin(), v.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c > 0x20 && c != 0x7f && c != '"' && c != '\\' && c != '=' && c != ':' && c != '(' && c != ')';
+  });
+  return plain ? std::string(v) : quoted(v);
 }
 
 constexpr std::size_t kMaxIrcUsers = 500;      // IRC users brought into the room at most
@@ -626,12 +630,12 @@ std::string IrcGateway::flot(const std::string& marking, const std::string& text
 }
 
 std::string IrcGateway::marking_note(const std::string& marking) {
-  return marking.empty() ? std::string() : " label=\"" + marking + "\"";
+  return marking.empty() ? std::string() : " label=" + quoted(marking);
 }
 
 std::string IrcGateway::label_note() const {
   const std::string m = labels_->irc_marking();
-  return m.empty() ? std::string() : " label=\"" + m + "\"";
+  return m.empty() ? std::string() : " label=" + quoted(m);
 }
 
 std::string IrcGateway::jid_note(const Element& st, const std::string& nick) const {
@@ -651,7 +655,7 @@ void IrcGateway::label_from_irc(Element& m) const {
 void IrcGateway::audit_refusal(const Element& st, const std::string& nick, const std::string& what,
                                const IrcLabelJudgement& j, IrcActions& out) const {
   out.audit.push_back("irc-refused " + what + " channel=" + spec_.channel + " from=" + q(nick) + jid_note(st, nick) +
-                      " id=" + q(st.attr_or("id")) + " (" + j.audit + "): " + body_of(st));
+                      " id=" + q(st.attr_or("id")) + " why=" + quoted(j.audit) + ": " + body_of(st));
 }
 
 void IrcGateway::refuse(const Element& st, const std::string& why, IrcActions& out) {

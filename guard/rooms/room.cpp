@@ -337,7 +337,8 @@ void Room::local_presence(const Element& st, const std::string& from, const std:
       }
       Occupant moved = *me;
       // The whole federation learns it as a nick change (303), not a leave.
-      const Departure change{{303}, nick, {}, {}, {}};
+      Departure change = Departure::with({303});
+      change.new_nick = nick;
       broadcast_presence(*me, false, change, out);
       relay_presence(*me, false, {}, out, {}, change);
       occupants_.erase(me->nick);
@@ -482,11 +483,11 @@ void Room::local_leave(Occupant& o, const std::string& session, const Element* s
                        const std::vector<int>& codes) {
   if (o.sessions.size() > 1) {
     o.sessions.erase(std::remove(o.sessions.begin(), o.sessions.end(), session), o.sessions.end());
-    Element p = occupant_presence(o, false, session, true, Departure{codes, {}, {}, {}, {}});
+    Element p = occupant_presence(o, false, session, true, Departure::with(codes));
     out.push_back({false, std::move(p)});
     return;
   }
-  Departure d{codes, {}, {}, {}, {}};
+  Departure d = Departure::with(codes);
   if (st != nullptr) {
     const Element kept = presence_essentials(*st);
     if (const Element* status = kept.find_child("status", st->ns())) d.status = status->text();
@@ -576,11 +577,6 @@ void Room::local_groupchat(const Element& st, const std::string& from, std::int6
   Occupant* me = find_session(from);
   if (me == nullptr) {
     error_to(st, StanzaErrorCondition::NotAcceptable, "you are not an occupant of this room", out);
-    return;
-  }
-  if (const std::string why = label_placement_error(st); !why.empty()) {
-    ++counters_.refused_labels;
-    error_to(st, StanzaErrorCondition::BadRequest, why, out);
     return;
   }
   const Element* subj = st.find_child("subject", st.ns());
@@ -794,7 +790,24 @@ void Room::local_iq(const Element& st, const std::string& from, const std::strin
   error_to(st, StanzaErrorCondition::FeatureNotImplemented, "rooms are configured by the operator", out);
 }
 
-void Room::on_local(const Element& st, std::int64_t now, Outputs& out) {
+void Room::on_local(const Element& user_st, std::int64_t now, Outputs& out) {
+  if (user_st.name() == "message" && user_st.attr_or("type") != "error") {
+    // Before anything of the stanza is dropped (a user's <fmuc/> below, the
+    // wrappers payload_of and private messages drop): a label out of place or
+    // a second one is refused, never passed on as unlabelled.
+    if (const std::string why = label_placement_error(user_st); !why.empty()) {
+      ++counters_.refused_labels;
+      error_to(user_st, StanzaErrorCondition::BadRequest, why, out);
+      return;
+    }
+  }
+  // <fmuc/> from a user is never trusted: a user is not a node.
+  std::optional<Element> stripped;
+  if (has_fmuc(user_st)) {
+    stripped = user_st;
+    strip_fmuc(*stripped);
+  }
+  const Element& st = stripped ? *stripped : user_st;
   const std::string from = st.attr_or("from");
   const std::string nick = resource_of(st.attr_or("to"));
   if (st.name() == "presence") {
@@ -909,6 +922,7 @@ std::size_t Room::backfill(Link& l, const std::optional<OriginKey>& after, Outpu
 }
 
 void Room::accept_join(Link& l, const Element& st, std::int64_t now, Outputs& out) {
+  l.pending_rename.clear();
   if (l.state == LinkState::Up && now - l.last_accept_ms < t_.retry_ms) {
     // Each accepted join sends the whole room across: not more often than a rejoin may come.
     ++counters_.refused_from_peer;
@@ -1097,7 +1111,6 @@ void Room::peer_presence(Link& l, const Element& st, const std::string& nick, st
     out.push_back({true, std::move(e)});
     return;
   }
-  if (!l.pending_rename.empty() && l.pending_rename == nick) l.pending_rename.clear();   // the 303's nick came
   const bool fresh = it == occupants_.end();
   if (fresh) {
     // Room for this side's own users is kept whatever a node brings.
@@ -1124,6 +1137,7 @@ void Room::peer_presence(Link& l, const Element& st, const std::string& nick, st
     it = occupants_.emplace(nick, std::move(o)).first;
   }
   it->second.presence = presence_essentials(st);
+  if (l.pending_rename == nick) l.pending_rename.clear();   // the nick a 303 announced came
   for (const auto& [n, o] : occupants_) {
     if (!o.peer.empty()) continue;
     for (const auto& s : o.sessions) out.push_back({false, occupant_presence(it->second, true, s, false)});
@@ -1143,13 +1157,19 @@ void Room::peer_message(Link& l, const Element& st, const std::string& nick, std
   if (f.kind != FmucKind::Relay) return;
   if (l.state == LinkState::Down) return;
   const std::string to_nick = resource_of(st.attr_or("to"));
-  if (type == "groupchat") {
-    if (const std::string why = label_placement_error(st); !why.empty()) {
-      // Answered, so the node can tell its author; never relayed unlabelled.
-      ++counters_.refused_labels;
-      error_to(st, StanzaErrorCondition::BadRequest, why, out, true);
-      return;
+  if (const std::string why = label_placement_error(st); !why.empty()) {
+    // Groupchat or private: answered, so the node can tell its author; never
+    // passed on unlabelled. The subject that answers our join still ends it
+    // (the subject itself is not taken), or the link would wait and rejoin.
+    ++counters_.refused_labels;
+    error_to(st, StanzaErrorCondition::BadRequest, why, out, true);
+    if (type == "groupchat" && l.upstream && l.state == LinkState::Joining &&
+        st.find_child("subject", st.ns()) != nullptr && st.find_child("body", st.ns()) == nullptr) {
+      join_complete(l, st, now, out);
     }
+    return;
+  }
+  if (type == "groupchat") {
     const Element* subj = st.find_child("subject", st.ns());
     const Element* body = st.find_child("body", st.ns());
     if (subj != nullptr && body == nullptr) {
@@ -1362,6 +1382,7 @@ void Room::on_peer(const std::string& peer, const Element& st, std::int64_t now,
 }
 
 void Room::lose(Link& l, const std::string& why, std::int64_t now, Outputs& out, bool refused_join) {
+  l.pending_rename.clear();
   if (l.state == LinkState::Down) return;
   ++counters_.links_lost;
   // A join refused again and again (the boundary's policy does not allow the
@@ -1431,7 +1452,7 @@ void Room::tick(std::int64_t now, Outputs& out) {
 void Room::shutdown(Outputs& out) {
   for (auto& [n, o] : occupants_) {
     if (!o.peer.empty()) continue;
-    for (const auto& s : o.sessions) out.push_back({false, occupant_presence(o, false, s, true, Departure{{332}, {}, {}, {}, {}})});
+    for (const auto& s : o.sessions) out.push_back({false, occupant_presence(o, false, s, true, Departure::with({332}))});
   }
 }
 

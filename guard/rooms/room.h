@@ -209,6 +209,11 @@ class Room {
     std::string reason;     // 307: <item><reason/>
     std::string actor;      // 307: <item><actor nick=.../>
     std::string status;     // the leave's <status/> text (a quit message), if any
+    static Departure with(std::vector<int> c) {
+      Departure d;
+      d.codes = std::move(c);
+      return d;
+    }
   };
   Departure peer_departure(const Link& l, const xmpp::Element& st) const;
   void left_if_no_occupant(Link& l, Outputs& out);

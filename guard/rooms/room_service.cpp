@@ -243,14 +243,7 @@ void RoomService::on_local_room(const Element& st, std::int64_t now, Outputs& ou
     }
     if (it->second->links_with_domain(from->domain)) return;
   }
-  // <fmuc/> from a user is never trusted: a user is not a node.
-  if (has_fmuc(st)) {
-    Element copy = st;
-    strip_fmuc(copy);
-    it->second->on_local(copy, now, out);
-    return;
-  }
-  it->second->on_local(st, now, out);
+  it->second->on_local(st, now, out);   // strips a user's <fmuc/> after its checks
 }
 
 void RoomService::on_federated(const Element& st, std::int64_t now, Outputs& out) {

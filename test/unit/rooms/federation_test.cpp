@@ -526,6 +526,70 @@ TEST_CASE("federation: a label out of place, or a second one, is refused, never 
     CHECK(p.b.subject() != "two labels");
     CHECK(sent_to(got, kBob).empty());
   }
+  SECTION("inside the user's own <fmuc/> (stripped, as a user is no node)") {
+    const std::size_t umark = p.net.users.size();
+    p.net.user(p.a, say(kAlice, kA, "fmuc label", "m3", "<fmuc xmlns='http://isode.com/protocol/fmuc'>" + lab + "</fmuc>"));
+    Outputs got = since(p.net, umark);
+    CHECK(refused(got, "m3"));
+    CHECK(count_body(got, kCarol, "fmuc label") == 0);
+    CHECK(sent_to(got, kBob).empty());
+  }
+  SECTION("private messages: inside <fmuc/> or the muc#user <x/>, or two labels") {
+    const std::size_t umark = p.net.users.size();
+    p.net.user(p.a, pm(kAlice, kA + "/bob", "pm fmuc", "chat", "p1"));   // fine: reaches bob
+    p.net.user(p.a, parse("<message xmlns='jabber:server' type='chat' from='" + kAlice + "' to='" + kA +
+                          "/bob' id='p2'><body>pm hidden</body><fmuc xmlns='http://isode.com/protocol/fmuc'>" + lab +
+                          "</fmuc></message>"));
+    p.net.user(p.a, parse("<message xmlns='jabber:server' type='chat' from='" + kAlice + "' to='" + kA +
+                          "/carol' id='p3'><body>pm x</body><x xmlns='http://jabber.org/protocol/muc#user'>" + lab +
+                          "</x></message>"));
+    p.net.user(p.a, parse("<message xmlns='jabber:server' type='chat' from='" + kAlice + "' to='" + kA +
+                          "/carol' id='p4'><body>pm two</body>" + lab + lab + "</message>"));
+    Outputs got = since(p.net, umark);
+    CHECK(refused(got, "p2"));
+    CHECK(refused(got, "p3"));
+    CHECK(refused(got, "p4"));
+    for (const Element* m : sent_to(got, kBob, "message")) CHECK(body_of(*m) != "pm hidden");
+    CHECK(sent_to(got, kCarol, "message").empty());
+    bool first = false;
+    for (const Element* m : sent_to(got, kBob, "message")) first = first || body_of(*m) == "pm fmuc";
+    CHECK(first);
+  }
+  SECTION("a private message from a peer with a nested label: answered, not delivered") {
+    Outputs out;
+    p.b.on_peer(kA, parse("<message xmlns='jabber:server' type='chat' from='" + kA + "/alice' to='" + kB +
+                          "/bob' id='pp1'><body>peer pm</body><fmuc xmlns='http://isode.com/protocol/fmuc' from='" + kAlice +
+                          "'/><x xmlns='http://jabber.org/protocol/muc#user'>" + lab + "</x></message>"),
+                p.net.now, out);
+    CHECK(sent_to(out, kBob).empty());
+    bool answered = false;
+    for (const auto& o : out) {
+      if (o.to_peer && o.stanza.attr_or("type") == "error" && error_condition(o.stanza) == "bad-request") answered = true;
+    }
+    CHECK(answered);
+  }
+  SECTION("the subject that answers our join, with a nested label: the join completes, the subject is not taken") {
+    Pair q;
+    q.net.user(q.b, join(kBob, kB + "/bob"));
+    std::vector<Element> held;
+    q.net.intercept = [&](const std::string& from, const Element& st) {
+      if (from == kB && st.name() == "message" && is_subject(st) && held.empty()) {
+        held.push_back(st);
+        return true;
+      }
+      return false;
+    };
+    q.net.user(q.a, join(kAlice, kA + "/alice"));
+    REQUIRE(held.size() == 1);
+    REQUIRE(q.a.link_state(kB) == rooms::LinkState::Joining);
+    Element bad = held[0];
+    bad.add_child(std::string(rooms::kNsMucUser), "x").add_child(parse(lab));
+    q.net.intercept = nullptr;
+    q.net.peer(q.a, kB, bad);
+    CHECK(q.a.link_state(kB) == rooms::LinkState::Up);
+    CHECK(q.a.subject() != "High subject");
+    CHECK(q.a.counters().refused_labels == 1);
+  }
   SECTION("from a peer: answered with bad-request, not relayed") {
     Outputs out;
     p.b.on_peer(kA, parse("<message xmlns='jabber:server' type='groupchat' from='" + kA + "/alice' to='" + kB +

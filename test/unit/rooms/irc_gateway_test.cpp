@@ -683,6 +683,24 @@ TEST_CASE("irc gateway: the audit record's fields cannot be forged by a room nic
   CHECK_FALSE(has_audit(audit, {"from=mal "}));
 }
 
+TEST_CASE("irc labels: a sender's display marking cannot forge a field of the irc-refused record",
+          "[rooms][irc][labels]") {
+  Gate g(labelled_spec("RESTRICTED"));
+  g.start();
+  g.register_and_join(0, "pcgate", "@pcgate carl");
+  g.user(join(kAlice, "ops@rooms.low/alice"));
+  g.register_and_join(1, "alice", "alice @pcgate carl");
+  g.svc.take_audit();
+  // A label of another policy, with a marking written to look like the end of the record's fields.
+  g.user(say(kAlice, "ops@rooms.low", "forged", "f1",
+             "<securitylabel xmlns='urn:xmpp:sec-label:0'><displaymarking>x) id=forged: \"fake</displaymarking>"
+             "<label><esssecuritylabel xmlns='urn:xmpp:sec-label:ess:0'>MQkCAQwGBCoDBAk=</esssecuritylabel></label>"
+             "</securitylabel>"));
+  const auto audit = g.svc.take_audit();
+  CHECK(has_audit(audit, {"irc-refused", "why=\"", "x) id=forged: \\\"fake", "\": forged"}));
+  CHECK_FALSE(has_audit(audit, {"(no label"}));
+}
+
 TEST_CASE("irc labels: private messages, equivalent labels, another policy's label, and the backfill are judged too",
           "[rooms][irc][labels]") {
   Gate g(labelled_spec("RESTRICTED"));
