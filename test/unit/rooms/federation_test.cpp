@@ -493,6 +493,12 @@ TEST_CASE("federation: a label out of place, or a second one, is refused, never 
   p.net.user(p.a, join(kAlice, kA + "/alice"));
   p.net.user(p.a, join(kCarol, kA + "/carol"));
   const std::string lab = "<securitylabel xmlns='urn:xmpp:sec-label:0'><label>x</label></securitylabel>";
+  auto answered_bad_request = [](const Outputs& out) {   // to the peer
+    for (const auto& o : out) {
+      if (o.to_peer && o.stanza.attr_or("type") == "error" && error_condition(o.stanza) == "bad-request") return true;
+    }
+    return false;
+  };
   auto refused = [&](const Outputs& got, const std::string& id) {
     for (const Element* m : sent_to(got, kAlice, "message")) {
       if (m->attr_or("type") == "error" && m->attr_or("id") == id && error_condition(*m) == "bad-request") return true;
@@ -562,11 +568,7 @@ TEST_CASE("federation: a label out of place, or a second one, is refused, never 
                           "'/><x xmlns='http://jabber.org/protocol/muc#user'>" + lab + "</x></message>"),
                 p.net.now, out);
     CHECK(sent_to(out, kBob).empty());
-    bool answered = false;
-    for (const auto& o : out) {
-      if (o.to_peer && o.stanza.attr_or("type") == "error" && error_condition(o.stanza) == "bad-request") answered = true;
-    }
-    CHECK(answered);
+    CHECK(answered_bad_request(out));
   }
   SECTION("the subject that answers our join, with a nested label: the join completes, the subject is not taken") {
     Pair q;
@@ -597,11 +599,7 @@ TEST_CASE("federation: a label out of place, or a second one, is refused, never 
                           "'/><stanza-id xmlns='urn:xmpp:sid:0' by='" + kA + "' id='r1'>" + lab + "</stanza-id></message>"),
                 p.net.now, out);
     CHECK(sent_to(out, kBob).empty());
-    bool answered = false;
-    for (const auto& o : out) {
-      if (o.to_peer && o.stanza.attr_or("type") == "error" && error_condition(o.stanza) == "bad-request") answered = true;
-    }
-    CHECK(answered);
+    CHECK(answered_bad_request(out));
     CHECK(p.b.counters().refused_labels == 1);
   }
 }

@@ -64,6 +64,8 @@ config::RoomServiceSpec spec_with_irc() {
   return s;
 }
 
+const std::string kAlice = "alice@low.test/phone";
+
 struct Gate {
   rooms::RoomService svc;
   explicit Gate(const config::RoomServiceSpec& spec = spec_with_irc()) : svc(spec, "key") {}
@@ -103,6 +105,12 @@ struct Gate {
     svc.tick(now, out);
     take(out);
   }
+  // The gateway in #ops with carl (IRC), alice (XMPP) in the room with her puppet.
+  void carl_and_alice() {
+    register_and_join(0, "pcgate", "@pcgate carl");
+    user(join(kAlice, "ops@rooms.low/alice"));
+    register_and_join(1, "alice", "alice @pcgate carl");
+  }
   // Registers connection `conn` as `nick` and has it join #ops with `names`.
   void register_and_join(int conn, const std::string& nick, const std::string& names) {
     connected(conn);
@@ -113,7 +121,6 @@ struct Gate {
   }
 };
 
-const std::string kAlice = "alice@low.test/phone";
 
 }  // namespace
 
@@ -549,9 +556,7 @@ TEST_CASE("irc labels: names the SPIF does not define, or a label the clearance 
 TEST_CASE("irc gateway: an IRC topic becomes the room's subject, once", "[rooms][irc]") {
   Gate g;
   g.start();
-  g.register_and_join(0, "pcgate", "@pcgate carl");
-  g.user(join(kAlice, "ops@rooms.low/alice"));
-  g.register_and_join(1, "alice", "alice @pcgate carl");
+  g.carl_and_alice();
   g.users.clear();
   // Every connection of the gateway sees the TOPIC; the room takes it once.
   g.server(0, ":carl!c@irc-b.test TOPIC #ops :new \x02topic\x02\r\n");
@@ -687,9 +692,7 @@ TEST_CASE("irc labels: a sender's display marking cannot forge a field of the ir
           "[rooms][irc][labels]") {
   Gate g(labelled_spec("RESTRICTED"));
   g.start();
-  g.register_and_join(0, "pcgate", "@pcgate carl");
-  g.user(join(kAlice, "ops@rooms.low/alice"));
-  g.register_and_join(1, "alice", "alice @pcgate carl");
+  g.carl_and_alice();
   g.svc.take_audit();
   // A label of another policy, with a marking written to look like the end of the record's fields.
   g.user(say(kAlice, "ops@rooms.low", "forged", "f1",
@@ -705,9 +708,7 @@ TEST_CASE("irc labels: private messages, equivalent labels, another policy's lab
           "[rooms][irc][labels]") {
   Gate g(labelled_spec("RESTRICTED"));
   g.start();
-  g.register_and_join(0, "pcgate", "@pcgate carl");
-  g.user(join(kAlice, "ops@rooms.low/alice"));
-  g.register_and_join(1, "alice", "alice @pcgate carl");
+  g.carl_and_alice();
   const std::string restricted = marking_of("RESTRICTED");
 
   SECTION("a private message to an IRC user") {
