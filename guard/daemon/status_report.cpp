@@ -64,6 +64,7 @@ std::string edge_status(const s2s::EdgeServer& server, std::string_view role) {
           {"relayed_out", r->counters().relayed_out},
           {"links_lost", r->counters().links_lost},
           {"refused_by_peer", r->counters().refused_by_peer},
+          {"warned_by_peer", r->counters().warned_by_peer},
           {"refused_from_peer", r->counters().refused_from_peer},
           {"federated", std::move(links)},
       };

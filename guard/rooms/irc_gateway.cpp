@@ -361,8 +361,7 @@ bool IrcGateway::room_nick_taken(const std::string& room_nick, const std::string
   return false;
 }
 
-void IrcGateway::irc_user_renamed(const std::string& nick, const std::string& new_nick, std::int64_t now_ms,
-                                  IrcActions& out) {
+void IrcGateway::irc_user_renamed(const std::string& nick, const std::string& new_nick, IrcActions& out) {
   const std::string f = folded(nick), nf = folded(new_nick);
   auto it = irc_users_.find(f);
   if (it == irc_users_.end()) return;
@@ -398,7 +397,6 @@ void IrcGateway::irc_user_renamed(const std::string& nick, const std::string& ne
   gone.find_child("x", kNsMucUser)->find_child("item", kNsMucUser)->set_attr("nick", u.room_nick);
   out.to_room.push_back(std::move(gone));
   out.to_room.push_back(presence_for(u, true, false, {}));
-  (void)now_ms;
 }
 
 void IrcGateway::main_event(const irc::Event& e, std::int64_t now_ms, IrcActions& out) {
@@ -459,7 +457,7 @@ void IrcGateway::main_event(const irc::Event& e, std::int64_t now_ms, IrcActions
       break;
     case K::NickChanged:
       if (e.self) break;
-      irc_user_renamed(e.nick, e.new_nick, now_ms, out);
+      irc_user_renamed(e.nick, e.new_nick, out);
       break;
     case K::Message: {
       if (e.private_message || e.from_server || !in_room_) break;
@@ -668,6 +666,14 @@ void IrcGateway::refuse(const Element& st, const std::string& why, IrcActions& o
   out.to_room.push_back(std::move(e));
 }
 
+void IrcGateway::warn(const Element& st, const std::string& why, IrcActions& out) {
+  if (!xmpp::may_bounce(st)) return;
+  Element e = xmpp::make_error_reply(
+      st, {xmpp::StanzaErrorCondition::PolicyViolation, xmpp::StanzaErrorType::Continue, why, jid_, {}});
+  e.set_attr("type", "error");
+  out.to_room.push_back(std::move(e));
+}
+
 void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out) {
   if (bare_of(st.attr_or("from")) != room_) return;
   const std::string nick = resource_of(st.attr_or("from"));
@@ -858,6 +864,10 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
   }
   if (r.truncated) {
     out.events.push_back("a message of " + nick + " was cut to " + std::to_string(r.lines) + " IRC line(s)");
+    warn(st,
+         "it was cut to " + std::to_string(r.lines) + " IRC line(s) (the link's line-cap is " +
+             std::to_string(spec_.line_cap) + "); the rest did not reach IRC",
+         out);
   }
   flush(p->second->conn, c, now_ms, out);
 }

@@ -115,7 +115,7 @@ class IrcGateway {
   // `kicked_by`: a kick (307), by that IRC nick, for `kick_text`.
   void irc_user_left(const std::string& nick, const std::string& reason, bool lost, IrcActions& out,
                      const std::string& kicked_by = {}, const std::string& kick_text = {});
-  void irc_user_renamed(const std::string& nick, const std::string& new_nick, std::int64_t now_ms, IrcActions& out);
+  void irc_user_renamed(const std::string& nick, const std::string& new_nick, IrcActions& out);
   // `room_nick` is an occupant's, or another IRC user's (not the one folded as `except`).
   bool room_nick_taken(const std::string& room_nick, const std::string& except) const;
   void lose_irc(const std::string& why, std::int64_t now_ms, IrcActions& out, bool refused = false);
@@ -125,6 +125,8 @@ class IrcGateway {
   void occupant_available(const std::string& room_nick, std::int64_t now_ms, IrcActions& out);
   void occupant_gone(const std::string& room_nick, IrcActions& out);
   void refuse(const xmpp::Element& st, const std::string& why, IrcActions& out);
+  // It went to IRC, changed (cut at line-cap): the room tells its author.
+  void warn(const xmpp::Element& st, const std::string& why, IrcActions& out);
   static std::string flot(const std::string& marking, const std::string& text);
   static std::string marking_note(const std::string& marking);
   std::string label_note() const;

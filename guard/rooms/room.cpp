@@ -589,13 +589,17 @@ void Room::local_groupchat(const Element& st, const std::string& from, std::int6
       if (!o.peer.empty()) continue;
       for (const auto& s : o.sessions) send_subject(s, out);
     }
+    // One relay id on every link, remembered: a node that refuses the subject
+    // (an IRC link's labels) reaches its author, as for a message.
+    const std::string relay_id = next_id();
+    remember_sent(relay_id, Sent{from, me->nick, st.attr_or("id"), SentKind::Subject, {}});
     for (auto& [peer, l] : links_) {
       if (l.state == LinkState::Down) continue;
       Element m(std::string(xmpp::kNsServer), "message");
       m.set_attr("from", jid_ + "/" + me->nick);
       m.set_attr("to", peer);
       m.set_attr("type", "groupchat");
-      m.set_attr("id", next_id());
+      m.set_attr("id", relay_id);
       m.add_child(std::string(xmpp::kNsServer), "subject").add_text(subject_);
       if (subject_label_) m.add_child(*subject_label_);
       set_fmuc_from(m, me->author);
@@ -609,13 +613,16 @@ void Room::local_groupchat(const Element& st, const std::string& from, std::int6
   e.author = from;
   e.stamp_ms = now;
   e.message = payload_of(st);
+  remember_sent(e.key.id, Sent{from, me->nick, st.attr_or("id"), SentKind::Groupchat, {}});
+  accept_message(std::move(e), {}, false, out);
+}
+
+void Room::remember_sent(const std::string& relay_id, Sent s) {
   if (sent_.size() >= kMaxSent) {
     sent_.erase(sent_order_.front());
     sent_order_.pop_front();
   }
-  sent_[e.key.id] = Sent{from, me->nick, st.attr_or("id"), false};
-  sent_order_.push_back(e.key.id);
-  accept_message(std::move(e), {}, false, out);
+  if (sent_.emplace(relay_id, std::move(s)).second) sent_order_.push_back(relay_id);
 }
 
 void Room::local_private(const Element& st, const std::string& from, const std::string& nick, Outputs& out) {
@@ -660,12 +667,7 @@ void Room::local_private(const Element& st, const std::string& from, const std::
   set_fmuc_from(m, me->author);
   // Remembered like a groupchat relay, so a refusal on the way reaches its author.
   const std::string relay_id = next_id();
-  if (sent_.size() >= kMaxSent) {
-    sent_.erase(sent_order_.front());
-    sent_order_.pop_front();
-  }
-  sent_[relay_id] = Sent{from, me->nick, st.attr_or("id"), true};
-  sent_order_.push_back(relay_id);
+  remember_sent(relay_id, Sent{from, me->nick, st.attr_or("id"), SentKind::Private, to.peer});
   m.set_attr("id", relay_id);
   send_to_peer(l->second, std::move(m), out);
 }
@@ -1298,17 +1300,38 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
   }
   // Refused on the way (the boundary's policy) or by the node: the author learns
   // that the federated half did not get it; the local half did.
-  ++counters_.refused_by_peer;
   auto s = sent_.find(st.attr_or("id"));
-  if (st.name() != "message" || s == sent_.end()) return;
+  if (st.name() != "message" || s == sent_.end()) {
+    ++counters_.refused_by_peer;
+    return;
+  }
+  // A private message went to one link: no other link speaks for it.
+  if (!s->second.only_peer.empty() && s->second.only_peer != l.peer) return;
   // Only a node of this process says why (an IRC link's labels); a remote
   // node's text is not shown (read_stanza_error keeps only the closed parts).
+  const bool internal = std::find(s_.internal_nodes.begin(), s_.internal_nodes.end(), l.peer) != s_.internal_nodes.end();
+  // A warning (type continue: it arrived, changed, e.g. cut at an IRC link's
+  // line cap) is only a node of this process's to give; a remote one is dropped.
+  const bool warning = err->type == xmpp::StanzaErrorType::Continue;
+  if (warning && !internal) return;
   std::string why;
-  if (std::find(s_.internal_nodes.begin(), s_.internal_nodes.end(), l.peer) != s_.internal_nodes.end()) {
+  if (internal) {
     if (const Element* e = st.find_child("error", st.ns())) {
       if (const Element* t = e->find_child("text", std::string(xmpp::kNsStanzas))) why = t->text();
     }
   }
+  if (warning) {
+    ++counters_.warned_by_peer;
+  } else {
+    ++counters_.refused_by_peer;
+  }
+  const char* what = s->second.kind == SentKind::Private ? "your private message"
+                     : s->second.kind == SentKind::Subject ? "your subject"
+                                                            : "your message";
+  const std::string text =
+      warning ? std::string(what) + " reached " + l.peer + ", with a warning"
+      : s->second.kind == SentKind::Private ? std::string(what) + " did not reach the federated room " + l.peer
+                                            : std::string(what) + " reached this room but not the federated room " + l.peer;
   Element m(std::string(xmpp::kNsServer), "message");
   m.set_attr("from", jid_);
   m.set_attr("to", s->second.author_session);
@@ -1319,12 +1342,10 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
   er.set_attr("by", jid_);
   er.add_child(std::string(xmpp::kNsStanzas), std::string(xmpp::to_string(err->condition)));
   er.add_child(std::string(xmpp::kNsStanzas), "text")
-      .add_text((s->second.pm ? "your private message did not reach the federated room " + l.peer
-                              : "your message reached this room but not the federated room " + l.peer) +
-                " (" + std::string(xmpp::to_string(err->condition)) + ")" +
+      .add_text(text + " (" + std::string(xmpp::to_string(err->condition)) + ")" +
                 (why.empty() ? std::string() : ": " + why.substr(0, 300)));
   out.push_back({false, std::move(m)});
-  event("relay " + st.attr_or("id") + " refused on the way to " + l.peer + ": " +
+  event("relay " + st.attr_or("id") + (warning ? " warned of by " : " refused on the way to ") + l.peer + ": " +
         std::string(xmpp::to_string(err->condition)) + "; author told");
 }
 

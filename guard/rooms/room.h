@@ -78,6 +78,7 @@ struct RoomCounters {
   std::uint64_t backfilled_out = 0;      // messages sent as backfill
   std::uint64_t links_lost = 0;
   std::uint64_t refused_by_peer = 0;     // our relays the far side (or the boundary) refused
+  std::uint64_t warned_by_peer = 0;      // our relays a node of this process passed on changed (cut)
   std::uint64_t refused_from_peer = 0;   // stanzas from a node dropped (impersonation, our own ids, limits)
   std::uint64_t refused_labels = 0;      // messages refused for a misplaced or second security label
 };
@@ -160,10 +161,13 @@ class Room {
     std::string pending_rename;
     std::int64_t rename_deadline_ms = 0;
   };
+  enum class SentKind { Groupchat, Private, Subject };
   struct Sent {                        // a message relayed to peers, for error replies
     std::string author_session, nick, client_id;
-    bool pm = false;                   // a private message (else groupchat)
+    SentKind kind = SentKind::Groupchat;
+    std::string only_peer;             // a private message went to this link only
   };
+  void remember_sent(const std::string& relay_id, Sent s);
 
   // Local users.
   void local_presence(const xmpp::Element& st, const std::string& from, const std::string& nick, std::int64_t now,

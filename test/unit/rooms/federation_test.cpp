@@ -42,6 +42,20 @@ std::vector<const Element*> wire_from(const Net& n, const std::string& room, std
   return v;
 }
 
+// a -> b -> c (each joins the next), with al, bo and cy in them.
+struct Chain {
+  const std::string ra = "ops@rooms.a", rb = "ops@rooms.b", rc = "ops@rooms.c";
+  Room a{room_settings("ops", rb), "rooms.a", "ka", fast_timing()};
+  Room b{room_settings("ops", rc, {ra}), "rooms.b", "kb", fast_timing()};
+  Room c{room_settings("ops", "", {rb}), "rooms.c", "kc", fast_timing()};
+  Net net{{&a, &b, &c}};
+  Chain() {
+    net.user(c, join("cy@c.test/r", rc + "/cy"));
+    net.user(b, join("bo@b.test/r", rb + "/bo"));
+    net.user(a, join("al@a.test/r", ra + "/al"));
+  }
+};
+
 Outputs since(const Net& n, std::size_t mark) { return Outputs(n.users.begin() + static_cast<long>(mark), n.users.end()); }
 
 bool delayed(const Element& m) { return m.find_child("delay", rooms::kNsDelay) != nullptr; }
@@ -451,14 +465,10 @@ TEST_CASE("federation: link loss (333), both halves go on, rejoin and backfill e
 
 TEST_CASE("federation: a chain of three rooms, a message from the end reaches the other end once, never back",
           "[fmuc][federation][chain]") {
-  const std::string ra = "ops@rooms.a", rb = "ops@rooms.b", rc = "ops@rooms.c";
-  Room a(room_settings("ops", rb), "rooms.a", "ka", fast_timing());
-  Room b(room_settings("ops", rc, {ra}), "rooms.b", "kb", fast_timing());
-  Room c(room_settings("ops", "", {rb}), "rooms.c", "kc", fast_timing());
-  Net net({&a, &b, &c});
-  net.user(c, join("cy@c.test/r", rc + "/cy"));
-  net.user(b, join("bo@b.test/r", rb + "/bo"));
-  net.user(a, join("al@a.test/r", ra + "/al"));
+  Chain ch;
+  Room &a = ch.a, &b = ch.b, &c = ch.c;
+  Net& net = ch.net;
+  const std::string &ra = ch.ra, &rb = ch.rb, &rc = ch.rc;
   REQUIRE(a.link_state(rb) == rooms::LinkState::Up);
   REQUIRE(b.link_state(rc) == rooms::LinkState::Up);
   CHECK(c.remote_occupants() == 2);   // bo and al
@@ -484,6 +494,49 @@ TEST_CASE("federation: a chain of three rooms, a message from the end reaches th
   got = since(net, umark);
   CHECK(count_body(got, "al@a.test/r", "from the other end") == 1);
   CHECK(count_body(got, "cy@c.test/r", "from the other end") == 1);
+}
+
+TEST_CASE("federation: a refusal of a private relay counts only from the link it went to; a remote peer gives no "
+          "warnings",
+          "[fmuc][federation][chain]") {
+  Chain ch;
+  Room& b = ch.b;
+  Net& net = ch.net;
+  const std::string &ra = ch.ra, &rb = ch.rb, &rc = ch.rc;
+  REQUIRE(b.link_state(ra) == rooms::LinkState::Up);
+  REQUIRE(b.link_state(rc) == rooms::LinkState::Up);
+  // bo's private message to al goes to a's link only.
+  std::size_t wmark = net.wire.size();
+  net.user(b, pm("bo@b.test/r", rb + "/al", "psst", "chat", "bo-pm"));
+  std::string relay_id;
+  for (std::size_t i = wmark; i < net.wire.size(); ++i) {
+    if (net.wire[i].from_room == rb && net.wire[i].stanza.name() == "message") {
+      CHECK(bare(net.wire[i].stanza.attr_or("to")) == ra);
+      relay_id = net.wire[i].stanza.attr_or("id");
+    }
+  }
+  REQUIRE_FALSE(relay_id.empty());
+  auto error_from = [&](const std::string& from_room, const std::string& id, const std::string& type) {
+    return parse("<message xmlns='jabber:server' from='" + from_room + "/al' to='" + rb + "/bo' type='error' id='" + id +
+                 "'><error type='" + type + "'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+                 "</error></message>");
+  };
+  auto errors_to_bo = [&](const Outputs& got) {
+    std::size_t n = 0;
+    for (const Element* m : sent_to(got, "bo@b.test/r", "message")) n += m->attr_or("type") == "error";
+    return n;
+  };
+  // c never had it: its claim reaches nobody.
+  CHECK(errors_to_bo(net.peer(b, rc, error_from(rc, relay_id, "modify"))) == 0);
+  // A remote peer's warning (type continue) is not shown either.
+  CHECK(errors_to_bo(net.peer(b, ra, error_from(ra, relay_id, "continue"))) == 0);
+  // a, which had it, is heard.
+  const Outputs got = net.peer(b, ra, error_from(ra, relay_id, "modify"));
+  REQUIRE(errors_to_bo(got) == 1);
+  for (const Element* m : sent_to(got, "bo@b.test/r", "message")) {
+    CHECK(m->attr_or("id") == "bo-pm");
+    CHECK(error_text(*m).find("your private message did not reach the federated room " + ra) != std::string::npos);
+  }
 }
 
 TEST_CASE("federation: a label out of place, or a second one, is refused, never relayed unlabelled",

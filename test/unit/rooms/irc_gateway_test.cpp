@@ -274,6 +274,15 @@ TEST_CASE("irc gateway: only the configured channel is the room's; a labelled su
                "' to='ops@rooms.low' id='s2'><subject>secret plans</subject>"
                "<securitylabel xmlns='urn:xmpp:sec-label:0'><label/></securitylabel></message>"));
   for (std::size_t i = before; i < g.irc.lines(0).size(); ++i) CHECK(g.irc.lines(0)[i].find("TOPIC") == std::string::npos);
+  // ...and its author is told, by the id she gave, that it reached the room but not IRC.
+  bool subject_told = false;
+  for (const Element* m : sent_to(g.users, kAlice, "message")) {
+    if (m->attr_or("type") == "error" && m->attr_or("id") == "s2" && error_type(*m) == "wait" &&
+        error_text(*m).find("your subject reached this room but not") != std::string::npos &&
+        error_text(*m).find("the subject was not set on IRC") != std::string::npos)
+      subject_told = true;
+  }
+  CHECK(subject_told);
   // An unlabelled one is.
   g.user(set_subject(kAlice, "ops@rooms.low", "open plans"));
   CHECK(g.irc.sent_line(0, "TOPIC #ops :open plans"));
@@ -844,4 +853,46 @@ TEST_CASE("irc gateway: renames while the gateway's join is on its way, into ano
     CHECK(has_status(*ps[0], 307));
     CHECK(muc_item(*ps[0])->find_child("actor", rooms::kNsMucUser) == nullptr);
   }
+}
+
+TEST_CASE("irc gateway: a message cut at line-cap is sent cut, archived as truncated, and its author is warned",
+          "[rooms][irc]") {
+  config::RoomServiceSpec spec = spec_with_irc();
+  spec.rooms[0].irc->line_cap = 2;
+  Gate g(spec);
+  g.start();
+  g.carl_and_alice();
+  const std::size_t before = g.irc.lines(1).size();
+  g.users.clear();
+  // Five IRC lines' worth of text (each line holds well under 500 bytes).
+  const std::string word = std::string(90, 'w') + " ";
+  std::string text;
+  for (int i = 0; i < 25; ++i) text += word;
+  Outputs out;
+  g.svc.on_local(say(kAlice, "ops@rooms.low", text, "long1"), g.now, out);
+  g.take(out);
+  std::size_t privmsgs = 0;
+  for (std::size_t i = before; i < g.irc.lines(1).size(); ++i) privmsgs += g.irc.lines(1)[i].rfind("PRIVMSG #ops :", 0) == 0;
+  CHECK(privmsgs == 2);
+  CHECK(has_audit(g.svc.take_audit(), {"irc-out channel=", "id=", "lines=2 truncated"}));
+  // The room still has the whole message.
+  CHECK(count_body(g.users, kAlice, text) == 1);
+  // The author is warned (type continue: it did arrive), by her id, not told it failed.
+  std::size_t warned = 0, failed = 0;
+  for (const Element* m : sent_to(g.users, kAlice, "message")) {
+    if (m->attr_or("type") != "error") continue;
+    if (m->attr_or("id") == "long1" && error_type(*m) == "continue" && error_condition(*m) == "policy-violation" &&
+        error_text(*m).find("with a warning") != std::string::npos &&
+        error_text(*m).find("cut to 2 IRC line(s) (the link's line-cap is 2)") != std::string::npos)
+      ++warned;
+    if (error_text(*m).find("not the federated room") != std::string::npos) ++failed;
+  }
+  CHECK(warned == 1);
+  CHECK(failed == 0);
+  // A message that fits is not warned of.
+  g.users.clear();
+  Outputs out2;
+  g.svc.on_local(say(kAlice, "ops@rooms.low", "short", "short1"), g.now, out2);
+  g.take(out2);
+  for (const Element* m : sent_to(g.users, kAlice, "message")) CHECK(m->attr_or("type") != "error");
 }

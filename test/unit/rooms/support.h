@@ -157,6 +157,17 @@ inline std::string error_condition(const Element& st) {
   return e ? std::string(portcullis::xmpp::to_string(e->condition)) : std::string{};
 }
 
+// The error's type attribute and its <text/> ("" if none).
+inline std::string error_type(const Element& st) {
+  const Element* e = st.find_child("error", st.ns());
+  return e ? e->attr_or("type") : std::string{};
+}
+inline std::string error_text(const Element& st) {
+  const Element* e = st.find_child("error", st.ns());
+  const Element* t = e ? e->find_child("text", portcullis::xmpp::kNsStanzas) : nullptr;
+  return t ? t->text() : std::string{};
+}
+
 inline bool is_available(const Element& p) { return p.name() == "presence" && p.attr_or("type").empty(); }
 inline bool is_unavailable(const Element& p) { return p.name() == "presence" && p.attr_or("type") == "unavailable"; }
 
