@@ -1,5 +1,7 @@
 #include "guard/filterproc/error_text.h"
 
+#include "guard/rooms/irc_note.h"
+
 namespace portcullis::filterproc {
 
 namespace {
@@ -45,7 +47,11 @@ std::string remove_error_text(xmpp::Element& stanza, const xmpp::StanzaError& er
   }
   for (auto& node : stanza.children()) {
     if (node.is_element() && node.element->name() == "error" && node.element->ns() == stanza.ns()) {
+      // An IRC link's note is closed words too: it crosses, rebuilt from the
+      // values it was read as (never its bytes), so a far author learns why.
+      const std::optional<rooms::IrcNote> note = rooms::read_irc_note(stanza);
       *node.element = closed_error(stanza.ns(), error, nullptr);
+      if (note) node.element->add_child(rooms::make_irc_note(*note));
       break;   // read_stanza_error accepted exactly one
     }
   }

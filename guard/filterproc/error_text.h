@@ -7,7 +7,9 @@
 // None of that is needed to tell the sender what happened, and each is a
 // channel across the boundary no policy filter reads. So an error stanza is
 // released with only what the closed sets allow: its type and one defined
-// condition, read by xmpp::read_stanza_error. The original bytes stay in the
+// condition, read by xmpp::read_stanza_error, and an IRC link's note
+// (guard/rooms/irc_note.h: a reason and a line count from a closed set), rebuilt
+// from the values read. The original bytes stay in the
 // audit record and the removed text in the filter's log.
 #pragma once
 

@@ -656,20 +656,20 @@ void IrcGateway::audit_refusal(const Element& st, const std::string& nick, const
                       " id=" + q(st.attr_or("id")) + " why=" + quoted(j.audit) + ": " + body_of(st));
 }
 
-void IrcGateway::refuse(const Element& st, const std::string& why, IrcActions& out) {
+void IrcGateway::refuse(const Element& st, const std::string& why, IrcNoteReason reason, IrcActions& out) {
   ++counters_.refused;
   if (!xmpp::may_bounce(st)) return;
   // Not a remote-server-* condition: the room must not take it for a lost link.
-  Element e = xmpp::make_error_reply(
-      st, {xmpp::StanzaErrorCondition::RecipientUnavailable, xmpp::StanzaErrorType::Wait, why, jid_, {}});
+  Element e = xmpp::make_error_reply(st, {xmpp::StanzaErrorCondition::RecipientUnavailable, xmpp::StanzaErrorType::Wait,
+                                          why, jid_, make_irc_note({reason, 0})});
   e.set_attr("type", "error");
   out.to_room.push_back(std::move(e));
 }
 
-void IrcGateway::warn(const Element& st, const std::string& why, IrcActions& out) {
+void IrcGateway::warn(const Element& st, const std::string& why, int lines, IrcActions& out) {
   if (!xmpp::may_bounce(st)) return;
-  Element e = xmpp::make_error_reply(
-      st, {xmpp::StanzaErrorCondition::PolicyViolation, xmpp::StanzaErrorType::Continue, why, jid_, {}});
+  Element e = xmpp::make_error_reply(st, {xmpp::StanzaErrorCondition::PolicyViolation, xmpp::StanzaErrorType::Continue,
+                                          why, jid_, make_irc_note({IrcNoteReason::LineCap, lines})});
   e.set_attr("type", "error");
   out.to_room.push_back(std::move(e));
 }
@@ -768,7 +768,7 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
         // IRC keeps its topic; the refusal is archived (the room relays a
         // subject without an id of its author's, so the error reaches nobody).
         audit_refusal(st, nick, "subject", j, out);
-        refuse(st, "the subject was not set on IRC: " + j.why, out);
+        refuse(st, "the subject was not set on IRC: " + j.why, IrcNoteReason::Label, out);
       } else {
         main_->topic(spec_.channel, flot(j.marking, s->text()));
         out.audit.push_back("irc-out topic channel=" + spec_.channel + " from=" + q(nick) + jid_note(st, nick) +
@@ -817,7 +817,7 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
     // IRC carries no label: what the link is not cleared for stays in the room,
     // its author is told why, and the archive holds the decision.
     audit_refusal(st, nick, type == "groupchat" ? "channel" : "private", judged, out);
-    refuse(st, judged.why, out);
+    refuse(st, judged.why, IrcNoteReason::Label, out);
     return;
   }
   auto p = puppets_.find(nick);
@@ -827,7 +827,7 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
                    ? "your IRC connection was closed or kicked from " + spec_.channel +
                          "; it comes back shortly; this message did not reach IRC"
                : std::string("no IRC connection for you (the gateway's max-puppets is reached)"),
-           out);
+           !main_joined_ || puppet_retry_at_.count(nick) != 0 ? IrcNoteReason::Away : IrcNoteReason::NoConnection, out);
     return;
   }
   std::string target = spec_.channel;
@@ -839,7 +839,7 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
       if (u.room_nick == to_nick) target = u.nick;
     }
     if (target.empty()) {
-      refuse(st, "no IRC user by that nick", out);
+      refuse(st, "no IRC user by that nick", IrcNoteReason::NoUser, out);
       return;
     }
   } else if (type != "groupchat") {
@@ -850,7 +850,7 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
   const irc::SendResult r =
       me ? c.action(target, body.substr(4), flot(judged.marking, "")) : c.privmsg(target, body, flot(judged.marking, ""));
   if (!r.ok) {
-    refuse(st, "not sent to IRC: " + r.error, out);
+    refuse(st, "not sent to IRC: " + r.error, IrcNoteReason::NotSent, out);
     return;
   }
   ++counters_.to_irc;
@@ -867,7 +867,7 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
     warn(st,
          "it was cut to " + std::to_string(r.lines) + " IRC line(s) (the link's line-cap is " +
              std::to_string(spec_.line_cap) + "); the rest did not reach IRC",
-         out);
+         static_cast<int>(r.lines), out);
   }
   flush(p->second->conn, c, now_ms, out);
 }

@@ -36,6 +36,8 @@
 #include <vector>
 
 #include "guard/config/config.h"
+#include "guard/rooms/fmuc.h"
+#include "guard/rooms/irc_note.h"
 #include "guard/xmpp/element.h"
 
 namespace portcullis::irc {
@@ -124,9 +126,11 @@ class IrcGateway {
   void drop_puppets(const std::string& why, IrcActions& out);
   void occupant_available(const std::string& room_nick, std::int64_t now_ms, IrcActions& out);
   void occupant_gone(const std::string& room_nick, IrcActions& out);
-  void refuse(const xmpp::Element& st, const std::string& why, IrcActions& out);
+  // Refused back to the room, with free text (shown by this room only) and a
+  // closed note (which may travel back to a far author's room).
+  void refuse(const xmpp::Element& st, const std::string& why, IrcNoteReason reason, IrcActions& out);
   // It went to IRC, changed (cut at line-cap): the room tells its author.
-  void warn(const xmpp::Element& st, const std::string& why, IrcActions& out);
+  void warn(const xmpp::Element& st, const std::string& why, int lines, IrcActions& out);
   static std::string flot(const std::string& marking, const std::string& text);
   static std::string marking_note(const std::string& marking);
   std::string label_note() const;

@@ -1300,25 +1300,42 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
   }
   // Refused on the way (the boundary's policy) or by the node: the author learns
   // that the federated half did not get it; the local half did.
+  const bool internal = std::find(s_.internal_nodes.begin(), s_.internal_nodes.end(), l.peer) != s_.internal_nodes.end();
+  // An IRC link's note, in closed words (a remote node's free text is never shown).
+  const std::optional<IrcNote> note = read_irc_note(st);
   auto s = sent_.find(st.attr_or("id"));
+  if (st.name() == "message" && s == sent_.end() && note) {
+    // Not our author's: an IRC link (ours, or one further on) refused or cut a
+    // message that came from another node. Its author's room is told.
+    if (forward_irc_note(l, st, *err, *note, internal, out)) return;
+  }
   if (st.name() != "message" || s == sent_.end()) {
     ++counters_.refused_by_peer;
     return;
   }
   // A private message went to one link: no other link speaks for it.
   if (!s->second.only_peer.empty() && s->second.only_peer != l.peer) return;
-  // Only a node of this process says why (an IRC link's labels); a remote
-  // node's text is not shown (read_stanza_error keeps only the closed parts).
-  const bool internal = std::find(s_.internal_nodes.begin(), s_.internal_nodes.end(), l.peer) != s_.internal_nodes.end();
   // A warning (type continue: it arrived, changed, e.g. cut at an IRC link's
-  // line cap) is only a node of this process's to give; a remote one is dropped.
+  // line cap) is given by an IRC link only; any other is dropped.
   const bool warning = err->type == xmpp::StanzaErrorType::Continue;
-  if (warning && !internal) return;
+  if (warning && !note) return;
+  // Only a node of this process says why in its own words; a remote node's
+  // IRC link is described from its note; other remote text is not shown.
   std::string why;
   if (internal) {
     if (const Element* e = st.find_child("error", st.ns())) {
       if (const Element* t = e->find_child("text", std::string(xmpp::kNsStanzas))) why = t->text();
     }
+  } else if (note) {
+    why = describe(*note);
+  }
+  // The IRC link a remote room spoke for (the 'by' of its note), if it named one.
+  std::string irc_link;
+  if (!internal && note) {
+    const Element* e = st.find_child("error", st.ns());
+    const std::string by = e != nullptr ? e->attr_or("by") : std::string();
+    // Across the boundary 'by' is dropped: the federated room's own IRC channel.
+    irc_link = !by.empty() && by.size() <= 300 && xmpp::parse_jid(by) ? by : l.peer;
   }
   if (warning) {
     ++counters_.warned_by_peer;
@@ -1329,7 +1346,15 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
                      : s->second.kind == SentKind::Subject ? "your subject"
                                                             : "your message";
   const std::string text =
-      warning ? std::string(what) + " reached " + l.peer + ", with a warning"
+      irc_link == l.peer
+          ? (warning ? std::string(what) + " reached the IRC channel of the federated room " + l.peer + ", with a warning"
+                     : std::string(what) + " reached the federated room " + l.peer + " but not its IRC channel")
+      : !irc_link.empty()
+          ? (warning ? std::string(what) + " reached the IRC channel of " + irc_link + " through the federated room " +
+                           l.peer + ", with a warning"
+                     : std::string(what) + " reached the federated room " + l.peer + " but not the IRC channel of " +
+                           irc_link)
+      : warning ? std::string(what) + " reached " + l.peer + ", with a warning"
       : s->second.kind == SentKind::Private ? std::string(what) + " did not reach the federated room " + l.peer
                                             : std::string(what) + " reached this room but not the federated room " + l.peer;
   Element m(std::string(xmpp::kNsServer), "message");
@@ -1347,6 +1372,49 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
   out.push_back({false, std::move(m)});
   event("relay " + st.attr_or("id") + (warning ? " warned of by " : " refused on the way to ") + l.peer + ": " +
         std::string(xmpp::to_string(err->condition)) + "; author told");
+}
+
+bool Room::forward_irc_note(const Link& l, const Element& st, const xmpp::StanzaError& err, const IrcNote& note,
+                            bool internal, Outputs& out) {
+  // The message it answers, as this room took it from another node.
+  const std::string id = st.attr_or("id");
+  const HistoryEntry* h = nullptr;
+  for (auto it = history_.rbegin(); it != history_.rend() && h == nullptr; ++it) {
+    if (it->key.id == id && !it->peer.empty() && it->peer != l.peer) h = &*it;
+  }
+  if (h == nullptr) return false;
+  // Once per message: a claim repeated, or an error going round a cycle of
+  // links (origin ids are the peers' to choose), ends here.
+  if (!forwarded_.insert(id).second) return true;
+  forwarded_order_.push_back(id);
+  if (forwarded_order_.size() > kMaxSent) {
+    forwarded_.erase(forwarded_order_.front());
+    forwarded_order_.pop_front();
+  }
+  auto origin = links_.find(h->peer);
+  if (origin == links_.end() || origin->second.state != LinkState::Up) return true;
+  // The IRC link: ours by its JID, or the one a further room named.
+  std::string by = l.peer;
+  if (!internal) {
+    const Element* e = st.find_child("error", st.ns());
+    // The boundary drops 'by' (free text): then the room that sent it stands for it.
+    by = e != nullptr ? e->attr_or("by") : std::string();
+    if (by.empty() || by.size() > 300 || !xmpp::parse_jid(by)) by = l.peer;
+  }
+  Element m(std::string(xmpp::kNsServer), "message");
+  m.set_attr("from", jid_);
+  m.set_attr("to", h->peer + "/" + h->nick);
+  m.set_attr("type", "error");
+  m.set_attr("id", id);
+  Element& er = m.add_child(std::string(xmpp::kNsServer), "error");
+  er.set_attr("type", std::string(xmpp::to_string(err.type)));
+  er.set_attr("by", by);
+  er.add_child(std::string(xmpp::kNsStanzas), std::string(xmpp::to_string(err.condition)));
+  er.add_child(make_irc_note(note));
+  send_to_peer(origin->second, std::move(m), out);
+  event("relay " + id + ": the IRC link " + by + " " +
+        (err.type == xmpp::StanzaErrorType::Continue ? "warned of it" : "refused it") + "; told to " + h->peer);
+  return true;
 }
 
 void Room::peer_iq(Link& l, const Element& st, std::int64_t now, Outputs& out) {

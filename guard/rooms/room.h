@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "guard/rooms/fmuc.h"
+#include "guard/rooms/irc_note.h"
 #include "guard/xmpp/element.h"
 #include "guard/xmpp/stream_error.h"
 
@@ -168,6 +169,10 @@ class Room {
     std::string only_peer;             // a private message went to this link only
   };
   void remember_sent(const std::string& relay_id, Sent s);
+  // An IRC link's note about a message another node brought: back to that
+  // node (its author's room). False if this room has no such message.
+  bool forward_irc_note(const Link& l, const xmpp::Element& st, const xmpp::StanzaError& err, const IrcNote& note,
+                        bool internal, Outputs& out);
 
   // Local users.
   void local_presence(const xmpp::Element& st, const std::string& from, const std::string& nick, std::int64_t now,
@@ -260,6 +265,8 @@ class Room {
   std::map<std::string, Link> links_;           // by peer room JID
   std::map<std::string, Sent> sent_;            // relay id -> author, bounded
   std::deque<std::string> sent_order_;
+  std::set<std::string> forwarded_;            // relay ids whose IRC note we passed back, bounded
+  std::deque<std::string> forwarded_order_;
   std::uint64_t next_seq_ = 0;
   RoomCounters counters_;
   std::vector<std::string> events_;

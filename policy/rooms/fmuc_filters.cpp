@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 
+#include "guard/rooms/irc_note.h"
 #include "guard/xmpp/jid.h"
 
 namespace portcullis::policy::rooms {
@@ -83,8 +84,14 @@ bool plain_error(const xmpp::Element& stanza) {
   if (kids.size() != 1 || kids.front()->name() != "error" || kids.front()->ns() != stanza.ns()) return false;
   const xmpp::Element& err = *kids.front();
   if (!no_text(err)) return false;
-  int conditions = 0, texts = 0;
+  int conditions = 0, texts = 0, notes = 0;
   for (const xmpp::Element* c : err.child_elements()) {
+    // An IRC link's note: closed words (a reason and a line count), read
+    // exactly; less than the <text/> a plain error may carry anyway.
+    if (c->ns() == portcullis::rooms::kNsIrcNote) {
+      if (++notes > 1 || !portcullis::rooms::parse_irc_note(*c)) return false;
+      continue;
+    }
     if (c->ns() != kNsStanzas || !c->child_elements().empty()) return false;
     if (c->name() == "text") {
       ++texts;

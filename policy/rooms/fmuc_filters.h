@@ -10,7 +10,8 @@
 //   - such a stanza that matches none: Reject policy-violation, rule
 //     "room-pair-not-allowed" (FMUC never crosses by a domain rule alone);
 //   - an FMUC error (type='error') carrying more than one <error/> with one
-//     defined condition and at most a <text/>: Reject policy-violation, rule
+//     defined condition, at most a <text/> and at most one IRC link note
+//     (guard/rooms/irc_note.h, closed words read exactly): Reject policy-violation, rule
 //     "room-error-not-plain" (label filters do not judge errors, so an error
 //     with a body would be a channel around them);
 //   - a bare ping (XEP-0199), an empty iq result or such a plain error

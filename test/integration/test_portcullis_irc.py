@@ -23,7 +23,8 @@ python3-irc users.
    change reaches bob as a nick change (303 and the new nick), a kick as a
    kick (307 and the reason);
 5. a long XMPP message (~3 KB, sent in one burst) is split into IRC lines
-   within 512 bytes, none lost or held back;
+   within 512 bytes, none lost or held back; a longer one is cut at the
+   link's line cap and its author, bob across the boundary, is warned;
 6. the IRC server restarted mid-conversation: bob sees carl leave (333); when the
    server is back the gateway reconnects by itself, carl rejoins, what the room
    said meanwhile reaches the channel once (bounded), and chat crosses again;
@@ -184,6 +185,21 @@ def test(ctx):
                         check(len(line.encode("utf-8")) + 2 <= 512, "an IRC line over 512 bytes: %d" % len(line))
                 ctx.step("a %d-byte message reached IRC as %d lines, joined back to the same text" %
                          (len(long_text), len(got)))
+
+                # 5b. longer than the link's line cap (8): cut, and bob, across the
+                # boundary, is warned (type continue: it did reach IRC), not told it failed.
+                capped = " ".join("cap%04d" % i for i in range(800))
+                bob.send_groupchat(HIGH_ROOM, capped)
+                cut = [carl.expect_privmsg(frm="bob", target=CHAN, timeout=15).text for _ in range(8)]
+                check(capped.startswith(" ".join(cut)) and len(" ".join(cut)) < len(capped),
+                      "the capped message did not arrive as its first 8 lines: %d bytes" % len(" ".join(cut)))
+                carl.expect_no_privmsg(frm="bob", target=CHAN, wait=2.0)
+                warned = bob.expect_error(frm=HIGH_ROOM, condition="policy-violation", timeout=15)
+                check(warned["error_type"] == "continue" and "cut to 8 IRC line(s)" in (warned["text"] or "") and
+                      "with a warning" in (warned["text"] or ""),
+                      "bob's warning for the cut message: %s" % warned["xml"][:400])
+                ctx.step("a %d-byte message was cut to 8 IRC lines; bob, across the boundary, was warned: %s" %
+                         (len(capped), warned["text"]))
 
                 # 6. the IRC server goes away and comes back
                 a.stop()

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "guard/filterproc/error_text.h"
+#include "guard/rooms/irc_note.h"
 #include "test/unit/filterproc/filter_fixture.h"
 
 using namespace portcullis;
@@ -360,4 +361,35 @@ TEST_CASE("an error from a far peer that the policy releases crosses with its ty
   CHECK(ds[0].outcome == audit::Outcome::Modified);
   CHECK(ds[0].original == body);
   CHECK(logged(fx, "error text not carried across: 'free text from the far side'"));
+}
+
+TEST_CASE("an IRC link's note crosses inside an error, rebuilt from its closed words; one out of them does not",
+          "[filterproc][errortext]") {
+  Fixture fx;
+  auto send = [&](const std::string& note, std::uint64_t seq) {
+    const std::string body =
+        "<message xmlns='jabber:server' from='bob@b.test/r' to='alice@a.test/r' type='error' id='m" +
+        std::to_string(seq) + "'><error type='continue' by='ops@irc.b.test'>"
+        "<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+        "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>free text</text>" + note + "</error></message>";
+    REQUIRE(fx.high.channel->send(Fixture::stanza_frame(body, ipc::Direction::HighToLow, seq, "b.test")));
+    fx.pump_until([&] { return has_ack(fx.high, seq); });
+  };
+  send("<irc xmlns='urn:portcullis:rooms:irc:1' lines='8' reason='line-cap'/>", 21);
+  const ipc::Frame* out = first_stanza(fx.low);
+  REQUIRE(out != nullptr);
+  CHECK(out->body.find("free text") == std::string::npos);
+  CHECK(out->body.find("ops@irc") == std::string::npos);   // 'by' is free text: it stays
+  auto reply = xmpp::parse_element(out->body);
+  REQUIRE(reply);
+  auto note = portcullis::rooms::read_irc_note(*reply);
+  REQUIRE(note);
+  CHECK(note->reason == portcullis::rooms::IrcNoteReason::LineCap);
+  CHECK(note->lines == 8);
+  fx.low.received.clear();
+  send("<irc xmlns='urn:portcullis:rooms:irc:1' reason='line-cap' lines='8'>covert</irc>", 22);
+  out = first_stanza(fx.low);
+  REQUIRE(out != nullptr);   // the error crosses, without the note
+  CHECK(out->body.find("covert") == std::string::npos);
+  CHECK(out->body.find("urn:portcullis:rooms:irc:1") == std::string::npos);
 }

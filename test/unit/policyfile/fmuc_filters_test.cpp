@@ -547,6 +547,7 @@ TEST_CASE("room-federation: upkeep is only upkeep: errors, results and pings tha
   const auto s2s = ctx(ipc::Direction::LowToHigh, "rooms.low.test", ipc::AuthMethod::SaslExternal);
   const std::string hdr = "from='ops@rooms.low.test/alice' to='ops@rooms.high.test/x'";
   const std::string cond = "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>";
+  const std::string irc_cond = "<recipient-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>";
   for (const std::string& xml : {
            // an error-typed message with a body: a message by another name
            "<message xmlns='jabber:server' type='error' " + hdr + "><body>SECRET</body>" + cond + "</message>",
@@ -578,6 +579,21 @@ TEST_CASE("room-federation: upkeep is only upkeep: errors, results and pings tha
            "<iq xmlns='jabber:server' type='get' id='p1' " + hdr +
                "><ping xmlns='urn:xmpp:ping'><body>SECRET</body></ping></iq>",
            "<iq xmlns='jabber:server' type='get' id='p1' " + hdr + "><ping xmlns='urn:xmpp:ping'>SECRET</ping></iq>",
+           // an IRC link note out of its closed words: free text, a child, an
+           // unknown reason or attribute, lines that are not a small number, two notes
+           "<message xmlns='jabber:server' type='error' " + hdr + "><error type='wait'>" + irc_cond +
+               "<irc xmlns='urn:portcullis:rooms:irc:1' reason='label'>SECRET</irc></error></message>",
+           "<message xmlns='jabber:server' type='error' " + hdr + "><error type='wait'>" + irc_cond +
+               "<irc xmlns='urn:portcullis:rooms:irc:1' reason='label'><x>SECRET</x></irc></error></message>",
+           "<message xmlns='jabber:server' type='error' " + hdr + "><error type='wait'>" + irc_cond +
+               "<irc xmlns='urn:portcullis:rooms:irc:1' reason='SECRET'/></error></message>",
+           "<message xmlns='jabber:server' type='error' " + hdr + "><error type='wait'>" + irc_cond +
+               "<irc xmlns='urn:portcullis:rooms:irc:1' reason='label' data='SECRET'/></error></message>",
+           "<message xmlns='jabber:server' type='error' " + hdr + "><error type='continue'>" + irc_cond +
+               "<irc xmlns='urn:portcullis:rooms:irc:1' reason='line-cap' lines='123456'/></error></message>",
+           "<message xmlns='jabber:server' type='error' " + hdr + "><error type='wait'>" + irc_cond +
+               "<irc xmlns='urn:portcullis:rooms:irc:1' reason='label'/><irc xmlns='urn:portcullis:rooms:irc:1' "
+               "reason='away'/></error></message>",
        }) {
     INFO(xml);
     auto s = parse(xml);
@@ -586,6 +602,14 @@ TEST_CASE("room-federation: upkeep is only upkeep: errors, results and pings tha
     // And the whole direction's pipeline does not release it either.
     auto again = parse(xml);
     CHECK_FALSE(p.pipelines.low_to_high.run(again, s2s).release);
+  }
+  SECTION("a plain error with an IRC link's note in its closed words is upkeep") {
+    for (const std::string& n : {std::string("<irc xmlns='urn:portcullis:rooms:irc:1' reason='label'/>"),
+                                 std::string("<irc xmlns='urn:portcullis:rooms:irc:1' reason='line-cap' lines='8'/>")}) {
+      auto s = parse("<message xmlns='jabber:server' type='error' " + hdr + "><error type='wait' by='ops@irc.rooms.low.test'>" +
+                     irc_cond + n + "</error></message>");
+      CHECK(rooms.evaluate(s, s2s).kind == VerdictKind::Accept);
+    }
   }
   SECTION("a plain error with a <text/> is upkeep") {
     auto s = parse("<message xmlns='jabber:server' type='error' " + hdr +

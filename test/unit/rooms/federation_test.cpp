@@ -43,13 +43,20 @@ std::vector<const Element*> wire_from(const Net& n, const std::string& room, std
 }
 
 // a -> b -> c (each joins the next), with al, bo and cy in them.
+// b_internal: nodes of b's own process (an IRC link's, whose words b shows).
 struct Chain {
   const std::string ra = "ops@rooms.a", rb = "ops@rooms.b", rc = "ops@rooms.c";
   Room a{room_settings("ops", rb), "rooms.a", "ka", fast_timing()};
-  Room b{room_settings("ops", rc, {ra}), "rooms.b", "kb", fast_timing()};
+  Room b;
   Room c{room_settings("ops", "", {rb}), "rooms.c", "kc", fast_timing()};
   Net net{{&a, &b, &c}};
-  Chain() {
+  explicit Chain(std::vector<std::string> b_internal = {})
+      : b{[&] {
+            auto s = room_settings("ops", rc, {ra});
+            s.internal_nodes = std::move(b_internal);
+            return s;
+          }(),
+          "rooms.b", "kb", fast_timing()} {
     net.user(c, join("cy@c.test/r", rc + "/cy"));
     net.user(b, join("bo@b.test/r", rb + "/bo"));
     net.user(a, join("al@a.test/r", ra + "/al"));
@@ -536,6 +543,101 @@ TEST_CASE("federation: a refusal of a private relay counts only from the link it
   for (const Element* m : sent_to(got, "bo@b.test/r", "message")) {
     CHECK(m->attr_or("id") == "bo-pm");
     CHECK(error_text(*m).find("your private message did not reach the federated room " + ra) != std::string::npos);
+  }
+}
+
+TEST_CASE("federation: an IRC link's refusal or warning of a message from another node reaches its author's room, "
+          "in closed words",
+          "[fmuc][federation][chain][irc]") {
+  // c stands for b's IRC link (a node of b's process); al's message comes from a.
+  Chain ch({"ops@rooms.c"});
+  const std::size_t wmark = ch.net.wire.size();
+  ch.net.user(ch.a, say("al@a.test/r", ch.ra, "for IRC", "al-1"));
+  std::string id;
+  for (std::size_t i = wmark; i < ch.net.wire.size(); ++i) {
+    if (ch.net.wire[i].from_room == ch.rb && bare(ch.net.wire[i].stanza.attr_or("to")) == ch.rc)
+      id = ch.net.wire[i].stanza.attr_or("id");
+  }
+  REQUIRE_FALSE(id.empty());
+  auto from_link = [&](const std::string& type, const std::string& cond, const std::string& note,
+                       const std::string& by = "") {
+    return parse("<message xmlns='jabber:server' from='" + ch.rc + "' to='" + ch.rb + "/al' type='error' id='" + id +
+                 "'><error type='" + type + "'" + (by.empty() ? "" : " by='" + by + "'") + "><" + cond +
+                 " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>"
+                 "free words</text>" + note + "</error></message>");
+  };
+  auto told_al = [&](const Outputs& got) {
+    std::vector<const Element*> v;
+    for (const Element* m : sent_to(got, "al@a.test/r", "message"))
+      if (m->attr_or("type") == "error") v.push_back(m);
+    return v;
+  };
+  SECTION("a refusal for the label: al is told where and why, not the link's free words") {
+    const Outputs got = ch.net.peer(
+        ch.b, ch.rc, from_link("wait", "recipient-unavailable", "<irc xmlns='urn:portcullis:rooms:irc:1' reason='label'/>"));
+    const auto t = told_al(got);
+    REQUIRE(t.size() == 1);
+    CHECK(t[0]->attr_or("id") == "al-1");
+    CHECK(error_condition(*t[0]) == "recipient-unavailable");
+    CHECK(error_text(*t[0]).find("your message reached the federated room ops@rooms.b but not the IRC channel of "
+                                 "ops@rooms.c") != std::string::npos);
+    CHECK(error_text(*t[0]).find("its label is not within the IRC link's clearance") != std::string::npos);
+    CHECK(error_text(*t[0]).find("free words") == std::string::npos);
+    CHECK(ch.a.link_state(ch.rb) == rooms::LinkState::Up);
+    // Said again (or come round a cycle of links): passed back once only.
+    CHECK(told_al(ch.net.peer(ch.b, ch.rc,
+                              from_link("wait", "recipient-unavailable",
+                                        "<irc xmlns='urn:portcullis:rooms:irc:1' reason='label'/>")))
+              .empty());
+  }
+  SECTION("a cut at the line cap: al is warned, not told it failed") {
+    const Outputs got = ch.net.peer(
+        ch.b, ch.rc,
+        from_link("continue", "policy-violation", "<irc xmlns='urn:portcullis:rooms:irc:1' reason='line-cap' lines='8'/>"));
+    const auto t = told_al(got);
+    REQUIRE(t.size() == 1);
+    CHECK(error_type(*t[0]) == "continue");
+    CHECK(error_text(*t[0]).find("reached the IRC channel of ops@rooms.c through the federated room ops@rooms.b, "
+                                 "with a warning") != std::string::npos);
+    CHECK(error_text(*t[0]).find("cut to 8 IRC line(s)") != std::string::npos);
+  }
+  SECTION("a note outside the vocabulary, or none, is not passed on") {
+    for (const std::string& note : {std::string("<irc xmlns='urn:portcullis:rooms:irc:1' reason='evil'/>"),
+                                    std::string("<irc xmlns='urn:portcullis:rooms:irc:1' reason='label' lines='3'/>"),
+                                    std::string("<irc xmlns='urn:portcullis:rooms:irc:1' reason='line-cap' lines='x'/>"),
+                                    std::string("<irc xmlns='urn:portcullis:rooms:irc:1' reason='label'>text</irc>"),
+                                    std::string()}) {
+      CHECK(told_al(ch.net.peer(ch.b, ch.rc, from_link("continue", "policy-violation", note))).empty());
+    }
+  }
+  SECTION("a remote node speaks for an IRC link only by naming it; a warning without a note is dropped") {
+    // a is not of b's process: a note from it about al's message is a's own (b does not own it), so
+    // b passes nothing back to a; and a's room drops a bare warning from b.
+    CHECK(told_al(ch.net.peer(ch.a, ch.rb,
+                              parse("<message xmlns='jabber:server' from='" + ch.rb + "' to='" + ch.ra +
+                                    "/al' type='error' id='" + id + "'><error type='continue'><policy-violation "
+                                    "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>")))
+              .empty());
+    const Outputs got = ch.net.peer(
+        ch.a, ch.rb,
+        parse("<message xmlns='jabber:server' from='" + ch.rb + "' to='" + ch.ra + "/al' type='error' id='" + id +
+              "'><error type='wait' by='ops@irc.rooms.b'><recipient-unavailable "
+              "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><irc xmlns='urn:portcullis:rooms:irc:1' reason='away'/>"
+              "</error></message>"));
+    const auto t = told_al(got);
+    REQUIRE(t.size() == 1);
+    CHECK(error_text(*t[0]).find("not the IRC channel of ops@irc.rooms.b") != std::string::npos);
+    CHECK(error_text(*t[0]).find("was away") != std::string::npos);
+    // Without a 'by' (the boundary drops it), the federated room's own IRC channel.
+    const Outputs got2 = ch.net.peer(
+        ch.a, ch.rb,
+        parse("<message xmlns='jabber:server' from='" + ch.rb + "' to='" + ch.ra + "/al' type='error' id='" + id +
+              "'><error type='continue'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+              "<irc xmlns='urn:portcullis:rooms:irc:1' reason='line-cap' lines='8'/></error></message>"));
+    const auto t2 = told_al(got2);
+    REQUIRE(t2.size() == 1);
+    CHECK(error_text(*t2[0]).find("reached the IRC channel of the federated room ops@rooms.b, with a warning") !=
+          std::string::npos);
   }
 }
 
