@@ -1249,6 +1249,15 @@ void Room::peer_message(Link& l, const Element& st, const std::string& nick, std
   if (next == links_.end()) return;
   m.set_attr("to", it->second.peer + "/" + to_nick);
   set_fmuc_from(m, f.from);
+  // Remembered (bounded), so an IRC link's note on it finds the way back.
+  if (const std::string id = st.attr_or("id"); !id.empty() && onward_pms_.count(id) == 0) {
+    onward_pms_[id] = OnwardPm{l.peer, nick, it->second.peer};
+    onward_order_.push_back(id);
+    if (onward_order_.size() > kMaxSent) {
+      onward_pms_.erase(onward_order_.front());
+      onward_order_.pop_front();
+    }
+  }
   send_to_peer(next->second, std::move(m), out);
 }
 
@@ -1378,11 +1387,20 @@ bool Room::forward_irc_note(const Link& l, const Element& st, const xmpp::Stanza
                             bool internal, Outputs& out) {
   // The message it answers, as this room took it from another node.
   const std::string id = st.attr_or("id");
-  const HistoryEntry* h = nullptr;
-  for (auto it = history_.rbegin(); it != history_.rend() && h == nullptr; ++it) {
-    if (it->key.id == id && !it->peer.empty() && it->peer != l.peer) h = &*it;
+  std::string origin_peer, origin_nick;
+  for (auto it = history_.rbegin(); it != history_.rend() && origin_peer.empty(); ++it) {
+    if (it->key.id == id && !it->peer.empty() && it->peer != l.peer) {
+      origin_peer = it->peer;
+      origin_nick = it->nick;
+    }
   }
-  if (h == nullptr) return false;
+  if (origin_peer.empty()) {
+    // A private message passed on: only the link it went to speaks for it.
+    auto p = onward_pms_.find(id);
+    if (p == onward_pms_.end() || p->second.to_peer != l.peer) return false;
+    origin_peer = p->second.from_peer;
+    origin_nick = p->second.nick;
+  }
   // Once per message: a claim repeated, or an error going round a cycle of
   // links (origin ids are the peers' to choose), ends here.
   if (!forwarded_.insert(id).second) return true;
@@ -1391,7 +1409,7 @@ bool Room::forward_irc_note(const Link& l, const Element& st, const xmpp::Stanza
     forwarded_.erase(forwarded_order_.front());
     forwarded_order_.pop_front();
   }
-  auto origin = links_.find(h->peer);
+  auto origin = links_.find(origin_peer);
   if (origin == links_.end() || origin->second.state != LinkState::Up) return true;
   // The IRC link: ours by its JID, or the one a further room named.
   std::string by = l.peer;
@@ -1403,7 +1421,7 @@ bool Room::forward_irc_note(const Link& l, const Element& st, const xmpp::Stanza
   }
   Element m(std::string(xmpp::kNsServer), "message");
   m.set_attr("from", jid_);
-  m.set_attr("to", h->peer + "/" + h->nick);
+  m.set_attr("to", origin_peer + "/" + origin_nick);
   m.set_attr("type", "error");
   m.set_attr("id", id);
   Element& er = m.add_child(std::string(xmpp::kNsServer), "error");
@@ -1413,7 +1431,7 @@ bool Room::forward_irc_note(const Link& l, const Element& st, const xmpp::Stanza
   er.add_child(make_irc_note(note));
   send_to_peer(origin->second, std::move(m), out);
   event("relay " + id + ": the IRC link " + by + " " +
-        (err.type == xmpp::StanzaErrorType::Continue ? "warned of it" : "refused it") + "; told to " + h->peer);
+        (err.type == xmpp::StanzaErrorType::Continue ? "warned of it" : "refused it") + "; told to " + origin_peer);
   return true;
 }
 

@@ -267,6 +267,11 @@ class Room {
   std::deque<std::string> sent_order_;
   std::set<std::string> forwarded_;            // relay ids whose IRC note we passed back, bounded
   std::deque<std::string> forwarded_order_;
+  struct OnwardPm {                             // a peer's private message passed on to another link
+    std::string from_peer, nick, to_peer;
+  };
+  std::map<std::string, OnwardPm> onward_pms_;  // relay id -> where it came from, bounded
+  std::deque<std::string> onward_order_;
   std::uint64_t next_seq_ = 0;
   RoomCounters counters_;
   std::vector<std::string> events_;

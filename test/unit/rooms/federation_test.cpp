@@ -601,6 +601,27 @@ TEST_CASE("federation: an IRC link's refusal or warning of a message from anothe
                                  "with a warning") != std::string::npos);
     CHECK(error_text(*t[0]).find("cut to 8 IRC line(s)") != std::string::npos);
   }
+  SECTION("a private message passed on: its refusal comes back from the link it went to only") {
+    const std::size_t mark = ch.net.wire.size();
+    ch.net.user(ch.a, pm("al@a.test/r", ch.ra + "/cy", "psst", "chat", "al-pm"));
+    std::string pm_id;
+    for (std::size_t i = mark; i < ch.net.wire.size(); ++i) {
+      if (ch.net.wire[i].from_room == ch.rb && bare(ch.net.wire[i].stanza.attr_or("to")) == ch.rc)
+        pm_id = ch.net.wire[i].stanza.attr_or("id");
+    }
+    REQUIRE_FALSE(pm_id.empty());
+    id = pm_id;
+    const std::string note = "<irc xmlns='urn:portcullis:rooms:irc:1' reason='no-user'/>";
+    // a is not where b passed it: a claim from there is not passed back.
+    CHECK(told_al(ch.net.peer(ch.b, ch.ra, from_link("wait", "recipient-unavailable", note))).empty());
+    const Outputs got = ch.net.peer(ch.b, ch.rc, from_link("wait", "recipient-unavailable", note));
+    const auto t = told_al(got);
+    REQUIRE(t.size() == 1);
+    CHECK(t[0]->attr_or("id") == "al-pm");
+    CHECK(error_text(*t[0]).find("your private message reached the federated room ops@rooms.b but not the IRC "
+                                 "channel of ops@rooms.c") != std::string::npos);
+    CHECK(error_text(*t[0]).find("no IRC user has that nick") != std::string::npos);
+  }
   SECTION("a note outside the vocabulary, or none, is not passed on") {
     for (const std::string& note : {std::string("<irc xmlns='urn:portcullis:rooms:irc:1' reason='evil'/>"),
                                     std::string("<irc xmlns='urn:portcullis:rooms:irc:1' reason='label' lines='3'/>"),
