@@ -765,8 +765,8 @@ void IrcGateway::on_room(const Element& st, std::int64_t now_ms, IrcActions& out
       const Element* s = st.find_child("subject", st.ns());
       const IrcLabelJudgement j = labels_->judge(st);
       if (!j.send) {
-        // IRC keeps its topic; the refusal is archived (the room relays a
-        // subject without an id of its author's, so the error reaches nobody).
+        // IRC keeps its topic; the refusal is archived, and the room tells
+        // the subject's author (it remembers the subject's relay id).
         audit_refusal(st, nick, "subject", j, out);
         refuse(st, "the subject was not set on IRC: " + j.why, IrcNoteReason::Label, out);
       } else {

@@ -36,7 +36,6 @@
 #include <vector>
 
 #include "guard/config/config.h"
-#include "guard/rooms/fmuc.h"
 #include "guard/rooms/irc_note.h"
 #include "guard/xmpp/element.h"
 

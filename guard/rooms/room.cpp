@@ -1338,14 +1338,8 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
   } else if (note) {
     why = describe(*note);
   }
-  // The IRC link a remote room spoke for (the 'by' of its note), if it named one.
-  std::string irc_link;
-  if (!internal && note) {
-    const Element* e = st.find_child("error", st.ns());
-    const std::string by = e != nullptr ? e->attr_or("by") : std::string();
-    // Across the boundary 'by' is dropped: the federated room's own IRC channel.
-    irc_link = !by.empty() && by.size() <= 300 && xmpp::parse_jid(by) ? by : l.peer;
-  }
+  // The IRC link a remote room spoke for.
+  const std::string irc_link = !internal && note ? irc_link_named(l, st) : std::string();
   if (warning) {
     ++counters_.warned_by_peer;
   } else {
@@ -1383,6 +1377,14 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
         std::string(xmpp::to_string(err->condition)) + "; author told");
 }
 
+std::string Room::irc_link_named(const Link& l, const Element& st) {
+  // The 'by' of the error, a JID; the boundary drops it (free text), and then
+  // the room that sent the error stands for its own IRC link.
+  const Element* e = st.find_child("error", st.ns());
+  const std::string by = e != nullptr ? e->attr_or("by") : std::string();
+  return !by.empty() && by.size() <= 300 && xmpp::parse_jid(by) ? by : l.peer;
+}
+
 bool Room::forward_irc_note(const Link& l, const Element& st, const xmpp::StanzaError& err, const IrcNote& note,
                             bool internal, Outputs& out) {
   // The message it answers, as this room took it from another node.
@@ -1412,13 +1414,7 @@ bool Room::forward_irc_note(const Link& l, const Element& st, const xmpp::Stanza
   auto origin = links_.find(origin_peer);
   if (origin == links_.end() || origin->second.state != LinkState::Up) return true;
   // The IRC link: ours by its JID, or the one a further room named.
-  std::string by = l.peer;
-  if (!internal) {
-    const Element* e = st.find_child("error", st.ns());
-    // The boundary drops 'by' (free text): then the room that sent it stands for it.
-    by = e != nullptr ? e->attr_or("by") : std::string();
-    if (by.empty() || by.size() > 300 || !xmpp::parse_jid(by)) by = l.peer;
-  }
+  const std::string by = internal ? l.peer : irc_link_named(l, st);
   Element m(std::string(xmpp::kNsServer), "message");
   m.set_attr("from", jid_);
   m.set_attr("to", origin_peer + "/" + origin_nick);

@@ -79,7 +79,7 @@ struct RoomCounters {
   std::uint64_t backfilled_out = 0;      // messages sent as backfill
   std::uint64_t links_lost = 0;
   std::uint64_t refused_by_peer = 0;     // our relays the far side (or the boundary) refused
-  std::uint64_t warned_by_peer = 0;      // our relays a node of this process passed on changed (cut)
+  std::uint64_t warned_by_peer = 0;      // our relays an IRC link (here or beyond a peer) passed on cut
   std::uint64_t refused_from_peer = 0;   // stanzas from a node dropped (impersonation, our own ids, limits)
   std::uint64_t refused_labels = 0;      // messages refused for a misplaced or second security label
 };
@@ -171,6 +171,8 @@ class Room {
   void remember_sent(const std::string& relay_id, Sent s);
   // An IRC link's note about a message another node brought: back to that
   // node (its author's room). False if this room has no such message.
+  // The IRC link a remote node's error names (its 'by'), else that node's own.
+  static std::string irc_link_named(const Link& l, const xmpp::Element& st);
   bool forward_irc_note(const Link& l, const xmpp::Element& st, const xmpp::StanzaError& err, const IrcNote& note,
                         bool internal, Outputs& out);
 
