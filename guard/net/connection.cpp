@@ -25,6 +25,8 @@ namespace portcullis::net {
 namespace {
 
 constexpr std::size_t kReadChunk = 16384;
+// A drained send buffer larger than this is freed rather than kept for reuse.
+constexpr std::size_t kKeepCapacity = 16384;
 // Per readiness event, so one busy peer cannot starve the others.
 constexpr std::size_t kReadBudget = 256 * 1024;
 // After close_after_flush has sent everything (and FIN), how long we wait for
@@ -144,6 +146,7 @@ struct Connection::Impl {
     if (linger_timer) loop.cancel_timer(linger_timer);
     if (fd >= 0) {
       loop.unwatch(fd);
+      if (ssl) loop.return_free_memory_soon();
       ssl.reset();
       ::close(fd);
     }
@@ -153,7 +156,13 @@ struct Connection::Impl {
 
   static void compact(std::string& buf, std::size_t& off) {
     if (off == buf.size()) {
-      buf.clear();
+      // A burst's buffer is given back once it is written, so a stream that
+      // goes idle after a flood does not keep its high-water mark.
+      if (buf.capacity() > kKeepCapacity) {
+        std::string().swap(buf);
+      } else {
+        buf.clear();
+      }
       off = 0;
     } else if (off > 65536 && off * 2 > buf.size()) {
       buf.erase(0, off);
@@ -406,6 +415,9 @@ struct Connection::Impl {
     if (r == 1) {
       tls = Tls::Established;
       hs_wants_write = false;
+      // The handshake's scratch (certificates, key shares, transcript) is
+      // freed now, in holes between the live state of the streams.
+      loop.return_free_memory_soon();
       fill_session_info();
       if (cb.on_tls_established) cb.on_tls_established(info);
       if (closed()) return;

@@ -1,5 +1,6 @@
 #include "guard/net/event_loop.h"
 
+#include <malloc.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -78,6 +79,7 @@ struct EventLoop::Impl {
   std::vector<std::function<void()>> posted;
   std::vector<std::function<void()>> end_of_turn;   // loop thread only
   std::atomic<bool> stopped{false};
+  TimerId trim_timer = 0;   // armed by return_free_memory_soon()
 
   void wake() {
     std::uint64_t one = 1;
@@ -189,6 +191,14 @@ TimerId EventLoop::add_timer(Duration after, std::function<void()> callback) {
 }
 
 void EventLoop::cancel_timer(TimerId id) { impl_->timers.erase(id); }
+
+void EventLoop::return_free_memory_soon() {
+  if (impl_->trim_timer != 0) return;
+  impl_->trim_timer = add_timer(std::chrono::seconds(1), [this] {
+    impl_->trim_timer = 0;
+    ::malloc_trim(0);
+  });
+}
 
 void EventLoop::post(std::function<void()> callback) {
   {

@@ -63,6 +63,13 @@ class EventLoop {
   // produced, such as one write for all the frames sent during it.
   void at_end_of_turn(std::function<void()> callback);
 
+  // Asks for the heap's free pages to go back to the kernel (malloc_trim) in
+  // about a second, once for all the asks made meanwhile. For the moments
+  // that free much at once (a TLS handshake's scratch, a closed stream), so
+  // that idle streams cost their live state and not the holes left between
+  // them. Loop thread only.
+  void return_free_memory_soon();
+
   // Runs until stop(). Returns normally.
   void run();
   // Runs one iteration, waiting at most `max_wait` for events (less if a timer

@@ -254,7 +254,7 @@ SslCtxPtr make_ctx(const TlsConfig& cfg, bool server) {
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
   if (server) SSL_CTX_set_num_tickets(c, 0);
   // Non-blocking writes from a buffer that grows (and may be reallocated).
-  SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
   if (cfg.max_send_fragment != 0 &&
       SSL_CTX_set_max_send_fragment(c, static_cast<long>(cfg.max_send_fragment)) != 1) {
     throw std::runtime_error("TLS: max_send_fragment must be 512..16384, not " + std::to_string(cfg.max_send_fragment));

@@ -247,6 +247,10 @@ struct ParserCore {
     sax.error = &ParserCore::on_silent;
     sax.fatalError = &ParserCore::on_silent;
 
+    // The push parser's input buffer starts at twice libxml2's default buffer
+    // size (4000, so 8 KB a stream) and grows with what is fed; an idle
+    // stream needs little. This thread's default, set for each parser.
+    xmlDefaultBufferSize = 256;
     ctxt.reset(xmlCreatePushParserCtxt(&sax, this, nullptr, 0, nullptr));
     if (!ctxt) {
       fail(StreamErrorCondition::InternalServerError, "cannot create XML parser");

@@ -76,15 +76,17 @@ def guards_xml(run_dir):
 
 
 class Guard:
-    def __init__(self, build, run, pki, broad=False, max_inbound=None):
+    def __init__(self, build, run, pki, broad=False, max_inbound=None, flow_window=None):
         os.makedirs(run, exist_ok=True)
         cfg = write_portcullis_config(os.path.join(run, "portcullis.xml"), pki, "cert", None, run,
                                       guards_xml=guards_xml(run) if broad else None)
         with open(cfg) as f:
             text = f.read().replace('level="debug"', 'level="info"')
-        if max_inbound:
+        limits = (' max-inbound="%d"' % max_inbound if max_inbound else "") + \
+            (' flow-window="%d"' % flow_window if flow_window else "")
+        if limits:
             at = text.index("    <peer ", text.index('<side name="low">'))
-            text = text[:at] + '    <limits max-inbound="%d"/>\n' % max_inbound + text[at:]
+            text = text[:at] + '    <limits%s/>\n' % limits + text[at:]
         with open(cfg, "w") as f:
             f.write(text)
         self.proc = start_portcullis(build, cfg)
@@ -161,7 +163,12 @@ def main():
     ap.add_argument("--messages", type=int, default=200000)
     ap.add_argument("--rate-seconds", type=int, default=5)
     ap.add_argument("--idle-streams", type=int, default=1000)
+    ap.add_argument("--only", choices=("flood", "rate", "broad", "idle"), action="append",
+                    help="run only these parts (repeatable); the report shows what ran")
+    ap.add_argument("--flow-window", type=int, default=None,
+                    help="the low side's <limits flow-window> (default: the product's default)")
     args = ap.parse_args()
+    parts = set(args.only or ("flood", "rate", "broad", "idle"))
     build = os.path.abspath(args.build_dir)
     run = args.run_dir or appliance.run_dir("bench_guard")
     os.makedirs(run, exist_ok=True)
@@ -169,31 +176,34 @@ def main():
     s2sload.ca_bundle(pki)
     out = {"messages": args.messages}
     try:
-        for streams in (1, 4):
-            g, r, _ = run_load(build, run, pki, "direct-flood-%d" % streams, None, count=args.messages // streams,
-                               streams=streams)
-            out["direct_flood_%d" % streams] = row(g, r)
-        guard = Guard(build, os.path.join(run, "guard"), pki)
-        for streams in (1, 4):
-            g, r, cpu = run_load(build, run, pki, "guard-flood-%d" % streams, guard, count=args.messages // streams,
-                                 streams=streams)
+        if parts & {"flood", "broad"}:
+            for streams in ((1, 4) if "flood" in parts else (1,)):
+                g, r, _ = run_load(build, run, pki, "direct-flood-%d" % streams, None,
+                                   count=args.messages // streams, streams=streams)
+                out["direct_flood_%d" % streams] = row(g, r)
+        if parts & {"flood", "rate"}:
+            guard = Guard(build, os.path.join(run, "guard"), pki, flow_window=args.flow_window)
+            for streams in ((1, 4) if "flood" in parts else ()):
+                g, r, cpu = run_load(build, run, pki, "guard-flood-%d" % streams, guard,
+                                     count=args.messages // streams, streams=streams)
+                x = row(g, r)
+                x["cpu_us_per_stanza"] = {k: v * 1e6 / max(r["received"], 1) for k, v in cpu.items()}
+                out["guard_flood_%d" % streams] = x
+            for rate in ((5000, 20000) if "rate" in parts else ()):
+                n = rate * args.rate_seconds
+                g, r, _ = run_load(build, run, pki, "guard-rate-%d" % rate, guard, count=n, rate=rate)
+                out["guard_rate_%d" % rate] = row(g, r)
+                g, r, _ = run_load(build, run, pki, "direct-rate-%d" % rate, None, count=n, rate=rate)
+                out["direct_rate_%d" % rate] = row(g, r)
+            guard.stop()
+        if "broad" in parts:
+            guard = Guard(build, os.path.join(run, "guard-broad"), pki, broad=True, flow_window=args.flow_window)
+            g, r, cpu = run_load(build, run, pki, "broad-flood-1", guard, count=args.messages, streams=1)
             x = row(g, r)
             x["cpu_us_per_stanza"] = {k: v * 1e6 / max(r["received"], 1) for k, v in cpu.items()}
-            out["guard_flood_%d" % streams] = x
-        for rate in (5000, 20000):
-            n = rate * args.rate_seconds
-            g, r, _ = run_load(build, run, pki, "guard-rate-%d" % rate, guard, count=n, rate=rate)
-            out["guard_rate_%d" % rate] = row(g, r)
-            g, r, _ = run_load(build, run, pki, "direct-rate-%d" % rate, None, count=n, rate=rate)
-            out["direct_rate_%d" % rate] = row(g, r)
-        guard.stop()
-        guard = Guard(build, os.path.join(run, "guard-broad"), pki, broad=True)
-        g, r, cpu = run_load(build, run, pki, "broad-flood-1", guard, count=args.messages, streams=1)
-        x = row(g, r)
-        x["cpu_us_per_stanza"] = {k: v * 1e6 / max(r["received"], 1) for k, v in cpu.items()}
-        out["broad_flood_1"] = x
-        guard.stop()
-        if args.idle_streams > 0:
+            out["broad_flood_1"] = x
+            guard.stop()
+        if "idle" in parts and args.idle_streams > 0:
             out["idle_direct"] = idle_rss(build, run, pki, args.idle_streams, None)
             guard = Guard(build, os.path.join(run, "guard-idle"), pki, max_inbound=args.idle_streams + 100)
             out["idle_guard"] = idle_rss(build, run, pki, args.idle_streams, guard)
@@ -213,20 +223,27 @@ def report(o):
         return "%8.0f/s delivered, %d bounced, %d lost" % (x["delivered_per_s"], x["bounced"], x["lost"])
 
     for s in (1, 4):
+        if "guard_flood_%d" % s not in o:
+            continue
         g, d = o["guard_flood_%d" % s], o["direct_flood_%d" % s]
         print("flood, %d stream(s), %d messages: guard %s | direct %s | ratio guard/direct %.2f" % (
             s, o["messages"], fl("guard_flood_%d" % s), fl("direct_flood_%d" % s),
             g["delivered_per_s"] / max(d["delivered_per_s"], 1e-9)))
-    b = o["broad_flood_1"]
-    print("flood, 1 stream, broad-profile guard stage: %s | ratio to direct %.2f" % (
-        fl("broad_flood_1"), b["delivered_per_s"] / max(o["direct_flood_1"]["delivered_per_s"], 1e-9)))
+    b = o.get("broad_flood_1")
+    if b:
+        print("flood, 1 stream, broad-profile guard stage: %s | ratio to direct %.2f" % (
+            fl("broad_flood_1"), b["delivered_per_s"] / max(o["direct_flood_1"]["delivered_per_s"], 1e-9)))
     for name in ("guard_flood_1", "broad_flood_1"):
+        if name not in o:
+            continue
         c = o[name]["cpu_us_per_stanza"]
         print("CPU per crossing stanza (%s): edge(low) %.1f us, filter %.1f us, edge(high) %.1f us, total %.1f us; "
               "generator %.1f us" % (name, c.get("edge_low", 0), c.get("filter", 0), c.get("edge_high", 0),
                                      sum(c.values()),
                                      o[name]["generator_cpu_s"] * 1e6 / max(o[name]["sent"], 1)))
     for rate in (5000, 20000):
+        if "guard_rate_%d" % rate not in o:
+            continue
         g, d = o["guard_rate_%d" % rate], o["direct_rate_%d" % rate]
         print("%5d/s: guard p50 %.2f ms p99 %.2f ms (%d lost, %d bounced) | direct p50 %.2f ms p99 %.2f ms | "
               "added p50 %+.2f ms, p99 %+.2f ms" % (rate, g["p50_ms"], g["p99_ms"], g["lost"], g["bounced"],
