@@ -53,6 +53,7 @@ void Pipeline::add(std::shared_ptr<const Filter> filter, bool shadow) {
 
 Decision Pipeline::run(xmpp::Element& stanza, const StanzaContext& ctx) const noexcept {
   Decision d;
+  d.trail.reserve(stages_.size());   // one entry per stage run: no regrowth per stanza
   for (std::size_t i = 0; i < stages_.size(); ++i) {
     const PipelineStage& stage = stages_[i];
     const Filter& f = *stage.filter;
