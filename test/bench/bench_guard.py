@@ -65,6 +65,26 @@ def rss_kib(pid):
     return 0
 
 
+def fdatasync_ms(directory, n=300, size=600):
+    """The disk's floor under audit-before-release: p50/p99 of one append of a
+    record-sized block plus fdatasync, in `directory` (the archive's filesystem)."""
+    path = os.path.join(directory, "fdatasync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    out = []
+    try:
+        block = b"x" * size
+        for _ in range(n):
+            t = time.perf_counter()
+            os.write(fd, block)
+            os.fdatasync(fd)
+            out.append((time.perf_counter() - t) * 1e3)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    out.sort()
+    return {"p50_ms": out[len(out) // 2], "p99_ms": out[int(len(out) * 0.99)]}
+
+
 def guards_xml(run_dir):
     profile = os.path.join(run_dir, "schemas", "xmpp", "broad.xsd")
     out = ["  <guards>"]
@@ -181,6 +201,7 @@ def main():
                 g, r, _ = run_load(build, run, pki, "direct-flood-%d" % streams, None,
                                    count=args.messages // streams, streams=streams)
                 out["direct_flood_%d" % streams] = row(g, r)
+        out["fdatasync"] = fdatasync_ms(run)
         if parts & {"flood", "rate"}:
             guard = Guard(build, os.path.join(run, "guard"), pki, flow_window=args.flow_window)
             for streams in ((1, 4) if "flood" in parts else ()):
@@ -237,10 +258,12 @@ def report(o):
         if name not in o:
             continue
         c = o[name]["cpu_us_per_stanza"]
+        gen_us = o[name]["generator_cpu_s"] * 1e6 / max(o[name]["sent"], 1)
         print("CPU per crossing stanza (%s): edge(low) %.1f us, filter %.1f us, edge(high) %.1f us, total %.1f us; "
-              "generator %.1f us" % (name, c.get("edge_low", 0), c.get("filter", 0), c.get("edge_high", 0),
-                                     sum(c.values()),
-                                     o[name]["generator_cpu_s"] * 1e6 / max(o[name]["sent"], 1)))
+              "generator %.1f us per message, so the guard costs %.1f x the generator (a ratio that holds when "
+              "the machine's speed varies between runs)" % (
+                  name, c.get("edge_low", 0), c.get("filter", 0), c.get("edge_high", 0), sum(c.values()), gen_us,
+                  sum(c.values()) / max(gen_us, 1e-9)))
     for rate in (5000, 20000):
         if "guard_rate_%d" % rate not in o:
             continue
@@ -249,6 +272,9 @@ def report(o):
               "added p50 %+.2f ms, p99 %+.2f ms" % (rate, g["p50_ms"], g["p99_ms"], g["lost"], g["bounced"],
                                                    d["p50_ms"], d["p99_ms"], g["p50_ms"] - d["p50_ms"],
                                                    g["p99_ms"] - d["p99_ms"]))
+    if "fdatasync" in o:
+        print("the disk under the archive: append + fdatasync p50 %.2f ms, p99 %.2f ms (every release waits for "
+              "one: the floor of the added latency)" % (o["fdatasync"]["p50_ms"], o["fdatasync"]["p99_ms"]))
     if "idle_guard" in o:
         print("RSS per idle authenticated S2S stream (%d streams, TLS): edge(low) %.1f KiB | the same S2S code "
               "alone (receiver) %.1f KiB | ratio %.2f" % (
