@@ -146,7 +146,7 @@ struct Connection::Impl {
     if (linger_timer) loop.cancel_timer(linger_timer);
     if (fd >= 0) {
       loop.unwatch(fd);
-      if (ssl) loop.return_free_memory_soon();
+      if (ssl) loop.return_free_memory_soon();   // destroyed open (close_now asks otherwise)
       ssl.reset();
       ::close(fd);
     }
@@ -205,11 +205,13 @@ struct Connection::Impl {
       linger_timer = 0;
     }
     loop.unwatch(fd);
+    // A TLS stream's state (SSL object, session, peer certificate) is freed now.
+    if (ssl) loop.return_free_memory_soon();
     ssl.reset();  // SSL_set_fd's BIO does not close the fd
     ::close(fd);
     fd = -1;
-    out.clear();
-    app_out.clear();
+    std::string().swap(out);
+    std::string().swap(app_out);
     out_off = app_off = 0;
     auto on_closed = std::move(cb.on_closed);
     cb.on_closed = nullptr;

@@ -248,8 +248,10 @@ struct ParserCore {
     sax.fatalError = &ParserCore::on_silent;
 
     // The push parser's input buffer starts at twice libxml2's default buffer
-    // size (4000, so 8 KB a stream) and grows with what is fed; an idle
-    // stream needs little. This thread's default, set for each parser.
+    // size (4096, so 8 KB a stream) and grows with what is fed; an idle
+    // stream needs little. The setting is this thread's (the process's, in the
+    // main thread) and stays: other libxml2 buffers made here (the policy's
+    // xmlReader) start smaller too and grow the same way.
     xmlDefaultBufferSize = 256;
     ctxt.reset(xmlCreatePushParserCtxt(&sax, this, nullptr, 0, nullptr));
     if (!ctxt) {
