@@ -43,26 +43,25 @@ std::optional<IrcNote> read_irc_note(const xmpp::Element& st) {
   return n == nullptr ? std::nullopt : parse_irc_note(*n);
 }
 
-std::optional<IrcNote> parse_irc_note(const xmpp::Element& n_) {
-  const xmpp::Element* n = &n_;
-  if (n->ns() != kNsIrcNote || n->name() != "irc" || !n->children().empty()) return std::nullopt;
-  for (const auto& a : n->attributes()) {
+std::optional<IrcNote> parse_irc_note(const xmpp::Element& n) {
+  if (n.ns() != kNsIrcNote || n.name() != "irc" || !n.children().empty()) return std::nullopt;
+  for (const auto& a : n.attributes()) {
     if (!a.ns.empty() || (a.local != "reason" && a.local != "lines")) return std::nullopt;
   }
   IrcNote note;
   bool known = false;
   for (const NoteWord& w : kNoteWords) {
-    if (n->attr_or("reason") == w.word) {
+    if (n.attr_or("reason") == w.word) {
       note.reason = w.reason;
       known = true;
     }
   }
   if (!known) return std::nullopt;
-  const std::string lines = n->attr_or("lines");
+  const std::string lines = n.attr_or("lines");
   if (note.reason == IrcNoteReason::LineCap) {
     if (lines.empty() || lines.size() > 4 || lines.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
     note.lines = std::stoi(lines);
-  } else if (n->attr("lines") != nullptr) {
+  } else if (n.attr("lines") != nullptr) {
     return std::nullopt;
   }
   return note;

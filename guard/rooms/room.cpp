@@ -15,7 +15,6 @@ using xmpp::StanzaErrorCondition;
 
 namespace {
 
-constexpr std::size_t kMaxSent = 2048;       // relay ids remembered for error replies
 constexpr std::size_t kSeenFactor = 8;       // message ids remembered: history_size x this (at least 1024)
 constexpr std::size_t kMaxSessions = 16;     // resources of one occupant
 constexpr std::size_t kMaxOccupants = 5000;
@@ -617,13 +616,7 @@ void Room::local_groupchat(const Element& st, const std::string& from, std::int6
   accept_message(std::move(e), {}, false, out);
 }
 
-void Room::remember_sent(const std::string& relay_id, Sent s) {
-  if (sent_.size() >= kMaxSent) {
-    sent_.erase(sent_order_.front());
-    sent_order_.pop_front();
-  }
-  if (sent_.emplace(relay_id, std::move(s)).second) sent_order_.push_back(relay_id);
-}
+void Room::remember_sent(const std::string& relay_id, Sent s) { sent_.insert(relay_id, std::move(s)); }
 
 void Room::local_private(const Element& st, const std::string& from, const std::string& nick, Outputs& out) {
   const std::string type = st.attr_or("type");
@@ -1250,16 +1243,31 @@ void Room::peer_message(Link& l, const Element& st, const std::string& nick, std
   m.set_attr("to", it->second.peer + "/" + to_nick);
   set_fmuc_from(m, f.from);
   // Remembered (bounded), so an IRC link's note on it finds the way back.
-  if (const std::string id = st.attr_or("id"); !id.empty() && onward_pms_.count(id) == 0) {
-    onward_pms_[id] = OnwardPm{l.peer, nick, it->second.peer};
-    onward_order_.push_back(id);
-    if (onward_order_.size() > kMaxSent) {
-      onward_pms_.erase(onward_order_.front());
-      onward_order_.pop_front();
-    }
-  }
+  if (const std::string id = st.attr_or("id"); !id.empty()) onward_pms_.insert(id, OnwardPm{l.peer, nick, it->second.peer});
   send_to_peer(next->second, std::move(m), out);
 }
+
+namespace {
+
+// What an author is told when `peer` refused (or, `warning`, passed on cut) a
+// relay of theirs; `irc_link` is the IRC link that spoke, if one did.
+std::string told_author(const std::string& what, bool private_msg, const std::string& peer,
+                        const std::string& irc_link, bool warning) {
+  if (irc_link == peer) {
+    return warning ? what + " reached the IRC channel of the federated room " + peer + ", with a warning"
+                   : what + " reached the federated room " + peer + " but not its IRC channel";
+  }
+  if (!irc_link.empty()) {
+    return warning ? what + " reached the IRC channel of " + irc_link + " through the federated room " + peer +
+                         ", with a warning"
+                   : what + " reached the federated room " + peer + " but not the IRC channel of " + irc_link;
+  }
+  if (warning) return what + " reached " + peer + ", with a warning";
+  return private_msg ? what + " did not reach the federated room " + peer
+                     : what + " reached this room but not the federated room " + peer;
+}
+
+}  // namespace
 
 void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out) {
   auto err = xmpp::read_stanza_error(st);
@@ -1312,18 +1320,18 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
   const bool internal = std::find(s_.internal_nodes.begin(), s_.internal_nodes.end(), l.peer) != s_.internal_nodes.end();
   // An IRC link's note, in closed words (a remote node's free text is never shown).
   const std::optional<IrcNote> note = read_irc_note(st);
-  auto s = sent_.find(st.attr_or("id"));
-  if (st.name() == "message" && s == sent_.end() && note) {
+  const Sent* s = sent_.find(st.attr_or("id"));
+  if (st.name() == "message" && s == nullptr && note) {
     // Not our author's: an IRC link (ours, or one further on) refused or cut a
     // message that came from another node. Its author's room is told.
     if (forward_irc_note(l, st, *err, *note, internal, out)) return;
   }
-  if (st.name() != "message" || s == sent_.end()) {
+  if (st.name() != "message" || s == nullptr) {
     ++counters_.refused_by_peer;
     return;
   }
   // A private message went to one link: no other link speaks for it.
-  if (!s->second.only_peer.empty() && s->second.only_peer != l.peer) return;
+  if (!s->only_peer.empty() && s->only_peer != l.peer) return;
   // A warning (type continue: it arrived, changed, e.g. cut at an IRC link's
   // line cap) is given by an IRC link only; any other is dropped.
   const bool warning = err->type == xmpp::StanzaErrorType::Continue;
@@ -1345,26 +1353,15 @@ void Room::peer_error(Link& l, const Element& st, std::int64_t now, Outputs& out
   } else {
     ++counters_.refused_by_peer;
   }
-  const char* what = s->second.kind == SentKind::Private ? "your private message"
-                     : s->second.kind == SentKind::Subject ? "your subject"
-                                                            : "your message";
-  const std::string text =
-      irc_link == l.peer
-          ? (warning ? std::string(what) + " reached the IRC channel of the federated room " + l.peer + ", with a warning"
-                     : std::string(what) + " reached the federated room " + l.peer + " but not its IRC channel")
-      : !irc_link.empty()
-          ? (warning ? std::string(what) + " reached the IRC channel of " + irc_link + " through the federated room " +
-                           l.peer + ", with a warning"
-                     : std::string(what) + " reached the federated room " + l.peer + " but not the IRC channel of " +
-                           irc_link)
-      : warning ? std::string(what) + " reached " + l.peer + ", with a warning"
-      : s->second.kind == SentKind::Private ? std::string(what) + " did not reach the federated room " + l.peer
-                                            : std::string(what) + " reached this room but not the federated room " + l.peer;
+  const std::string text = told_author(s->kind == SentKind::Private   ? "your private message"
+                                       : s->kind == SentKind::Subject ? "your subject"
+                                                                      : "your message",
+                                       s->kind == SentKind::Private, l.peer, irc_link, warning);
   Element m(std::string(xmpp::kNsServer), "message");
   m.set_attr("from", jid_);
-  m.set_attr("to", s->second.author_session);
+  m.set_attr("to", s->author_session);
   m.set_attr("type", "error");
-  if (!s->second.client_id.empty()) m.set_attr("id", s->second.client_id);
+  if (!s->client_id.empty()) m.set_attr("id", s->client_id);
   Element& er = m.add_child(std::string(xmpp::kNsServer), "error");
   er.set_attr("type", std::string(xmpp::to_string(err->type)));
   er.set_attr("by", jid_);
@@ -1398,19 +1395,14 @@ bool Room::forward_irc_note(const Link& l, const Element& st, const xmpp::Stanza
   }
   if (origin_peer.empty()) {
     // A private message passed on: only the link it went to speaks for it.
-    auto p = onward_pms_.find(id);
-    if (p == onward_pms_.end() || p->second.to_peer != l.peer) return false;
-    origin_peer = p->second.from_peer;
-    origin_nick = p->second.nick;
+    const OnwardPm* p = onward_pms_.find(id);
+    if (p == nullptr || p->to_peer != l.peer) return false;
+    origin_peer = p->from_peer;
+    origin_nick = p->nick;
   }
   // Once per message: a claim repeated, or an error going round a cycle of
   // links (origin ids are the peers' to choose), ends here.
-  if (!forwarded_.insert(id).second) return true;
-  forwarded_order_.push_back(id);
-  if (forwarded_order_.size() > kMaxSent) {
-    forwarded_.erase(forwarded_order_.front());
-    forwarded_order_.pop_front();
-  }
+  if (!forwarded_.insert(id, true)) return true;
   auto origin = links_.find(origin_peer);
   if (origin == links_.end() || origin->second.state != LinkState::Up) return true;
   // The IRC link: ours by its JID, or the one a further room named.

@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "guard/rooms/bounded_ids.h"
 #include "guard/rooms/fmuc.h"
 #include "guard/rooms/irc_note.h"
 #include "guard/xmpp/element.h"
@@ -265,15 +266,13 @@ class Room {
   std::set<OriginKey> seen_;
   std::deque<OriginKey> seen_order_;
   std::map<std::string, Link> links_;           // by peer room JID
-  std::map<std::string, Sent> sent_;            // relay id -> author, bounded
-  std::deque<std::string> sent_order_;
-  std::set<std::string> forwarded_;            // relay ids whose IRC note we passed back, bounded
-  std::deque<std::string> forwarded_order_;
-  struct OnwardPm {                             // a peer's private message passed on to another link
+  static constexpr std::size_t kMaxRemembered = 2048;   // relay ids kept for error replies
+  BoundedIds<Sent> sent_{kMaxRemembered};               // relay id -> author
+  BoundedIds<bool> forwarded_{kMaxRemembered};          // relay ids whose IRC note we passed back
+  struct OnwardPm {                                     // a peer's private message passed on to another link
     std::string from_peer, nick, to_peer;
   };
-  std::map<std::string, OnwardPm> onward_pms_;  // relay id -> where it came from, bounded
-  std::deque<std::string> onward_order_;
+  BoundedIds<OnwardPm> onward_pms_{kMaxRemembered};    // relay id -> where it came from
   std::uint64_t next_seq_ = 0;
   RoomCounters counters_;
   std::vector<std::string> events_;

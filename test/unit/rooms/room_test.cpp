@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "guard/rooms/bounded_ids.h"
 #include "guard/rooms/fmuc.h"
 #include "guard/rooms/room_service.h"
 #include "guard/xmpp/stream_parser.h"
@@ -525,4 +526,20 @@ TEST_CASE("a subject set on the joining half survives a rejoin", "[rooms][fmuc]"
   // The join answer ends with the subject alice set: from the room, so alice's own room takes it.
   CHECK(low.room("ops")->link_state("ops@rooms.high.test") == rooms::LinkState::Up);
   CHECK(low.room("ops")->counters().refused_from_peer == 0);
+}
+
+TEST_CASE("a room's relay-id memory keeps the newest ids, the first entry for an id standing", "[rooms]") {
+  portcullis::rooms::BoundedIds<int> ids(3);
+  CHECK(ids.insert("a", 1));
+  CHECK_FALSE(ids.insert("a", 2));   // a repeat changes nothing
+  REQUIRE(ids.find("a") != nullptr);
+  CHECK(*ids.find("a") == 1);
+  CHECK(ids.insert("b", 2));
+  CHECK(ids.insert("c", 3));
+  CHECK(ids.insert("d", 4));   // past the bound: the oldest ("a") goes
+  CHECK(ids.find("a") == nullptr);
+  CHECK(ids.find("b") != nullptr);
+  CHECK(ids.find("d") != nullptr);
+  CHECK(ids.insert("a", 5));   // forgotten, so new again
+  CHECK(ids.find("b") == nullptr);
 }
